@@ -1,0 +1,144 @@
+package engine
+
+import "github.com/tidwall/btree"
+
+// order is an open order, or an incoming one while it matches. Orders come
+// from the engine's free list and go back to it when they close.
+type order struct {
+	id     OrderID
+	ref    ClientRef
+	price  Price // limit price; for a market order while it matches, its protection price
+	qty    Qty   // open (leaves) quantity
+	filled Qty
+	time   int64 // of the command that accepted or last re-prioritised it
+	acct   *account
+	book   *book
+	level  *level // nil unless resting
+
+	prev, next   *order // FIFO at the level; next doubles as the free-list link
+	aprev, anext *order // the account's open orders, oldest first
+
+	side Side
+	tif  TimeInForce
+	stp  STPMode // resolved: never STPDefault
+}
+
+// level is one price level of one side: a FIFO of resting orders and their
+// total open quantity.
+type level struct {
+	price      Price
+	qty        Qty
+	count      int32
+	head, tail *order // head is the oldest
+	nextFree   *level
+}
+
+// bookSide is the bids or the asks of one book. Levels are kept in a btree
+// keyed so that the smallest key is the best price (price for asks, -price
+// for bids); best is cached so matching never searches the tree for it.
+type bookSide struct {
+	levels btree.Map[Price, *level]
+	best   *level
+	side   Side
+}
+
+func (s *bookSide) key(p Price) Price {
+	if s.side == Buy {
+		return -p
+	}
+	return p
+}
+
+// better reports whether price a is better than b for this side.
+func (s *bookSide) better(a, b Price) bool {
+	if s.side == Buy {
+		return a > b
+	}
+	return a < b
+}
+
+// book is the order book of one instrument.
+type book struct {
+	inst     Instrument
+	idx      int   // position in Engine.books, also the index into account.open
+	refPrice Price // last trade price, or the start price before the first trade
+	bids     bookSide
+	asks     bookSide
+
+	epoch  uint64    // Engine.epoch when before was taken
+	before TopOfBook // top of book before the current command
+}
+
+func newBook(in Instrument, idx int) *book {
+	b := &book{inst: in, idx: idx, refPrice: in.StartPrice}
+	b.bids.side = Buy
+	b.asks.side = Sell
+	return b
+}
+
+func (b *book) sideOf(s Side) *bookSide {
+	if s == Buy {
+		return &b.bids
+	}
+	return &b.asks
+}
+
+func (b *book) opposite(s Side) *bookSide {
+	if s == Buy {
+		return &b.asks
+	}
+	return &b.bids
+}
+
+// TopOfBook is the best bid and ask of an instrument with their total
+// quantities. A zero price and quantity mean that side is empty.
+type TopOfBook struct {
+	BidPrice Price
+	BidQty   Qty
+	AskPrice Price
+	AskQty   Qty
+}
+
+func (b *book) top() TopOfBook {
+	var t TopOfBook
+	if l := b.bids.best; l != nil {
+		t.BidPrice, t.BidQty = l.price, l.qty
+	}
+	if l := b.asks.best; l != nil {
+		t.AskPrice, t.AskQty = l.price, l.qty
+	}
+	return t
+}
+
+// crosses reports whether a taker on side s with limit price limit can trade
+// against a resting price p.
+func crosses(s Side, p, limit Price) bool {
+	if s == Buy {
+		return p <= limit
+	}
+	return p >= limit
+}
+
+// inBand reports whether price p is inside the instrument's price band.
+func (b *book) inBand(p Price) bool {
+	if b.inst.BandBps == 0 || b.refPrice == 0 {
+		return true
+	}
+	band := b.refPrice * Price(b.inst.BandBps) / 10_000
+	return p >= b.refPrice-band && p <= b.refPrice+band
+}
+
+// protection is the worst price a market order on side s may trade at.
+func (b *book) protection(s Side) Price {
+	if b.inst.BandBps == 0 || b.refPrice == 0 {
+		if s == Buy {
+			return MaxPrice
+		}
+		return 1
+	}
+	band := b.refPrice * Price(b.inst.BandBps) / 10_000
+	if s == Buy {
+		return b.refPrice + band
+	}
+	return max(b.refPrice-band, 1)
+}

@@ -1,0 +1,136 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Instrument describes one tradable instrument. Prices and quantities are in
+// ticks and lots; TickSize and LotSize are the decimal strings that say what
+// a tick and a lot are worth. The engine stores them for the edges (config,
+// client, reports) and never parses them.
+type Instrument struct {
+	ID       InstrumentID
+	Symbol   string
+	TickSize string // e.g. "0.01"; informational inside the engine
+	LotSize  string // e.g. "1"; informational inside the engine
+
+	// MaxQty is the largest quantity of one order, in lots.
+	// Default DefaultMaxQty.
+	MaxQty Qty
+	// BandBps is the price band in basis points of the reference price.
+	// Limit orders priced further than that from the reference price are
+	// rejected, and market orders sweep no further than that. The reference
+	// price is the last trade, or StartPrice before the first trade.
+	// Zero disables the band (and market orders then sweep the whole side).
+	BandBps int64
+	// StartPrice is the reference price before the first trade, in ticks.
+	// Required when BandBps is set.
+	StartPrice Price
+	// MaxOpenPerAccount limits the open orders one account may have on this
+	// instrument. Default DefaultMaxOpenPerAccount.
+	MaxOpenPerAccount int32
+}
+
+// Defaults applied by Config.EnsureDefaults.
+const (
+	DefaultMaxQty            Qty   = 1_000_000_000
+	DefaultMaxOpenPerAccount int32 = 100_000
+)
+
+// AccountDefaults configures one account. Accounts not listed use
+// Config.DefaultSTP.
+type AccountDefaults struct {
+	ID  AccountID
+	STP STPMode // the mode used by orders that say STPDefault
+}
+
+// Config configures an Engine.
+type Config struct {
+	Instruments []Instrument
+	Accounts    []AccountDefaults
+	// DefaultSTP is the self-trade prevention mode of accounts not listed
+	// in Accounts. Default STPCancelResting.
+	DefaultSTP STPMode
+}
+
+// EnsureDefaults fills in zero fields with their documented defaults.
+func (c *Config) EnsureDefaults() {
+	if c.DefaultSTP == STPDefault {
+		c.DefaultSTP = STPCancelResting
+	}
+	for i := range c.Instruments {
+		in := &c.Instruments[i]
+		if in.MaxQty == 0 {
+			in.MaxQty = DefaultMaxQty
+		}
+		if in.MaxOpenPerAccount == 0 {
+			in.MaxOpenPerAccount = DefaultMaxOpenPerAccount
+		}
+	}
+	for i := range c.Accounts {
+		if c.Accounts[i].STP == STPDefault {
+			c.Accounts[i].STP = c.DefaultSTP
+		}
+	}
+}
+
+// Validate reports every problem in the configuration at once, or nil.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("engine: config: "+format, args...))
+	}
+	if len(c.Instruments) == 0 {
+		bad("no instruments")
+	}
+	if !validSTP(c.DefaultSTP) || c.DefaultSTP == STPDefault {
+		bad("default_stp %d is not a self-trade prevention mode", c.DefaultSTP)
+	}
+	ids := map[InstrumentID]bool{}
+	syms := map[string]bool{}
+	for i, in := range c.Instruments {
+		where := fmt.Sprintf("instruments[%d] (%q)", i, in.Symbol)
+		if in.ID == 0 || in.ID > MaxInstrumentID {
+			bad("%s: id %d not in 1..%d", where, in.ID, MaxInstrumentID)
+		}
+		if ids[in.ID] {
+			bad("%s: duplicate id %d", where, in.ID)
+		}
+		ids[in.ID] = true
+		if in.Symbol == "" {
+			bad("%s: empty symbol", where)
+		} else if syms[in.Symbol] {
+			bad("%s: duplicate symbol", where)
+		}
+		syms[in.Symbol] = true
+		if in.MaxQty <= 0 {
+			bad("%s: max quantity %d must be positive", where, in.MaxQty)
+		}
+		if in.BandBps < 0 || in.BandBps >= 10_000 {
+			bad("%s: band %d bps not in 0..9999", where, in.BandBps)
+		}
+		if in.StartPrice < 0 || in.StartPrice > MaxPrice {
+			bad("%s: start price %d not in 0..%d", where, in.StartPrice, MaxPrice)
+		}
+		if in.BandBps > 0 && in.StartPrice == 0 {
+			bad("%s: a price band needs a start price", where)
+		}
+		if in.MaxOpenPerAccount <= 0 {
+			bad("%s: max open orders per account %d must be positive", where, in.MaxOpenPerAccount)
+		}
+	}
+	accts := map[AccountID]bool{}
+	for i, a := range c.Accounts {
+		if accts[a.ID] {
+			bad("accounts[%d]: duplicate id %d", i, a.ID)
+		}
+		accts[a.ID] = true
+		if !validSTP(a.STP) || a.STP == STPDefault {
+			bad("accounts[%d]: stp %d is not a self-trade prevention mode", i, a.STP)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validSTP(m STPMode) bool { return m <= STPCancelBoth }

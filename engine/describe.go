@@ -1,0 +1,170 @@
+package engine
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+var sideNames = [...]string{Buy: "buy", Sell: "sell"}
+var typeNames = [...]string{Limit: "limit", Market: "market"}
+var tifNames = [...]string{GTC: "gtc", IOC: "ioc", FOK: "fok", PostOnly: "post"}
+var stpNames = [...]string{STPDefault: "default", STPCancelResting: "cancel-resting", STPCancelIncoming: "cancel-incoming", STPCancelBoth: "cancel-both"}
+var cmdNames = [...]string{CmdNewOrder: "new-order", CmdCancel: "cancel", CmdReplace: "replace", CmdMassCancel: "mass-cancel"}
+var eventNames = [...]string{EvAccepted: "accepted", EvRejected: "rejected", EvFill: "fill", EvCanceled: "canceled", EvReplaced: "replaced", EvMassCanceled: "mass-canceled", EvTopOfBook: "top"}
+var rejectNames = [...]string{
+	RejectUnknownCommand: "unknown-command", RejectUnknownInstrument: "unknown-instrument",
+	RejectBadSide: "bad-side", RejectBadType: "bad-type", RejectBadTimeInForce: "bad-tif",
+	RejectBadSTP: "bad-stp", RejectBadPrice: "bad-price", RejectBadQuantity: "bad-qty",
+	RejectOverMaxQuantity: "over-max-qty", RejectOutsidePriceBand: "outside-band",
+	RejectWouldCross: "would-cross", RejectFOKUnfillable: "fok-unfillable",
+	RejectUnknownOrder: "unknown-order", RejectNotOwner: "not-owner",
+	RejectStaleClientRef: "stale-ref", RejectTooManyOpenOrders: "too-many-orders",
+}
+var cancelNames = [...]string{CancelUser: "user", CancelUnfilled: "unfilled", CancelSelfTrade: "self-trade", CancelMass: "mass", CancelReplaced: "replaced"}
+
+func name[T ~uint8](names []string, v T) string {
+	if int(v) < len(names) && names[v] != "" {
+		return names[v]
+	}
+	return "?" + strconv.Itoa(int(v))
+}
+
+func parse[T ~uint8](names []string, s string) (T, bool) {
+	for i, n := range names {
+		if n != "" && n == s {
+			return T(i), true
+		}
+	}
+	return 0, false
+}
+
+// String returns "buy" or "sell".
+func (s Side) String() string { return name(sideNames[:], s) }
+
+// String returns "limit" or "market".
+func (t OrderType) String() string { return name(typeNames[:], t) }
+
+// String returns "gtc", "ioc", "fok" or "post".
+func (t TimeInForce) String() string { return name(tifNames[:], t) }
+
+// String returns the mode's kebab-case name.
+func (m STPMode) String() string { return name(stpNames[:], m) }
+
+// String returns the command kind's kebab-case name.
+func (k CommandKind) String() string { return name(cmdNames[:], k) }
+
+// String returns the event kind's name.
+func (k EventKind) String() string { return name(eventNames[:], k) }
+
+// String returns the reason's kebab-case name, as used in docs and logs.
+func (r RejectReason) String() string { return name(rejectNames[:], r) }
+
+// String returns the reason's kebab-case name.
+func (r CancelReason) String() string { return name(cancelNames[:], r) }
+
+// ParseSide parses the output of Side.String.
+func ParseSide(s string) (Side, bool) { return parse[Side](sideNames[:], s) }
+
+// ParseOrderType parses the output of OrderType.String.
+func ParseOrderType(s string) (OrderType, bool) { return parse[OrderType](typeNames[:], s) }
+
+// ParseTimeInForce parses the output of TimeInForce.String.
+func ParseTimeInForce(s string) (TimeInForce, bool) { return parse[TimeInForce](tifNames[:], s) }
+
+// ParseSTPMode parses the output of STPMode.String.
+func ParseSTPMode(s string) (STPMode, bool) { return parse[STPMode](stpNames[:], s) }
+
+// ParseRejectReason parses the output of RejectReason.String.
+func ParseRejectReason(s string) (RejectReason, bool) {
+	return parse[RejectReason](rejectNames[:], s)
+}
+
+// Describe returns a one-line, deterministic description of the command.
+func (c *Command) Describe() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "seq=%d %s acct=%d", c.Seq, c.Kind, c.Account)
+	switch c.Kind {
+	case CmdNewOrder:
+		fmt.Fprintf(&b, " ref=%d inst=%d %s %s %s", c.Ref, c.Instrument, c.Side, c.Type, c.TIF)
+		if c.Type == Limit {
+			fmt.Fprintf(&b, " price=%d", c.Price)
+		}
+		fmt.Fprintf(&b, " qty=%d", c.Qty)
+		if c.STP != STPDefault {
+			fmt.Fprintf(&b, " stp=%s", c.STP)
+		}
+	case CmdCancel:
+		fmt.Fprintf(&b, " order=%d", c.OrderID)
+	case CmdReplace:
+		fmt.Fprintf(&b, " order=%d ref=%d price=%d qty=%d", c.OrderID, c.Ref, c.Price, c.Qty)
+	case CmdMassCancel:
+		fmt.Fprintf(&b, " inst=%d", c.Instrument)
+	default:
+		fmt.Fprintf(&b, " %+v", *c)
+	}
+	return b.String()
+}
+
+// Describe returns a one-line, deterministic description of the event,
+// without its Seq and Time.
+func (ev *Event) Describe() string {
+	switch ev.Kind {
+	case EvAccepted:
+		return fmt.Sprintf("accepted order=%d acct=%d ref=%d %s price=%d qty=%d",
+			ev.OrderID, ev.Account, ev.Ref, ev.Side, ev.Price, ev.Qty)
+	case EvRejected:
+		return fmt.Sprintf("rejected acct=%d ref=%d order=%d reason=%s",
+			ev.Account, ev.Ref, ev.OrderID, RejectReason(ev.Reason))
+	case EvFill:
+		return fmt.Sprintf("fill trade=%d price=%d qty=%d taker=%d/%d leaves=%d maker=%d/%d leaves=%d",
+			ev.TradeID, ev.Price, ev.Qty, ev.OrderID, ev.Account, ev.Leaves,
+			ev.MakerOrder, ev.MakerAccount, ev.MakerLeaves)
+	case EvCanceled:
+		return fmt.Sprintf("canceled order=%d acct=%d ref=%d qty=%d reason=%s",
+			ev.OrderID, ev.Account, ev.Ref, ev.Qty, CancelReason(ev.Reason))
+	case EvReplaced:
+		return fmt.Sprintf("replaced order=%d acct=%d ref=%d orig-ref=%d price=%d qty=%d leaves=%d",
+			ev.OrderID, ev.Account, ev.Ref, ev.OrigRef, ev.Price, ev.Qty, ev.Leaves)
+	case EvMassCanceled:
+		return fmt.Sprintf("mass-canceled acct=%d inst=%d count=%d", ev.Account, ev.Instrument, ev.Qty)
+	case EvTopOfBook:
+		return fmt.Sprintf("top inst=%d bid=%s ask=%s", ev.Instrument,
+			describeSide(ev.BidPrice, ev.BidQty), describeSide(ev.AskPrice, ev.AskQty))
+	}
+	return fmt.Sprintf("event %+v", *ev)
+}
+
+func describeSide(p Price, q Qty) string {
+	if q == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%d@%d", q, p)
+}
+
+// DescribeBook returns a deterministic multi-line picture of an instrument's
+// book: asks from worst to best, then bids from best to worst, each level
+// with its orders in queue order as id:qty(account).
+func (e *Engine) DescribeBook(id InstrumentID) string {
+	b := e.book(id)
+	if b == nil {
+		return "unknown instrument\n"
+	}
+	var sb strings.Builder
+	line := func(l *level) {
+		fmt.Fprintf(&sb, "  %d x %d:", l.price, l.qty)
+		for o := l.head; o != nil; o = o.next {
+			fmt.Fprintf(&sb, " %d:%d(%d)", o.id, o.qty, o.acct.id)
+		}
+		sb.WriteByte('\n')
+	}
+	sb.WriteString("asks:\n")
+	var asks []*level
+	b.asks.levels.Scan(func(_ Price, l *level) bool { asks = append(asks, l); return true })
+	for i := len(asks) - 1; i >= 0; i-- {
+		line(asks[i])
+	}
+	sb.WriteString("bids:\n")
+	b.bids.levels.Scan(func(_ Price, l *level) bool { line(l); return true })
+	return sb.String()
+}

@@ -1,0 +1,609 @@
+package engine
+
+import "fmt"
+
+// account is the per-account state the engine keeps: the last client
+// reference, the self-trade default, and the open orders.
+type account struct {
+	id      AccountID
+	lastRef ClientRef
+	stp     STPMode
+	open    []int32 // open orders per book index
+	head    *order  // oldest open order
+	tail    *order
+}
+
+// Engine is the matching engine: every instrument's book and every account's
+// state. It is not safe for concurrent use; one goroutine owns it and feeds it
+// commands in sequence order.
+type Engine struct {
+	books      []*book // by index, in configuration order
+	byID       []*book // by InstrumentID
+	accounts   map[AccountID]*account
+	acctSTP    map[AccountID]STPMode // configured defaults
+	defaultSTP STPMode
+	orders     orderIndex
+
+	nextOrder OrderID // last assigned
+	nextTrade TradeID // last assigned
+	lastSeq   Seq
+
+	freeOrders *order
+	freeLevels *level
+
+	// Per-command scratch state.
+	seq     Seq
+	time    int64
+	out     []Event
+	epoch   uint64
+	touched []*book
+}
+
+// New returns an engine with empty books for cfg's instruments. It applies
+// cfg.EnsureDefaults and fails if cfg.Validate does.
+func New(cfg Config) (*Engine, error) {
+	cfg.Instruments = append([]Instrument(nil), cfg.Instruments...)
+	cfg.Accounts = append([]AccountDefaults(nil), cfg.Accounts...)
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		accounts:   make(map[AccountID]*account),
+		acctSTP:    make(map[AccountID]STPMode),
+		defaultSTP: cfg.DefaultSTP,
+	}
+	e.orders.init()
+	maxID := InstrumentID(0)
+	for _, in := range cfg.Instruments {
+		maxID = max(maxID, in.ID)
+	}
+	e.byID = make([]*book, maxID+1)
+	for i, in := range cfg.Instruments {
+		b := newBook(in, i)
+		e.books = append(e.books, b)
+		e.byID[in.ID] = b
+	}
+	for _, a := range cfg.Accounts {
+		e.acctSTP[a.ID] = a.STP
+	}
+	return e, nil
+}
+
+// LastSeq returns the sequence number of the last command applied.
+func (e *Engine) LastSeq() Seq { return e.lastSeq }
+
+// Apply applies one command and appends its events to out, returning the
+// extended slice. Commands must arrive with strictly increasing Seq; Apply
+// panics otherwise, as that is a bug in the caller, not bad input. Bad input
+// is answered with an EvRejected event and changes nothing else (the
+// account's last client reference advances when the command carried a fresh
+// one).
+//
+// Apply does not retain out or cmd. With enough capacity in out and after
+// warm-up it does not allocate.
+func (e *Engine) Apply(cmd *Command, out []Event) []Event {
+	if cmd.Seq <= e.lastSeq {
+		panic(fmt.Sprintf("engine: command seq %d not after %d", cmd.Seq, e.lastSeq))
+	}
+	e.lastSeq = cmd.Seq
+	e.seq, e.time, e.out = cmd.Seq, cmd.Time, out
+	e.epoch++
+	e.touched = e.touched[:0]
+
+	switch cmd.Kind {
+	case CmdNewOrder:
+		e.newOrder(cmd)
+	case CmdCancel:
+		e.cancel(cmd)
+	case CmdReplace:
+		e.replace(cmd)
+	case CmdMassCancel:
+		e.massCancel(cmd)
+	default:
+		e.reject(cmd, RejectUnknownCommand)
+	}
+
+	for _, b := range e.touched {
+		if t := b.top(); t != b.before {
+			e.out = append(e.out, Event{
+				Seq: e.seq, Time: e.time, Kind: EvTopOfBook, Instrument: b.inst.ID,
+				BidPrice: t.BidPrice, BidQty: t.BidQty, AskPrice: t.AskPrice, AskQty: t.AskQty,
+			})
+		}
+	}
+	out, e.out = e.out, nil
+	return out
+}
+
+// touch records b's top of book before the first change the current command
+// makes to it.
+func (e *Engine) touch(b *book) {
+	if b.epoch != e.epoch {
+		b.epoch = e.epoch
+		b.before = b.top()
+		e.touched = append(e.touched, b)
+	}
+}
+
+func (e *Engine) book(id InstrumentID) *book {
+	if int(id) < len(e.byID) {
+		return e.byID[id]
+	}
+	return nil
+}
+
+func (e *Engine) account(id AccountID) *account {
+	if a := e.accounts[id]; a != nil {
+		return a
+	}
+	stp, ok := e.acctSTP[id]
+	if !ok {
+		stp = e.defaultSTP
+	}
+	a := &account{id: id, stp: stp, open: make([]int32, len(e.books))}
+	e.accounts[id] = a
+	return a
+}
+
+func (e *Engine) reject(c *Command, r RejectReason) {
+	e.out = append(e.out, Event{
+		Seq: e.seq, Time: e.time, Kind: EvRejected, Reason: uint8(r),
+		Side: c.Side, Instrument: c.Instrument, Account: c.Account,
+		OrderID: c.OrderID, Ref: c.Ref, Price: c.Price, Qty: c.Qty,
+	})
+}
+
+// validate checks a new order against everything but the book's contents.
+func (e *Engine) validate(c *Command, b *book, a *account) RejectReason {
+	if b == nil {
+		return RejectUnknownInstrument
+	}
+	if c.Side != Buy && c.Side != Sell {
+		return RejectBadSide
+	}
+	switch c.Type {
+	case Limit:
+		if c.TIF < GTC || c.TIF > PostOnly {
+			return RejectBadTimeInForce
+		}
+	case Market:
+		if c.TIF != IOC && c.TIF != FOK {
+			return RejectBadTimeInForce
+		}
+	default:
+		return RejectBadType
+	}
+	if !validSTP(c.STP) {
+		return RejectBadSTP
+	}
+	if c.Qty <= 0 {
+		return RejectBadQuantity
+	}
+	if c.Qty > b.inst.MaxQty {
+		return RejectOverMaxQuantity
+	}
+	if c.Type == Limit {
+		if c.Price <= 0 || c.Price > MaxPrice {
+			return RejectBadPrice
+		}
+		if !b.inBand(c.Price) {
+			return RejectOutsidePriceBand
+		}
+		if (c.TIF == GTC || c.TIF == PostOnly) && a.open[b.idx] >= b.inst.MaxOpenPerAccount {
+			return RejectTooManyOpenOrders
+		}
+	}
+	return 0
+}
+
+func (e *Engine) newOrder(c *Command) {
+	a := e.account(c.Account)
+	if c.Ref <= a.lastRef {
+		e.reject(c, RejectStaleClientRef)
+		return
+	}
+	a.lastRef = c.Ref
+	b := e.book(c.Instrument)
+	if r := e.validate(c, b, a); r != 0 {
+		e.reject(c, r)
+		return
+	}
+	stp := c.STP
+	if stp == STPDefault {
+		stp = a.stp
+	}
+	limit := c.Price
+	if c.Type == Market {
+		limit = b.protection(c.Side)
+	}
+	opp := b.opposite(c.Side)
+	if c.TIF == PostOnly && opp.best != nil && crosses(c.Side, opp.best.price, limit) {
+		e.reject(c, RejectWouldCross)
+		return
+	}
+	if c.TIF == FOK && !fillable(opp, c.Side, a, stp, limit, c.Qty) {
+		e.reject(c, RejectFOKUnfillable)
+		return
+	}
+
+	e.touch(b)
+	e.nextOrder++
+	o := e.allocOrder()
+	*o = order{
+		id: e.nextOrder, ref: c.Ref, price: limit, qty: c.Qty, time: e.time,
+		acct: a, book: b, side: c.Side, tif: c.TIF, stp: stp,
+	}
+	e.out = append(e.out, Event{
+		Seq: e.seq, Time: e.time, Kind: EvAccepted, Side: c.Side, Instrument: b.inst.ID,
+		Account: a.id, OrderID: o.id, Ref: o.ref, Price: c.Price, Qty: c.Qty, Leaves: c.Qty,
+	})
+	e.match(b, o)
+	switch {
+	case o.qty == 0:
+		e.freeOrder(o)
+	case c.TIF == GTC || c.TIF == PostOnly:
+		e.addToLevel(b.sideOf(o.side), o)
+		e.addOpen(o)
+	default:
+		e.cancelRemainder(o, CancelUnfilled)
+		e.freeOrder(o)
+	}
+}
+
+// fillable reports whether a fill-or-kill order could trade qty at once,
+// given the self-trade prevention it would meet on the way.
+func fillable(opp *bookSide, s Side, a *account, stp STPMode, limit Price, qty Qty) bool {
+	need := qty
+	opp.levels.Scan(func(_ Price, l *level) bool {
+		if !crosses(s, l.price, limit) {
+			return false
+		}
+		for o := l.head; o != nil; o = o.next {
+			if o.acct == a {
+				if stp != STPCancelResting {
+					return false // the incoming order would be canceled here
+				}
+				continue
+			}
+			need -= o.qty
+			if need <= 0 {
+				return false
+			}
+		}
+		return true
+	})
+	return need <= 0
+}
+
+// match trades the incoming order t (not resting) against the opposite side
+// up to t.price. On return t.qty is what is left; it is zero if self-trade
+// prevention canceled the rest (the EvCanceled is already out).
+func (e *Engine) match(b *book, t *order) {
+	opp := b.opposite(t.side)
+	for t.qty > 0 {
+		l := opp.best
+		if l == nil || !crosses(t.side, l.price, t.price) {
+			return
+		}
+		for m := l.head; m != nil && t.qty > 0; {
+			next := m.next
+			if m.acct == t.acct {
+				switch t.stp {
+				case STPCancelIncoming:
+					e.cancelRemainder(t, CancelSelfTrade)
+					return
+				case STPCancelBoth:
+					e.cancelResting(m, CancelSelfTrade)
+					e.cancelRemainder(t, CancelSelfTrade)
+					return
+				default:
+					e.cancelResting(m, CancelSelfTrade)
+					m = next
+					continue
+				}
+			}
+			q := min(t.qty, m.qty)
+			t.qty -= q
+			t.filled += q
+			m.qty -= q
+			m.filled += q
+			l.qty -= q
+			b.refPrice = l.price
+			e.nextTrade++
+			e.out = append(e.out, Event{
+				Seq: e.seq, Time: e.time, Kind: EvFill, Side: t.side, Instrument: b.inst.ID,
+				Account: t.acct.id, OrderID: t.id, Ref: t.ref, Price: l.price, Qty: q, Leaves: t.qty,
+				MakerAccount: m.acct.id, MakerOrder: m.id, MakerRef: m.ref, MakerLeaves: m.qty,
+				TradeID: e.nextTrade,
+			})
+			if m.qty == 0 {
+				e.removeFromLevel(m)
+				e.removeOpen(m)
+				e.freeOrder(m)
+			}
+			m = next
+		}
+	}
+}
+
+// cancelRemainder cancels what is left of an order that is not resting.
+func (e *Engine) cancelRemainder(o *order, r CancelReason) {
+	e.out = append(e.out, Event{
+		Seq: e.seq, Time: e.time, Kind: EvCanceled, Reason: uint8(r), Side: o.side,
+		Instrument: o.book.inst.ID, Account: o.acct.id, OrderID: o.id, Ref: o.ref,
+		Price: o.price, Qty: o.qty,
+	})
+	o.qty = 0
+}
+
+// cancelResting cancels a resting order and frees it.
+func (e *Engine) cancelResting(o *order, r CancelReason) {
+	e.cancelRemainder(o, r)
+	e.removeFromLevel(o)
+	e.removeOpen(o)
+	e.freeOrder(o)
+}
+
+func (e *Engine) cancel(c *Command) {
+	a := e.account(c.Account)
+	o := e.orders.get(c.OrderID)
+	if o == nil {
+		e.reject(c, RejectUnknownOrder)
+		return
+	}
+	if o.acct != a {
+		e.reject(c, RejectNotOwner)
+		return
+	}
+	e.touch(o.book)
+	e.cancelResting(o, CancelUser)
+}
+
+func (e *Engine) replace(c *Command) {
+	a := e.account(c.Account)
+	if c.Ref <= a.lastRef {
+		e.reject(c, RejectStaleClientRef)
+		return
+	}
+	a.lastRef = c.Ref
+	o := e.orders.get(c.OrderID)
+	if o == nil {
+		e.reject(c, RejectUnknownOrder)
+		return
+	}
+	if o.acct != a {
+		e.reject(c, RejectNotOwner)
+		return
+	}
+	b := o.book
+	price, total := o.price, o.qty+o.filled
+	if c.Price != 0 {
+		price = c.Price
+	}
+	if c.Qty != 0 {
+		total = c.Qty
+	}
+	switch {
+	case c.Price < 0 || price > MaxPrice:
+		e.reject(c, RejectBadPrice)
+		return
+	case c.Qty < 0:
+		e.reject(c, RejectBadQuantity)
+		return
+	case total > b.inst.MaxQty:
+		e.reject(c, RejectOverMaxQuantity)
+		return
+	case price != o.price && !b.inBand(price):
+		e.reject(c, RejectOutsidePriceBand)
+		return
+	}
+	opp := b.opposite(o.side)
+	if o.tif == PostOnly && opp.best != nil && crosses(o.side, opp.best.price, price) {
+		e.reject(c, RejectWouldCross)
+		return
+	}
+
+	e.touch(b)
+	origRef := o.ref
+	o.ref = c.Ref
+	if total <= o.filled {
+		e.out = append(e.out, Event{
+			Seq: e.seq, Time: e.time, Kind: EvCanceled, Reason: uint8(CancelReplaced), Side: o.side,
+			Instrument: b.inst.ID, Account: a.id, OrderID: o.id, Ref: o.ref, OrigRef: origRef,
+			Price: o.price, Qty: o.qty,
+		})
+		o.qty = 0
+		e.removeFromLevel(o)
+		e.removeOpen(o)
+		e.freeOrder(o)
+		return
+	}
+	leaves := total - o.filled
+	replaced := func() {
+		e.out = append(e.out, Event{
+			Seq: e.seq, Time: e.time, Kind: EvReplaced, Side: o.side, Instrument: b.inst.ID,
+			Account: a.id, OrderID: o.id, Ref: o.ref, OrigRef: origRef,
+			Price: price, Qty: total, Leaves: leaves,
+		})
+	}
+	l := o.level
+	switch {
+	case price == o.price && leaves <= o.qty:
+		// Same price, not more: keeps its place.
+		l.qty -= o.qty - leaves
+		o.qty = leaves
+		replaced()
+	case price == o.price:
+		// More quantity: goes to the back of the level.
+		e.removeFromLevel(o)
+		o.qty = leaves
+		o.time = e.time
+		replaced()
+		e.addToLevel(b.sideOf(o.side), o)
+	default:
+		// New price: loses its place and may trade.
+		e.removeFromLevel(o)
+		o.price, o.qty, o.time = price, leaves, e.time
+		replaced()
+		e.match(b, o)
+		if o.qty > 0 {
+			e.addToLevel(b.sideOf(o.side), o)
+		} else {
+			e.removeOpen(o)
+			e.freeOrder(o)
+		}
+	}
+}
+
+func (e *Engine) massCancel(c *Command) {
+	a := e.account(c.Account)
+	if c.Instrument != 0 && e.book(c.Instrument) == nil {
+		e.reject(c, RejectUnknownInstrument)
+		return
+	}
+	n := Qty(0)
+	for o := a.head; o != nil; {
+		next := o.anext
+		if c.Instrument == 0 || o.book.inst.ID == c.Instrument {
+			e.touch(o.book)
+			e.cancelResting(o, CancelMass)
+			n++
+		}
+		o = next
+	}
+	e.out = append(e.out, Event{
+		Seq: e.seq, Time: e.time, Kind: EvMassCanceled, Instrument: c.Instrument,
+		Account: a.id, Qty: n,
+	})
+}
+
+// addToLevel appends o to the back of its price level on side s, creating
+// the level if needed.
+func (e *Engine) addToLevel(s *bookSide, o *order) {
+	l := s.best
+	if l == nil || l.price != o.price {
+		var ok bool
+		l, ok = s.levels.Get(s.key(o.price))
+		if !ok {
+			l = e.allocLevel()
+			l.price = o.price
+			s.levels.Set(s.key(o.price), l)
+			if s.best == nil || s.better(o.price, s.best.price) {
+				s.best = l
+			}
+		}
+	}
+	o.level = l
+	o.prev, o.next = l.tail, nil
+	if l.tail != nil {
+		l.tail.next = o
+	} else {
+		l.head = o
+	}
+	l.tail = o
+	l.qty += o.qty
+	l.count++
+}
+
+// removeFromLevel unlinks a resting order from its level, removing the level
+// when it empties.
+func (e *Engine) removeFromLevel(o *order) {
+	l := o.level
+	if o.prev != nil {
+		o.prev.next = o.next
+	} else {
+		l.head = o.next
+	}
+	if o.next != nil {
+		o.next.prev = o.prev
+	} else {
+		l.tail = o.prev
+	}
+	o.prev, o.next, o.level = nil, nil, nil
+	l.qty -= o.qty
+	l.count--
+	if l.count == 0 {
+		s := o.book.sideOf(o.side)
+		s.levels.Delete(s.key(l.price))
+		if s.best == l {
+			s.best = nil
+			if _, nb, ok := s.levels.Min(); ok {
+				s.best = nb
+			}
+		}
+		e.freeLevel(l)
+	}
+}
+
+// addOpen makes a newly resting order findable by ID and by account.
+func (e *Engine) addOpen(o *order) {
+	e.orders.put(o)
+	a := o.acct
+	a.open[o.book.idx]++
+	o.aprev, o.anext = a.tail, nil
+	if a.tail != nil {
+		a.tail.anext = o
+	} else {
+		a.head = o
+	}
+	a.tail = o
+}
+
+// removeOpen undoes addOpen.
+func (e *Engine) removeOpen(o *order) {
+	e.orders.del(o.id)
+	a := o.acct
+	a.open[o.book.idx]--
+	if o.aprev != nil {
+		o.aprev.anext = o.anext
+	} else {
+		a.head = o.anext
+	}
+	if o.anext != nil {
+		o.anext.aprev = o.aprev
+	} else {
+		a.tail = o.aprev
+	}
+	o.aprev, o.anext = nil, nil
+}
+
+const slabSize = 1024
+
+func (e *Engine) allocOrder() *order {
+	if e.freeOrders == nil {
+		slab := make([]order, slabSize)
+		for i := range slab {
+			slab[i].next = e.freeOrders
+			e.freeOrders = &slab[i]
+		}
+	}
+	o := e.freeOrders
+	e.freeOrders = o.next
+	o.next = nil
+	return o
+}
+
+func (e *Engine) freeOrder(o *order) {
+	*o = order{next: e.freeOrders}
+	e.freeOrders = o
+}
+
+func (e *Engine) allocLevel() *level {
+	if e.freeLevels == nil {
+		slab := make([]level, slabSize)
+		for i := range slab {
+			slab[i].nextFree = e.freeLevels
+			e.freeLevels = &slab[i]
+		}
+	}
+	l := e.freeLevels
+	e.freeLevels = l.nextFree
+	l.nextFree = nil
+	return l
+}
+
+func (e *Engine) freeLevel(l *level) {
+	*l = level{nextFree: e.freeLevels}
+	e.freeLevels = l
+}

@@ -1,0 +1,117 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+)
+
+// CheckInvariants walks the whole state and reports every broken invariant:
+// a book crossed at rest, a level whose total or count disagrees with its
+// orders, a FIFO out of arrival order, a cached best level that is not the
+// best, an order index or account list that disagrees with the books. It is
+// for tests and debugging: it costs time proportional to the state.
+func (e *Engine) CheckInvariants() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		if len(errs) < 20 {
+			errs = append(errs, fmt.Errorf("engine: invariant: "+format, args...))
+		}
+	}
+	resting := 0
+	perAcct := map[*account][]int32{}
+	for _, b := range e.books {
+		for _, s := range []*bookSide{&b.bids, &b.asks} {
+			var prev *level
+			s.levels.Scan(func(k Price, l *level) bool {
+				if k != s.key(l.price) {
+					bad("%s side %d: level %d under key %d", b.inst.Symbol, s.side, l.price, k)
+				}
+				if prev == nil && s.best != l {
+					bad("%s side %d: cached best is not the best level %d", b.inst.Symbol, s.side, l.price)
+				}
+				if prev != nil && !s.better(prev.price, l.price) {
+					bad("%s side %d: levels out of order", b.inst.Symbol, s.side)
+				}
+				prev = l
+				var sum Qty
+				var n int32
+				var last *order
+				for o := l.head; o != nil; o = o.next {
+					if o.prev != last {
+						bad("order %d: broken back link", o.id)
+					}
+					if o.level != l || o.price != l.price || o.side != s.side || o.book != b {
+						bad("order %d: does not belong at %s %d", o.id, b.inst.Symbol, l.price)
+					}
+					if o.qty <= 0 {
+						bad("order %d: resting with quantity %d", o.id, o.qty)
+					}
+					if last != nil && (last.time > o.time) {
+						bad("order %d: queued after later order %d", last.id, o.id)
+					}
+					if e.orders.get(o.id) != o {
+						bad("order %d: resting but not indexed", o.id)
+					}
+					if perAcct[o.acct] == nil {
+						perAcct[o.acct] = make([]int32, len(e.books))
+					}
+					perAcct[o.acct][b.idx]++
+					sum += o.qty
+					n++
+					resting++
+					last = o
+				}
+				if l.tail != last {
+					bad("level %d: tail is not the last order", l.price)
+				}
+				if sum != l.qty || n != l.count || n == 0 {
+					bad("%s level %d: qty %d count %d, orders sum to %d in %d", b.inst.Symbol, l.price, l.qty, l.count, sum, n)
+				}
+				return true
+			})
+			if prev == nil && s.best != nil {
+				bad("%s side %d: best level set on an empty side", b.inst.Symbol, s.side)
+			}
+		}
+		if bb, ba := b.bids.best, b.asks.best; bb != nil && ba != nil && bb.price >= ba.price {
+			bad("%s: crossed at rest: bid %d >= ask %d", b.inst.Symbol, bb.price, ba.price)
+		}
+	}
+	if e.orders.len() != resting {
+		bad("index holds %d orders, books %d", e.orders.len(), resting)
+	}
+	listed := 0
+	for _, a := range e.accounts {
+		var last *order
+		counts := make([]int32, len(e.books))
+		for o := a.head; o != nil; o = o.anext {
+			if o.aprev != last || o.acct != a {
+				bad("account %d: broken order list at order %d", a.id, o.id)
+				break
+			}
+			if o.level == nil {
+				bad("account %d: order %d listed but not resting", a.id, o.id)
+			}
+			counts[o.book.idx]++
+			last = o
+			listed++
+		}
+		if a.tail != last {
+			bad("account %d: tail is not the last order", a.id)
+		}
+		want := perAcct[a]
+		for i := range counts {
+			w := int32(0)
+			if want != nil {
+				w = want[i]
+			}
+			if counts[i] != w || a.open[i] != w {
+				bad("account %d instrument #%d: open count %d, listed %d, resting %d", a.id, i, a.open[i], counts[i], w)
+			}
+		}
+	}
+	if listed != resting {
+		bad("accounts list %d orders, books %d", listed, resting)
+	}
+	return errors.Join(errs...)
+}

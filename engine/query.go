@@ -1,0 +1,108 @@
+package engine
+
+// Queries read the engine's state without changing it. They are answered by
+// the goroutine that owns the engine, between commands.
+
+// InstrumentInfo describes an instrument and its current reference price.
+type InstrumentInfo struct {
+	Instrument
+	RefPrice Price // last trade, or the start price before the first trade
+}
+
+// Instruments appends every instrument, in configuration order, to out.
+func (e *Engine) Instruments(out []InstrumentInfo) []InstrumentInfo {
+	for _, b := range e.books {
+		out = append(out, InstrumentInfo{Instrument: b.inst, RefPrice: b.refPrice})
+	}
+	return out
+}
+
+// Instrument returns the instrument with the given ID.
+func (e *Engine) Instrument(id InstrumentID) (InstrumentInfo, bool) {
+	b := e.book(id)
+	if b == nil {
+		return InstrumentInfo{}, false
+	}
+	return InstrumentInfo{Instrument: b.inst, RefPrice: b.refPrice}, true
+}
+
+// Top returns the best bid and ask of an instrument.
+func (e *Engine) Top(id InstrumentID) (TopOfBook, bool) {
+	b := e.book(id)
+	if b == nil {
+		return TopOfBook{}, false
+	}
+	return b.top(), true
+}
+
+// LevelInfo is one aggregated price level.
+type LevelInfo struct {
+	Price  Price
+	Qty    Qty
+	Orders int32
+}
+
+// Depth appends up to n levels of one side of an instrument, best first, to
+// out. n <= 0 means every level.
+func (e *Engine) Depth(id InstrumentID, s Side, n int, out []LevelInfo) []LevelInfo {
+	b := e.book(id)
+	if b == nil || (s != Buy && s != Sell) {
+		return out
+	}
+	k := 0
+	b.sideOf(s).levels.Scan(func(_ Price, l *level) bool {
+		if n > 0 && k == n {
+			return false
+		}
+		k++
+		out = append(out, LevelInfo{Price: l.price, Qty: l.qty, Orders: l.count})
+		return true
+	})
+	return out
+}
+
+// OrderInfo describes an open order.
+type OrderInfo struct {
+	ID         OrderID
+	Account    AccountID
+	Instrument InstrumentID
+	Side       Side
+	TIF        TimeInForce
+	Price      Price
+	Leaves     Qty // open quantity
+	Filled     Qty
+	Ref        ClientRef
+	Time       int64 // when it took its current place in the queue
+}
+
+func (o *order) info() OrderInfo {
+	return OrderInfo{
+		ID: o.id, Account: o.acct.id, Instrument: o.book.inst.ID, Side: o.side, TIF: o.tif,
+		Price: o.price, Leaves: o.qty, Filled: o.filled, Ref: o.ref, Time: o.time,
+	}
+}
+
+// Order returns an open order. Orders that have filled or been canceled are
+// no longer known; their history is in the event stream (and the journal).
+func (e *Engine) Order(id OrderID) (OrderInfo, bool) {
+	o := e.orders.get(id)
+	if o == nil {
+		return OrderInfo{}, false
+	}
+	return o.info(), true
+}
+
+// OpenOrders appends an account's open orders, oldest first, to out.
+func (e *Engine) OpenOrders(a AccountID, out []OrderInfo) []OrderInfo {
+	acct := e.accounts[a]
+	if acct == nil {
+		return out
+	}
+	for o := acct.head; o != nil; o = o.anext {
+		out = append(out, o.info())
+	}
+	return out
+}
+
+// OpenOrderCount returns the number of open orders in the engine.
+func (e *Engine) OpenOrderCount() int { return e.orders.len() }

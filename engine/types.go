@@ -1,0 +1,235 @@
+package engine
+
+// Price is a price in ticks of its instrument. Valid limit prices are in
+// [1, MaxPrice].
+type Price int64
+
+// Qty is a quantity in lots of its instrument. Valid order quantities are in
+// [1, Instrument.MaxQty].
+type Qty int64
+
+// OrderID identifies an order. The engine assigns them from 1 upwards, one per
+// accepted new order, so they depend only on the command stream.
+type OrderID uint64
+
+// TradeID identifies one fill. Assigned from 1 upwards, one per fill.
+type TradeID uint64
+
+// Seq is the sequence number the pipeline stamps on every command. Events
+// carry the Seq of the command that caused them.
+type Seq uint64
+
+// AccountID identifies the account that owns an order. The engine trusts it:
+// authentication happens before a command reaches the engine.
+type AccountID uint32
+
+// InstrumentID identifies an instrument; valid IDs are 1..MaxInstrumentID. In
+// a MassCancel command zero means every instrument.
+type InstrumentID uint32
+
+// ClientRef is the client's own reference for a new order or a replace. Per
+// account they must strictly increase (like OUCH's UserRefNum): a command
+// whose ref is not greater than the last one the account used is rejected
+// with RejectStaleClientRef, which makes resubmission after a reconnect safe.
+type ClientRef uint64
+
+// Limits on values the engine accepts.
+const (
+	// MaxPrice is the largest accepted price in ticks. It leaves room for
+	// band arithmetic (price * basis points) without overflow.
+	MaxPrice Price = 1 << 48
+	// MaxInstrumentID is the largest accepted instrument ID.
+	MaxInstrumentID InstrumentID = 1<<16 - 1
+)
+
+// Side is the side of an order. The zero value is invalid.
+type Side uint8
+
+// Sides.
+const (
+	Buy  Side = 1
+	Sell Side = 2
+)
+
+// OrderType is the type of an order. The zero value is invalid.
+type OrderType uint8
+
+// Order types.
+const (
+	// Limit orders carry a price and never trade worse than it.
+	Limit OrderType = 1
+	// Market orders carry no price. They sweep the opposite side up to a
+	// protection price: the reference price plus (buy) or minus (sell) the
+	// instrument's price band. Whatever is left is canceled; a market order
+	// never rests.
+	Market OrderType = 2
+)
+
+// TimeInForce says what happens to the part of an order that does not trade
+// at once. The zero value is invalid.
+type TimeInForce uint8
+
+// Times in force.
+const (
+	// GTC (good till canceled) rests the remainder on the book.
+	GTC TimeInForce = 1
+	// IOC (immediate or cancel) cancels the remainder.
+	IOC TimeInForce = 2
+	// FOK (fill or kill) trades the whole quantity at once or is rejected
+	// with RejectFOKUnfillable without touching the book.
+	FOK TimeInForce = 3
+	// PostOnly rests the whole order; it is rejected with RejectWouldCross
+	// if it would take liquidity. Limit orders only.
+	PostOnly TimeInForce = 4
+)
+
+// STPMode is the self-trade prevention mode. An order never trades with an
+// order of the same account; the mode of the incoming (taking) order says
+// what happens instead.
+type STPMode uint8
+
+// Self-trade prevention modes. STPDefault uses the account's default, which
+// is STPCancelResting unless configured otherwise.
+const (
+	STPDefault        STPMode = 0
+	STPCancelResting  STPMode = 1 // cancel the resting order, keep matching
+	STPCancelIncoming STPMode = 2 // cancel the rest of the incoming order
+	STPCancelBoth     STPMode = 3 // cancel both
+)
+
+// CommandKind says what a command asks. The zero value is invalid.
+type CommandKind uint8
+
+// Command kinds. The values are part of the journal format: never reuse one.
+const (
+	CmdNewOrder   CommandKind = 1
+	CmdCancel     CommandKind = 2
+	CmdReplace    CommandKind = 3
+	CmdMassCancel CommandKind = 4
+)
+
+// Command is one sequenced instruction to the engine. It is a plain value
+// with no pointers, so a ring of them can be preallocated and a journal can
+// store them byte for byte.
+//
+// Fields by kind:
+//
+//	CmdNewOrder:   Account, Instrument, Side, Type, TIF, STP, Price (limit
+//	               only), Qty, Ref.
+//	CmdCancel:     Account, OrderID.
+//	CmdReplace:    Account, OrderID, Ref (the new ref), Price (new price, 0
+//	               keeps it), Qty (new total quantity including what has
+//	               already filled, 0 keeps it).
+//	CmdMassCancel: Account, Instrument (0 for all instruments).
+type Command struct {
+	Seq        Seq
+	Time       int64 // nanoseconds since the Unix epoch, stamped by the pipeline
+	Kind       CommandKind
+	Side       Side
+	Type       OrderType
+	TIF        TimeInForce
+	STP        STPMode
+	Account    AccountID
+	Instrument InstrumentID
+	Price      Price
+	Qty        Qty
+	OrderID    OrderID
+	Ref        ClientRef
+}
+
+// EventKind says what an event reports. The values are wire-stable.
+type EventKind uint8
+
+// Event kinds.
+const (
+	// EvAccepted: a new order passed validation and got OrderID. Price is
+	// the limit price (0 for market orders), Qty and Leaves the quantity.
+	EvAccepted EventKind = 1
+	// EvRejected: the command changed nothing. Reason is a RejectReason;
+	// OrderID and Ref echo the command.
+	EvRejected EventKind = 2
+	// EvFill: a trade. Account, OrderID, Ref, Side and Leaves describe the
+	// taker; the Maker fields the resting order. Price is the maker's price.
+	EvFill EventKind = 3
+	// EvCanceled: an order left the book, or an order's remainder was
+	// canceled. Qty is the canceled quantity, Reason a CancelReason.
+	EvCanceled EventKind = 4
+	// EvReplaced: a replace took effect. Price is the new price, Qty the new
+	// total quantity, Leaves the new open quantity, Ref the new and OrigRef
+	// the previous client reference.
+	EvReplaced EventKind = 5
+	// EvMassCanceled ends the response to a mass cancel; Qty is the number
+	// of orders canceled (each also has its own EvCanceled).
+	EvMassCanceled EventKind = 6
+	// EvTopOfBook: the best bid or ask of Instrument changed (price or
+	// quantity). Zero price and quantity mean the side is empty. Emitted
+	// after the command's other events, once per instrument changed.
+	EvTopOfBook EventKind = 7
+)
+
+// RejectReason says why a command was rejected. The values are wire-stable:
+// never reuse or renumber one.
+type RejectReason uint8
+
+// Reject reasons.
+const (
+	RejectUnknownCommand    RejectReason = 1  // command kind not known
+	RejectUnknownInstrument RejectReason = 2  // no instrument with that ID
+	RejectBadSide           RejectReason = 3  // side not buy or sell
+	RejectBadType           RejectReason = 4  // order type not known
+	RejectBadTimeInForce    RejectReason = 5  // TIF not known or not allowed for the type
+	RejectBadSTP            RejectReason = 6  // self-trade prevention mode not known
+	RejectBadPrice          RejectReason = 7  // price not in [1, MaxPrice] (or off the tick grid, at the edges)
+	RejectBadQuantity       RejectReason = 8  // quantity not positive (or off the lot grid, at the edges)
+	RejectOverMaxQuantity   RejectReason = 9  // quantity over the instrument's maximum
+	RejectOutsidePriceBand  RejectReason = 10 // price further from the reference price than the band
+	RejectWouldCross        RejectReason = 11 // post-only order would take liquidity
+	RejectFOKUnfillable     RejectReason = 12 // fill-or-kill cannot fill completely now
+	RejectUnknownOrder      RejectReason = 13 // no open order with that ID
+	RejectNotOwner          RejectReason = 14 // the order belongs to another account
+	RejectStaleClientRef    RejectReason = 15 // client ref not greater than the account's last
+	RejectTooManyOpenOrders RejectReason = 16 // account at its open-order limit for the instrument
+)
+
+// CancelReason says why an order or remainder was canceled. Wire-stable.
+type CancelReason uint8
+
+// Cancel reasons.
+const (
+	CancelUser      CancelReason = 1 // the owner canceled it
+	CancelUnfilled  CancelReason = 2 // IOC or market remainder
+	CancelSelfTrade CancelReason = 3 // self-trade prevention
+	CancelMass      CancelReason = 4 // mass cancel
+	CancelReplaced  CancelReason = 5 // replaced to a quantity not above what had filled
+)
+
+// Event is one outcome of a command. Like Command it is a plain value; the
+// engine appends events to a caller-owned slice.
+type Event struct {
+	Seq        Seq   // of the command that caused it
+	Time       int64 // of the command that caused it
+	Kind       EventKind
+	Reason     uint8 // RejectReason or CancelReason
+	Side       Side
+	Instrument InstrumentID
+	Account    AccountID
+	OrderID    OrderID
+	Ref        ClientRef
+	OrigRef    ClientRef
+	Price      Price
+	Qty        Qty
+	Leaves     Qty
+
+	// Fill only: the resting order.
+	MakerAccount AccountID
+	MakerOrder   OrderID
+	MakerRef     ClientRef
+	MakerLeaves  Qty
+	TradeID      TradeID
+
+	// TopOfBook only (Price and Qty are unused).
+	BidPrice Price
+	BidQty   Qty
+	AskPrice Price
+	AskQty   Qty
+}
