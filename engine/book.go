@@ -19,8 +19,18 @@ type order struct {
 	aprev, anext *order // the account's open orders, oldest first
 
 	side Side
+	typ  OrderType
 	tif  TimeInForce
 	stp  STPMode // resolved: never STPDefault
+}
+
+// eventPrice is the price events report for o: its limit price, or zero for
+// a market order.
+func (o *order) eventPrice() Price {
+	if o.typ == Market {
+		return 0
+	}
+	return o.price
 }
 
 // level is one price level of one side: a FIFO of resting orders and their

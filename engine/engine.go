@@ -232,11 +232,11 @@ func (e *Engine) newOrder(c *Command) {
 	o := e.allocOrder()
 	*o = order{
 		id: e.nextOrder, ref: c.Ref, price: limit, qty: c.Qty, time: e.time,
-		acct: a, book: b, side: c.Side, tif: c.TIF, stp: stp,
+		acct: a, book: b, side: c.Side, typ: c.Type, tif: c.TIF, stp: stp,
 	}
 	e.out = append(e.out, Event{
 		Seq: e.seq, Time: e.time, Kind: EvAccepted, Side: c.Side, Instrument: b.inst.ID,
-		Account: a.id, OrderID: o.id, Ref: o.ref, Price: c.Price, Qty: c.Qty, Leaves: c.Qty,
+		Account: a.id, OrderID: o.id, Ref: o.ref, Price: o.eventPrice(), Qty: c.Qty, Leaves: c.Qty,
 	})
 	e.match(b, o)
 	switch {
@@ -332,16 +332,16 @@ func (e *Engine) cancelRemainder(o *order, r CancelReason) {
 	e.out = append(e.out, Event{
 		Seq: e.seq, Time: e.time, Kind: EvCanceled, Reason: uint8(r), Side: o.side,
 		Instrument: o.book.inst.ID, Account: o.acct.id, OrderID: o.id, Ref: o.ref,
-		Price: o.price, Qty: o.qty,
+		Price: o.eventPrice(), Qty: o.qty,
 	})
 	o.qty = 0
 }
 
 // cancelResting cancels a resting order and frees it.
 func (e *Engine) cancelResting(o *order, r CancelReason) {
-	e.cancelRemainder(o, r)
 	e.removeFromLevel(o)
 	e.removeOpen(o)
+	e.cancelRemainder(o, r)
 	e.freeOrder(o)
 }
 
@@ -413,7 +413,6 @@ func (e *Engine) replace(c *Command) {
 			Instrument: b.inst.ID, Account: a.id, OrderID: o.id, Ref: o.ref, OrigRef: origRef,
 			Price: o.price, Qty: o.qty,
 		})
-		o.qty = 0
 		e.removeFromLevel(o)
 		e.removeOpen(o)
 		e.freeOrder(o)

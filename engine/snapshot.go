@@ -304,7 +304,7 @@ func Restore(data []byte) (*Engine, error) {
 				}
 				o := e.allocOrder()
 				*o = *src
-				o.acct, o.book, o.side = a, b, side
+				o.acct, o.book, o.side, o.typ = a, b, side, Limit
 				e.addToLevel(b.sideOf(side), o)
 				e.orders.put(o)
 				a.open[b.idx]++

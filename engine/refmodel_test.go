@@ -1,0 +1,469 @@
+package engine_test
+
+import (
+	"slices"
+
+	. "github.com/matchd/matchd/engine" //nolint:staticcheck // the model reads like the spec
+)
+
+// refModel is a deliberately naive order book: every open order in one slice
+// in arrival order, linear scans, a sort per match. It shares no code with
+// the engine; the differential test demands identical events from both.
+type refModel struct {
+	insts      map[InstrumentID]*refInst
+	instOrder  []InstrumentID
+	orders     []*refOrder // open orders, in order of ID
+	lastRef    map[AccountID]ClientRef
+	acctSTP    map[AccountID]STPMode
+	defaultSTP STPMode
+	nextOrder  OrderID
+	nextTrade  TradeID
+	prio       int64
+}
+
+type refInst struct {
+	spec Instrument
+	ref  Price
+}
+
+type refOrder struct {
+	id     OrderID
+	acct   AccountID
+	inst   InstrumentID
+	side   Side
+	tif    TimeInForce
+	stp    STPMode
+	ref    ClientRef
+	price  Price
+	qty    Qty
+	filled Qty
+	prio   int64 // smaller is earlier in the queue
+	time   int64
+}
+
+func newRefModel(cfg Config) *refModel {
+	cfg.Instruments = slices.Clone(cfg.Instruments)
+	cfg.Accounts = slices.Clone(cfg.Accounts)
+	cfg.EnsureDefaults()
+	m := &refModel{
+		insts:      map[InstrumentID]*refInst{},
+		lastRef:    map[AccountID]ClientRef{},
+		acctSTP:    map[AccountID]STPMode{},
+		defaultSTP: cfg.DefaultSTP,
+	}
+	for _, in := range cfg.Instruments {
+		m.insts[in.ID] = &refInst{spec: in, ref: in.StartPrice}
+		m.instOrder = append(m.instOrder, in.ID)
+	}
+	for _, a := range cfg.Accounts {
+		m.acctSTP[a.ID] = a.STP
+	}
+	return m
+}
+
+func (m *refModel) stpOf(a AccountID) STPMode {
+	if s, ok := m.acctSTP[a]; ok {
+		return s
+	}
+	return m.defaultSTP
+}
+
+func (m *refModel) find(id OrderID) *refOrder {
+	for _, o := range m.orders {
+		if o.id == id {
+			return o
+		}
+	}
+	return nil
+}
+
+func (m *refModel) remove(o *refOrder) {
+	m.orders = slices.DeleteFunc(m.orders, func(x *refOrder) bool { return x == o })
+}
+
+func (m *refModel) openCount(a AccountID, inst InstrumentID) int {
+	n := 0
+	for _, o := range m.orders {
+		if o.acct == a && o.inst == inst {
+			n++
+		}
+	}
+	return n
+}
+
+func (m *refModel) top(inst InstrumentID) TopOfBook {
+	var t TopOfBook
+	for _, o := range m.orders {
+		if o.inst != inst {
+			continue
+		}
+		if o.side == Buy && o.price > t.BidPrice {
+			t.BidPrice = o.price
+		}
+		if o.side == Sell && (t.AskPrice == 0 || o.price < t.AskPrice) {
+			t.AskPrice = o.price
+		}
+	}
+	for _, o := range m.orders {
+		if o.inst == inst && o.side == Buy && o.price == t.BidPrice {
+			t.BidQty += o.qty
+		}
+		if o.inst == inst && o.side == Sell && o.price == t.AskPrice {
+			t.AskQty += o.qty
+		}
+	}
+	return t
+}
+
+// makers returns the resting orders a taker on side s could meet, best
+// price first, then arrival.
+func (m *refModel) makers(inst InstrumentID, s Side) []*refOrder {
+	var out []*refOrder
+	for _, o := range m.orders {
+		if o.inst == inst && o.side != s {
+			out = append(out, o)
+		}
+	}
+	slices.SortFunc(out, func(a, b *refOrder) int {
+		if a.price != b.price {
+			if (s == Buy) == (a.price < b.price) {
+				return -1
+			}
+			return 1
+		}
+		return int(a.prio - b.prio)
+	})
+	return out
+}
+
+func canTrade(s Side, maker, limit Price) bool {
+	if s == Buy {
+		return maker <= limit
+	}
+	return maker >= limit
+}
+
+func (ri *refInst) band() (lo, hi Price, ok bool) {
+	if ri.spec.BandBps == 0 || ri.ref == 0 {
+		return 0, 0, false
+	}
+	w := ri.ref * Price(ri.spec.BandBps) / 10000
+	return ri.ref - w, ri.ref + w, true
+}
+
+// refRun is the state of one command being applied.
+type refRun struct {
+	m       *refModel
+	c       *Command
+	out     []Event
+	touched []InstrumentID
+	before  map[InstrumentID]TopOfBook
+}
+
+func (r *refRun) touch(inst InstrumentID) {
+	if _, ok := r.before[inst]; !ok {
+		r.before[inst] = r.m.top(inst)
+		r.touched = append(r.touched, inst)
+	}
+}
+
+func (r *refRun) emit(ev Event) {
+	ev.Seq, ev.Time = r.c.Seq, r.c.Time
+	r.out = append(r.out, ev)
+}
+
+func (r *refRun) reject(reason RejectReason) {
+	c := r.c
+	r.emit(Event{Kind: EvRejected, Reason: uint8(reason), Side: c.Side, Instrument: c.Instrument,
+		Account: c.Account, OrderID: c.OrderID, Ref: c.Ref, Price: c.Price, Qty: c.Qty})
+}
+
+func (r *refRun) canceled(o *refOrder, reason CancelReason, price Price) {
+	r.emit(Event{Kind: EvCanceled, Reason: uint8(reason), Side: o.side, Instrument: o.inst,
+		Account: o.acct, OrderID: o.id, Ref: o.ref, Price: price, Qty: o.qty})
+}
+
+// Apply mirrors engine.Apply.
+func (m *refModel) Apply(c *Command) []Event {
+	r := &refRun{m: m, c: c, before: map[InstrumentID]TopOfBook{}}
+	switch c.Kind {
+	case CmdNewOrder:
+		r.newOrder()
+	case CmdCancel:
+		r.cancel()
+	case CmdReplace:
+		r.replace()
+	case CmdMassCancel:
+		r.massCancel()
+	default:
+		r.reject(RejectUnknownCommand)
+	}
+	for _, inst := range r.touched {
+		if t := m.top(inst); t != r.before[inst] {
+			r.emit(Event{Kind: EvTopOfBook, Instrument: inst, BidPrice: t.BidPrice, BidQty: t.BidQty,
+				AskPrice: t.AskPrice, AskQty: t.AskQty})
+		}
+	}
+	return r.out
+}
+
+func (r *refRun) newOrder() {
+	m, c := r.m, r.c
+	if c.Ref <= m.lastRef[c.Account] {
+		r.reject(RejectStaleClientRef)
+		return
+	}
+	m.lastRef[c.Account] = c.Ref
+	ri := m.insts[c.Instrument]
+	switch {
+	case ri == nil:
+		r.reject(RejectUnknownInstrument)
+		return
+	case c.Side != Buy && c.Side != Sell:
+		r.reject(RejectBadSide)
+		return
+	case c.Type != Limit && c.Type != Market:
+		r.reject(RejectBadType)
+		return
+	case c.Type == Limit && !slices.Contains([]TimeInForce{GTC, IOC, FOK, PostOnly}, c.TIF),
+		c.Type == Market && c.TIF != IOC && c.TIF != FOK:
+		r.reject(RejectBadTimeInForce)
+		return
+	case c.STP > STPCancelBoth:
+		r.reject(RejectBadSTP)
+		return
+	case c.Qty <= 0:
+		r.reject(RejectBadQuantity)
+		return
+	case c.Qty > ri.spec.MaxQty:
+		r.reject(RejectOverMaxQuantity)
+		return
+	}
+	limit := c.Price
+	if c.Type == Limit {
+		if c.Price < 1 || c.Price > MaxPrice {
+			r.reject(RejectBadPrice)
+			return
+		}
+		if lo, hi, ok := ri.band(); ok && (c.Price < lo || c.Price > hi) {
+			r.reject(RejectOutsidePriceBand)
+			return
+		}
+		if (c.TIF == GTC || c.TIF == PostOnly) && m.openCount(c.Account, c.Instrument) >= int(ri.spec.MaxOpenPerAccount) {
+			r.reject(RejectTooManyOpenOrders)
+			return
+		}
+	} else {
+		lo, hi, ok := ri.band()
+		switch {
+		case !ok && c.Side == Buy:
+			limit = MaxPrice
+		case !ok:
+			limit = 1
+		case c.Side == Buy:
+			limit = hi
+		default:
+			limit = max(lo, 1)
+		}
+	}
+	stp := c.STP
+	if stp == STPDefault {
+		stp = m.stpOf(c.Account)
+	}
+	makers := m.makers(c.Instrument, c.Side)
+	if c.TIF == PostOnly && len(makers) > 0 && canTrade(c.Side, makers[0].price, limit) {
+		r.reject(RejectWouldCross)
+		return
+	}
+	if c.TIF == FOK {
+		avail := Qty(0)
+		for _, o := range makers {
+			if !canTrade(c.Side, o.price, limit) {
+				break
+			}
+			if o.acct == c.Account {
+				if stp == STPCancelResting {
+					continue
+				}
+				break
+			}
+			avail += o.qty
+		}
+		if avail < c.Qty {
+			r.reject(RejectFOKUnfillable)
+			return
+		}
+	}
+	r.touch(c.Instrument)
+	m.nextOrder++
+	t := &refOrder{id: m.nextOrder, acct: c.Account, inst: c.Instrument, side: c.Side, tif: c.TIF,
+		stp: stp, ref: c.Ref, price: limit, qty: c.Qty, time: c.Time}
+	evPrice := c.Price
+	if c.Type == Market {
+		evPrice = 0
+	}
+	r.emit(Event{Kind: EvAccepted, Side: c.Side, Instrument: c.Instrument, Account: c.Account,
+		OrderID: t.id, Ref: t.ref, Price: evPrice, Qty: c.Qty, Leaves: c.Qty})
+	r.match(t, makers, evPrice)
+	switch {
+	case t.qty == 0:
+	case c.TIF == GTC || c.TIF == PostOnly:
+		m.prio++
+		t.prio = m.prio
+		m.orders = append(m.orders, t) // the newest ID: the slice stays in ID order
+	default:
+		r.canceled(t, CancelUnfilled, evPrice)
+		t.qty = 0
+	}
+}
+
+// match trades t against makers (sorted best first). t is not in m.orders.
+func (r *refRun) match(t *refOrder, makers []*refOrder, evPrice Price) {
+	m := r.m
+	for _, mk := range makers {
+		if t.qty == 0 || !canTrade(t.side, mk.price, t.price) {
+			return
+		}
+		if mk.acct == t.acct {
+			switch t.stp {
+			case STPCancelIncoming:
+				r.canceled(t, CancelSelfTrade, evPrice)
+				t.qty = 0
+				return
+			case STPCancelBoth:
+				r.canceled(mk, CancelSelfTrade, mk.price)
+				m.remove(mk)
+				r.canceled(t, CancelSelfTrade, evPrice)
+				t.qty = 0
+				return
+			default:
+				r.canceled(mk, CancelSelfTrade, mk.price)
+				m.remove(mk)
+				continue
+			}
+		}
+		q := min(t.qty, mk.qty)
+		t.qty -= q
+		t.filled += q
+		mk.qty -= q
+		mk.filled += q
+		m.insts[t.inst].ref = mk.price
+		m.nextTrade++
+		r.emit(Event{Kind: EvFill, Side: t.side, Instrument: t.inst, Account: t.acct, OrderID: t.id,
+			Ref: t.ref, Price: mk.price, Qty: q, Leaves: t.qty, MakerAccount: mk.acct,
+			MakerOrder: mk.id, MakerRef: mk.ref, MakerLeaves: mk.qty, TradeID: m.nextTrade})
+		if mk.qty == 0 {
+			m.remove(mk)
+		}
+	}
+}
+
+func (r *refRun) owned() *refOrder {
+	o := r.m.find(r.c.OrderID)
+	if o == nil {
+		r.reject(RejectUnknownOrder)
+		return nil
+	}
+	if o.acct != r.c.Account {
+		r.reject(RejectNotOwner)
+		return nil
+	}
+	return o
+}
+
+func (r *refRun) cancel() {
+	if o := r.owned(); o != nil {
+		r.touch(o.inst)
+		r.canceled(o, CancelUser, o.price)
+		r.m.remove(o)
+	}
+}
+
+func (r *refRun) replace() {
+	m, c := r.m, r.c
+	if c.Ref <= m.lastRef[c.Account] {
+		r.reject(RejectStaleClientRef)
+		return
+	}
+	m.lastRef[c.Account] = c.Ref
+	o := r.owned()
+	if o == nil {
+		return
+	}
+	ri := m.insts[o.inst]
+	price, total := o.price, o.qty+o.filled
+	if c.Price != 0 {
+		price = c.Price
+	}
+	if c.Qty != 0 {
+		total = c.Qty
+	}
+	lo, hi, banded := ri.band()
+	switch {
+	case c.Price < 0 || price > MaxPrice:
+		r.reject(RejectBadPrice)
+		return
+	case c.Qty < 0:
+		r.reject(RejectBadQuantity)
+		return
+	case total > ri.spec.MaxQty:
+		r.reject(RejectOverMaxQuantity)
+		return
+	case price != o.price && banded && (price < lo || price > hi):
+		r.reject(RejectOutsidePriceBand)
+		return
+	}
+	makers := m.makers(o.inst, o.side)
+	if o.tif == PostOnly && len(makers) > 0 && canTrade(o.side, makers[0].price, price) {
+		r.reject(RejectWouldCross)
+		return
+	}
+	r.touch(o.inst)
+	orig := o.ref
+	o.ref = c.Ref
+	if total <= o.filled {
+		r.emit(Event{Kind: EvCanceled, Reason: uint8(CancelReplaced), Side: o.side, Instrument: o.inst,
+			Account: o.acct, OrderID: o.id, Ref: o.ref, OrigRef: orig, Price: o.price, Qty: o.qty})
+		m.remove(o)
+		return
+	}
+	leaves := total - o.filled
+	r.emit(Event{Kind: EvReplaced, Side: o.side, Instrument: o.inst, Account: o.acct, OrderID: o.id,
+		Ref: o.ref, OrigRef: orig, Price: price, Qty: total, Leaves: leaves})
+	switch {
+	case price == o.price && leaves <= o.qty:
+		o.qty = leaves
+	case price == o.price:
+		o.qty, o.time = leaves, c.Time
+		m.prio++
+		o.prio = m.prio
+	default:
+		o.price, o.qty, o.time = price, leaves, c.Time
+		m.remove(o)
+		r.match(o, makers, price)
+		if o.qty > 0 {
+			m.prio++
+			o.prio = m.prio
+			m.orders = append(m.orders, o)
+			slices.SortFunc(m.orders, func(a, b *refOrder) int { return int(a.id) - int(b.id) })
+		}
+	}
+}
+
+func (r *refRun) massCancel() {
+	m, c := r.m, r.c
+	if c.Instrument != 0 && m.insts[c.Instrument] == nil {
+		r.reject(RejectUnknownInstrument)
+		return
+	}
+	n := Qty(0)
+	for _, o := range slices.Clone(m.orders) {
+		if o.acct == c.Account && (c.Instrument == 0 || o.inst == c.Instrument) {
+			r.touch(o.inst)
+			r.canceled(o, CancelMass, o.price)
+			m.remove(o)
+			n++
+		}
+	}
+	r.emit(Event{Kind: EvMassCanceled, Instrument: c.Instrument, Account: c.Account, Qty: n})
+}
