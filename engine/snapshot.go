@@ -228,8 +228,11 @@ func Restore(data []byte) (*Engine, error) {
 	lastSeq, nextOrder, nextTrade := Seq(r.u64()), OrderID(r.u64()), TradeID(r.u64())
 	var cfg Config
 	cfg.DefaultSTP = STPMode(r.u8())
-	for range r.count(5) {
+	for i := range r.count(5) {
 		cfg.Accounts = append(cfg.Accounts, AccountDefaults{ID: AccountID(r.u32()), STP: STPMode(r.u8())})
+		if i > 0 && cfg.Accounts[i].ID <= cfg.Accounts[i-1].ID {
+			return nil, fmt.Errorf("%w: account defaults not in ID order", ErrBadSnapshot)
+		}
 	}
 	type acctState struct {
 		id      AccountID
@@ -239,6 +242,9 @@ func Restore(data []byte) (*Engine, error) {
 	accts := make([]acctState, r.count(13))
 	for i := range accts {
 		accts[i] = acctState{AccountID(r.u32()), ClientRef(r.u64()), STPMode(r.u8())}
+		if i > 0 && accts[i].id <= accts[i-1].id {
+			return nil, fmt.Errorf("%w: accounts not in ID order", ErrBadSnapshot)
+		}
 	}
 	type bookState struct {
 		refPrice Price
@@ -270,6 +276,18 @@ func Restore(data []byte) (*Engine, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
+	// Snapshots hold the configuration after EnsureDefaults: a zero where a
+	// default belongs means the bytes were not written by Snapshot.
+	zero := cfg.DefaultSTP == STPDefault
+	for _, a := range cfg.Accounts {
+		zero = zero || a.STP == STPDefault
+	}
+	for _, in := range cfg.Instruments {
+		zero = zero || in.MaxQty == 0 || in.MaxOpenPerAccount == 0
+	}
+	if zero {
+		return nil, fmt.Errorf("%w: configuration field left at zero", ErrBadSnapshot)
+	}
 	e, err := New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
@@ -299,7 +317,8 @@ func Restore(data []byte) (*Engine, error) {
 					return nil, fmt.Errorf("%w: order %d has bad price or quantity", ErrBadSnapshot, src.id)
 				case src.tif != GTC && src.tif != PostOnly, !validSTP(src.stp) || src.stp == STPDefault:
 					return nil, fmt.Errorf("%w: order %d has bad tif or stp", ErrBadSnapshot, src.id)
-				case last != nil && (last.price != src.price && !b.sideOf(side).better(last.price, src.price)):
+				case last != nil && last.price != src.price && !b.sideOf(side).better(last.price, src.price),
+					last != nil && last.price == src.price && last.time > src.time:
 					return nil, fmt.Errorf("%w: order %d out of priority order", ErrBadSnapshot, src.id)
 				}
 				o := e.allocOrder()
@@ -317,12 +336,14 @@ func Restore(data []byte) (*Engine, error) {
 		}
 	}
 	listed := 0
+	var prevList *account
 	for range r.count(8) {
 		a := e.accounts[AccountID(r.u32())]
 		n := r.count(8)
-		if a == nil || a.head != nil {
-			return nil, fmt.Errorf("%w: order list of unknown or repeated account", ErrBadSnapshot)
+		if a == nil || (prevList != nil && a.id <= prevList.id) || n == 0 {
+			return nil, fmt.Errorf("%w: order lists not in account order, or empty", ErrBadSnapshot)
 		}
+		prevList = a
 		for range n {
 			o := e.orders.get(OrderID(r.u64()))
 			if o == nil || o.acct != a || o.anext != nil || a.tail == o {
