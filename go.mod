@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/cockroachdb/datadriven v1.0.3
+	github.com/shopspring/decimal v1.6.0
 	github.com/tidwall/btree v1.8.2
 )
 

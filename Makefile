@@ -1,0 +1,52 @@
+# The two commands that matter: `make run` and `make test`.
+GO        ?= go
+# Fuzzing time per target: FUZZTIME for `make fuzz`, SHORTFUZZ inside `make test`.
+FUZZTIME  ?= 60s
+SHORTFUZZ ?= 5s
+# Benchmark repetitions, for benchstat.
+COUNT     ?= 5
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# Fuzz targets as package:Target.
+FUZZ_TARGETS := ./engine:FuzzCommands ./engine:FuzzRestore ./engine/units:FuzzParsePrice
+
+.PHONY: all run test vet unit race fuzz-short fuzz bench lint diff-long
+
+all: test
+
+run:
+	$(GO) run ./cmd/matchd
+
+test: vet unit race fuzz-short
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 ./...
+
+# The race detector over every package, in short mode (the differential test
+# runs 100k commands there instead of 1M).
+race:
+	$(GO) test -count=1 -race -short ./...
+
+fuzz-short:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name for $(SHORTFUZZ)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(SHORTFUZZ) $$pkg || exit 1; \
+	done
+
+fuzz:
+	@$(MAKE) --no-print-directory fuzz-short SHORTFUZZ=$(FUZZTIME)
+
+# 100 M commands against the reference model (about 7 minutes here).
+diff-long:
+	$(GO) test -count=1 -run TestDifferential -timeout 2h -v ./engine -diff.commands=100000000
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count $(COUNT) ./engine/...
+
+lint: vet
+	$(GO) run $(STATICCHECK) ./...
+	@test -z "$$(gofmt -l .)" || (echo "gofmt needed:"; gofmt -l .; exit 1)

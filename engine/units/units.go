@@ -1,0 +1,152 @@
+// Package units converts between the human decimal prices and quantities of
+// the edges (configuration, CLI, JSON, reports) and the integer ticks and
+// lots the engine works in. It is the only place the two meet; the engine
+// never sees a decimal.
+package units
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/matchd/matchd/engine"
+	"github.com/shopspring/decimal"
+)
+
+// Errors returned (wrapped) by the conversions.
+var (
+	ErrOffGrid  = errors.New("units: not a whole number of ticks or lots")
+	ErrRange    = errors.New("units: out of range")
+	ErrBadScale = errors.New("units: tick and lot sizes must be positive decimals")
+)
+
+// Scale is an instrument's tick size and lot size.
+type Scale struct {
+	Tick decimal.Decimal
+	Lot  decimal.Decimal
+}
+
+// NewScale parses decimal tick and lot sizes such as "0.01" and "1".
+func NewScale(tick, lot string) (Scale, error) {
+	t, err := decimal.NewFromString(tick)
+	if err != nil || !t.IsPositive() {
+		return Scale{}, fmt.Errorf("%w: tick %q", ErrBadScale, tick)
+	}
+	l, err := decimal.NewFromString(lot)
+	if err != nil || !l.IsPositive() {
+		return Scale{}, fmt.Errorf("%w: lot %q", ErrBadScale, lot)
+	}
+	return Scale{Tick: t, Lot: l}, nil
+}
+
+// ScaleOf returns the scale of an engine instrument.
+func ScaleOf(in engine.Instrument) (Scale, error) { return NewScale(in.TickSize, in.LotSize) }
+
+func whole(d, unit decimal.Decimal, what string, limit int64) (int64, error) {
+	n := d.Div(unit)
+	if !n.Equal(n.Truncate(0)) || !d.Equal(n.Mul(unit)) {
+		return 0, fmt.Errorf("%w: %s %s is not a multiple of %s", ErrOffGrid, what, d, unit)
+	}
+	if n.Sign() < 0 || n.GreaterThan(decimal.NewFromInt(limit)) {
+		return 0, fmt.Errorf("%w: %s %s", ErrRange, what, d)
+	}
+	return n.IntPart(), nil
+}
+
+// Price converts a decimal price to ticks. It fails if the price is off the
+// tick grid, negative or above engine.MaxPrice ticks. Zero is allowed (the
+// engine rejects it for limit orders).
+func (s Scale) Price(d decimal.Decimal) (engine.Price, error) {
+	n, err := whole(d, s.Tick, "price", int64(engine.MaxPrice))
+	return engine.Price(n), err
+}
+
+// Qty converts a decimal quantity to lots. It fails if it is off the lot
+// grid or negative.
+func (s Scale) Qty(d decimal.Decimal) (engine.Qty, error) {
+	n, err := whole(d, s.Lot, "quantity", 1<<62)
+	return engine.Qty(n), err
+}
+
+// ParsePrice parses a decimal string and converts it to ticks.
+func (s Scale) ParsePrice(str string) (engine.Price, error) {
+	d, err := decimal.NewFromString(str)
+	if err != nil {
+		return 0, fmt.Errorf("units: price %q is not a decimal number", str)
+	}
+	return s.Price(d)
+}
+
+// ParseQty parses a decimal string and converts it to lots.
+func (s Scale) ParseQty(str string) (engine.Qty, error) {
+	d, err := decimal.NewFromString(str)
+	if err != nil {
+		return 0, fmt.Errorf("units: quantity %q is not a decimal number", str)
+	}
+	return s.Qty(d)
+}
+
+// PriceDecimal converts ticks to a decimal price.
+func (s Scale) PriceDecimal(p engine.Price) decimal.Decimal {
+	return decimal.NewFromInt(int64(p)).Mul(s.Tick)
+}
+
+// QtyDecimal converts lots to a decimal quantity.
+func (s Scale) QtyDecimal(q engine.Qty) decimal.Decimal {
+	return decimal.NewFromInt(int64(q)).Mul(s.Lot)
+}
+
+// FormatPrice formats ticks as a decimal string with the tick's number of
+// decimal places, e.g. 10000 ticks of 0.01 is "100.00".
+func (s Scale) FormatPrice(p engine.Price) string {
+	return s.PriceDecimal(p).StringFixed(places(s.Tick))
+}
+
+// FormatQty formats lots as a decimal string with the lot's number of
+// decimal places.
+func (s Scale) FormatQty(q engine.Qty) string {
+	return s.QtyDecimal(q).StringFixed(places(s.Lot))
+}
+
+func places(d decimal.Decimal) int32 { return max(0, -d.Exponent()) }
+
+// InstrumentConfig is an instrument as people write it: prices and sizes in
+// decimals.
+type InstrumentConfig struct {
+	ID                uint32 `json:"id"`
+	Symbol            string `json:"symbol"`
+	TickSize          string `json:"tick_size"`               // e.g. "0.01"
+	LotSize           string `json:"lot_size"`                // e.g. "1" or "0.0001"
+	StartPrice        string `json:"start_price,omitempty"`   // decimal; reference price before the first trade
+	MaxQty            string `json:"max_qty,omitempty"`       // decimal; default engine.DefaultMaxQty lots
+	BandBps           int64  `json:"band_bps,omitempty"`      // price band in basis points; 0 disables
+	MaxOpenPerAccount int32  `json:"max_open_per_account,omitempty"`
+}
+
+// Engine converts the instrument to the engine's units, reporting every
+// problem at once.
+func (c InstrumentConfig) Engine() (engine.Instrument, error) {
+	in := engine.Instrument{
+		ID: engine.InstrumentID(c.ID), Symbol: c.Symbol, TickSize: c.TickSize, LotSize: c.LotSize,
+		BandBps: c.BandBps, MaxOpenPerAccount: c.MaxOpenPerAccount,
+	}
+	s, err := NewScale(c.TickSize, c.LotSize)
+	if err != nil {
+		return in, fmt.Errorf("instrument %q: %w", c.Symbol, err)
+	}
+	var errs []error
+	if c.StartPrice != "" {
+		p, err := s.ParsePrice(c.StartPrice)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("instrument %q: start_price: %w", c.Symbol, err))
+		}
+		in.StartPrice = p
+	}
+	if c.MaxQty != "" {
+		q, err := s.ParseQty(c.MaxQty)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("instrument %q: max_qty: %w", c.Symbol, err))
+		}
+		in.MaxQty = q
+	}
+	return in, errors.Join(errs...)
+}
