@@ -10,18 +10,19 @@ type order struct {
 	price  Price // limit price; for a market order while it matches, its protection price
 	qty    Qty   // open (leaves) quantity
 	filled Qty
-	time   int64 // of the command that accepted or last re-prioritised it
-	acct   *account
-	book   *book
+	time   int64  // of the command that accepted or last re-prioritised it
 	level  *level // nil unless resting
 
-	prev, next   *order // FIFO at the level; next doubles as the free-list link
+	prev, next   *order // FIFO at the level
 	aprev, anext *order // the account's open orders, oldest first
 
-	side Side
-	typ  OrderType
-	tif  TimeInForce
-	stp  STPMode // resolved: never STPDefault
+	acct    int32 // index of its account in Engine.accts
+	handle  int32 // its place in the orderStore; never changes
+	bookIdx int32 // index of its book in Engine.books
+	side    Side
+	typ     OrderType
+	tif     TimeInForce
+	stp     STPMode // resolved: never STPDefault
 }
 
 // eventPrice is the price events report for o: its limit price, or zero for

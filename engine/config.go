@@ -52,6 +52,10 @@ type Config struct {
 	// DefaultSTP is the self-trade prevention mode of accounts not listed
 	// in Accounts. Default STPCancelResting.
 	DefaultSTP STPMode
+	// ReserveOrders preallocates room for this many open orders (order
+	// slabs, price levels and the order index), so a book that stays below
+	// it never allocates while trading. Default 0: grow on demand.
+	ReserveOrders int
 }
 
 // EnsureDefaults fills in zero fields with their documented defaults.
@@ -119,6 +123,9 @@ func (c *Config) Validate() error {
 		if in.MaxOpenPerAccount <= 0 {
 			bad("%s: max open orders per account %d must be positive", where, in.MaxOpenPerAccount)
 		}
+	}
+	if c.ReserveOrders < 0 || c.ReserveOrders > 1<<30 {
+		bad("reserve_orders %d not in 0..%d", c.ReserveOrders, 1<<30)
 	}
 	accts := map[AccountID]bool{}
 	for i, a := range c.Accounts {

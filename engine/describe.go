@@ -154,7 +154,7 @@ func (e *Engine) DescribeBook(id InstrumentID) string {
 	line := func(l *level) {
 		fmt.Fprintf(&sb, "  %d x %d:", l.price, l.qty)
 		for o := l.head; o != nil; o = o.next {
-			fmt.Fprintf(&sb, " %d:%d(%d)", o.id, o.qty, o.acct.id)
+			fmt.Fprintf(&sb, " %d:%d(%d)", o.id, o.qty, e.accts[o.acct].id)
 		}
 		sb.WriteByte('\n')
 	}

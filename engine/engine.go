@@ -6,6 +6,7 @@ import "fmt"
 // reference, the self-trade default, and the open orders.
 type account struct {
 	id      AccountID
+	idx     int32 // position in Engine.accts
 	lastRef ClientRef
 	stp     STPMode
 	open    []int32 // open orders per book index
@@ -17,18 +18,19 @@ type account struct {
 // state. It is not safe for concurrent use; one goroutine owns it and feeds it
 // commands in sequence order.
 type Engine struct {
-	books      []*book // by index, in configuration order
-	byID       []*book // by InstrumentID
-	accounts   map[AccountID]*account
+	books      []*book               // by index, in configuration order
+	byID       []*book               // by InstrumentID
+	accts      []*account            // every account seen, in order of first use
+	acctLow    []int32               // accts index + 1 by ID, for IDs below acctLowLimit
+	acctHigh   map[AccountID]int32   // accts index by ID, for larger IDs
 	acctSTP    map[AccountID]STPMode // configured defaults
 	defaultSTP STPMode
-	orders     orderIndex
+	orders     orderStore
 
 	nextOrder OrderID // last assigned
 	nextTrade TradeID // last assigned
 	lastSeq   Seq
 
-	freeOrders *order
 	freeLevels *level
 
 	// Per-command scratch state.
@@ -49,7 +51,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		accounts:   make(map[AccountID]*account),
+		acctHigh:   make(map[AccountID]int32),
 		acctSTP:    make(map[AccountID]STPMode),
 		defaultSTP: cfg.DefaultSTP,
 	}
@@ -67,7 +69,18 @@ func New(cfg Config) (*Engine, error) {
 	for _, a := range cfg.Accounts {
 		e.acctSTP[a.ID] = a.STP
 	}
+	e.reserve(cfg.ReserveOrders)
 	return e, nil
+}
+
+// reserve preallocates n orders, n/4 levels and an index that holds n
+// orders without growing.
+func (e *Engine) reserve(n int) {
+	if n <= 0 {
+		return
+	}
+	e.orders.reserve(n)
+	e.addLevelSlab(max(n/4, slabSize))
 }
 
 // LastSeq returns the sequence number of the last command applied.
@@ -133,16 +146,47 @@ func (e *Engine) book(id InstrumentID) *book {
 	return nil
 }
 
+// acctLowLimit bounds the account IDs found through a slice rather than a
+// map: most venues number their accounts densely from 1.
+const acctLowLimit = 1 << 16
+
+// lookupAccount returns the account with the given ID, or nil.
+func (e *Engine) lookupAccount(id AccountID) *account {
+	if id < acctLowLimit {
+		if int(id) < len(e.acctLow) && e.acctLow[id] != 0 {
+			return e.accts[e.acctLow[id]-1]
+		}
+		return nil
+	}
+	if i, ok := e.acctHigh[id]; ok {
+		return e.accts[i]
+	}
+	return nil
+}
+
+// account returns the account with the given ID, creating it on first use.
 func (e *Engine) account(id AccountID) *account {
-	if a := e.accounts[id]; a != nil {
+	if a := e.lookupAccount(id); a != nil {
 		return a
 	}
 	stp, ok := e.acctSTP[id]
 	if !ok {
 		stp = e.defaultSTP
 	}
-	a := &account{id: id, stp: stp, open: make([]int32, len(e.books))}
-	e.accounts[id] = a
+	return e.addAccount(id, 0, stp)
+}
+
+func (e *Engine) addAccount(id AccountID, lastRef ClientRef, stp STPMode) *account {
+	a := &account{id: id, idx: int32(len(e.accts)), lastRef: lastRef, stp: stp, open: make([]int32, len(e.books))}
+	e.accts = append(e.accts, a)
+	if id < acctLowLimit {
+		if int(id) >= len(e.acctLow) {
+			e.acctLow = append(e.acctLow, make([]int32, int(id)+1-len(e.acctLow))...)
+		}
+		e.acctLow[id] = a.idx + 1
+	} else {
+		e.acctHigh[id] = a.idx
+	}
 	return a
 }
 
@@ -231,8 +275,8 @@ func (e *Engine) newOrder(c *Command) {
 	e.nextOrder++
 	o := e.allocOrder()
 	*o = order{
-		id: e.nextOrder, ref: c.Ref, price: limit, qty: c.Qty, time: e.time,
-		acct: a, book: b, side: c.Side, typ: c.Type, tif: c.TIF, stp: stp,
+		handle: o.handle, id: e.nextOrder, ref: c.Ref, price: limit, qty: c.Qty, time: e.time,
+		acct: a.idx, bookIdx: int32(b.idx), side: c.Side, typ: c.Type, tif: c.TIF, stp: stp,
 	}
 	e.out = append(e.out, Event{
 		Seq: e.seq, Time: e.time, Kind: EvAccepted, Side: c.Side, Instrument: b.inst.ID,
@@ -260,7 +304,7 @@ func fillable(opp *bookSide, s Side, a *account, stp STPMode, limit Price, qty Q
 			return false
 		}
 		for o := l.head; o != nil; o = o.next {
-			if o.acct == a {
+			if o.acct == a.idx {
 				if stp != STPCancelResting {
 					return false // the incoming order would be canceled here
 				}
@@ -313,8 +357,8 @@ func (e *Engine) match(b *book, t *order) {
 			e.nextTrade++
 			e.out = append(e.out, Event{
 				Seq: e.seq, Time: e.time, Kind: EvFill, Side: t.side, Instrument: b.inst.ID,
-				Account: t.acct.id, OrderID: t.id, Ref: t.ref, Price: l.price, Qty: q, Leaves: t.qty,
-				MakerAccount: m.acct.id, MakerOrder: m.id, MakerRef: m.ref, MakerLeaves: m.qty,
+				Account: e.accts[t.acct].id, OrderID: t.id, Ref: t.ref, Price: l.price, Qty: q, Leaves: t.qty,
+				MakerAccount: e.accts[m.acct].id, MakerOrder: m.id, MakerRef: m.ref, MakerLeaves: m.qty,
 				TradeID: e.nextTrade,
 			})
 			if m.qty == 0 {
@@ -331,7 +375,7 @@ func (e *Engine) match(b *book, t *order) {
 func (e *Engine) cancelRemainder(o *order, r CancelReason) {
 	e.out = append(e.out, Event{
 		Seq: e.seq, Time: e.time, Kind: EvCanceled, Reason: uint8(r), Side: o.side,
-		Instrument: o.book.inst.ID, Account: o.acct.id, OrderID: o.id, Ref: o.ref,
+		Instrument: e.books[o.bookIdx].inst.ID, Account: e.accts[o.acct].id, OrderID: o.id, Ref: o.ref,
 		Price: o.eventPrice(), Qty: o.qty,
 	})
 	o.qty = 0
@@ -352,11 +396,11 @@ func (e *Engine) cancel(c *Command) {
 		e.reject(c, RejectUnknownOrder)
 		return
 	}
-	if o.acct != a {
+	if o.acct != a.idx {
 		e.reject(c, RejectNotOwner)
 		return
 	}
-	e.touch(o.book)
+	e.touch(e.books[o.bookIdx])
 	e.cancelResting(o, CancelUser)
 }
 
@@ -372,11 +416,11 @@ func (e *Engine) replace(c *Command) {
 		e.reject(c, RejectUnknownOrder)
 		return
 	}
-	if o.acct != a {
+	if o.acct != a.idx {
 		e.reject(c, RejectNotOwner)
 		return
 	}
-	b := o.book
+	b := e.books[o.bookIdx]
 	price, total := o.price, o.qty+o.filled
 	if c.Price != 0 {
 		price = c.Price
@@ -464,8 +508,8 @@ func (e *Engine) massCancel(c *Command) {
 	n := Qty(0)
 	for o := a.head; o != nil; {
 		next := o.anext
-		if c.Instrument == 0 || o.book.inst.ID == c.Instrument {
-			e.touch(o.book)
+		if b := e.books[o.bookIdx]; c.Instrument == 0 || b.inst.ID == c.Instrument {
+			e.touch(b)
 			e.cancelResting(o, CancelMass)
 			n++
 		}
@@ -523,7 +567,7 @@ func (e *Engine) removeFromLevel(o *order) {
 	l.qty -= o.qty
 	l.count--
 	if l.count == 0 {
-		s := o.book.sideOf(o.side)
+		s := e.books[o.bookIdx].sideOf(o.side)
 		s.levels.Delete(s.key(l.price))
 		if s.best == l {
 			s.best = nil
@@ -538,8 +582,8 @@ func (e *Engine) removeFromLevel(o *order) {
 // addOpen makes a newly resting order findable by ID and by account.
 func (e *Engine) addOpen(o *order) {
 	e.orders.put(o)
-	a := o.acct
-	a.open[o.book.idx]++
+	a := e.accts[o.acct]
+	a.open[o.bookIdx]++
 	o.aprev, o.anext = a.tail, nil
 	if a.tail != nil {
 		a.tail.anext = o
@@ -551,9 +595,9 @@ func (e *Engine) addOpen(o *order) {
 
 // removeOpen undoes addOpen.
 func (e *Engine) removeOpen(o *order) {
-	e.orders.del(o.id)
-	a := o.acct
-	a.open[o.book.idx]--
+	e.orders.del(o)
+	a := e.accts[o.acct]
+	a.open[o.bookIdx]--
 	if o.aprev != nil {
 		o.aprev.anext = o.anext
 	} else {
@@ -569,32 +613,21 @@ func (e *Engine) removeOpen(o *order) {
 
 const slabSize = 1024
 
-func (e *Engine) allocOrder() *order {
-	if e.freeOrders == nil {
-		slab := make([]order, slabSize)
-		for i := range slab {
-			slab[i].next = e.freeOrders
-			e.freeOrders = &slab[i]
-		}
+func (e *Engine) addLevelSlab(n int) {
+	slab := make([]level, n)
+	for i := range slab {
+		slab[i].nextFree = e.freeLevels
+		e.freeLevels = &slab[i]
 	}
-	o := e.freeOrders
-	e.freeOrders = o.next
-	o.next = nil
-	return o
 }
 
-func (e *Engine) freeOrder(o *order) {
-	*o = order{next: e.freeOrders}
-	e.freeOrders = o
-}
+func (e *Engine) allocOrder() *order { return e.orders.alloc() }
+
+func (e *Engine) freeOrder(o *order) { e.orders.release(o) }
 
 func (e *Engine) allocLevel() *level {
 	if e.freeLevels == nil {
-		slab := make([]level, slabSize)
-		for i := range slab {
-			slab[i].nextFree = e.freeLevels
-			e.freeLevels = &slab[i]
-		}
+		e.addLevelSlab(slabSize)
 	}
 	l := e.freeLevels
 	e.freeLevels = l.nextFree

@@ -40,7 +40,7 @@ func (e *Engine) CheckInvariants() error {
 					if o.prev != last {
 						bad("order %d: broken back link", o.id)
 					}
-					if o.level != l || o.price != l.price || o.side != s.side || o.book != b {
+					if o.level != l || o.price != l.price || o.side != s.side || e.books[o.bookIdx] != b {
 						bad("order %d: does not belong at %s %d", o.id, b.inst.Symbol, l.price)
 					}
 					if o.qty <= 0 {
@@ -52,10 +52,15 @@ func (e *Engine) CheckInvariants() error {
 					if e.orders.get(o.id) != o {
 						bad("order %d: resting but not indexed", o.id)
 					}
-					if perAcct[o.acct] == nil {
-						perAcct[o.acct] = make([]int32, len(e.books))
+					if int(o.acct) >= len(e.accts) {
+						bad("order %d: account index %d out of range", o.id, o.acct)
+						continue
 					}
-					perAcct[o.acct][b.idx]++
+					a := e.accts[o.acct]
+					if perAcct[a] == nil {
+						perAcct[a] = make([]int32, len(e.books))
+					}
+					perAcct[a][b.idx]++
 					sum += o.qty
 					n++
 					resting++
@@ -81,18 +86,21 @@ func (e *Engine) CheckInvariants() error {
 		bad("index holds %d orders, books %d", e.orders.len(), resting)
 	}
 	listed := 0
-	for _, a := range e.accounts {
+	for i, a := range e.accts {
+		if a.idx != int32(i) || e.lookupAccount(a.id) != a {
+			bad("account %d: not findable by ID", a.id)
+		}
 		var last *order
 		counts := make([]int32, len(e.books))
 		for o := a.head; o != nil; o = o.anext {
-			if o.aprev != last || o.acct != a {
+			if o.aprev != last || o.acct != a.idx {
 				bad("account %d: broken order list at order %d", a.id, o.id)
 				break
 			}
 			if o.level == nil {
 				bad("account %d: order %d listed but not resting", a.id, o.id)
 			}
-			counts[o.book.idx]++
+			counts[o.bookIdx]++
 			last = o
 			listed++
 		}

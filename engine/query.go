@@ -75,9 +75,9 @@ type OrderInfo struct {
 	Time       int64 // when it took its current place in the queue
 }
 
-func (o *order) info() OrderInfo {
+func (e *Engine) info(o *order) OrderInfo {
 	return OrderInfo{
-		ID: o.id, Account: o.acct.id, Instrument: o.book.inst.ID, Side: o.side, TIF: o.tif,
+		ID: o.id, Account: e.accts[o.acct].id, Instrument: e.books[o.bookIdx].inst.ID, Side: o.side, TIF: o.tif,
 		Price: o.price, Leaves: o.qty, Filled: o.filled, Ref: o.ref, Time: o.time,
 	}
 }
@@ -89,17 +89,17 @@ func (e *Engine) Order(id OrderID) (OrderInfo, bool) {
 	if o == nil {
 		return OrderInfo{}, false
 	}
-	return o.info(), true
+	return e.info(o), true
 }
 
 // OpenOrders appends an account's open orders, oldest first, to out.
 func (e *Engine) OpenOrders(a AccountID, out []OrderInfo) []OrderInfo {
-	acct := e.accounts[a]
+	acct := e.lookupAccount(a)
 	if acct == nil {
 		return out
 	}
 	for o := acct.head; o != nil; o = o.anext {
-		out = append(out, o.info())
+		out = append(out, e.info(o))
 	}
 	return out
 }

@@ -68,10 +68,7 @@ func (e *Engine) Snapshot(out []byte) []byte {
 		out = append(out, byte(e.acctSTP[id]))
 	}
 
-	accts := make([]*account, 0, len(e.accounts))
-	for _, a := range e.accounts {
-		accts = append(accts, a)
-	}
+	accts := slices.Clone(e.accts)
 	slices.SortFunc(accts, func(a, b *account) int { return cmp.Compare(a.id, b.id) })
 	out = be.AppendUint32(out, uint32(len(accts)))
 	for _, a := range accts {
@@ -99,7 +96,7 @@ func (e *Engine) Snapshot(out []byte) []byte {
 			s.levels.Scan(func(_ Price, l *level) bool {
 				for o := l.head; o != nil; o = o.next {
 					out = be.AppendUint64(out, uint64(o.id))
-					out = be.AppendUint32(out, uint32(o.acct.id))
+					out = be.AppendUint32(out, uint32(e.accts[o.acct].id))
 					out = be.AppendUint64(out, uint64(o.ref))
 					out = be.AppendUint64(out, uint64(o.price))
 					out = be.AppendUint64(out, uint64(o.qty))
@@ -294,10 +291,10 @@ func Restore(data []byte) (*Engine, error) {
 	}
 	e.lastSeq, e.nextOrder, e.nextTrade = lastSeq, nextOrder, nextTrade
 	for _, a := range accts {
-		if e.accounts[a.id] != nil || !validSTP(a.stp) || a.stp == STPDefault {
-			return nil, fmt.Errorf("%w: account %d duplicate or invalid", ErrBadSnapshot, a.id)
+		if !validSTP(a.stp) || a.stp == STPDefault {
+			return nil, fmt.Errorf("%w: account %d invalid", ErrBadSnapshot, a.id)
 		}
-		e.accounts[a.id] = &account{id: a.id, lastRef: a.lastRef, stp: a.stp, open: make([]int32, len(e.books))}
+		e.addAccount(a.id, a.lastRef, a.stp)
 	}
 	resting := 0
 	for bi, bs := range books {
@@ -307,7 +304,7 @@ func Restore(data []byte) (*Engine, error) {
 			var last *order
 			for i := range bs.sides[s] {
 				src := &bs.sides[s][i]
-				a := e.accounts[bs.acctIDs[s][i]]
+				a := e.lookupAccount(bs.acctIDs[s][i])
 				switch {
 				case a == nil:
 					return nil, fmt.Errorf("%w: order %d of unknown account", ErrBadSnapshot, src.id)
@@ -322,8 +319,10 @@ func Restore(data []byte) (*Engine, error) {
 					return nil, fmt.Errorf("%w: order %d out of priority order", ErrBadSnapshot, src.id)
 				}
 				o := e.allocOrder()
+				h := o.handle
 				*o = *src
-				o.acct, o.book, o.side, o.typ = a, b, side, Limit
+				o.handle = h
+				o.acct, o.bookIdx, o.side, o.typ = a.idx, int32(b.idx), side, Limit
 				e.addToLevel(b.sideOf(side), o)
 				e.orders.put(o)
 				a.open[b.idx]++
@@ -338,7 +337,7 @@ func Restore(data []byte) (*Engine, error) {
 	listed := 0
 	var prevList *account
 	for range r.count(8) {
-		a := e.accounts[AccountID(r.u32())]
+		a := e.lookupAccount(AccountID(r.u32()))
 		n := r.count(8)
 		if a == nil || (prevList != nil && a.id <= prevList.id) || n == 0 {
 			return nil, fmt.Errorf("%w: order lists not in account order, or empty", ErrBadSnapshot)
@@ -346,7 +345,7 @@ func Restore(data []byte) (*Engine, error) {
 		prevList = a
 		for range n {
 			o := e.orders.get(OrderID(r.u64()))
-			if o == nil || o.acct != a || o.anext != nil || a.tail == o {
+			if o == nil || o.acct != a.idx || o.anext != nil || a.tail == o {
 				return nil, fmt.Errorf("%w: account %d lists an order it does not own", ErrBadSnapshot, a.id)
 			}
 			o.aprev = a.tail

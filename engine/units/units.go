@@ -114,11 +114,11 @@ func places(d decimal.Decimal) int32 { return max(0, -d.Exponent()) }
 type InstrumentConfig struct {
 	ID                uint32 `json:"id"`
 	Symbol            string `json:"symbol"`
-	TickSize          string `json:"tick_size"`               // e.g. "0.01"
-	LotSize           string `json:"lot_size"`                // e.g. "1" or "0.0001"
-	StartPrice        string `json:"start_price,omitempty"`   // decimal; reference price before the first trade
-	MaxQty            string `json:"max_qty,omitempty"`       // decimal; default engine.DefaultMaxQty lots
-	BandBps           int64  `json:"band_bps,omitempty"`      // price band in basis points; 0 disables
+	TickSize          string `json:"tick_size"`             // e.g. "0.01"
+	LotSize           string `json:"lot_size"`              // e.g. "1" or "0.0001"
+	StartPrice        string `json:"start_price,omitempty"` // decimal; reference price before the first trade
+	MaxQty            string `json:"max_qty,omitempty"`     // decimal; default engine.DefaultMaxQty lots
+	BandBps           int64  `json:"band_bps,omitempty"`    // price band in basis points; 0 disables
 	MaxOpenPerAccount int32  `json:"max_open_per_account,omitempty"`
 }
 

@@ -1,0 +1,154 @@
+package engine_test
+
+import (
+	"runtime"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/matchd/matchd/engine"
+	"github.com/matchd/matchd/engine/workload"
+)
+
+type wl struct {
+	cfg  engine.Config
+	cmds []engine.Command
+}
+
+var (
+	wlA = sync.OnceValue(func() wl { c, x := workload.A(1, 1_000_000); return wl{c, x} })
+	wlB = sync.OnceValue(func() wl { c, x := workload.B(1, 500_000); return wl{c, x} })
+)
+
+// replay times applying every command of w to a fresh engine, once per
+// b.N, and reports per-command cost. Engine construction is not timed.
+func replay(b *testing.B, w wl) {
+	out := make([]engine.Event, 0, 4096)
+	var allocs uint64
+	var ms runtime.MemStats
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		e, err := engine.New(w.cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		before := ms.Mallocs
+		b.StartTimer()
+		for j := range w.cmds {
+			out = e.Apply(&w.cmds[j], out[:0])
+		}
+		b.StopTimer()
+		runtime.ReadMemStats(&ms)
+		allocs += ms.Mallocs - before
+		b.StartTimer()
+	}
+	n := float64(b.N) * float64(len(w.cmds))
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/cmd")
+	b.ReportMetric(n/b.Elapsed().Seconds()/1e6, "Mcmd/s")
+	b.ReportMetric(float64(allocs)/n, "allocs/cmd")
+}
+
+// BenchmarkWorkloadA: 1 M commands, 60% passive / 30% cancel / 10%
+// aggressive around a drifting mid (see workload.A).
+func BenchmarkWorkloadA(b *testing.B) { replay(b, wlA()) }
+
+// BenchmarkWorkloadB: 500 k non-crossing inserts over 1,000 levels, then
+// cancels of all of them in random order (see workload.B).
+func BenchmarkWorkloadB(b *testing.B) { replay(b, wlB()) }
+
+// BenchmarkDeepSweep: one market order consuming 10,000 resting orders of
+// one lot each over 100 levels.
+func BenchmarkDeepSweep(b *testing.B) {
+	const levels, perLevel = 100, 100
+	out := make([]engine.Event, 0, levels*perLevel+16)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		cfg := workload.Config(levels * perLevel)
+		e, _ := engine.New(cfg)
+		seq := engine.Seq(0)
+		for l := 0; l < levels; l++ {
+			for k := 0; k < perLevel; k++ {
+				seq++
+				c := engine.Command{Seq: seq, Kind: engine.CmdNewOrder, Account: engine.AccountID(2 + k%50),
+					Instrument: workload.Instrument, Side: engine.Sell, Type: engine.Limit, TIF: engine.GTC,
+					Price: 100_001 + engine.Price(l), Qty: 1, Ref: engine.ClientRef(seq)}
+				out = e.Apply(&c, out[:0])
+			}
+		}
+		seq++
+		sweep := engine.Command{Seq: seq, Kind: engine.CmdNewOrder, Account: 1, Instrument: workload.Instrument,
+			Side: engine.Buy, Type: engine.Market, TIF: engine.IOC, Qty: levels * perLevel, Ref: 1}
+		b.StartTimer()
+		out = e.Apply(&sweep, out[:0])
+		b.StopTimer()
+		if fills := len(out) - 2; fills != levels*perLevel {
+			b.Fatalf("%d fills", fills)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*levels*perLevel), "ns/fill")
+}
+
+// BenchmarkRestingOrderMemory reports the heap held per resting order with
+// 1 M orders resting over 1,000 levels, index included.
+func BenchmarkRestingOrderMemory(b *testing.B) {
+	const n = 1_000_000
+	w := wlB()
+	for i := 0; i < b.N; i++ {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		cfg := w.cfg
+		cfg.ReserveOrders = 0 // grow on demand, as in production without a reservation
+		e, _ := engine.New(cfg)
+		out := make([]engine.Event, 0, 16)
+		for j := 0; j < n; j++ {
+			c := engine.Command{Seq: engine.Seq(j + 1), Kind: engine.CmdNewOrder, Account: engine.AccountID(1 + j%100),
+				Instrument: workload.Instrument, Side: engine.Buy, Type: engine.Limit, TIF: engine.GTC,
+				Price: 99_000 + engine.Price(j%1000), Qty: 1, Ref: engine.ClientRef(j + 1)}
+			out = e.Apply(&c, out[:0])
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if e.OpenOrderCount() != n {
+			b.Fatal("orders did not rest")
+		}
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/order")
+		runtime.KeepAlive(e)
+	}
+}
+
+// BenchmarkLatencyAt1M replays workload A paced open loop at 1 M commands/s
+// (one every microsecond, on a schedule fixed in advance) and reports
+// percentiles of the time from each command's scheduled start to the end of
+// its Apply, so a slow command also charges the ones queued behind it.
+func BenchmarkLatencyAt1M(b *testing.B) {
+	w := wlA()
+	lat := make([]time.Duration, len(w.cmds))
+	out := make([]engine.Event, 0, 4096)
+	for i := 0; i < b.N; i++ {
+		e, _ := engine.New(w.cfg)
+		runtime.GC()
+		start := time.Now()
+		for j := range w.cmds {
+			due := time.Duration(j) * time.Microsecond
+			for time.Since(start) < due {
+			}
+			out = e.Apply(&w.cmds[j], out[:0])
+			lat[j] = time.Since(start) - due
+		}
+	}
+	slices.Sort(lat)
+	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Nanoseconds()) }
+	b.ReportMetric(pct(0.50), "p50-ns")
+	b.ReportMetric(pct(0.99), "p99-ns")
+	b.ReportMetric(pct(0.999), "p99.9-ns")
+	b.ReportMetric(float64(lat[len(lat)-1].Nanoseconds()), "max-ns")
+}
