@@ -15,20 +15,14 @@ import (
 // synchronises or makes randomness) and the btree. Rules for other packages
 // are added here as they appear.
 func TestImportGraph(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}} {{.Standard}}", "./engine").Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
+	out := goList(t, "-deps", "-f", "{{.ImportPath}} {{.Standard}}", "./engine")
 	forbidden := []string{"os", "net", "time", "sync", "sync/atomic", "math/rand", "math/rand/v2",
 		"crypto/rand", "io/fs", "log", "log/slog", "runtime", "unsafe", "reflect", "syscall"}
 	allowedThirdParty := map[string]bool{
 		"github.com/matchd/matchd/engine": true,
 		"github.com/tidwall/btree":        true,
 	}
-	direct, err := exec.Command("go", "list", "-f", "{{join .Imports \"\\n\"}}", "./engine").Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
+	direct := goList(t, "-f", "{{join .Imports \" \"}}", "./engine")
 	for _, imp := range strings.Fields(string(direct)) {
 		for _, f := range forbidden {
 			if imp == f {
@@ -42,6 +36,19 @@ func TestImportGraph(t *testing.T) {
 			t.Errorf("engine depends on %s: only the standard library and tidwall/btree are allowed", path)
 		}
 	}
+}
+
+func goList(t *testing.T, args ...string) []byte {
+	t.Helper()
+	out, err := exec.Command("go", append([]string{"list"}, args...)...).Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("go list %v: %v\n%s", args, err, stderr)
+	}
+	return out
 }
 
 // TestEngineStartsNoGoroutines rejects any go statement in the engine.
