@@ -41,6 +41,11 @@ func (s *orderStore) reserve(n int) {
 	if size > len(s.slots) {
 		s.resize(size)
 	}
+	// Touch every page now: fresh memory faults on first write, and under a
+	// hypervisor such a fault can stall for tens of microseconds.
+	for i := 0; i < len(s.slots); i += 512 {
+		s.slots[i] = 0
+	}
 }
 
 // grow adds k chunks, carved from one allocation.

@@ -158,7 +158,7 @@ func A(seed uint64, n int) (engine.Config, []engine.Command) {
 				Side: side, Type: engine.Limit, TIF: engine.GTC, Price: price, Qty: qty})
 		}
 	}
-	cfg.ReserveOrders = r.peak
+	cfg.ReserveOrders = r.peak + 1 // the incoming order needs one more
 	return cfg, r.cmds
 }
 
@@ -186,6 +186,6 @@ func B(seed uint64, inserts int) (engine.Config, []engine.Command) {
 	for i, id := range ids {
 		r.add(engine.Command{Kind: engine.CmdCancel, Account: owners[i], OrderID: id})
 	}
-	cfg.ReserveOrders = r.peak
+	cfg.ReserveOrders = r.peak + 1 // the incoming order needs one more
 	return cfg, r.cmds
 }
