@@ -65,8 +65,8 @@ type Ring[T any] struct {
 	closed          atomic.Bool
 	_               pad
 
-	mask      int64
-	slots     []T
+	mask  int64
+	slots []T
 	// published[lo&mask] holds hi once a producer publishes the batch
 	// [lo, hi). Only batch starts are written; see available.
 	published []atomic.Int64
