@@ -1,0 +1,115 @@
+package persist
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+
+	"github.com/matchd/matchd/engine"
+)
+
+// Format constants. They are part of the on-disk format.
+const (
+	recordVersion   = 1
+	recordSize      = 66
+	snapshotVersion = 1
+	prefixJournal   = 'j'
+	prefixSnapshot  = 's'
+	keySize         = 9
+)
+
+// Errors. ErrCorrupt is wrapped with the position it was found at.
+var (
+	ErrCorrupt = errors.New("persist: corrupt record")
+	ErrClosed  = errors.New("persist: store closed")
+	ErrFailed  = errors.New("persist: an earlier write failed; refusing further writes")
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func key(prefix byte, seq engine.Seq) []byte {
+	return appendKey(nil, prefix, seq)
+}
+
+func appendKey(b []byte, prefix byte, seq engine.Seq) []byte {
+	b = append(b, prefix)
+	return binary.BigEndian.AppendUint64(b, uint64(seq))
+}
+
+func seqOfKey(k []byte) engine.Seq {
+	if len(k) != keySize {
+		return 0
+	}
+	return engine.Seq(binary.BigEndian.Uint64(k[1:]))
+}
+
+// AppendRecord appends the journal record of c to b.
+func AppendRecord(b []byte, c *engine.Command) []byte {
+	be := binary.BigEndian
+	start := len(b)
+	b = append(b, recordVersion, 0, 0, 0, 0)
+	b = be.AppendUint64(b, uint64(c.Seq))
+	b = be.AppendUint64(b, uint64(c.Time))
+	b = append(b, byte(c.Kind), byte(c.Side), byte(c.Type), byte(c.TIF), byte(c.STP))
+	b = be.AppendUint32(b, uint32(c.Account))
+	b = be.AppendUint32(b, uint32(c.Instrument))
+	b = be.AppendUint64(b, uint64(c.Price))
+	b = be.AppendUint64(b, uint64(c.Qty))
+	b = be.AppendUint64(b, uint64(c.OrderID))
+	b = be.AppendUint64(b, uint64(c.Ref))
+	be.PutUint32(b[start+1:], crc32.Checksum(b[start+5:], castagnoli))
+	return b
+}
+
+// DecodeRecord decodes a journal record into c.
+func DecodeRecord(b []byte, c *engine.Command) error {
+	if len(b) != recordSize {
+		return fmt.Errorf("%w: length %d, want %d", ErrCorrupt, len(b), recordSize)
+	}
+	if b[0] != recordVersion {
+		return fmt.Errorf("%w: version %d", ErrCorrupt, b[0])
+	}
+	be := binary.BigEndian
+	if crc32.Checksum(b[5:], castagnoli) != be.Uint32(b[1:]) {
+		return fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
+	}
+	*c = engine.Command{
+		Seq:        engine.Seq(be.Uint64(b[5:])),
+		Time:       int64(be.Uint64(b[13:])),
+		Kind:       engine.CommandKind(b[21]),
+		Side:       engine.Side(b[22]),
+		Type:       engine.OrderType(b[23]),
+		TIF:        engine.TimeInForce(b[24]),
+		STP:        engine.STPMode(b[25]),
+		Account:    engine.AccountID(be.Uint32(b[26:])),
+		Instrument: engine.InstrumentID(be.Uint32(b[30:])),
+		Price:      engine.Price(be.Uint64(b[34:])),
+		Qty:        engine.Qty(be.Uint64(b[42:])),
+		OrderID:    engine.OrderID(be.Uint64(b[50:])),
+		Ref:        engine.ClientRef(be.Uint64(b[58:])),
+	}
+	return nil
+}
+
+// appendSnapshotValue wraps engine snapshot bytes taken after seq.
+func appendSnapshotValue(b []byte, seq engine.Seq, snap []byte) []byte {
+	start := len(b)
+	b = append(b, snapshotVersion, 0, 0, 0, 0)
+	b = binary.BigEndian.AppendUint64(b, uint64(seq))
+	b = append(b, snap...)
+	binary.BigEndian.PutUint32(b[start+1:], crc32.Checksum(b[start+5:], castagnoli))
+	return b
+}
+
+// decodeSnapshotValue checks a snapshot value and returns its sequence
+// number and the engine snapshot bytes (aliasing v).
+func decodeSnapshotValue(v []byte) (engine.Seq, []byte, error) {
+	if len(v) < 13 || v[0] != snapshotVersion {
+		return 0, nil, fmt.Errorf("%w: snapshot header", ErrCorrupt)
+	}
+	if crc32.Checksum(v[5:], castagnoli) != binary.BigEndian.Uint32(v[1:]) {
+		return 0, nil, fmt.Errorf("%w: snapshot checksum mismatch", ErrCorrupt)
+	}
+	return engine.Seq(binary.BigEndian.Uint64(v[5:])), v[13:], nil
+}

@@ -1,0 +1,139 @@
+package persist
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/matchd/matchd/engine"
+)
+
+// SnapshotterConfig configures a Snapshotter.
+type SnapshotterConfig struct {
+	// Every takes a snapshot once this many commands have become durable
+	// since the last one. Default 1,000,000.
+	Every engine.Seq
+	// Interval takes a snapshot this often if anything new is durable.
+	// Default 5 minutes.
+	Interval time.Duration
+	// Poll is how often the durable sequence is checked. Default 100 ms.
+	Poll time.Duration
+}
+
+// EnsureDefaults fills in zero fields.
+func (c *SnapshotterConfig) EnsureDefaults() {
+	if c.Every == 0 {
+		c.Every = 1_000_000
+	}
+	if c.Interval == 0 {
+		c.Interval = 5 * time.Minute
+	}
+	if c.Poll == 0 {
+		c.Poll = 100 * time.Millisecond
+	}
+}
+
+// Snapshotter takes snapshots without pausing the matching loop. It owns a
+// replica engine, which it catches up to the durable sequence by replaying
+// the journal (the engine is deterministic, so the replica's state is the
+// loop's state at that sequence), and snapshots the replica.
+type Snapshotter struct {
+	store   *Store
+	replica *engine.Engine
+	durable func() engine.Seq
+	cfg     SnapshotterConfig
+
+	stop    chan struct{}
+	done    chan struct{}
+	started bool
+	mu   sync.Mutex // serialises Snapshot calls
+
+	// Observations for metrics; written by the snapshotter only.
+	LastSeq      atomic.Uint64 // sequence of the last snapshot
+	LastBytes    atomic.Int64  // its size
+	LastDuration atomic.Int64  // nanoseconds to catch up, encode and write it
+	Taken        atomic.Int64
+	Failures     atomic.Int64
+}
+
+// NewSnapshotter returns a snapshotter whose replica starts as a copy of e
+// (which must be the engine as recovered, before any new command).
+func NewSnapshotter(s *Store, e *engine.Engine, durable func() engine.Seq, cfg SnapshotterConfig) (*Snapshotter, error) {
+	cfg.EnsureDefaults()
+	replica, err := engine.Restore(e.Snapshot(nil))
+	if err != nil {
+		return nil, err
+	}
+	sn := &Snapshotter{store: s, replica: replica, durable: durable, cfg: cfg,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	sn.LastSeq.Store(uint64(replica.LastSeq()))
+	return sn, nil
+}
+
+// Start runs the snapshotter in its own goroutine until Close.
+func (sn *Snapshotter) Start() {
+	sn.started = true
+	go func() {
+		defer close(sn.done)
+		poll := time.NewTicker(sn.cfg.Poll)
+		defer poll.Stop()
+		lastTime := time.Now()
+		for {
+			select {
+			case <-sn.stop:
+				return
+			case <-poll.C:
+			}
+			d, last := sn.durable(), engine.Seq(sn.LastSeq.Load())
+			if d > last && (d-last >= sn.cfg.Every || time.Since(lastTime) >= sn.cfg.Interval) {
+				if _, err := sn.Snapshot(); err != nil {
+					sn.store.log.Error("persist: snapshot failed", "err", err)
+				}
+				lastTime = time.Now()
+			}
+		}
+	}()
+}
+
+// Snapshot catches the replica up to the durable sequence and stores its
+// snapshot, returning the sequence it covers.
+func (sn *Snapshotter) Snapshot() (engine.Seq, error) {
+	sn.mu.Lock()
+	defer sn.mu.Unlock()
+	start := time.Now()
+	to := sn.durable()
+	if from := sn.replica.LastSeq() + 1; to >= from {
+		out := make([]engine.Event, 0, 256)
+		err := sn.store.Replay(context.Background(), from, to, func(c *engine.Command) error {
+			out = sn.replica.Apply(c, out[:0])
+			return nil
+		})
+		if err != nil {
+			sn.Failures.Add(1)
+			return 0, err
+		}
+	}
+	seq := sn.replica.LastSeq()
+	data := sn.replica.Snapshot(nil)
+	if err := sn.store.WriteSnapshot(seq, data); err != nil {
+		sn.Failures.Add(1)
+		return 0, err
+	}
+	d := time.Since(start)
+	sn.LastSeq.Store(uint64(seq))
+	sn.LastBytes.Store(int64(len(data)))
+	sn.LastDuration.Store(int64(d))
+	sn.Taken.Add(1)
+	sn.store.log.Info("persist: snapshot taken", "seq", seq, "bytes", len(data), "duration", d)
+	return seq, nil
+}
+
+// Close stops the snapshotter's goroutine (it does not take a final
+// snapshot: the owner of the live engine does that on graceful shutdown).
+func (sn *Snapshotter) Close() {
+	close(sn.stop)
+	if sn.started {
+		<-sn.done
+	}
+}

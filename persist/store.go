@@ -1,0 +1,420 @@
+package persist
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/matchd/matchd/engine"
+)
+
+// Options configures a Store.
+type Options struct {
+	// FS is the filesystem Pebble uses. Default vfs.Default (the OS); tests
+	// use vfs.NewCrashableMem().
+	FS vfs.FS
+	// NoSync commits without fsync. UNSAFE: a machine crash or power loss
+	// can lose commands that were already acknowledged. For benchmarks only.
+	NoSync bool
+	// RetainSnapshots is how many snapshots to keep; the journal is kept
+	// from the oldest of them on. Default 2.
+	RetainSnapshots int
+	// Logger receives the store's and Pebble's messages. Default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// EnsureDefaults fills in zero fields.
+func (o *Options) EnsureDefaults() {
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.RetainSnapshots == 0 {
+		o.RetainSnapshots = 2
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Validate reports every problem at once.
+func (o *Options) Validate() error {
+	if o.RetainSnapshots < 1 {
+		return fmt.Errorf("persist: retain_snapshots %d must be at least 1", o.RetainSnapshots)
+	}
+	return nil
+}
+
+// Store is the journal and snapshots of one engine in one Pebble database.
+//
+// Write and Sync belong to one goroutine (the pipeline's journal writer);
+// WriteSnapshot and the read methods may be called from others.
+type Store struct {
+	db   *pebble.DB
+	opts Options
+	log  *slog.Logger
+
+	batch  *pebble.Batch // staged journal records; owned by the Write/Sync goroutine
+	staged engine.Seq    // last sequence staged
+	buf    []byte
+	kbuf   []byte
+
+	mu     sync.Mutex // serialises snapshot writes and pruning
+	failed error      // set once a write fails; every later write returns it
+}
+
+// pebbleLogger forwards Pebble's messages to slog (info at debug level:
+// Pebble is chatty about compactions).
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug("pebble: " + fmt.Sprintf(format, args...))
+}
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error("pebble: " + fmt.Sprintf(format, args...))
+}
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error("pebble fatal: " + fmt.Sprintf(format, args...))
+	panic(fmt.Sprintf(format, args...))
+}
+
+// Open opens (or creates) the store in dir. On an empty store it writes
+// the snapshot at sequence 0: a fresh engine built from cfg. On an existing
+// store cfg is not used; the engine's configuration lives in its snapshots.
+func Open(dir string, cfg engine.Config, opts Options) (*Store, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	db, err := pebble.Open(dir, &pebble.Options{FS: opts.FS, Logger: pebbleLogger{opts.Logger}})
+	if err != nil {
+		return nil, fmt.Errorf("persist: open %s: %w", dir, err)
+	}
+	s := &Store{db: db, opts: opts, log: opts.Logger, batch: db.NewBatch()}
+	snaps, err := s.Snapshots()
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if len(snaps) == 0 {
+		last, err := s.LastSeq()
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		if last != 0 {
+			db.Close()
+			return nil, fmt.Errorf("%w: journal reaches seq %d but there is no snapshot", ErrCorrupt, last)
+		}
+		e, err := engine.New(cfg)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		if err := s.WriteSnapshot(0, e.Snapshot(nil)); err != nil {
+			db.Close()
+			return nil, err
+		}
+		s.log.Info("persist: new store", "dir", dir)
+	}
+	return s, nil
+}
+
+// Close closes the database. Staged but unsynced records are dropped.
+func (s *Store) Close() error {
+	s.batch.Close()
+	return s.db.Close()
+}
+
+// Write stages the journal records of cmds. They are not durable until
+// Sync returns nil.
+func (s *Store) Write(cmds []engine.Command) error {
+	if s.failed != nil {
+		return s.failed
+	}
+	for i := range cmds {
+		c := &cmds[i]
+		s.kbuf = appendKey(s.kbuf[:0], prefixJournal, c.Seq)
+		s.buf = AppendRecord(s.buf[:0], c)
+		if err := s.batch.Set(s.kbuf, s.buf, nil); err != nil {
+			return s.fail(err)
+		}
+		s.staged = c.Seq
+	}
+	return nil
+}
+
+// Sync commits everything staged, with fsync unless Options.NoSync. When it
+// returns nil every staged command is durable. After an error the store is
+// failed: every later Write and Sync returns ErrFailed.
+func (s *Store) Sync() error {
+	if s.failed != nil {
+		return s.failed
+	}
+	if s.batch.Empty() {
+		return nil
+	}
+	wo := pebble.Sync
+	if s.opts.NoSync {
+		wo = pebble.NoSync
+	}
+	if err := s.batch.Commit(wo); err != nil {
+		return s.fail(err)
+	}
+	s.batch.Reset()
+	return nil
+}
+
+func (s *Store) fail(err error) error {
+	s.failed = fmt.Errorf("%w: %w", ErrFailed, err)
+	s.log.Error("persist: journal write failed; no further commands will be acknowledged", "err", err)
+	return s.failed
+}
+
+// WriteSnapshot stores an engine snapshot taken after command seq, durably,
+// then prunes snapshots beyond the retained number and the journal records
+// the oldest retained snapshot covers.
+func (s *Store) WriteSnapshot(seq engine.Seq, snap []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := appendSnapshotValue(nil, seq, snap)
+	if err := s.db.Set(key(prefixSnapshot, seq), v, pebble.Sync); err != nil {
+		return fmt.Errorf("persist: write snapshot %d: %w", seq, err)
+	}
+	snaps, err := s.Snapshots()
+	if err != nil {
+		return err
+	}
+	if len(snaps) <= s.opts.RetainSnapshots {
+		return nil
+	}
+	oldest := snaps[len(snaps)-s.opts.RetainSnapshots].Seq
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.DeleteRange(key(prefixSnapshot, 0), key(prefixSnapshot, oldest), nil); err != nil {
+		return err
+	}
+	if err := b.DeleteRange(key(prefixJournal, 0), key(prefixJournal, oldest+1), nil); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("persist: prune: %w", err)
+	}
+	return nil
+}
+
+// SnapshotInfo describes a stored snapshot.
+type SnapshotInfo struct {
+	Seq  engine.Seq
+	Size int
+}
+
+// Snapshots lists the stored snapshots, oldest first.
+func (s *Store) Snapshots() ([]SnapshotInfo, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{
+		LowerBound: []byte{prefixSnapshot}, UpperBound: []byte{prefixSnapshot + 1},
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []SnapshotInfo
+	for it.First(); it.Valid(); it.Next() {
+		out = append(out, SnapshotInfo{Seq: seqOfKey(it.Key()), Size: len(it.Value())})
+	}
+	return out, it.Error()
+}
+
+// LastSeq returns the sequence number of the last journal record, or 0.
+func (s *Store) LastSeq() (engine.Seq, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{
+		LowerBound: []byte{prefixJournal}, UpperBound: []byte{prefixJournal + 1},
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	if it.Last() {
+		return seqOfKey(it.Key()), nil
+	}
+	return 0, it.Error()
+}
+
+// FirstSeq returns the sequence number of the first journal record, or 0.
+func (s *Store) FirstSeq() (engine.Seq, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{
+		LowerBound: []byte{prefixJournal}, UpperBound: []byte{prefixJournal + 1},
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	if it.First() {
+		return seqOfKey(it.Key()), nil
+	}
+	return 0, it.Error()
+}
+
+// Replay calls fn for every journal record with a sequence number in
+// [from, to] (to == 0: to the end), in order. It stops at the first error,
+// and reports a missing sequence number or an undecodable record as
+// corruption naming its sequence number. The command passed to fn is only
+// valid during the call.
+func (s *Store) Replay(ctx context.Context, from, to engine.Seq, fn func(c *engine.Command) error) error {
+	upper := key(prefixJournal+1, 0)[:1]
+	if to != 0 {
+		upper = key(prefixJournal, to+1)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: key(prefixJournal, from), UpperBound: upper})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	var c engine.Command
+	expect := from
+	for it.First(); it.Valid(); it.Next() {
+		k := seqOfKey(it.Key())
+		if k != expect {
+			return fmt.Errorf("%w: journal has no record for seq %d (next is %d)", ErrCorrupt, expect, k)
+		}
+		if err := DecodeRecord(it.Value(), &c); err != nil {
+			return &RecordError{Seq: k, Err: err, Last: !it.Next()}
+		}
+		if c.Seq != k {
+			return fmt.Errorf("%w: record under key %d says seq %d", ErrCorrupt, k, c.Seq)
+		}
+		if err := fn(&c); err != nil {
+			return err
+		}
+		expect++
+		if expect&0xffff == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return it.Error()
+}
+
+// RecordError is a journal record that does not decode. Last says whether
+// it is the final record of the journal (a torn tail) or has records after
+// it (corruption).
+type RecordError struct {
+	Seq  engine.Seq
+	Err  error
+	Last bool
+}
+
+func (e *RecordError) Error() string {
+	where := "in the middle of the journal"
+	if e.Last {
+		where = "at the end of the journal"
+	}
+	return fmt.Sprintf("persist: record %d %s: %v", e.Seq, where, e.Err)
+}
+
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// RecoveryStats describes one recovery.
+type RecoveryStats struct {
+	SnapshotSeq      engine.Seq // the snapshot recovery started from
+	SkippedSnapshots int        // newer snapshots that did not decode
+	Replayed         int        // journal records applied after it
+	TornTail         bool       // a torn last record was removed
+	LastSeq          engine.Seq
+	Duration         time.Duration
+}
+
+// Recover rebuilds the engine: the newest snapshot that decodes, then every
+// journal record after it. See the package comment for torn tails and
+// corruption.
+func (s *Store) Recover() (*engine.Engine, RecoveryStats, error) {
+	start := time.Now()
+	var st RecoveryStats
+	snaps, err := s.Snapshots()
+	if err != nil {
+		return nil, st, err
+	}
+	var e *engine.Engine
+	for i := len(snaps) - 1; i >= 0 && e == nil; i-- {
+		seq := snaps[i].Seq
+		v, closer, err := s.db.Get(key(prefixSnapshot, seq))
+		if err != nil {
+			return nil, st, fmt.Errorf("persist: read snapshot %d: %w", seq, err)
+		}
+		e, err = decodeSnapshot(seq, v)
+		closer.Close()
+		if err != nil {
+			s.log.Warn("persist: skipping unreadable snapshot", "seq", seq, "err", err)
+			st.SkippedSnapshots++
+			continue
+		}
+		st.SnapshotSeq = seq
+	}
+	if e == nil {
+		return nil, st, fmt.Errorf("%w: no readable snapshot (of %d)", ErrCorrupt, len(snaps))
+	}
+	out := make([]engine.Event, 0, 1024)
+	err = s.Replay(context.Background(), st.SnapshotSeq+1, 0, func(c *engine.Command) error {
+		out = e.Apply(c, out[:0])
+		st.Replayed++
+		return nil
+	})
+	var re *RecordError
+	if errors.As(err, &re) && re.Last {
+		s.log.Warn("persist: removing torn last journal record", "seq", re.Seq, "err", re.Err)
+		if derr := s.db.Delete(key(prefixJournal, re.Seq), pebble.Sync); derr != nil {
+			return nil, st, derr
+		}
+		st.TornTail = true
+		err = nil
+	}
+	if err != nil {
+		return nil, st, fmt.Errorf("persist: recovery refused: %w", err)
+	}
+	st.LastSeq = e.LastSeq()
+	st.Duration = time.Since(start)
+	s.log.Info("persist: recovered", "snapshot_seq", st.SnapshotSeq, "replayed", st.Replayed,
+		"last_seq", st.LastSeq, "torn_tail", st.TornTail, "duration", st.Duration)
+	return e, st, nil
+}
+
+func decodeSnapshot(seq engine.Seq, v []byte) (*engine.Engine, error) {
+	vseq, data, err := decodeSnapshotValue(v)
+	if err != nil {
+		return nil, err
+	}
+	if vseq != seq {
+		return nil, fmt.Errorf("%w: snapshot under key %d says seq %d", ErrCorrupt, seq, vseq)
+	}
+	e, err := engine.Restore(data)
+	if err != nil {
+		return nil, err
+	}
+	if e.LastSeq() != seq {
+		return nil, fmt.Errorf("%w: snapshot %d holds engine at seq %d", ErrCorrupt, seq, e.LastSeq())
+	}
+	return e, nil
+}
+
+// LoadSnapshot returns the engine stored in the snapshot at seq.
+func (s *Store) LoadSnapshot(seq engine.Seq) (*engine.Engine, error) {
+	v, closer, err := s.db.Get(key(prefixSnapshot, seq))
+	if err != nil {
+		return nil, fmt.Errorf("persist: snapshot %d: %w", seq, err)
+	}
+	defer closer.Close()
+	return decodeSnapshot(seq, v)
+}
+
+// Metrics returns Pebble's metrics, for operators.
+func (s *Store) Metrics() *pebble.Metrics { return s.db.Metrics() }
+
+// rawSet writes a raw value under a journal key; tests use it to damage the
+// journal.
+func (s *Store) rawSet(seq engine.Seq, v []byte) error {
+	return s.db.Set(key(prefixJournal, seq), v, pebble.Sync)
+}
