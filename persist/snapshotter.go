@@ -47,7 +47,7 @@ type Snapshotter struct {
 	stop    chan struct{}
 	done    chan struct{}
 	started bool
-	mu   sync.Mutex // serialises Snapshot calls
+	mu      sync.Mutex // serialises Snapshot calls
 
 	// Observations for metrics; written by the snapshotter only.
 	LastSeq      atomic.Uint64 // sequence of the last snapshot
