@@ -78,9 +78,31 @@ func (p pebbleLogger) Infof(format string, args ...any) {
 func (p pebbleLogger) Errorf(format string, args ...any) {
 	p.l.Error("pebble: " + fmt.Sprintf(format, args...))
 }
+// Fatalf panics with a pebbleFatal, which Sync turns into the store's
+// failure. Pebble calls it when a commit fails (a WAL write or sync error):
+// its commit pipeline cannot continue, and neither can we.
 func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.l.Error("pebble fatal: " + fmt.Sprintf(format, args...))
-	panic(fmt.Sprintf(format, args...))
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error("pebble fatal: " + msg)
+	panic(pebbleFatal(msg))
+}
+
+type pebbleFatal string
+
+func (f pebbleFatal) Error() string { return string(f) }
+
+// commit commits b, turning Pebble's fatal commit errors into an error.
+func commit(b *pebble.Batch, wo *pebble.WriteOptions) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f, ok := r.(pebbleFatal)
+			if !ok {
+				panic(r)
+			}
+			err = f
+		}
+	}()
+	return b.Commit(wo)
 }
 
 // Open opens (or creates) the store in dir. On an empty store it writes
@@ -151,7 +173,8 @@ func (s *Store) Write(cmds []engine.Command) error {
 
 // Sync commits everything staged, with fsync unless Options.NoSync. When it
 // returns nil every staged command is durable. After an error the store is
-// failed: every later Write and Sync returns ErrFailed.
+// failed: every later Write and Sync returns ErrFailed, and the process
+// should stop (Pebble considers a failed commit unrecoverable).
 func (s *Store) Sync() error {
 	if s.failed != nil {
 		return s.failed
@@ -163,7 +186,7 @@ func (s *Store) Sync() error {
 	if s.opts.NoSync {
 		wo = pebble.NoSync
 	}
-	if err := s.batch.Commit(wo); err != nil {
+	if err := commit(s.batch, wo); err != nil {
 		return s.fail(err)
 	}
 	s.batch.Reset()

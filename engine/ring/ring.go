@@ -15,7 +15,7 @@
 // Consumer (one goroutine):
 //
 //	for {
-//		lo, hi, ok := r.Next()  // blocks until something is published
+//		lo, hi, ok := r.Next(max) // blocks until something is published
 //		if !ok { break }        // closed and drained
 //		for s := lo; s < hi; s++ { use(r.Slot(s)) }
 //		r.Release(hi)           // the slots may now be reused
@@ -158,31 +158,34 @@ func (r *Ring[T]) Publish(lo int64, n int) {
 	}
 }
 
-// available returns the end of the run of published batches starting at
-// lo, which is always the start of some producer's batch (the consumer only
-// ever stops at batch ends). A fresh mark at lo is the batch's end, > lo. A
-// mark left from an earlier lap belongs to a batch that started at or
-// before lo-Cap and so ended at or before lo: it cannot be mistaken.
-func (r *Ring[T]) available(lo int64) int64 {
+// available returns the end of the run of whole published batches starting
+// at lo, stopping before a batch that would take it past lo+max (but always
+// taking at least one batch). lo is always the start of some producer's
+// batch, because the consumer only ever stops at batch ends: a fresh mark
+// at lo is that batch's end, > lo, while a mark left from an earlier lap
+// belongs to a batch that started at or before lo-Cap and so ended at or
+// before lo, and cannot be mistaken.
+func (r *Ring[T]) available(lo int64, max int) int64 {
 	hi := lo
-	limit := lo + int64(len(r.slots))
-	for hi < limit {
+	for {
 		end := r.published[hi&r.mask].Load()
-		if end <= hi {
-			break
+		if end <= hi || (hi > lo && end > lo+int64(max)) {
+			return hi
 		}
 		hi = end
 	}
-	return hi
 }
 
-// Next returns the published sequences [lo, hi) not yet released, waiting
-// until there is at least one. It returns ok=false once the ring is closed
-// and everything claimed before Close has been consumed. Consumer only.
-func (r *Ring[T]) Next() (lo, hi int64, ok bool) {
+// Next returns published sequences [lo, hi) not yet released, waiting
+// until there is at least one. It returns whole producer batches only, as
+// many as fit in max slots (at least one batch, even a larger one); pass
+// Release exactly the hi it returned. It returns ok=false once the ring is
+// closed and everything claimed before Close has been consumed. Consumer
+// only.
+func (r *Ring[T]) Next(max int) (lo, hi int64, ok bool) {
 	lo = r.read.Load()
 	for i := 0; ; i++ {
-		if hi = r.available(lo); hi > lo {
+		if hi = r.available(lo, max); hi > lo {
 			return lo, hi, true
 		}
 		if r.closed.Load() && r.claim.Load() == lo {
@@ -196,7 +199,7 @@ func (r *Ring[T]) Next() (lo, hi int64, ok bool) {
 			r.consumerParked.Store(true)
 			// Re-check after announcing, so a Publish that missed the flag
 			// cannot leave us asleep.
-			if hi = r.available(lo); hi > lo || r.closed.Load() {
+			if hi = r.available(lo, max); hi > lo || r.closed.Load() {
 				r.consumerParked.Store(false)
 				continue
 			}
@@ -206,13 +209,8 @@ func (r *Ring[T]) Next() (lo, hi int64, ok bool) {
 	}
 }
 
-// TryNext is Next without waiting: hi == lo when nothing is published.
-func (r *Ring[T]) TryNext() (lo, hi int64) {
-	lo = r.read.Load()
-	return lo, r.available(lo)
-}
-
-// Release hands the slots before hi back to the producers. Consumer only.
+// Release hands the slots before hi, as returned by Next, back to the
+// producers. Consumer only.
 func (r *Ring[T]) Release(hi int64) {
 	r.read.Store(hi)
 	if r.producersParked.Load() > 0 {

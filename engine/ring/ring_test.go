@@ -41,7 +41,7 @@ func TestStress(t *testing.T) {
 	next := make([]int, producers)
 	total, batches := 0, 0
 	for {
-		lo, hi, ok := r.Next()
+		lo, hi, ok := r.Next(1 << 20)
 		if !ok {
 			break
 		}
@@ -62,6 +62,43 @@ func TestStress(t *testing.T) {
 	t.Logf("%d items in %d batches", total, batches)
 }
 
+// TestNextStopsAtBatchBoundaries: a consumer that takes at most a few
+// slots at a time must still see every item of batches larger than that,
+// and never split one.
+func TestNextStopsAtBatchBoundaries(t *testing.T) {
+	r := New[item](16)
+	const n = 20_000
+	go func() {
+		for sent := 0; sent < n; {
+			k := min(1+sent%7, n-sent)
+			lo, _ := r.Claim(k)
+			for i := 0; i < k; i++ {
+				*r.Slot(lo + int64(i)) = item{0, sent + i}
+			}
+			r.Publish(lo, k)
+			sent += k
+		}
+		r.Close()
+	}()
+	want := 0
+	for {
+		lo, hi, ok := r.Next(3)
+		if !ok {
+			break
+		}
+		for s := lo; s < hi; s++ {
+			if it := r.Slot(s); it.n != want {
+				t.Fatalf("got %d want %d", it.n, want)
+			}
+			want++
+		}
+		r.Release(hi)
+	}
+	if want != n {
+		t.Fatalf("got %d items, want %d", want, n)
+	}
+}
+
 // TestParkAndWake: an idle consumer parks and is woken by a later publish;
 // a producer blocked on a full ring is woken by a release.
 func TestParkAndWake(t *testing.T) {
@@ -69,7 +106,7 @@ func TestParkAndWake(t *testing.T) {
 	got := make(chan int)
 	go func() {
 		for {
-			lo, hi, ok := r.Next()
+			lo, hi, ok := r.Next(1 << 20)
 			if !ok {
 				close(got)
 				return
@@ -112,7 +149,7 @@ func benchRing(b *testing.B, producers, batch int) {
 	done := make(chan struct{})
 	go func() {
 		for {
-			lo, hi, ok := r.Next()
+			lo, hi, ok := r.Next(1 << 20)
 			if !ok {
 				close(done)
 				return

@@ -1,0 +1,482 @@
+// Package pipeline runs the engine: producers put requests into a lock-free
+// ring, one matching goroutine sequences and applies them, and a journal
+// goroutine makes each batch durable before releasing its results.
+//
+// # The contract (read this before using a Pipeline)
+//
+//  1. Producers (connection readers) submit Requests to the ring: commands,
+//     which are sequenced, applied and journaled, and read-only queries,
+//     which are answered from the engine's state and not journaled.
+//  2. The matching goroutine takes everything published as one batch,
+//     stamps each command with the next sequence number and the batch's
+//     timestamp, applies it, answers queries in line, and hands the batch
+//     to the journal goroutine. It then goes on to the next batch at once:
+//     matching batch k+1 overlaps the fsync of batch k.
+//  3. The journal goroutine writes the commands of every batch that is
+//     ready (group commit), syncs, and only then calls Deliver with each
+//     batch, in order. **Nothing reaches Deliver before it is durable**,
+//     query answers included: a query's answer may reflect commands
+//     sequenced before it, so it waits for them.
+//  4. If a write or sync fails, the pipeline fails stop: Deliver is never
+//     called again, Submit returns the error, and Failed is closed. The
+//     engine is then ahead of the journal and must not be used.
+//  5. Close stops accepting, drains what was submitted, delivers it and
+//     returns; the engine is then the caller's again (for a final snapshot).
+//
+// Deliver runs on the journal goroutine and must not block for long: it
+// should hand results to per-session queues and return.
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/matchd/matchd/engine"
+	"github.com/matchd/matchd/engine/ring"
+)
+
+// Journal is the durable log the pipeline writes to; persist.Store is one.
+type Journal interface {
+	// Write stages commands; they are not durable yet.
+	Write(cmds []engine.Command) error
+	// Sync makes everything staged durable.
+	Sync() error
+}
+
+// QueryKind says what a query asks. Zero means the request is a command.
+type QueryKind uint8
+
+// Query kinds.
+const (
+	QueryTop        QueryKind = 1 // best bid and ask of Instrument
+	QueryDepth      QueryKind = 2 // up to Levels levels of each side of Instrument
+	QueryOrder      QueryKind = 3 // the open order OrderID
+	QueryOpenOrders QueryKind = 4 // every open order of Account
+)
+
+// Query is a read-only question to the engine.
+type Query struct {
+	Kind       QueryKind
+	Instrument engine.InstrumentID
+	Account    engine.AccountID
+	OrderID    engine.OrderID
+	Levels     int32
+}
+
+// Request is one slot of the inbound ring: a command (Query.Kind == 0) or
+// a query. Token is the producer's own routing value (a session id, say),
+// returned untouched with the result.
+type Request struct {
+	Cmd   engine.Command // Seq and Time are stamped by the loop
+	Query Query
+	Token uint64
+}
+
+// Result is the outcome of one request within a Batch. Its slices are
+// index ranges into the Batch's buffers (see Batch.EventsOf and friends).
+type Result struct {
+	Token uint64
+	// Seq is the command's sequence number; for a query, the sequence of
+	// the last command applied before it was answered.
+	Seq   engine.Seq
+	Query QueryKind
+
+	events [2]int32
+	levels [2]int32 // bids then asks
+	bids   int32    // how many of levels are bids
+	orders [2]int32
+	// Top is the answer to QueryTop; Found says whether the instrument (or
+	// order) exists for the queries that look one up.
+	Top   engine.TopOfBook
+	Found bool
+}
+
+// Batch is what one turn of the matching loop produced. It is valid only
+// during the Deliver call it is passed to.
+type Batch struct {
+	Cmds    []engine.Command // the sequenced commands, as journaled
+	Results []Result         // one per request, in sequence order
+	LastSeq engine.Seq
+	Time    int64 // the timestamp stamped on its commands
+
+	events []engine.Event
+	levels []engine.LevelInfo
+	orders []engine.OrderInfo
+}
+
+// EventsOf returns the events of a command result.
+func (b *Batch) EventsOf(r *Result) []engine.Event { return b.events[r.events[0]:r.events[1]] }
+
+// DepthOf returns the bid and ask levels answering a QueryDepth.
+func (b *Batch) DepthOf(r *Result) (bids, asks []engine.LevelInfo) {
+	l := b.levels[r.levels[0]:r.levels[1]]
+	return l[:r.bids], l[r.bids:]
+}
+
+// OrdersOf returns the orders answering a QueryOrder or QueryOpenOrders.
+func (b *Batch) OrdersOf(r *Result) []engine.OrderInfo { return b.orders[r.orders[0]:r.orders[1]] }
+
+func (b *Batch) reset() {
+	b.Cmds, b.Results = b.Cmds[:0], b.Results[:0]
+	b.events, b.levels, b.orders = b.events[:0], b.levels[:0], b.orders[:0]
+}
+
+// Config configures a Pipeline.
+type Config struct {
+	// RingSize is the number of inbound slots, a power of two. Default 65536.
+	RingSize int
+	// MaxBatch caps the requests the loop takes in one turn (a single
+	// Submit larger than that is still taken whole). Default 8192.
+	MaxBatch int
+	// InFlight is how many batches may be matched but not yet delivered;
+	// beyond it the loop waits for the journal (and the ring fills, and
+	// producers wait). Default 8.
+	InFlight int
+	// Clock returns the time in Unix nanoseconds. Default time.Now. The
+	// loop never lets time go backwards.
+	Clock func() int64
+	// NoLockThread leaves the matching goroutine unpinned (tests).
+	NoLockThread bool
+}
+
+// EnsureDefaults fills in zero fields.
+func (c *Config) EnsureDefaults() {
+	if c.RingSize == 0 {
+		c.RingSize = 1 << 16
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 8192
+	}
+	if c.InFlight == 0 {
+		c.InFlight = 8
+	}
+	if c.Clock == nil {
+		c.Clock = func() int64 { return time.Now().UnixNano() }
+	}
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.RingSize < 2 || c.RingSize&(c.RingSize-1) != 0 {
+		errs = append(errs, fmt.Errorf("pipeline: ring size %d is not a power of two >= 2", c.RingSize))
+	}
+	if c.MaxBatch < 1 {
+		errs = append(errs, fmt.Errorf("pipeline: max batch %d must be positive", c.MaxBatch))
+	}
+	if c.InFlight < 1 {
+		errs = append(errs, fmt.Errorf("pipeline: in-flight batches %d must be positive", c.InFlight))
+	}
+	return errors.Join(errs...)
+}
+
+// ErrClosed is returned by Submit after Close.
+var ErrClosed = errors.New("pipeline: closed")
+
+// Pipeline owns an engine while it runs. See the package comment.
+type Pipeline struct {
+	e       *engine.Engine
+	j       Journal
+	deliver func(*Batch)
+	cfg     Config
+	ring    *ring.Ring[Request]
+
+	free      chan *Batch
+	toJournal chan *Batch
+
+	// Owned by the loop goroutine.
+	seq      engine.Seq
+	lastTime int64
+
+	sequenced atomic.Uint64
+	durable   atomic.Uint64
+
+	failOnce sync.Once
+	failErr  error
+	failed   chan struct{}
+
+	loopDone    chan struct{}
+	journalDone chan struct{}
+	closeOnce   sync.Once
+
+	Stats Stats
+}
+
+// New returns a pipeline around e, which must be exactly the state the
+// journal holds (as recovered). deliver receives every batch once durable.
+func New(e *engine.Engine, j Journal, deliver func(*Batch), cfg Config) (*Pipeline, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	p := &Pipeline{
+		e: e, j: j, deliver: deliver, cfg: cfg,
+		ring:        ring.New[Request](cfg.RingSize),
+		free:        make(chan *Batch, cfg.InFlight),
+		toJournal:   make(chan *Batch, cfg.InFlight),
+		seq:         e.LastSeq(),
+		failed:      make(chan struct{}),
+		loopDone:    make(chan struct{}),
+		journalDone: make(chan struct{}),
+	}
+	for range cfg.InFlight {
+		p.free <- &Batch{events: make([]engine.Event, 0, 4*cfg.MaxBatch)}
+	}
+	p.sequenced.Store(uint64(p.seq))
+	p.durable.Store(uint64(p.seq))
+	return p, nil
+}
+
+// Start starts the matching and journal goroutines.
+func (p *Pipeline) Start() {
+	go p.loop()
+	go p.journal()
+}
+
+// Ring returns the inbound ring, for producers that fill slots in place
+// (Claim, Slot, Publish) instead of calling Submit.
+func (p *Pipeline) Ring() *ring.Ring[Request] { return p.ring }
+
+// Submit copies reqs into the ring, blocking while it is full.
+func (p *Pipeline) Submit(reqs ...Request) error {
+	for len(reqs) > 0 {
+		if err := p.Err(); err != nil {
+			return err
+		}
+		n := min(len(reqs), p.ring.Cap())
+		lo, err := p.ring.Claim(n)
+		if err != nil {
+			return ErrClosed
+		}
+		for i := range n {
+			*p.ring.Slot(lo + int64(i)) = reqs[i]
+		}
+		p.ring.Publish(lo, n)
+		reqs = reqs[n:]
+	}
+	return nil
+}
+
+// Sequenced returns the last sequence number the loop assigned.
+func (p *Pipeline) Sequenced() engine.Seq { return engine.Seq(p.sequenced.Load()) }
+
+// Durable returns the last sequence number known durable.
+func (p *Pipeline) Durable() engine.Seq { return engine.Seq(p.durable.Load()) }
+
+// Failed is closed when the pipeline fails stop.
+func (p *Pipeline) Failed() <-chan struct{} { return p.failed }
+
+// Err returns the failure, if the pipeline failed.
+func (p *Pipeline) Err() error {
+	select {
+	case <-p.failed:
+		return p.failErr
+	default:
+		return nil
+	}
+}
+
+func (p *Pipeline) fail(err error) {
+	p.failOnce.Do(func() {
+		p.failErr = fmt.Errorf("pipeline: journal failed, nothing more will be acknowledged: %w", err)
+		close(p.failed)
+	})
+}
+
+// Close stops accepting requests, lets everything already submitted be
+// matched, journaled and delivered, and stops the goroutines. It returns
+// the failure, if any. Afterwards the engine belongs to the caller again.
+func (p *Pipeline) Close() error {
+	p.closeOnce.Do(func() {
+		p.ring.Close()
+		<-p.loopDone
+		<-p.journalDone
+	})
+	return p.Err()
+}
+
+// Engine returns the engine. Only call it before Start or after Close.
+func (p *Pipeline) Engine() *engine.Engine { return p.e }
+
+func (p *Pipeline) loop() {
+	if !p.cfg.NoLockThread {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+	}
+	defer close(p.loopDone)
+	defer close(p.toJournal)
+	for {
+		lo, hi, ok := p.ring.Next(p.cfg.MaxBatch)
+		if !ok {
+			return
+		}
+		if p.Err() != nil {
+			p.ring.Release(hi) // fail-stop: drop everything
+			continue
+		}
+		var b *Batch
+		select {
+		case b = <-p.free:
+		case <-p.failed:
+			p.ring.Release(hi)
+			continue
+		}
+		b.reset()
+		now := max(p.cfg.Clock(), p.lastTime)
+		p.lastTime = now
+		b.Time = now
+		for s := lo; s < hi; s++ {
+			p.handle(b, p.ring.Slot(s))
+		}
+		p.ring.Release(hi)
+		b.LastSeq = p.seq
+		p.sequenced.Store(uint64(p.seq))
+		p.Stats.observeBatch(int(hi - lo))
+		p.toJournal <- b
+	}
+}
+
+func (p *Pipeline) handle(b *Batch, r *Request) {
+	res := Result{Token: r.Token, Query: r.Query.Kind}
+	q := &r.Query
+	switch q.Kind {
+	case 0:
+		p.seq++
+		c := r.Cmd
+		c.Seq, c.Time = p.seq, b.Time
+		b.Cmds = append(b.Cmds, c)
+		start := int32(len(b.events))
+		b.events = p.e.Apply(&c, b.events)
+		res.events = [2]int32{start, int32(len(b.events))}
+		res.Found = true
+	case QueryTop:
+		res.Top, res.Found = p.e.Top(q.Instrument)
+	case QueryDepth:
+		_, res.Found = p.e.Instrument(q.Instrument)
+		start := int32(len(b.levels))
+		b.levels = p.e.Depth(q.Instrument, engine.Buy, int(q.Levels), b.levels)
+		res.bids = int32(len(b.levels)) - start
+		b.levels = p.e.Depth(q.Instrument, engine.Sell, int(q.Levels), b.levels)
+		res.levels = [2]int32{start, int32(len(b.levels))}
+	case QueryOrder:
+		start := int32(len(b.orders))
+		if o, ok := p.e.Order(q.OrderID); ok {
+			b.orders = append(b.orders, o)
+			res.Found = true
+		}
+		res.orders = [2]int32{start, int32(len(b.orders))}
+	case QueryOpenOrders:
+		start := int32(len(b.orders))
+		b.orders = p.e.OpenOrders(q.Account, b.orders)
+		res.orders = [2]int32{start, int32(len(b.orders))}
+		res.Found = true
+	}
+	res.Seq = p.seq
+	b.Results = append(b.Results, res)
+}
+
+func (p *Pipeline) journal() {
+	defer close(p.journalDone)
+	var group []*Batch
+	open := true
+	for open {
+		b, ok := <-p.toJournal
+		if !ok {
+			return
+		}
+		group = append(group[:0], b)
+		for more := true; more; {
+			select {
+			case b, ok := <-p.toJournal:
+				if !ok {
+					more, open = false, false
+					break
+				}
+				group = append(group, b)
+			default:
+				more = false
+			}
+		}
+		err := p.Err()
+		for _, g := range group {
+			if err == nil && len(g.Cmds) > 0 {
+				err = p.j.Write(g.Cmds)
+			}
+		}
+		if err == nil {
+			start := time.Now()
+			err = p.j.Sync()
+			p.Stats.observeSync(time.Since(start))
+		}
+		if err != nil {
+			p.fail(err)
+		} else {
+			p.durable.Store(uint64(group[len(group)-1].LastSeq))
+			for _, g := range group {
+				p.deliver(g)
+			}
+		}
+		for _, g := range group {
+			p.free <- g
+		}
+	}
+}
+
+// Stats are counters the pipeline keeps for metrics, each written by one
+// goroutine and readable by any.
+type Stats struct {
+	Batches   atomic.Int64
+	Requests  atomic.Int64
+	Syncs     atomic.Int64
+	SyncNanos atomic.Int64
+	// BatchSizes[k] counts loop batches of size in [2^k, 2^(k+1)).
+	BatchSizes [24]atomic.Int64
+	// SyncLatency[k] counts syncs that took [2^k, 2^(k+1)) microseconds
+	// (k = 0 also counts faster ones).
+	SyncLatency [24]atomic.Int64
+}
+
+func log2Bucket(v int64) int {
+	if v < 1 {
+		return 0
+	}
+	return min(bits.Len64(uint64(v))-1, 23)
+}
+
+func (s *Stats) observeBatch(n int) {
+	s.Batches.Add(1)
+	s.Requests.Add(int64(n))
+	s.BatchSizes[log2Bucket(int64(n))].Add(1)
+}
+
+func (s *Stats) observeSync(d time.Duration) {
+	s.Syncs.Add(1)
+	s.SyncNanos.Add(int64(d))
+	s.SyncLatency[log2Bucket(d.Microseconds())].Add(1)
+}
+
+// Percentile estimates the q-th quantile (0..1) of a log2 histogram as the
+// upper bound of the bucket it falls in.
+func Percentile(h *[24]atomic.Int64, q float64) int64 {
+	var total int64
+	for i := range h {
+		total += h[i].Load()
+	}
+	if total == 0 {
+		return 0
+	}
+	want := int64(q*float64(total-1)) + 1
+	var seen int64
+	for i := range h {
+		seen += h[i].Load()
+		if seen >= want {
+			return int64(1) << (i + 1)
+		}
+	}
+	return int64(1) << 24
+}
