@@ -78,6 +78,7 @@ func (p pebbleLogger) Infof(format string, args ...any) {
 func (p pebbleLogger) Errorf(format string, args ...any) {
 	p.l.Error("pebble: " + fmt.Sprintf(format, args...))
 }
+
 // Fatalf panics with a pebbleFatal, which Sync turns into the store's
 // failure. Pebble calls it when a commit fails (a WAL write or sync error):
 // its commit pipeline cannot continue, and neither can we.
