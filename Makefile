@@ -10,7 +10,9 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Fuzz targets as package:Target.
 FUZZ_TARGETS := ./engine:FuzzCommands ./engine:FuzzRestore ./engine/units:FuzzParsePrice
 
-.PHONY: all run test vet unit race fuzz-short fuzz bench lint diff-long
+CRASH_ITERATIONS ?= 100
+
+.PHONY: all run test vet unit race fuzz-short fuzz bench lint diff-long crashtest
 
 all: test
 
@@ -43,6 +45,11 @@ fuzz:
 # 100 M commands against the reference model (about 7 minutes here).
 diff-long:
 	$(GO) test -count=1 -run TestDifferential -timeout 2h -v ./engine -diff.commands=100000000
+
+# SIGKILL a process running the durable pipeline CRASH_ITERATIONS times and
+# check every acknowledged command survives (make test runs 3).
+crashtest:
+	CRASH_ITERATIONS=$(CRASH_ITERATIONS) $(GO) test -count=1 -run '^TestCrash$$' -v -timeout 30m ./engine/pipeline/ | grep -v '^=== RUN'
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count $(COUNT) ./engine/...
