@@ -27,6 +27,9 @@ type Options struct {
 	// Logger receives the store's and Pebble's messages. Default
 	// slog.Default().
 	Logger *slog.Logger
+	// ReadOnly opens an existing store for inspection: nothing is created
+	// or written, and Recover leaves a torn tail in place.
+	ReadOnly bool
 }
 
 // EnsureDefaults fills in zero fields.
@@ -114,7 +117,12 @@ func Open(dir string, cfg engine.Config, opts Options) (*Store, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	db, err := pebble.Open(dir, &pebble.Options{FS: opts.FS, Logger: pebbleLogger{opts.Logger}})
+	if opts.ReadOnly {
+		if _, err := opts.FS.Stat(dir); err != nil {
+			return nil, fmt.Errorf("persist: open %s read-only: %w", dir, err)
+		}
+	}
+	db, err := pebble.Open(dir, &pebble.Options{FS: opts.FS, Logger: pebbleLogger{opts.Logger}, ReadOnly: opts.ReadOnly})
 	if err != nil {
 		return nil, fmt.Errorf("persist: open %s: %w", dir, err)
 	}
@@ -123,6 +131,10 @@ func Open(dir string, cfg engine.Config, opts Options) (*Store, error) {
 	if err != nil {
 		db.Close()
 		return nil, err
+	}
+	if len(snaps) == 0 && opts.ReadOnly {
+		db.Close()
+		return nil, fmt.Errorf("persist: %s holds no snapshot: not a matchd data directory", dir)
 	}
 	if len(snaps) == 0 {
 		last, err := s.LastSeq()
@@ -388,7 +400,7 @@ func (s *Store) Recover() (*engine.Engine, RecoveryStats, error) {
 		return nil
 	})
 	var re *RecordError
-	if errors.As(err, &re) && re.Last {
+	if errors.As(err, &re) && re.Last && !s.opts.ReadOnly {
 		s.log.Warn("persist: removing torn last journal record", "seq", re.Seq, "err", re.Err)
 		if derr := s.db.Delete(key(prefixJournal, re.Seq), pebble.Sync); derr != nil {
 			return nil, st, derr
