@@ -48,5 +48,6 @@
 // Snapshots are written by a Snapshotter that keeps a replica engine and
 // catches it up by replaying the journal, so taking one never pauses the
 // matching loop. After a snapshot, journal records covered by the oldest
-// retained snapshot, and older snapshots, are deleted with DeleteRange.
+// retained snapshot, and older snapshots, are deleted — with point
+// deletions, not DeleteRange (see Store.pruneJournal for why).
 package persist

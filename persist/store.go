@@ -122,7 +122,12 @@ func Open(dir string, cfg engine.Config, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("persist: open %s read-only: %w", dir, err)
 		}
 	}
-	db, err := pebble.Open(dir, &pebble.Options{FS: opts.FS, Logger: pebbleLogger{opts.Logger}, ReadOnly: opts.ReadOnly})
+	po := &pebble.Options{FS: opts.FS, Logger: pebbleLogger{opts.Logger}, ReadOnly: opts.ReadOnly}
+	// Journal records are written once and read back only on recovery:
+	// compressing them costs the matching loop's CPU for little gain (they
+	// are small integers and checksums, not text).
+	po.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionNone })
+	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("persist: open %s: %w", dir, err)
 	}
@@ -214,7 +219,8 @@ func (s *Store) fail(err error) error {
 
 // WriteSnapshot stores an engine snapshot taken after command seq, durably,
 // then prunes snapshots beyond the retained number and the journal records
-// the oldest retained snapshot covers.
+// the oldest retained snapshot covers (the journal is kept from there so
+// that recovery can fall back to that snapshot if a newer one is damaged).
 func (s *Store) WriteSnapshot(seq engine.Seq, snap []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -230,16 +236,38 @@ func (s *Store) WriteSnapshot(seq engine.Seq, snap []byte) error {
 		return nil
 	}
 	oldest := snaps[len(snaps)-s.opts.RetainSnapshots].Seq
-	b := s.db.NewBatch()
-	defer b.Close()
-	if err := b.DeleteRange(key(prefixSnapshot, 0), key(prefixSnapshot, oldest), nil); err != nil {
+	for _, sn := range snaps[:len(snaps)-s.opts.RetainSnapshots] {
+		if err := s.db.Delete(key(prefixSnapshot, sn.Seq), pebble.NoSync); err != nil {
+			return fmt.Errorf("persist: prune snapshot %d: %w", sn.Seq, err)
+		}
+	}
+	return s.pruneJournal(oldest)
+}
+
+// pruneJournal deletes the journal records up to and including seq, with
+// point deletions in batches of pruneBatch keys.
+//
+// Not DeleteRange: under sustained writes with large batches, pruning with
+// a range tombstone here made Pebble v2.1.7 lose an sstable that a
+// concurrent iterator still needed ("backing file ... no such file"; the
+// same symptom as cockroachdb/cockroach#157877). Point deletions avoid the
+// delete-only compactions range tombstones enable.
+func (s *Store) pruneJournal(seq engine.Seq) error {
+	first, err := s.FirstSeq()
+	if err != nil || first == 0 || first > seq {
 		return err
 	}
-	if err := b.DeleteRange(key(prefixJournal, 0), key(prefixJournal, oldest+1), nil); err != nil {
-		return err
-	}
-	if err := b.Commit(pebble.NoSync); err != nil {
-		return fmt.Errorf("persist: prune: %w", err)
+	const pruneBatch = 16 << 10
+	for lo := first; lo <= seq; lo += pruneBatch {
+		b := s.db.NewBatch()
+		for k := lo; k <= seq && k < lo+pruneBatch; k++ {
+			b.Delete(key(prefixJournal, k), nil)
+		}
+		err := b.Commit(pebble.NoSync)
+		b.Close()
+		if err != nil {
+			return fmt.Errorf("persist: prune journal: %w", err)
+		}
 	}
 	return nil
 }
@@ -393,12 +421,39 @@ func (s *Store) Recover() (*engine.Engine, RecoveryStats, error) {
 	if e == nil {
 		return nil, st, fmt.Errorf("%w: no readable snapshot (of %d)", ErrCorrupt, len(snaps))
 	}
+	// Reading and decoding the journal runs on its own goroutine, a chunk
+	// ahead of applying, so the two overlap.
+	const chunk = 4096
+	chunks := make(chan []engine.Command, 4)
+	free := make(chan []engine.Command, 6)
+	for range cap(free) {
+		free <- make([]engine.Command, 0, chunk)
+	}
+	var readErr error
+	go func() {
+		defer close(chunks)
+		cur := <-free
+		readErr = s.Replay(context.Background(), st.SnapshotSeq+1, 0, func(c *engine.Command) error {
+			cur = append(cur, *c)
+			if len(cur) == chunk {
+				chunks <- cur
+				cur = (<-free)[:0]
+			}
+			return nil
+		})
+		if len(cur) > 0 {
+			chunks <- cur
+		}
+	}()
 	out := make([]engine.Event, 0, 1024)
-	err = s.Replay(context.Background(), st.SnapshotSeq+1, 0, func(c *engine.Command) error {
-		out = e.Apply(c, out[:0])
-		st.Replayed++
-		return nil
-	})
+	for cmds := range chunks {
+		for i := range cmds {
+			out = e.Apply(&cmds[i], out[:0])
+		}
+		st.Replayed += len(cmds)
+		free <- cmds[:0]
+	}
+	err = readErr
 	var re *RecordError
 	if errors.As(err, &re) && re.Last && !s.opts.ReadOnly {
 		s.log.Warn("persist: removing torn last journal record", "seq", re.Seq, "err", re.Err)
