@@ -8,7 +8,8 @@ COUNT     ?= 5
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # Fuzz targets as package:Target.
-FUZZ_TARGETS := ./engine:FuzzCommands ./engine:FuzzRestore ./engine/units:FuzzParsePrice
+FUZZ_TARGETS := ./engine:FuzzCommands ./engine:FuzzRestore ./engine/units:FuzzParsePrice \
+                ./persist:FuzzDecodeRecord ./persist:FuzzSnapshotHeader
 
 CRASH_ITERATIONS ?= 100
 

@@ -7,8 +7,10 @@
 // One Pebble database holds two key spaces, each key a one-byte prefix and
 // the big-endian 8-byte sequence number, so keys sort by sequence:
 //
-//	'j' seq   journal record of the command with that sequence number
-//	's' seq   snapshot of the engine after applying command seq
+//	'j' seq         journal record of the command with that sequence number
+//	's' seq         header of the snapshot taken after applying command seq
+//	'c' seq index   the snapshot's bytes, in chunks of at most 1 MiB
+//	                (index is a big-endian uint32 from 0)
 //
 // # Journal record, version 1 (66 bytes, big-endian)
 //
@@ -24,11 +26,15 @@
 // The CRC-32C (Castagnoli) covers bytes 5..66. The layout is part of the
 // on-disk format: a change needs a new version byte.
 //
-// # Snapshot value, version 1
+// # Snapshot header, version 1 (29 bytes, big-endian)
 //
-//	ver=1 (1 byte) | crc32c of the rest (4) | seq (8) | engine snapshot bytes
+//	ver=1 (1) | crc32c of bytes 5..29 (4) | seq (8) | length (8) |
+//	chunks (4) | crc32c of the whole engine snapshot (4)
 //
-// The engine's snapshot bytes carry their own CRC too (see engine.Snapshot).
+// The chunks are written first, each in its own small commit, so that the
+// journal's commits are never queued behind tens of megabytes of snapshot
+// in Pebble's write-ahead log; the header is written last with a sync. The
+// engine's snapshot bytes carry their own CRC too (see engine.Snapshot).
 //
 // # Durability and recovery
 //

@@ -92,24 +92,49 @@ func DecodeRecord(b []byte, c *engine.Command) error {
 	return nil
 }
 
-// appendSnapshotValue wraps engine snapshot bytes taken after seq.
-func appendSnapshotValue(b []byte, seq engine.Seq, snap []byte) []byte {
+// Snapshot header value (under 's' seq), version 1, big-endian:
+//
+//	ver=1 (1) | crc32c of bytes 5..29 (4) | seq (8) | length (8) |
+//	chunks (4) | crc32c of the whole engine snapshot (4)
+//
+// The engine snapshot itself is stored in chunks of at most snapshotChunk
+// bytes under 'c' seq index(4), written before the header.
+const (
+	snapshotHeaderSize = 29
+	snapshotChunk      = 1 << 20
+	prefixChunk        = 'c'
+)
+
+type snapshotHeader struct {
+	seq    engine.Seq
+	length uint64
+	chunks uint32
+	crc    uint32
+}
+
+func (h snapshotHeader) append(b []byte) []byte {
 	start := len(b)
 	b = append(b, snapshotVersion, 0, 0, 0, 0)
-	b = binary.BigEndian.AppendUint64(b, uint64(seq))
-	b = append(b, snap...)
+	b = binary.BigEndian.AppendUint64(b, uint64(h.seq))
+	b = binary.BigEndian.AppendUint64(b, h.length)
+	b = binary.BigEndian.AppendUint32(b, h.chunks)
+	b = binary.BigEndian.AppendUint32(b, h.crc)
 	binary.BigEndian.PutUint32(b[start+1:], crc32.Checksum(b[start+5:], castagnoli))
 	return b
 }
 
-// decodeSnapshotValue checks a snapshot value and returns its sequence
-// number and the engine snapshot bytes (aliasing v).
-func decodeSnapshotValue(v []byte) (engine.Seq, []byte, error) {
-	if len(v) < 13 || v[0] != snapshotVersion {
-		return 0, nil, fmt.Errorf("%w: snapshot header", ErrCorrupt)
+func decodeSnapshotHeader(v []byte) (snapshotHeader, error) {
+	if len(v) != snapshotHeaderSize || v[0] != snapshotVersion {
+		return snapshotHeader{}, fmt.Errorf("%w: snapshot header", ErrCorrupt)
 	}
-	if crc32.Checksum(v[5:], castagnoli) != binary.BigEndian.Uint32(v[1:]) {
-		return 0, nil, fmt.Errorf("%w: snapshot checksum mismatch", ErrCorrupt)
+	be := binary.BigEndian
+	if crc32.Checksum(v[5:], castagnoli) != be.Uint32(v[1:]) {
+		return snapshotHeader{}, fmt.Errorf("%w: snapshot header checksum mismatch", ErrCorrupt)
 	}
-	return engine.Seq(binary.BigEndian.Uint64(v[5:])), v[13:], nil
+	return snapshotHeader{seq: engine.Seq(be.Uint64(v[5:])), length: be.Uint64(v[13:]),
+		chunks: be.Uint32(v[21:]), crc: be.Uint32(v[25:])}, nil
+}
+
+func chunkKey(seq engine.Seq, i uint32) []byte {
+	return binary.BigEndian.AppendUint32(key(prefixChunk, seq), i)
 }

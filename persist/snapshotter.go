@@ -48,6 +48,7 @@ type Snapshotter struct {
 	done    chan struct{}
 	started bool
 	mu      sync.Mutex // serialises Snapshot calls
+	buf     []byte     // reused encoding buffer
 
 	// Observations for metrics; written by the snapshotter only.
 	LastSeq      atomic.Uint64 // sequence of the last snapshot
@@ -115,7 +116,8 @@ func (sn *Snapshotter) Snapshot() (engine.Seq, error) {
 		}
 	}
 	seq := sn.replica.LastSeq()
-	data := sn.replica.Snapshot(nil)
+	data := sn.replica.Snapshot(sn.buf[:0])
+	sn.buf = data
 	if err := sn.store.WriteSnapshot(seq, data); err != nil {
 		sn.Failures.Add(1)
 		return 0, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"sync"
 	"time"
@@ -224,8 +225,19 @@ func (s *Store) fail(err error) error {
 func (s *Store) WriteSnapshot(seq engine.Seq, snap []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v := appendSnapshotValue(nil, seq, snap)
-	if err := s.db.Set(key(prefixSnapshot, seq), v, pebble.Sync); err != nil {
+	// Chunks first, each its own small commit so that journal commits can
+	// go between them; then the header, synced, which makes the chunks
+	// durable too (the WAL is sequential). A crash before the header leaves
+	// chunks without a header: never read, and pruned later.
+	h := snapshotHeader{seq: seq, length: uint64(len(snap)), crc: crc32.Checksum(snap, castagnoli)}
+	for off := 0; off < len(snap) || h.chunks == 0; off += snapshotChunk {
+		part := snap[off:min(off+snapshotChunk, len(snap))]
+		if err := s.db.Set(chunkKey(seq, h.chunks), part, pebble.NoSync); err != nil {
+			return fmt.Errorf("persist: write snapshot %d: %w", seq, err)
+		}
+		h.chunks++
+	}
+	if err := s.db.Set(key(prefixSnapshot, seq), h.append(nil), pebble.Sync); err != nil {
 		return fmt.Errorf("persist: write snapshot %d: %w", seq, err)
 	}
 	snaps, err := s.Snapshots()
@@ -241,7 +253,28 @@ func (s *Store) WriteSnapshot(seq engine.Seq, snap []byte) error {
 			return fmt.Errorf("persist: prune snapshot %d: %w", sn.Seq, err)
 		}
 	}
+	if err := s.pruneKeys(key(prefixChunk, 0), key(prefixChunk, oldest)); err != nil {
+		return err
+	}
 	return s.pruneJournal(oldest)
+}
+
+// pruneKeys deletes every key in [lo, hi) with point deletions.
+func (s *Store) pruneKeys(lo, hi []byte) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	b := s.db.NewBatch()
+	defer b.Close()
+	for it.First(); it.Valid(); it.Next() {
+		b.Delete(it.Key(), nil)
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	return b.Commit(pebble.NoSync)
 }
 
 // pruneJournal deletes the journal records up to and including seq, with
@@ -275,7 +308,7 @@ func (s *Store) pruneJournal(seq engine.Seq) error {
 // SnapshotInfo describes a stored snapshot.
 type SnapshotInfo struct {
 	Seq  engine.Seq
-	Size int
+	Size int // bytes of engine state; -1 if the header does not decode
 }
 
 // Snapshots lists the stored snapshots, oldest first.
@@ -289,7 +322,11 @@ func (s *Store) Snapshots() ([]SnapshotInfo, error) {
 	defer it.Close()
 	var out []SnapshotInfo
 	for it.First(); it.Valid(); it.Next() {
-		out = append(out, SnapshotInfo{Seq: seqOfKey(it.Key()), Size: len(it.Value())})
+		info := SnapshotInfo{Seq: seqOfKey(it.Key()), Size: -1}
+		if h, err := decodeSnapshotHeader(it.Value()); err == nil {
+			info.Size = int(h.length)
+		}
+		out = append(out, info)
 	}
 	return out, it.Error()
 }
@@ -405,12 +442,7 @@ func (s *Store) Recover() (*engine.Engine, RecoveryStats, error) {
 	var e *engine.Engine
 	for i := len(snaps) - 1; i >= 0 && e == nil; i-- {
 		seq := snaps[i].Seq
-		v, closer, err := s.db.Get(key(prefixSnapshot, seq))
-		if err != nil {
-			return nil, st, fmt.Errorf("persist: read snapshot %d: %w", seq, err)
-		}
-		e, err = decodeSnapshot(seq, v)
-		closer.Close()
+		e, err = s.LoadSnapshot(seq)
 		if err != nil {
 			s.log.Warn("persist: skipping unreadable snapshot", "seq", seq, "err", err)
 			st.SkippedSnapshots++
@@ -473,13 +505,38 @@ func (s *Store) Recover() (*engine.Engine, RecoveryStats, error) {
 	return e, st, nil
 }
 
-func decodeSnapshot(seq engine.Seq, v []byte) (*engine.Engine, error) {
-	vseq, data, err := decodeSnapshotValue(v)
+// LoadSnapshot returns the engine stored in the snapshot at seq, checking
+// its header, its chunks and both checksums.
+func (s *Store) LoadSnapshot(seq engine.Seq) (*engine.Engine, error) {
+	v, closer, err := s.db.Get(key(prefixSnapshot, seq))
+	if err != nil {
+		return nil, fmt.Errorf("persist: snapshot %d: %w", seq, err)
+	}
+	h, err := decodeSnapshotHeader(v)
+	closer.Close()
 	if err != nil {
 		return nil, err
 	}
-	if vseq != seq {
-		return nil, fmt.Errorf("%w: snapshot under key %d says seq %d", ErrCorrupt, seq, vseq)
+	if h.seq != seq {
+		return nil, fmt.Errorf("%w: snapshot under key %d says seq %d", ErrCorrupt, seq, h.seq)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: chunkKey(seq, 0), UpperBound: key(prefixChunk, seq+1)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	data := make([]byte, 0, h.length)
+	n := uint32(0)
+	for it.First(); it.Valid(); it.Next() {
+		data = append(data, it.Value()...)
+		n++
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	if n != h.chunks || uint64(len(data)) != h.length || crc32.Checksum(data, castagnoli) != h.crc {
+		return nil, fmt.Errorf("%w: snapshot %d: %d chunks, %d bytes, or checksum, disagree with its header",
+			ErrCorrupt, seq, n, len(data))
 	}
 	e, err := engine.Restore(data)
 	if err != nil {
@@ -489,16 +546,6 @@ func decodeSnapshot(seq engine.Seq, v []byte) (*engine.Engine, error) {
 		return nil, fmt.Errorf("%w: snapshot %d holds engine at seq %d", ErrCorrupt, seq, e.LastSeq())
 	}
 	return e, nil
-}
-
-// LoadSnapshot returns the engine stored in the snapshot at seq.
-func (s *Store) LoadSnapshot(seq engine.Seq) (*engine.Engine, error) {
-	v, closer, err := s.db.Get(key(prefixSnapshot, seq))
-	if err != nil {
-		return nil, fmt.Errorf("persist: snapshot %d: %w", seq, err)
-	}
-	defer closer.Close()
-	return decodeSnapshot(seq, v)
 }
 
 // Metrics returns Pebble's metrics, for operators.
