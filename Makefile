@@ -52,8 +52,11 @@ diff-long:
 crashtest:
 	CRASH_ITERATIONS=$(CRASH_ITERATIONS) $(GO) test -count=1 -run '^TestCrash$$' -v -timeout 30m ./engine/pipeline/ | grep -v '^=== RUN'
 
+# Engine and ring benchmarks (COUNT runs each); the pipeline's are heavier
+# and run once each. Commands for single benchmarks: docs/BENCHMARKS.md.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count $(COUNT) ./engine/...
+	$(GO) test -run '^$$' -bench . -benchmem -count $(COUNT) ./engine/ ./engine/ring/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./engine/pipeline/ ./persist/
 
 lint: vet
 	$(GO) run $(STATICCHECK) ./...
