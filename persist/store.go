@@ -305,6 +305,16 @@ func (s *Store) pruneJournal(seq engine.Seq) error {
 	return nil
 }
 
+// SnapshotEngine stores a snapshot of e at its last sequence number. Use
+// it on graceful shutdown, once the pipeline is closed and e is quiet, so
+// that the next start replays nothing.
+func (s *Store) SnapshotEngine(e *engine.Engine) error {
+	if snaps, err := s.Snapshots(); err == nil && len(snaps) > 0 && snaps[len(snaps)-1].Seq == e.LastSeq() {
+		return nil // already there
+	}
+	return s.WriteSnapshot(e.LastSeq(), e.Snapshot(nil))
+}
+
 // SnapshotInfo describes a stored snapshot.
 type SnapshotInfo struct {
 	Seq  engine.Seq

@@ -339,3 +339,39 @@ func TestQuerySeesEarlierCommands(t *testing.T) {
 		t.Fatal("top of an unknown instrument was found")
 	}
 }
+
+// TestGracefulShutdownSnapshot: close the pipeline (everything submitted is
+// delivered), snapshot the engine, and the next start replays nothing.
+func TestGracefulShutdownSnapshot(t *testing.T) {
+	cfg, cmds := workload.A(6, 20_000)
+	fs := vfs.NewCrashableMem()
+	store := openStore(t, fs, cfg)
+	e, _, _ := store.Recover()
+	var delivered atomic.Int64
+	p, _ := pipeline.New(e, store, func(b *pipeline.Batch) { delivered.Add(int64(len(b.Results))) },
+		pipeline.Config{NoLockThread: true})
+	p.Start()
+	for i := range cmds {
+		p.Submit(pipeline.Request{Cmd: cmds[i]})
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if delivered.Load() != int64(len(cmds)) {
+		t.Fatalf("%d of %d delivered by Close", delivered.Load(), len(cmds))
+	}
+	if err := store.SnapshotEngine(p.Engine()); err != nil {
+		t.Fatal(err)
+	}
+	want := p.Engine().StateHash()
+	store.Close()
+	store = openStore(t, fs, cfg)
+	defer store.Close()
+	r, st, err := store.Recover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.SnapshotSeq != engine.Seq(len(cmds)) || st.Replayed != 0 || r.StateHash() != want {
+		t.Fatalf("restart after graceful shutdown: %+v", st)
+	}
+}
