@@ -34,13 +34,12 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // knows which commands were synced, so after a crash it can say what
 // recovery must reproduce.
 type persistScenario struct {
-	fs      *vfs.MemFS
-	store   *Store
-	sn      *Snapshotter
-	next    int        // index into commands of the next command to write
-	synced  engine.Seq // every command up to here was synced
-	retain  int
-	durable engine.Seq // what the snapshotter may read up to
+	fs     *vfs.MemFS
+	store  *Store
+	sn     *Snapshotter
+	next   int        // index into commands of the next command to write
+	synced engine.Seq // every command up to here was synced
+	retain int
 }
 
 func TestScenarios(t *testing.T) {

@@ -63,20 +63,26 @@ func openStore(t *testing.T, fs vfs.FS, cfg engine.Config) *persist.Store {
 	return st
 }
 
+// startRecorded opens a store on a crashable in-memory filesystem (closed
+// when the test ends), recovers its engine and makes a recorder for it.
+func startRecorded(t *testing.T, cfg engine.Config) (*persist.Store, *engine.Engine, *recorder) {
+	t.Helper()
+	store := openStore(t, vfs.NewCrashableMem(), cfg)
+	t.Cleanup(func() { store.Close() })
+	e, _, err := store.Recover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, e, &recorder{t: t, store: store, tokens: map[uint64]int{}}
+}
+
 // TestEndToEnd: several producers submit commands and queries; every request
 // is answered exactly once, sequence numbers are contiguous, nothing is
 // delivered before it is journaled, and replaying the journal into a fresh
 // engine reproduces the delivered events byte for byte and the final state.
 func TestEndToEnd(t *testing.T) {
 	cfg, cmds := workload.A(3, 40_000)
-	fs := vfs.NewCrashableMem()
-	store := openStore(t, fs, cfg)
-	defer store.Close()
-	e, _, err := store.Recover()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &recorder{t: t, store: store, tokens: map[uint64]int{}}
+	store, e, rec := startRecorded(t, cfg)
 	p, err := pipeline.New(e, store, rec.deliver, pipeline.Config{RingSize: 256, MaxBatch: 64, NoLockThread: true})
 	if err != nil {
 		t.Fatal(err)
@@ -148,14 +154,7 @@ func TestEndToEnd(t *testing.T) {
 // after that snapshot.
 func TestSnapshotsUnderLoadAndReplayDeterminism(t *testing.T) {
 	cfg, cmds := workload.A(4, 60_000)
-	fs := vfs.NewCrashableMem()
-	store := openStore(t, fs, cfg)
-	defer store.Close()
-	e, _, err := store.Recover()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &recorder{t: t, store: store, tokens: map[uint64]int{}}
+	store, e, rec := startRecorded(t, cfg)
 	p, err := pipeline.New(e, store, rec.deliver, pipeline.Config{NoLockThread: true})
 	if err != nil {
 		t.Fatal(err)
