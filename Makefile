@@ -9,7 +9,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # Fuzz targets as package:Target.
 FUZZ_TARGETS := ./engine:FuzzCommands ./engine:FuzzRestore ./engine/units:FuzzParsePrice \
-                ./persist:FuzzDecodeRecord ./persist:FuzzSnapshotHeader
+                ./persist:FuzzDecodeRecord ./persist:FuzzSnapshotHeader ./api/wire:FuzzFrames
 
 CRASH_ITERATIONS ?= 100
 

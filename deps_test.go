@@ -51,6 +51,18 @@ func goList(t *testing.T, args ...string) []byte {
 	return out
 }
 
+// TestWireImports: the codec depends on nothing but the standard library
+// and the engine's types.
+func TestWireImports(t *testing.T) {
+	for _, line := range strings.Split(strings.TrimSpace(string(goList(t, "-deps", "-f", "{{.ImportPath}} {{.Standard}}", "./api/wire"))), "\n") {
+		path, std, _ := strings.Cut(line, " ")
+		if std != "true" && path != "github.com/matchd/matchd/api/wire" && path != "github.com/matchd/matchd/engine" &&
+			path != "github.com/tidwall/btree" {
+			t.Errorf("api/wire depends on %s: only the standard library and engine are allowed", path)
+		}
+	}
+}
+
 // TestEngineStartsNoGoroutines rejects any go statement in the engine.
 func TestEngineStartsNoGoroutines(t *testing.T) {
 	files, err := filepath.Glob("engine/*.go")

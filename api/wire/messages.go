@@ -1,0 +1,479 @@
+package wire
+
+import (
+	"encoding/binary"
+
+	"github.com/matchd/matchd/engine"
+)
+
+var be = binary.BigEndian
+
+// Body sizes of the fixed-size messages (part of the wire format).
+const (
+	loginSize         = 39
+	newOrderSize      = 32
+	cancelSize        = 8
+	replaceSize       = 32
+	massCancelSize    = 4
+	querySize         = 18
+	loginAcceptedSize = 10
+	acceptedSize      = 56
+	rejectedSize      = 33
+	executedSize      = 65
+	canceledSize      = 41
+	replacedSize      = 64
+	massCanceledSize  = 24
+	topSize           = 49
+	levelSize         = 20
+	orderSize         = 54
+	depthHeadSize     = 21
+	ordersHeadSize    = 15
+)
+
+// TokenSize is the size of the login token field; shorter tokens are
+// padded with zero bytes.
+const TokenSize = 32
+
+// Login flags.
+const (
+	// FlagCancelOnDisconnect cancels the account's open orders when this
+	// session ends without a Logout (or with one: any end of session).
+	FlagCancelOnDisconnect uint8 = 1 << 0
+)
+
+// Login opens a session. Offsets in the body:
+//
+//	0 version u16 | 2 account u32 | 6 flags u8 | 7 token [32]byte
+type Login struct {
+	Version uint16
+	Account engine.AccountID
+	Flags   uint8
+	Token   [TokenSize]byte
+}
+
+// Append appends the frame.
+func (m *Login) Append(b []byte) []byte {
+	b = appendHeader(b, TypeLogin, loginSize)
+	b = be.AppendUint16(b, m.Version)
+	b = be.AppendUint32(b, uint32(m.Account))
+	b = append(b, m.Flags)
+	return append(b, m.Token[:]...)
+}
+
+// Decode fills m from a body returned by Parse.
+func (m *Login) Decode(body []byte) {
+	_ = body[loginSize-1]
+	m.Version = be.Uint16(body)
+	m.Account = engine.AccountID(be.Uint32(body[2:]))
+	m.Flags = body[6]
+	copy(m.Token[:], body[7:])
+}
+
+// NewOrder enters an order. Offsets:
+//
+//	0 ref u64 | 8 instrument u32 | 12 side u8 | 13 type u8 | 14 tif u8 |
+//	15 stp u8 | 16 price i64 (ticks; 0 for market) | 24 qty i64 (lots)
+type NewOrder struct {
+	Ref        engine.ClientRef
+	Instrument engine.InstrumentID
+	Side       engine.Side
+	Type       engine.OrderType
+	TIF        engine.TimeInForce
+	STP        engine.STPMode
+	Price      engine.Price
+	Qty        engine.Qty
+}
+
+// Append appends the frame.
+func (m *NewOrder) Append(b []byte) []byte {
+	b = appendHeader(b, TypeNewOrder, newOrderSize)
+	b = be.AppendUint64(b, uint64(m.Ref))
+	b = be.AppendUint32(b, uint32(m.Instrument))
+	b = append(b, byte(m.Side), byte(m.Type), byte(m.TIF), byte(m.STP))
+	b = be.AppendUint64(b, uint64(m.Price))
+	return be.AppendUint64(b, uint64(m.Qty))
+}
+
+// Decode fills m from a body returned by Parse.
+func (m *NewOrder) Decode(body []byte) {
+	_ = body[newOrderSize-1]
+	m.Ref = engine.ClientRef(be.Uint64(body))
+	m.Instrument = engine.InstrumentID(be.Uint32(body[8:]))
+	m.Side, m.Type = engine.Side(body[12]), engine.OrderType(body[13])
+	m.TIF, m.STP = engine.TimeInForce(body[14]), engine.STPMode(body[15])
+	m.Price = engine.Price(be.Uint64(body[16:]))
+	m.Qty = engine.Qty(be.Uint64(body[24:]))
+}
+
+// Command returns the engine command for m on behalf of account.
+func (m *NewOrder) Command(account engine.AccountID) engine.Command {
+	return engine.Command{Kind: engine.CmdNewOrder, Account: account, Instrument: m.Instrument,
+		Side: m.Side, Type: m.Type, TIF: m.TIF, STP: m.STP, Price: m.Price, Qty: m.Qty, Ref: m.Ref}
+}
+
+// Cancel cancels an open order of the session's account. Offsets:
+//
+//	0 order u64
+type Cancel struct{ OrderID engine.OrderID }
+
+// Append appends the frame.
+func (m *Cancel) Append(b []byte) []byte {
+	return be.AppendUint64(appendHeader(b, TypeCancel, cancelSize), uint64(m.OrderID))
+}
+
+// Decode fills m from a body returned by Parse.
+func (m *Cancel) Decode(body []byte) { m.OrderID = engine.OrderID(be.Uint64(body[:cancelSize])) }
+
+// Replace changes an open order's price and/or total quantity (0 keeps).
+// Offsets:
+//
+//	0 order u64 | 8 new ref u64 | 16 price i64 | 24 qty i64 (new total)
+type Replace struct {
+	OrderID engine.OrderID
+	Ref     engine.ClientRef
+	Price   engine.Price
+	Qty     engine.Qty
+}
+
+// Append appends the frame.
+func (m *Replace) Append(b []byte) []byte {
+	b = appendHeader(b, TypeReplace, replaceSize)
+	b = be.AppendUint64(b, uint64(m.OrderID))
+	b = be.AppendUint64(b, uint64(m.Ref))
+	b = be.AppendUint64(b, uint64(m.Price))
+	return be.AppendUint64(b, uint64(m.Qty))
+}
+
+// Decode fills m from a body returned by Parse.
+func (m *Replace) Decode(body []byte) {
+	_ = body[replaceSize-1]
+	m.OrderID = engine.OrderID(be.Uint64(body))
+	m.Ref = engine.ClientRef(be.Uint64(body[8:]))
+	m.Price = engine.Price(be.Uint64(body[16:]))
+	m.Qty = engine.Qty(be.Uint64(body[24:]))
+}
+
+// MassCancel cancels the account's open orders on one instrument, or on
+// all (instrument 0). Offsets:
+//
+//	0 instrument u32
+type MassCancel struct{ Instrument engine.InstrumentID }
+
+// Append appends the frame.
+func (m *MassCancel) Append(b []byte) []byte {
+	return be.AppendUint32(appendHeader(b, TypeMassCancel, massCancelSize), uint32(m.Instrument))
+}
+
+// Decode fills m from a body returned by Parse.
+func (m *MassCancel) Decode(body []byte) {
+	m.Instrument = engine.InstrumentID(be.Uint32(body[:massCancelSize]))
+}
+
+// Query kinds.
+const (
+	QueryTop        uint8 = 1 // best bid and ask of Instrument → Top
+	QueryDepth      uint8 = 2 // Levels levels per side of Instrument → Depth
+	QueryOrder      uint8 = 3 // the session account's open order OrderID → Orders
+	QueryOpenOrders uint8 = 4 // every open order of the session's account → Orders
+)
+
+// Query asks a read-only question; the answer carries Request. Offsets:
+//
+//	0 request u32 | 4 kind u8 | 5 levels u8 | 6 instrument u32 | 10 order u64
+type Query struct {
+	Request    uint32
+	Kind       uint8
+	Levels     uint8
+	Instrument engine.InstrumentID
+	OrderID    engine.OrderID
+}
+
+// Append appends the frame.
+func (m *Query) Append(b []byte) []byte {
+	b = appendHeader(b, TypeQuery, querySize)
+	b = be.AppendUint32(b, m.Request)
+	b = append(b, m.Kind, m.Levels)
+	b = be.AppendUint32(b, uint32(m.Instrument))
+	return be.AppendUint64(b, uint64(m.OrderID))
+}
+
+// Decode fills m from a body returned by Parse.
+func (m *Query) Decode(body []byte) {
+	_ = body[querySize-1]
+	m.Request = be.Uint32(body)
+	m.Kind, m.Levels = body[4], body[5]
+	m.Instrument = engine.InstrumentID(be.Uint32(body[6:]))
+	m.OrderID = engine.OrderID(be.Uint64(body[10:]))
+}
+
+// LoginAccepted answers a good Login. Offsets:
+//
+//	0 session u64 | 8 version u16
+type LoginAccepted struct {
+	Session uint64
+	Version uint16
+}
+
+// Append appends the frame.
+func (m *LoginAccepted) Append(b []byte) []byte {
+	b = appendHeader(b, TypeLoginAccepted, loginAcceptedSize)
+	b = be.AppendUint64(b, m.Session)
+	return be.AppendUint16(b, m.Version)
+}
+
+// Decode fills m from a body returned by Parse.
+func (m *LoginAccepted) Decode(body []byte) {
+	_ = body[loginAcceptedSize-1]
+	m.Session, m.Version = be.Uint64(body), be.Uint16(body[8:])
+}
+
+// Report is the common head of every order-entry response: the sequence
+// number and timestamp of the command that caused it, the engine's order
+// ID and the client's reference. Offsets:
+//
+//	0 seq u64 | 8 time i64 (Unix ns) | 16 order u64 | 24 ref u64
+type Report struct {
+	Seq     engine.Seq
+	Time    int64
+	OrderID engine.OrderID
+	Ref     engine.ClientRef
+}
+
+func (r *Report) append(b []byte) []byte {
+	b = be.AppendUint64(b, uint64(r.Seq))
+	b = be.AppendUint64(b, uint64(r.Time))
+	b = be.AppendUint64(b, uint64(r.OrderID))
+	return be.AppendUint64(b, uint64(r.Ref))
+}
+
+func (r *Report) decode(body []byte) {
+	_ = body[31]
+	r.Seq = engine.Seq(be.Uint64(body))
+	r.Time = int64(be.Uint64(body[8:]))
+	r.OrderID = engine.OrderID(be.Uint64(body[16:]))
+	r.Ref = engine.ClientRef(be.Uint64(body[24:]))
+}
+
+// Accepted: a new order was accepted. Offsets after the Report (32):
+//
+//	32 instrument u32 | 36 side u8 | 37 type u8 | 38 tif u8 | 39 stp u8 |
+//	40 price i64 | 48 qty i64
+type Accepted struct {
+	Report
+	Instrument engine.InstrumentID
+	Side       engine.Side
+	Type       engine.OrderType
+	TIF        engine.TimeInForce
+	STP        engine.STPMode
+	Price      engine.Price
+	Qty        engine.Qty
+}
+
+// Append appends the frame.
+func (m *Accepted) Append(b []byte) []byte {
+	b = m.Report.append(appendHeader(b, TypeAccepted, acceptedSize))
+	b = be.AppendUint32(b, uint32(m.Instrument))
+	b = append(b, byte(m.Side), byte(m.Type), byte(m.TIF), byte(m.STP))
+	b = be.AppendUint64(b, uint64(m.Price))
+	return be.AppendUint64(b, uint64(m.Qty))
+}
+
+// Decode fills m from a body returned by Parse.
+func (m *Accepted) Decode(body []byte) {
+	_ = body[acceptedSize-1]
+	m.Report.decode(body)
+	m.Instrument = engine.InstrumentID(be.Uint32(body[32:]))
+	m.Side, m.Type = engine.Side(body[36]), engine.OrderType(body[37])
+	m.TIF, m.STP = engine.TimeInForce(body[38]), engine.STPMode(body[39])
+	m.Price = engine.Price(be.Uint64(body[40:]))
+	m.Qty = engine.Qty(be.Uint64(body[48:]))
+}
+
+// Rejected: a command was rejected and changed nothing. Offsets:
+//
+//	32 reason u8 (engine.RejectReason)
+type Rejected struct {
+	Report
+	Reason engine.RejectReason
+}
+
+// Append appends the frame.
+func (m *Rejected) Append(b []byte) []byte {
+	return append(m.Report.append(appendHeader(b, TypeRejected, rejectedSize)), byte(m.Reason))
+}
+
+// Decode fills m from a body returned by Parse.
+func (m *Rejected) Decode(body []byte) {
+	_ = body[rejectedSize-1]
+	m.Report.decode(body)
+	m.Reason = engine.RejectReason(body[32])
+}
+
+// Liquidity flags of an execution.
+const (
+	LiquidityAdded   uint8 = 'A' // this order was resting (maker)
+	LiquidityRemoved uint8 = 'R' // this order took liquidity (taker)
+)
+
+// Executed: one of the session's orders traded. Offsets:
+//
+//	32 trade u64 | 40 price i64 | 48 qty i64 | 56 leaves i64 |
+//	64 liquidity u8
+type Executed struct {
+	Report
+	Trade     engine.TradeID
+	Price     engine.Price
+	Qty       engine.Qty
+	Leaves    engine.Qty
+	Liquidity uint8
+}
+
+// Append appends the frame.
+func (m *Executed) Append(b []byte) []byte {
+	b = m.Report.append(appendHeader(b, TypeExecuted, executedSize))
+	b = be.AppendUint64(b, uint64(m.Trade))
+	b = be.AppendUint64(b, uint64(m.Price))
+	b = be.AppendUint64(b, uint64(m.Qty))
+	b = be.AppendUint64(b, uint64(m.Leaves))
+	return append(b, m.Liquidity)
+}
+
+// Decode fills m from a body returned by Parse.
+func (m *Executed) Decode(body []byte) {
+	_ = body[executedSize-1]
+	m.Report.decode(body)
+	m.Trade = engine.TradeID(be.Uint64(body[32:]))
+	m.Price = engine.Price(be.Uint64(body[40:]))
+	m.Qty = engine.Qty(be.Uint64(body[48:]))
+	m.Leaves = engine.Qty(be.Uint64(body[56:]))
+	m.Liquidity = body[64]
+}
+
+// Canceled: an order, or what was left of it, was canceled. Offsets:
+//
+//	32 qty i64 (canceled) | 40 reason u8 (engine.CancelReason)
+type Canceled struct {
+	Report
+	Qty    engine.Qty
+	Reason engine.CancelReason
+}
+
+// Append appends the frame.
+func (m *Canceled) Append(b []byte) []byte {
+	b = m.Report.append(appendHeader(b, TypeCanceled, canceledSize))
+	b = be.AppendUint64(b, uint64(m.Qty))
+	return append(b, byte(m.Reason))
+}
+
+// Decode fills m from a body returned by Parse.
+func (m *Canceled) Decode(body []byte) {
+	_ = body[canceledSize-1]
+	m.Report.decode(body)
+	m.Qty = engine.Qty(be.Uint64(body[32:]))
+	m.Reason = engine.CancelReason(body[40])
+}
+
+// Replaced: a replace took effect. Offsets:
+//
+//	32 orig ref u64 | 40 price i64 | 48 qty i64 (total) | 56 leaves i64
+type Replaced struct {
+	Report
+	OrigRef engine.ClientRef
+	Price   engine.Price
+	Qty     engine.Qty
+	Leaves  engine.Qty
+}
+
+// Append appends the frame.
+func (m *Replaced) Append(b []byte) []byte {
+	b = m.Report.append(appendHeader(b, TypeReplaced, replacedSize))
+	b = be.AppendUint64(b, uint64(m.OrigRef))
+	b = be.AppendUint64(b, uint64(m.Price))
+	b = be.AppendUint64(b, uint64(m.Qty))
+	return be.AppendUint64(b, uint64(m.Leaves))
+}
+
+// Decode fills m from a body returned by Parse.
+func (m *Replaced) Decode(body []byte) {
+	_ = body[replacedSize-1]
+	m.Report.decode(body)
+	m.OrigRef = engine.ClientRef(be.Uint64(body[32:]))
+	m.Price = engine.Price(be.Uint64(body[40:]))
+	m.Qty = engine.Qty(be.Uint64(body[48:]))
+	m.Leaves = engine.Qty(be.Uint64(body[56:]))
+}
+
+// MassCanceled ends the answer to a MassCancel. Offsets:
+//
+//	0 seq u64 | 8 time i64 | 16 instrument u32 | 20 count u32
+type MassCanceled struct {
+	Seq        engine.Seq
+	Time       int64
+	Instrument engine.InstrumentID
+	Count      uint32
+}
+
+// Append appends the frame.
+func (m *MassCanceled) Append(b []byte) []byte {
+	b = appendHeader(b, TypeMassCanceled, massCanceledSize)
+	b = be.AppendUint64(b, uint64(m.Seq))
+	b = be.AppendUint64(b, uint64(m.Time))
+	b = be.AppendUint32(b, uint32(m.Instrument))
+	return be.AppendUint32(b, m.Count)
+}
+
+// Decode fills m from a body returned by Parse.
+func (m *MassCanceled) Decode(body []byte) {
+	_ = body[massCanceledSize-1]
+	m.Seq = engine.Seq(be.Uint64(body))
+	m.Time = int64(be.Uint64(body[8:]))
+	m.Instrument = engine.InstrumentID(be.Uint32(body[16:]))
+	m.Count = be.Uint32(body[20:])
+}
+
+// Top answers QueryTop. Offsets:
+//
+//	0 request u32 | 4 seq u64 | 12 instrument u32 | 16 found u8 |
+//	17 bid price i64 | 25 bid qty i64 | 33 ask price i64 | 41 ask qty i64
+//
+// seq is the last command applied when the query was answered.
+type Top struct {
+	Request    uint32
+	Seq        engine.Seq
+	Instrument engine.InstrumentID
+	Found      bool
+	engine.TopOfBook
+}
+
+// Append appends the frame.
+func (m *Top) Append(b []byte) []byte {
+	b = appendHeader(b, TypeTop, topSize)
+	b = be.AppendUint32(b, m.Request)
+	b = be.AppendUint64(b, uint64(m.Seq))
+	b = be.AppendUint32(b, uint32(m.Instrument))
+	b = append(b, boolByte(m.Found))
+	b = be.AppendUint64(b, uint64(m.BidPrice))
+	b = be.AppendUint64(b, uint64(m.BidQty))
+	b = be.AppendUint64(b, uint64(m.AskPrice))
+	return be.AppendUint64(b, uint64(m.AskQty))
+}
+
+// Decode fills m from a body returned by Parse.
+func (m *Top) Decode(body []byte) {
+	_ = body[topSize-1]
+	m.Request = be.Uint32(body)
+	m.Seq = engine.Seq(be.Uint64(body[4:]))
+	m.Instrument = engine.InstrumentID(be.Uint32(body[12:]))
+	m.Found = body[16] != 0
+	m.BidPrice = engine.Price(be.Uint64(body[17:]))
+	m.BidQty = engine.Qty(be.Uint64(body[25:]))
+	m.AskPrice = engine.Price(be.Uint64(body[33:]))
+	m.AskQty = engine.Qty(be.Uint64(body[41:]))
+}
+
+func boolByte(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,194 @@
+package wire
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/matchd/matchd/engine"
+)
+
+// Depth answers QueryDepth. Offsets:
+//
+//	0 request u32 | 4 seq u64 | 12 instrument u32 | 16 found u8 |
+//	17 bids u16 | 19 asks u16 | 21 levels, bids (best first) then asks
+//	(best first), each 20 bytes: price i64 | qty i64 | orders u32
+type Depth struct {
+	Request    uint32
+	Seq        engine.Seq
+	Instrument engine.InstrumentID
+	Found      bool
+}
+
+// MaxDepthLevels is the most levels per side a Depth frame carries.
+const MaxDepthLevels = 255
+
+// Append appends the frame with the given levels (at most MaxDepthLevels
+// per side; more are cut).
+func (m *Depth) Append(b []byte, bids, asks []engine.LevelInfo) []byte {
+	bids, asks = bids[:min(len(bids), MaxDepthLevels)], asks[:min(len(asks), MaxDepthLevels)]
+	b = appendHeader(b, TypeDepth, depthHeadSize+levelSize*(len(bids)+len(asks)))
+	b = be.AppendUint32(b, m.Request)
+	b = be.AppendUint64(b, uint64(m.Seq))
+	b = be.AppendUint32(b, uint32(m.Instrument))
+	b = append(b, boolByte(m.Found))
+	b = be.AppendUint16(b, uint16(len(bids)))
+	b = be.AppendUint16(b, uint16(len(asks)))
+	for _, l := range bids {
+		b = appendLevel(b, l)
+	}
+	for _, l := range asks {
+		b = appendLevel(b, l)
+	}
+	return b
+}
+
+func appendLevel(b []byte, l engine.LevelInfo) []byte {
+	b = be.AppendUint64(b, uint64(l.Price))
+	b = be.AppendUint64(b, uint64(l.Qty))
+	return be.AppendUint32(b, uint32(l.Orders))
+}
+
+// Decode fills m and appends the levels to bids and asks.
+func (m *Depth) Decode(body []byte, bids, asks []engine.LevelInfo) ([]engine.LevelInfo, []engine.LevelInfo, error) {
+	if len(body) < depthHeadSize {
+		return bids, asks, fmt.Errorf("%w: depth of %d bytes", ErrBadLength, len(body))
+	}
+	m.Request = be.Uint32(body)
+	m.Seq = engine.Seq(be.Uint64(body[4:]))
+	m.Instrument = engine.InstrumentID(be.Uint32(body[12:]))
+	m.Found = body[16] != 0
+	nb, na := int(be.Uint16(body[17:])), int(be.Uint16(body[19:]))
+	if len(body) != depthHeadSize+levelSize*(nb+na) {
+		return bids, asks, fmt.Errorf("%w: depth says %d+%d levels in %d bytes", ErrBadLength, nb, na, len(body))
+	}
+	p := body[depthHeadSize:]
+	for i := 0; i < nb+na; i++ {
+		l := engine.LevelInfo{Price: engine.Price(be.Uint64(p)), Qty: engine.Qty(be.Uint64(p[8:])),
+			Orders: int32(be.Uint32(p[16:]))}
+		if i < nb {
+			bids = append(bids, l)
+		} else {
+			asks = append(asks, l)
+		}
+		p = p[levelSize:]
+	}
+	return bids, asks, nil
+}
+
+// Orders answers QueryOrder and QueryOpenOrders; a long answer is split
+// into several frames, all but the last with More set. Offsets:
+//
+//	0 request u32 | 4 seq u64 | 12 more u8 | 13 count u16 | 15 orders,
+//	each 54 bytes: order u64 | ref u64 | instrument u32 | side u8 |
+//	tif u8 | price i64 | leaves i64 | filled i64 | time i64
+type Orders struct {
+	Request uint32
+	Seq     engine.Seq
+	More    bool
+}
+
+// MaxOrdersPerFrame is the most orders one Orders frame carries.
+const MaxOrdersPerFrame = 1000
+
+// Append appends the frame (at most MaxOrdersPerFrame orders; the caller
+// splits longer answers and sets More).
+func (m *Orders) Append(b []byte, orders []engine.OrderInfo) []byte {
+	orders = orders[:min(len(orders), MaxOrdersPerFrame)]
+	b = appendHeader(b, TypeOrders, ordersHeadSize+orderSize*len(orders))
+	b = be.AppendUint32(b, m.Request)
+	b = be.AppendUint64(b, uint64(m.Seq))
+	b = append(b, boolByte(m.More))
+	b = be.AppendUint16(b, uint16(len(orders)))
+	for i := range orders {
+		o := &orders[i]
+		b = be.AppendUint64(b, uint64(o.ID))
+		b = be.AppendUint64(b, uint64(o.Ref))
+		b = be.AppendUint32(b, uint32(o.Instrument))
+		b = append(b, byte(o.Side), byte(o.TIF))
+		b = be.AppendUint64(b, uint64(o.Price))
+		b = be.AppendUint64(b, uint64(o.Leaves))
+		b = be.AppendUint64(b, uint64(o.Filled))
+		b = be.AppendUint64(b, uint64(o.Time))
+	}
+	return b
+}
+
+// Decode fills m and appends the orders to out (Account is left zero: it
+// is the session's own).
+func (m *Orders) Decode(body []byte, out []engine.OrderInfo) ([]engine.OrderInfo, error) {
+	if len(body) < ordersHeadSize {
+		return out, fmt.Errorf("%w: orders of %d bytes", ErrBadLength, len(body))
+	}
+	m.Request = be.Uint32(body)
+	m.Seq = engine.Seq(be.Uint64(body[4:]))
+	m.More = body[12] != 0
+	n := int(be.Uint16(body[13:]))
+	if len(body) != ordersHeadSize+orderSize*n {
+		return out, fmt.Errorf("%w: orders says %d in %d bytes", ErrBadLength, n, len(body))
+	}
+	p := body[ordersHeadSize:]
+	for range n {
+		out = append(out, engine.OrderInfo{
+			ID: engine.OrderID(be.Uint64(p)), Ref: engine.ClientRef(be.Uint64(p[8:])),
+			Instrument: engine.InstrumentID(be.Uint32(p[16:])), Side: engine.Side(p[20]),
+			TIF: engine.TimeInForce(p[21]), Price: engine.Price(be.Uint64(p[22:])),
+			Leaves: engine.Qty(be.Uint64(p[30:])), Filled: engine.Qty(be.Uint64(p[38:])),
+			Time: int64(be.Uint64(p[46:])),
+		})
+		p = p[orderSize:]
+	}
+	return out, nil
+}
+
+// Reader reads frames from a stream through one fixed buffer: frames are
+// parsed in place, and a frame split across reads is completed by moving
+// its start to the front of the buffer. It never allocates after
+// NewReader.
+type Reader struct {
+	r          io.Reader
+	buf        []byte
+	start, end int
+	max        int
+}
+
+// NewReader returns a reader of frames of at most max bytes, with a buffer
+// of bufSize bytes (at least max).
+func NewReader(r io.Reader, max, bufSize int) *Reader {
+	return &Reader{r: r, buf: make([]byte, bufSize), max: min(max, bufSize)}
+}
+
+// Next returns the next frame. body aliases the reader's buffer and is
+// valid until the next call. At the end of the stream it returns io.EOF,
+// or io.ErrUnexpectedEOF if a frame was cut short.
+func (r *Reader) Next() (typ byte, body []byte, err error) {
+	for {
+		typ, body, n, err := Parse(r.buf[r.start:r.end], r.max)
+		if err != nil {
+			return 0, nil, err
+		}
+		if n > 0 {
+			r.start += n
+			return typ, body, nil
+		}
+		if r.start == r.end {
+			r.start, r.end = 0, 0
+		} else if len(r.buf)-r.start < r.max {
+			copy(r.buf, r.buf[r.start:r.end])
+			r.end -= r.start
+			r.start = 0
+		}
+		m, rerr := r.r.Read(r.buf[r.end:])
+		r.end += m
+		if m == 0 && rerr != nil {
+			if errors.Is(rerr, io.EOF) && r.end > r.start {
+				rerr = io.ErrUnexpectedEOF
+			}
+			return 0, nil, rerr
+		}
+	}
+}
+
+// Buffered returns how many bytes are buffered but not yet returned: if it
+// is zero, the next Next will read from the stream (and may block).
+func (r *Reader) Buffered() int { return r.end - r.start }
