@@ -85,6 +85,8 @@ type Result struct {
 	// the last command applied before it was answered.
 	Seq   engine.Seq
 	Query QueryKind
+	// Instrument is the query's instrument (QueryTop, QueryDepth).
+	Instrument engine.InstrumentID
 
 	events [2]int32
 	levels [2]int32 // bids then asks
@@ -342,7 +344,7 @@ func (p *Pipeline) loop() {
 }
 
 func (p *Pipeline) handle(b *Batch, r *Request) {
-	res := Result{Token: r.Token, Query: r.Query.Kind}
+	res := Result{Token: r.Token, Query: r.Query.Kind, Instrument: r.Query.Instrument}
 	q := &r.Query
 	switch q.Kind {
 	case 0:

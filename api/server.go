@@ -1,0 +1,557 @@
+package api
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/matchd/matchd/api/wire"
+	"github.com/matchd/matchd/engine"
+	"github.com/matchd/matchd/engine/pipeline"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Listen is the order-entry address. Default 127.0.0.1:7001.
+	Listen string
+	// MaxConns limits concurrent connections. Default 10,000.
+	MaxConns int
+	// LoginTimeout is how long a new connection has to log in. Default 5s.
+	LoginTimeout time.Duration
+	// Heartbeat is how long the server stays silent before it sends a
+	// Heartbeat. Default 1s.
+	Heartbeat time.Duration
+	// IdleTimeout ends a session that sends nothing for this long (clients
+	// should heartbeat). Default 15s.
+	IdleTimeout time.Duration
+	// OutboundLimit is how many bytes of responses may wait for a client
+	// that does not read them before it is disconnected. Default 4 MiB.
+	OutboundLimit int
+	// Logger receives session events. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// EnsureDefaults fills in zero fields.
+func (c *Config) EnsureDefaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:7001"
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = 10_000
+	}
+	if c.LoginTimeout == 0 {
+		c.LoginTimeout = 5 * time.Second
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 15 * time.Second
+	}
+	if c.OutboundLimit == 0 {
+		c.OutboundLimit = 4 << 20
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.MaxConns < 1 {
+		errs = append(errs, fmt.Errorf("api: max connections %d must be positive", c.MaxConns))
+	}
+	if c.LoginTimeout <= 0 || c.Heartbeat <= 0 || c.IdleTimeout <= c.Heartbeat {
+		errs = append(errs, fmt.Errorf("api: timeouts must be positive and the idle timeout longer than the heartbeat"))
+	}
+	if c.OutboundLimit < 64<<10 {
+		errs = append(errs, fmt.Errorf("api: outbound limit %d is below 64 KiB", c.OutboundLimit))
+	}
+	return errors.Join(errs...)
+}
+
+// Account is a login the server accepts.
+type Account struct {
+	ID    engine.AccountID
+	Name  string
+	Token string
+}
+
+// Server serves the order-entry protocol (docs/PROTOCOL.md) over TCP.
+//
+// Lock order: Server.mu, then session.mu. Deliver holds Server.mu for a
+// whole batch; readers take it only to register and remove sessions.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	tokens map[engine.AccountID][32]byte // SHA-256 of each account's token
+	p      *pipeline.Pipeline
+	ln     net.Listener
+
+	mu        sync.Mutex
+	sessions  map[uint64]*session
+	byAccount map[engine.AccountID]map[uint64]*session
+	scratch   []byte
+	orders    []engine.OrderInfo
+
+	nextID  atomic.Uint32
+	conns   atomic.Int64
+	closing atomic.Bool
+	wg      sync.WaitGroup
+}
+
+// NewServer returns a server for the accounts. Attach a pipeline, whose
+// Deliver is the server's Deliver, before Serve.
+func NewServer(cfg Config, accounts []Account) (*Server, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, tokens: map[engine.AccountID][32]byte{},
+		sessions: map[uint64]*session{}, byAccount: map[engine.AccountID]map[uint64]*session{}}
+	for _, a := range accounts {
+		s.tokens[a.ID] = sha256.Sum256([]byte(a.Token))
+	}
+	return s, nil
+}
+
+// Attach sets the pipeline requests go to.
+func (s *Server) Attach(p *pipeline.Pipeline) { s.p = p }
+
+// Listen binds the order-entry address.
+func (s *Server) Listen() (net.Addr, error) {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("api: listen: %w", err)
+	}
+	s.ln = ln
+	return ln.Addr(), nil
+}
+
+// Serve accepts connections until Shutdown.
+func (s *Server) Serve() error {
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		if s.conns.Add(1) > int64(s.cfg.MaxConns) {
+			s.conns.Add(-1)
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			c.Write(wire.AppendReason(nil, wire.TypeLoginRejected, wire.LoginTooManyConnection))
+			c.Close()
+			continue
+		}
+		s.wg.Add(1)
+		go s.serveConn(c)
+	}
+}
+
+// Sessions returns the number of logged-in sessions.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// Shutdown stops accepting, says Goodbye to every session and waits (up to
+// wait) for their goroutines. The pipeline must still be running: sessions
+// with cancel-on-disconnect submit their mass cancels on the way out.
+func (s *Server) Shutdown(wait time.Duration) {
+	s.closing.Store(true)
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	s.mu.Lock()
+	for _, ss := range s.sessions {
+		ss.bye(wire.ByeShutdown)
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(wait):
+		s.log.Warn("api: sessions still open at shutdown", "sessions", s.Sessions())
+	}
+}
+
+// session is one logged-in connection.
+type session struct {
+	id      uint64
+	acct    engine.AccountID
+	conn    net.Conn
+	cod     bool
+	limit   int
+	log     *slog.Logger
+	beat    time.Duration
+	mu      sync.Mutex
+	out     []byte // frames waiting for the writer
+	spare   []byte
+	closing bool // flush what is queued, then close
+	wake    chan struct{}
+	done    chan struct{} // closed when the writer has finished
+}
+
+// send queues one or more whole frames. It reports false if the session
+// is closing or has just been cut off as a slow consumer.
+func (ss *session) send(frames []byte) bool {
+	ss.mu.Lock()
+	if ss.closing {
+		ss.mu.Unlock()
+		return false
+	}
+	if len(ss.out)+len(frames) > ss.limit {
+		ss.closing = true
+		ss.out = wire.AppendReason(ss.out[:0], wire.TypeGoodbye, wire.ByeSlowConsumer)
+		ss.mu.Unlock()
+		ss.log.Warn("api: disconnecting slow consumer", "session", ss.id, "account", ss.acct)
+		ss.signal()
+		return false
+	}
+	ss.out = append(ss.out, frames...)
+	ss.mu.Unlock()
+	ss.signal()
+	return true
+}
+
+// bye queues a Goodbye and closes the session once it is written.
+func (ss *session) bye(reason uint8) {
+	ss.mu.Lock()
+	if !ss.closing {
+		ss.out = wire.AppendReason(ss.out, wire.TypeGoodbye, reason)
+		ss.closing = true
+	}
+	ss.mu.Unlock()
+	ss.signal()
+}
+
+func (ss *session) signal() {
+	select {
+	case ss.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writer flushes queued frames with one write each time, sends heartbeats
+// when idle, and closes the connection once closing and flushed.
+func (ss *session) writer() {
+	defer close(ss.done)
+	defer ss.conn.Close()
+	hb := time.NewTicker(ss.beat)
+	defer hb.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ss.wake:
+		case <-hb.C:
+			if time.Since(last) >= ss.beat {
+				ss.mu.Lock()
+				if len(ss.out) == 0 && !ss.closing {
+					ss.out = wire.AppendEmpty(ss.out, wire.TypeHeartbeat)
+				}
+				ss.mu.Unlock()
+			}
+		}
+		ss.mu.Lock()
+		buf, closing := ss.out, ss.closing
+		ss.out = ss.spare[:0]
+		ss.mu.Unlock()
+		if len(buf) > 0 {
+			ss.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			if _, err := ss.conn.Write(buf); err != nil {
+				ss.mu.Lock()
+				ss.closing = true
+				ss.mu.Unlock()
+				return
+			}
+			last = time.Now()
+		}
+		ss.mu.Lock()
+		ss.spare = buf[:0]
+		ss.mu.Unlock()
+		if closing {
+			return
+		}
+	}
+}
+
+func (s *Server) serveConn(c net.Conn) {
+	defer s.wg.Done()
+	defer s.conns.Add(-1)
+	rd := wire.NewReader(c, wire.MaxClientFrame, 64<<10)
+	c.SetReadDeadline(time.Now().Add(s.cfg.LoginTimeout))
+	reject := func(typ byte, reason uint8) {
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		c.Write(wire.AppendReason(nil, typ, reason))
+		c.Close()
+	}
+	typ, body, err := rd.Next()
+	switch {
+	case isTimeout(err):
+		reject(wire.TypeGoodbye, wire.ByeLoginTimeout)
+		return
+	case err != nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)):
+		c.Close()
+		return
+	case err != nil:
+		reject(wire.TypeGoodbye, wire.ByeMalformed)
+		return
+	case typ != wire.TypeLogin:
+		reject(wire.TypeGoodbye, wire.ByeNotLoggedIn)
+		return
+	}
+	var login wire.Login
+	login.Decode(body)
+	if login.Version != wire.Version {
+		reject(wire.TypeLoginRejected, wire.LoginBadVersion)
+		return
+	}
+	tok := login.Token[:]
+	for len(tok) > 0 && tok[len(tok)-1] == 0 {
+		tok = tok[:len(tok)-1]
+	}
+	want, known := s.tokens[login.Account]
+	got := sha256.Sum256(tok)
+	if subtle.ConstantTimeCompare(want[:], got[:]) != 1 || !known {
+		s.log.Info("api: login rejected", "account", login.Account, "remote", c.RemoteAddr())
+		reject(wire.TypeLoginRejected, wire.LoginBadCredentials)
+		return
+	}
+	ss := &session{
+		id: uint64(s.nextID.Add(1)), acct: login.Account, conn: c, log: s.log,
+		cod: login.Flags&wire.FlagCancelOnDisconnect != 0, limit: s.cfg.OutboundLimit,
+		beat: s.cfg.Heartbeat, wake: make(chan struct{}, 1), done: make(chan struct{}),
+	}
+	// Queued before the session is visible to Deliver, so that nothing can
+	// overtake it.
+	ss.out = (&wire.LoginAccepted{Session: ss.id, Version: wire.Version}).Append(nil)
+	s.mu.Lock()
+	s.sessions[ss.id] = ss
+	if s.byAccount[ss.acct] == nil {
+		s.byAccount[ss.acct] = map[uint64]*session{}
+	}
+	s.byAccount[ss.acct][ss.id] = ss
+	s.mu.Unlock()
+	go ss.writer()
+	ss.signal()
+	s.log.Info("api: session opened", "session", ss.id, "account", ss.acct, "remote", c.RemoteAddr(),
+		"cancel_on_disconnect", ss.cod)
+	cause := s.readLoop(ss, rd)
+	s.mu.Lock()
+	delete(s.sessions, ss.id)
+	delete(s.byAccount[ss.acct], ss.id)
+	s.mu.Unlock()
+	if ss.cod {
+		s.p.Submit(pipeline.Request{Cmd: engine.Command{Kind: engine.CmdMassCancel, Account: ss.acct}})
+	}
+	ss.bye(wire.ByeLogout) // no-op if a Goodbye is already queued
+	<-ss.done
+	s.log.Info("api: session closed", "session", ss.id, "account", ss.acct, "cause", cause)
+}
+
+func isTimeout(err error) bool {
+	return errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// readLoop reads requests until the session ends and returns why.
+func (s *Server) readLoop(ss *session, rd *wire.Reader) string {
+	reqs := make([]pipeline.Request, 0, 64)
+	flush := func() bool {
+		if len(reqs) > 0 {
+			if err := s.p.Submit(reqs...); err != nil {
+				ss.bye(wire.ByeFailStop)
+				return false
+			}
+			reqs = reqs[:0]
+		}
+		return true
+	}
+	token := ss.id << 32
+	for {
+		if rd.Buffered() == 0 {
+			if !flush() {
+				return "journal failure"
+			}
+			ss.conn.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		}
+		typ, body, err := rd.Next()
+		switch {
+		case err == nil:
+		case isTimeout(err):
+			flush()
+			ss.bye(wire.ByeIdle)
+			return "idle timeout"
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+			flush()
+			return "connection closed"
+		case errors.Is(err, wire.ErrFrameTooLarge), errors.Is(err, wire.ErrUnknownType),
+			errors.Is(err, wire.ErrBadLength), errors.Is(err, wire.ErrEmptyFrame):
+			flush()
+			ss.bye(wire.ByeMalformed)
+			return "malformed frame: " + err.Error()
+		default:
+			flush()
+			return "read error: " + err.Error()
+		}
+		switch typ {
+		case wire.TypeHeartbeat:
+		case wire.TypeLogout:
+			flush()
+			ss.bye(wire.ByeLogout)
+			return "logout"
+		case wire.TypeNewOrder:
+			var m wire.NewOrder
+			m.Decode(body)
+			reqs = append(reqs, pipeline.Request{Cmd: m.Command(ss.acct), Token: token})
+		case wire.TypeCancel:
+			var m wire.Cancel
+			m.Decode(body)
+			reqs = append(reqs, pipeline.Request{Cmd: engine.Command{Kind: engine.CmdCancel, Account: ss.acct, OrderID: m.OrderID}, Token: token})
+		case wire.TypeReplace:
+			var m wire.Replace
+			m.Decode(body)
+			reqs = append(reqs, pipeline.Request{Cmd: engine.Command{Kind: engine.CmdReplace, Account: ss.acct,
+				OrderID: m.OrderID, Ref: m.Ref, Price: m.Price, Qty: m.Qty}, Token: token})
+		case wire.TypeMassCancel:
+			var m wire.MassCancel
+			m.Decode(body)
+			reqs = append(reqs, pipeline.Request{Cmd: engine.Command{Kind: engine.CmdMassCancel, Account: ss.acct,
+				Instrument: m.Instrument}, Token: token})
+		case wire.TypeQuery:
+			var m wire.Query
+			m.Decode(body)
+			kind := pipeline.QueryKind(m.Kind)
+			if kind < pipeline.QueryTop || kind > pipeline.QueryOpenOrders {
+				flush()
+				ss.bye(wire.ByeMalformed)
+				return "unknown query kind"
+			}
+			reqs = append(reqs, pipeline.Request{Token: token | uint64(m.Request), Query: pipeline.Query{
+				Kind: kind, Instrument: m.Instrument, Account: ss.acct, OrderID: m.OrderID, Levels: int32(m.Levels)}})
+		default:
+			// A second Login, or a server-to-client type: not ours to send.
+			flush()
+			ss.bye(wire.ByeMalformed)
+			return fmt.Sprintf("unexpected message type %q", typ)
+		}
+		if len(reqs) == cap(reqs) && !flush() {
+			return "journal failure"
+		}
+	}
+}
+
+// Deliver routes a durable batch's results to the sessions: a command's
+// own responses to the session that sent it; fills of resting orders and
+// cancels of orders the command did not name (self-trade prevention, mass
+// cancel) to every session of the order's account; query answers to the
+// asking session, filtered to its account's orders. It runs on the
+// pipeline's journal goroutine.
+func (s *Server) Deliver(b *pipeline.Batch) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cmd := 0
+	for i := range b.Results {
+		r := &b.Results[i]
+		ss := s.sessions[r.Token>>32]
+		if r.Query != 0 {
+			if ss != nil {
+				s.answer(ss, b, r)
+			}
+			continue
+		}
+		c := &b.Cmds[cmd]
+		cmd++
+		own := c.OrderID
+		for j, evs := 0, b.EventsOf(r); j < len(evs); j++ {
+			ev := &evs[j]
+			rep := wire.Report{Seq: ev.Seq, Time: ev.Time, OrderID: ev.OrderID, Ref: ev.Ref}
+			f := s.scratch[:0]
+			to := ss
+			switch ev.Kind {
+			case engine.EvAccepted:
+				own = ev.OrderID
+				f = (&wire.Accepted{Report: rep, Instrument: ev.Instrument, Side: ev.Side, Type: c.Type,
+					TIF: c.TIF, STP: c.STP, Price: ev.Price, Qty: ev.Qty}).Append(f)
+			case engine.EvRejected:
+				f = (&wire.Rejected{Report: rep, Reason: engine.RejectReason(ev.Reason)}).Append(f)
+			case engine.EvFill:
+				f = (&wire.Executed{Report: rep, Trade: ev.TradeID, Price: ev.Price, Qty: ev.Qty,
+					Leaves: ev.Leaves, Liquidity: wire.LiquidityRemoved}).Append(f)
+				maker := wire.Report{Seq: ev.Seq, Time: ev.Time, OrderID: ev.MakerOrder, Ref: ev.MakerRef}
+				s.scratch = (&wire.Executed{Report: maker, Trade: ev.TradeID, Price: ev.Price, Qty: ev.Qty,
+					Leaves: ev.MakerLeaves, Liquidity: wire.LiquidityAdded}).Append(f)
+				s.toAccount(ev.MakerAccount, s.scratch[len(f):])
+			case engine.EvCanceled:
+				f = (&wire.Canceled{Report: rep, Qty: ev.Qty, Reason: engine.CancelReason(ev.Reason)}).Append(f)
+				if ev.OrderID != own {
+					s.toAccount(ev.Account, f)
+					to = nil
+				}
+			case engine.EvReplaced:
+				f = (&wire.Replaced{Report: rep, OrigRef: ev.OrigRef, Price: ev.Price, Qty: ev.Qty, Leaves: ev.Leaves}).Append(f)
+			case engine.EvMassCanceled:
+				f = (&wire.MassCanceled{Seq: ev.Seq, Time: ev.Time, Instrument: ev.Instrument, Count: uint32(ev.Qty)}).Append(f)
+			default:
+				continue // top of book: market data, not order entry
+			}
+			if to != nil {
+				to.send(f)
+			}
+			s.scratch = f
+		}
+	}
+}
+
+func (s *Server) toAccount(a engine.AccountID, f []byte) {
+	for _, ss := range s.byAccount[a] {
+		ss.send(f)
+	}
+}
+
+// answer sends a query's answer to the session that asked.
+func (s *Server) answer(ss *session, b *pipeline.Batch, r *pipeline.Result) {
+	req := uint32(r.Token)
+	f := s.scratch[:0]
+	switch r.Query {
+	case pipeline.QueryTop:
+		f = (&wire.Top{Request: req, Seq: r.Seq, Instrument: r.Instrument, Found: r.Found, TopOfBook: r.Top}).Append(f)
+	case pipeline.QueryDepth:
+		bids, asks := b.DepthOf(r)
+		f = (&wire.Depth{Request: req, Seq: r.Seq, Instrument: r.Instrument, Found: r.Found}).Append(f, bids, asks)
+	case pipeline.QueryOrder, pipeline.QueryOpenOrders:
+		s.orders = s.orders[:0]
+		for _, o := range b.OrdersOf(r) {
+			if o.Account == ss.acct { // never another account's order
+				s.orders = append(s.orders, o)
+			}
+		}
+		os := s.orders
+		for {
+			n := min(len(os), wire.MaxOrdersPerFrame)
+			f = (&wire.Orders{Request: req, Seq: r.Seq, More: n < len(os)}).Append(f, os[:n])
+			os = os[n:]
+			if len(os) == 0 {
+				break
+			}
+		}
+	}
+	ss.send(f)
+	s.scratch = f
+}

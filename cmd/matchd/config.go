@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/matchd/matchd/engine"
+	"github.com/matchd/matchd/engine/units"
+)
+
+// fileConfig is the configuration file, JSON. Durations are Go duration
+// strings ("5s"), prices and sizes decimal strings.
+type fileConfig struct {
+	Accounts    []accountConfig          `json:"accounts"`
+	Instruments []units.InstrumentConfig `json:"instruments"`
+	DefaultSTP  string                   `json:"default_stp,omitempty"`
+}
+
+type accountConfig struct {
+	ID    uint32 `json:"id"`
+	Name  string `json:"name"`
+	Token string `json:"token"`
+	STP   string `json:"stp,omitempty"`
+}
+
+// account is an account as the server uses it.
+type account struct {
+	ID    engine.AccountID
+	Name  string
+	Token string
+}
+
+// config is the validated configuration.
+type config struct {
+	Engine   engine.Config
+	Accounts []account
+}
+
+// loadConfig reads and validates a configuration file, reporting every
+// problem at once: syntax errors with their line and column, the rest by
+// field name.
+func loadConfig(path string) (*config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return parseConfig(path, data)
+}
+
+func parseConfig(path string, data []byte) (*config, error) {
+	var fc fileConfig
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&fc); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			line, col := position(data, se.Offset)
+			return nil, fmt.Errorf("config: %s:%d:%d: %v", path, line, col, se)
+		case errors.As(err, &te):
+			line, col := position(data, te.Offset)
+			return nil, fmt.Errorf("config: %s:%d:%d: field %s: %v", path, line, col, te.Field, te)
+		}
+		return nil, fmt.Errorf("config: %s: %w", path, err)
+	}
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: %s: "+format, append([]any{path}, args...)...))
+	}
+	cfg := &config{}
+	if fc.DefaultSTP != "" {
+		m, ok := engine.ParseSTPMode(fc.DefaultSTP)
+		if !ok {
+			bad("default_stp %q is not one of cancel-resting, cancel-incoming, cancel-both", fc.DefaultSTP)
+		}
+		cfg.Engine.DefaultSTP = m
+	}
+	for i, in := range fc.Instruments {
+		ei, err := in.Engine()
+		if err != nil {
+			bad("instruments[%d]: %v", i, err)
+		}
+		cfg.Engine.Instruments = append(cfg.Engine.Instruments, ei)
+	}
+	if len(fc.Accounts) == 0 {
+		bad("no accounts")
+	}
+	ids, names := map[uint32]bool{}, map[string]bool{}
+	for i, a := range fc.Accounts {
+		switch {
+		case a.ID == 0:
+			bad("accounts[%d]: id must be positive", i)
+		case ids[a.ID]:
+			bad("accounts[%d]: duplicate id %d", i, a.ID)
+		}
+		ids[a.ID] = true
+		if a.Name == "" || names[a.Name] {
+			bad("accounts[%d]: name %q empty or duplicate", i, a.Name)
+		}
+		names[a.Name] = true
+		if len(a.Token) < 8 || len(a.Token) > 32 {
+			bad("accounts[%d] (%s): token must be 8 to 32 bytes", i, a.Name)
+		}
+		if a.STP != "" {
+			m, ok := engine.ParseSTPMode(a.STP)
+			if !ok || m == engine.STPDefault {
+				bad("accounts[%d] (%s): stp %q is not one of cancel-resting, cancel-incoming, cancel-both", i, a.Name, a.STP)
+			}
+			cfg.Engine.Accounts = append(cfg.Engine.Accounts, engine.AccountDefaults{ID: engine.AccountID(a.ID), STP: m})
+		}
+		cfg.Accounts = append(cfg.Accounts, account{ID: engine.AccountID(a.ID), Name: a.Name, Token: a.Token})
+	}
+	ec := cfg.Engine
+	ec.EnsureDefaults()
+	if err := ec.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return cfg, errors.Join(errs...)
+}
+
+// position converts a byte offset to a 1-based line and column.
+func position(data []byte, off int64) (line, col int) {
+	line, col = 1, 1
+	for _, c := range data[:min(int(off), len(data))] {
+		if c == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return line, col
+}

@@ -1,0 +1,318 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/matchd/matchd/api/wire"
+	"github.com/matchd/matchd/engine"
+)
+
+var matchdBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "matchd-e2e")
+	if err != nil {
+		panic(err)
+	}
+	matchdBin = filepath.Join(dir, "matchd")
+	if out, err := exec.Command("go", "build", "-o", matchdBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building matchd: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// server is a matchd process on 127.0.0.1 and an ephemeral port.
+type server struct {
+	cmd  *exec.Cmd
+	addr string
+	exit chan error
+}
+
+var readyRE = regexp.MustCompile(`msg="matchd: ready" orders=(\S+)`)
+
+func startServer(t *testing.T, data string) *server {
+	t.Helper()
+	cmd := exec.Command(matchdBin, "--config", "../../configs/demo.json", "--data", data, "--listen", "127.0.0.1:0")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{cmd: cmd, exit: make(chan error, 1)}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := readyRE.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+		s.exit <- cmd.Wait()
+	}()
+	select {
+	case s.addr = <-addr:
+	case err := <-s.exit:
+		t.Fatalf("matchd exited before it was ready: %v", err)
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("matchd did not become ready")
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return s
+}
+
+// stop sends SIGTERM and returns the exit code.
+func (s *server) stop(t *testing.T) int {
+	t.Helper()
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-s.exit:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		return 0
+	case <-time.After(20 * time.Second):
+		t.Fatal("matchd did not stop on SIGTERM")
+		return -1
+	}
+}
+
+// client speaks the raw protocol.
+type client struct {
+	t  *testing.T
+	c  net.Conn
+	rd *wire.Reader
+}
+
+func dial(t *testing.T, addr string) *client {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &client{t: t, c: c, rd: wire.NewReader(c, wire.MaxFrame, 1<<17)}
+}
+
+func (c *client) send(frame []byte) {
+	c.t.Helper()
+	if _, err := c.c.Write(frame); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// next returns the next frame that is not a heartbeat.
+func (c *client) next() (byte, []byte) {
+	c.t.Helper()
+	c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		typ, body, err := c.rd.Next()
+		if err != nil {
+			c.t.Fatalf("read: %v", err)
+		}
+		if typ != wire.TypeHeartbeat {
+			return typ, append([]byte(nil), body...)
+		}
+	}
+}
+
+func (c *client) expect(typ byte) []byte {
+	c.t.Helper()
+	got, body := c.next()
+	if got != typ {
+		c.t.Fatalf("got message %q (% x), want %q", got, body, typ)
+	}
+	return body
+}
+
+func login(t *testing.T, addr string, acct engine.AccountID, token string) *client {
+	t.Helper()
+	c := dial(t, addr)
+	m := wire.Login{Version: wire.Version, Account: acct}
+	copy(m.Token[:], token)
+	c.send(m.Append(nil))
+	c.expect(wire.TypeLoginAccepted)
+	return c
+}
+
+// closed reports whether the server closed the connection (after any
+// Goodbye it sent).
+func (c *client) closed() bool {
+	c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, _, err := c.rd.Next()
+		if err != nil {
+			return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isReset(err)
+		}
+	}
+}
+
+func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
+
+const aapl = engine.InstrumentID(1)
+
+func TestOrderLifecycleOverTheWire(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	alice := login(t, srv.addr, 1, "alice-demo")
+	bob := login(t, srv.addr, 2, "bob-demo")
+
+	alice.send((&wire.NewOrder{Ref: 1, Instrument: aapl, Side: engine.Sell, Type: engine.Limit, TIF: engine.GTC,
+		Price: 10_000, Qty: 5}).Append(nil))
+	var acc wire.Accepted
+	acc.Decode(alice.expect(wire.TypeAccepted))
+	if acc.Ref != 1 || acc.OrderID == 0 || acc.Seq == 0 || acc.Time == 0 || acc.Price != 10_000 {
+		t.Fatalf("accepted: %+v", acc)
+	}
+
+	// Bob takes 3: he gets Accepted and Executed (removed liquidity), and
+	// alice an Executed (added liquidity) for her resting order.
+	bob.send((&wire.NewOrder{Ref: 1, Instrument: aapl, Side: engine.Buy, Type: engine.Limit, TIF: engine.IOC,
+		Price: 10_000, Qty: 3}).Append(nil))
+	bob.expect(wire.TypeAccepted)
+	var ex wire.Executed
+	ex.Decode(bob.expect(wire.TypeExecuted))
+	if ex.Qty != 3 || ex.Price != 10_000 || ex.Liquidity != wire.LiquidityRemoved || ex.Leaves != 0 {
+		t.Fatalf("bob's execution: %+v", ex)
+	}
+	ex.Decode(alice.expect(wire.TypeExecuted))
+	if ex.OrderID != acc.OrderID || ex.Qty != 3 || ex.Leaves != 2 || ex.Liquidity != wire.LiquidityAdded {
+		t.Fatalf("alice's execution: %+v", ex)
+	}
+
+	// Bob may not cancel alice's order.
+	bob.send((&wire.Cancel{OrderID: acc.OrderID}).Append(nil))
+	var rej wire.Rejected
+	rej.Decode(bob.expect(wire.TypeRejected))
+	if rej.Reason != engine.RejectNotOwner {
+		t.Fatalf("bob's cancel: %+v", rej)
+	}
+
+	// Top of book and alice's own open orders; bob sees none of hers.
+	alice.send((&wire.Query{Request: 9, Kind: wire.QueryTop, Instrument: aapl}).Append(nil))
+	var top wire.Top
+	top.Decode(alice.expect(wire.TypeTop))
+	if top.Request != 9 || !top.Found || top.AskPrice != 10_000 || top.AskQty != 2 || top.BidQty != 0 {
+		t.Fatalf("top: %+v", top)
+	}
+	bob.send((&wire.Query{Request: 3, Kind: wire.QueryOrder, OrderID: acc.OrderID}).Append(nil))
+	var om wire.Orders
+	if orders, _ := om.Decode(bob.expect(wire.TypeOrders), nil); len(orders) != 0 {
+		t.Fatalf("bob can see alice's order: %+v", orders)
+	}
+
+	// Malformed input: an unknown type closes that session with a Goodbye;
+	// the others go on.
+	bob.send([]byte{0x00, 0x01, 'Z'})
+	var bye [1]byte
+	copy(bye[:], bob.expect(wire.TypeGoodbye))
+	if bye[0] != wire.ByeMalformed || !bob.closed() {
+		t.Fatalf("malformed frame: goodbye %d", bye[0])
+	}
+	alice.send((&wire.Cancel{OrderID: acc.OrderID}).Append(nil))
+	var can wire.Canceled
+	can.Decode(alice.expect(wire.TypeCanceled))
+	if can.Qty != 2 || can.Reason != engine.CancelUser {
+		t.Fatalf("cancel: %+v", can)
+	}
+	alice.send(wire.AppendEmpty(nil, wire.TypeLogout))
+	copy(bye[:], alice.expect(wire.TypeGoodbye))
+	if bye[0] != wire.ByeLogout {
+		t.Fatalf("logout: goodbye %d", bye[0])
+	}
+	if code := srv.stop(t); code != 0 {
+		t.Fatalf("matchd exited %d on SIGTERM", code)
+	}
+}
+
+func TestLoginAndFraming(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	// Wrong token.
+	c := dial(t, srv.addr)
+	m := wire.Login{Version: wire.Version, Account: 1}
+	copy(m.Token[:], "bob-demo")
+	c.send(m.Append(nil))
+	if b := c.expect(wire.TypeLoginRejected); b[0] != wire.LoginBadCredentials || !c.closed() {
+		t.Fatalf("bad token: reason %d", b[0])
+	}
+	// An order before logging in.
+	c = dial(t, srv.addr)
+	c.send((&wire.Cancel{OrderID: 1}).Append(nil))
+	if b := c.expect(wire.TypeGoodbye); b[0] != wire.ByeNotLoggedIn {
+		t.Fatalf("before login: reason %d", b[0])
+	}
+	// A frame over the client limit, after login.
+	c = login(t, srv.addr, 2, "bob-demo")
+	c.send([]byte{0x04, 0x00, 'N'})
+	if b := c.expect(wire.TypeGoodbye); b[0] != wire.ByeMalformed || !c.closed() {
+		t.Fatalf("oversized frame: reason %d", b[0])
+	}
+	// A frame of the wrong length for its type.
+	c = login(t, srv.addr, 2, "bob-demo")
+	c.send([]byte{0x00, 0x03, 'X', 1, 2})
+	if b := c.expect(wire.TypeGoodbye); b[0] != wire.ByeMalformed {
+		t.Fatalf("short frame: reason %d", b[0])
+	}
+}
+
+// TestAcknowledgedOrdersSurviveRestart: acknowledged orders are still there
+// after a graceful restart and after SIGKILL.
+func TestAcknowledgedOrdersSurviveRestart(t *testing.T) {
+	data := t.TempDir()
+	srv := startServer(t, data)
+	alice := login(t, srv.addr, 1, "alice-demo")
+	var ids []engine.OrderID
+	for i := 1; i <= 20; i++ {
+		alice.send((&wire.NewOrder{Ref: engine.ClientRef(i), Instrument: aapl, Side: engine.Buy, Type: engine.Limit,
+			TIF: engine.GTC, Price: engine.Price(9_900 + i), Qty: 1}).Append(nil))
+		var acc wire.Accepted
+		acc.Decode(alice.expect(wire.TypeAccepted))
+		ids = append(ids, acc.OrderID)
+		if i == 10 {
+			if code := srv.stop(t); code != 0 {
+				t.Fatalf("graceful stop exited %d", code)
+			}
+			srv = startServer(t, data)
+			alice = login(t, srv.addr, 1, "alice-demo")
+		}
+	}
+	srv.cmd.Process.Kill() // SIGKILL right after the last acknowledgment
+	<-srv.exit
+	srv = startServer(t, data)
+	alice = login(t, srv.addr, 1, "alice-demo")
+	alice.send((&wire.Query{Request: 1, Kind: wire.QueryOpenOrders}).Append(nil))
+	var om wire.Orders
+	orders, err := om.Decode(alice.expect(wire.TypeOrders), nil)
+	if err != nil || len(orders) != len(ids) {
+		t.Fatalf("%d open orders after restarts, want %d (%v)", len(orders), len(ids), err)
+	}
+	for i, o := range orders {
+		if o.ID != ids[i] {
+			t.Fatalf("order %d is %d, want %d", i, o.ID, ids[i])
+		}
+	}
+	// A client reference used before the restart is still stale after it.
+	alice.send((&wire.NewOrder{Ref: 20, Instrument: aapl, Side: engine.Buy, Type: engine.Limit, TIF: engine.GTC,
+		Price: 9_000, Qty: 1}).Append(nil))
+	var rej wire.Rejected
+	rej.Decode(alice.expect(wire.TypeRejected))
+	if rej.Reason != engine.RejectStaleClientRef {
+		t.Fatalf("reused ref: %+v", rej)
+	}
+}
