@@ -17,8 +17,10 @@ CRASH_ITERATIONS ?= 100
 
 all: test
 
+# Builds and starts matchd on the demo configuration, data under ./data.
 run:
-	$(GO) run ./cmd/matchd
+	$(GO) build -o bin/matchd ./cmd/matchd
+	./bin/matchd
 
 test: vet unit race fuzz-short
 
