@@ -37,6 +37,8 @@ type Config struct {
 	OutboundLimit int
 	// Logger receives session events. Default slog.Default().
 	Logger *slog.Logger
+	// Instruments is the directory answered to QueryInstrument.
+	Instruments []wire.InstrumentInfo
 }
 
 // EnsureDefaults fills in zero fields.
@@ -437,6 +439,10 @@ func (s *Server) readLoop(ss *session, rd *wire.Reader) string {
 		case wire.TypeQuery:
 			var m wire.Query
 			m.Decode(body)
+			if m.Kind == wire.QueryInstrument { // static: answered here, at once
+				ss.send((&wire.Instruments{Request: m.Request}).Append(nil, s.cfg.Instruments))
+				continue
+			}
 			kind := pipeline.QueryKind(m.Kind)
 			if kind < pipeline.QueryTop || kind > pipeline.QueryOpenOrders {
 				flush()

@@ -175,6 +175,7 @@ const (
 	QueryDepth      uint8 = 2 // Levels levels per side of Instrument → Depth
 	QueryOrder      uint8 = 3 // the session account's open order OrderID → Orders
 	QueryOpenOrders uint8 = 4 // every open order of the session's account → Orders
+	QueryInstrument uint8 = 5 // the instrument directory → Instruments
 )
 
 // Query asks a read-only question; the answer carries Request. Offsets:

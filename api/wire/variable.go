@@ -192,3 +192,75 @@ func (r *Reader) Next() (typ byte, body []byte, err error) {
 // Buffered returns how many bytes are buffered but not yet returned: if it
 // is zero, the next Next will read from the stream (and may block).
 func (r *Reader) Buffered() int { return r.end - r.start }
+
+// InstrumentInfo is one entry of the instrument directory.
+type InstrumentInfo struct {
+	ID       engine.InstrumentID
+	Symbol   string
+	TickSize string // decimal, e.g. "0.01"
+	LotSize  string // decimal, e.g. "0.0001"
+}
+
+// Instruments answers QueryInstrument with the whole directory. Offsets:
+//
+//	0 request u32 | 4 count u16 | 6 entries, each: id u32 |
+//	symbol len u8 + bytes | tick len u8 + bytes | lot len u8 + bytes
+type Instruments struct {
+	Request uint32
+}
+
+// Append appends the frame (strings longer than 255 bytes are cut).
+func (m *Instruments) Append(b []byte, list []InstrumentInfo) []byte {
+	size := 6
+	for _, in := range list {
+		size += 4 + 3 + min(len(in.Symbol), 255) + min(len(in.TickSize), 255) + min(len(in.LotSize), 255)
+	}
+	b = appendHeader(b, TypeInstruments, size)
+	b = be.AppendUint32(b, m.Request)
+	b = be.AppendUint16(b, uint16(len(list)))
+	for _, in := range list {
+		b = be.AppendUint32(b, uint32(in.ID))
+		for _, str := range []string{in.Symbol, in.TickSize, in.LotSize} {
+			str = str[:min(len(str), 255)]
+			b = append(append(b, byte(len(str))), str...)
+		}
+	}
+	return b
+}
+
+// Decode fills m and appends the entries to out. It allocates the strings.
+func (m *Instruments) Decode(body []byte, out []InstrumentInfo) ([]InstrumentInfo, error) {
+	if len(body) < 6 {
+		return out, fmt.Errorf("%w: instruments of %d bytes", ErrBadLength, len(body))
+	}
+	m.Request = be.Uint32(body)
+	n := int(be.Uint16(body[4:]))
+	p := body[6:]
+	str := func() (string, bool) {
+		if len(p) < 1 || len(p) < 1+int(p[0]) {
+			return "", false
+		}
+		v := string(p[1 : 1+int(p[0])])
+		p = p[1+int(p[0]):]
+		return v, true
+	}
+	for range n {
+		if len(p) < 4 {
+			return out, fmt.Errorf("%w: instruments cut short", ErrBadLength)
+		}
+		in := InstrumentInfo{ID: engine.InstrumentID(be.Uint32(p))}
+		p = p[4:]
+		var ok1, ok2, ok3 bool
+		in.Symbol, ok1 = str()
+		in.TickSize, ok2 = str()
+		in.LotSize, ok3 = str()
+		if !ok1 || !ok2 || !ok3 {
+			return out, fmt.Errorf("%w: instruments cut short", ErrBadLength)
+		}
+		out = append(out, in)
+	}
+	if len(p) != 0 {
+		return out, fmt.Errorf("%w: %d bytes after the instruments", ErrBadLength, len(p))
+	}
+	return out, nil
+}

@@ -66,6 +66,7 @@ const (
 	TypeTop           byte = 't'
 	TypeDepth         byte = 'd'
 	TypeOrders        byte = 'o'
+	TypeInstruments   byte = 'i'
 )
 
 // Errors. A client that causes any of them is sent a Goodbye with the
@@ -113,7 +114,7 @@ func BodySize(t byte) (int, bool) {
 		return massCanceledSize, true
 	case TypeTop:
 		return topSize, true
-	case TypeDepth, TypeOrders:
+	case TypeDepth, TypeOrders, TypeInstruments:
 		return -1, true
 	}
 	return 0, false

@@ -40,6 +40,8 @@ func samples() [][]byte {
 		[]engine.LevelInfo{{Price: 99, Qty: 1, Orders: 1}}, []engine.LevelInfo{{Price: 101, Qty: 2, Orders: 1}, {Price: 102, Qty: 9, Orders: 3}}))
 	add((&Orders{Request: 7, Seq: 10}).Append(nil, []engine.OrderInfo{{ID: 42, Ref: 7, Instrument: 1,
 		Side: engine.Buy, TIF: engine.GTC, Price: 99, Leaves: 1, Filled: 4, Time: 123}}))
+	add((&Instruments{Request: 8}).Append(nil, []InstrumentInfo{{ID: 1, Symbol: "AAPL", TickSize: "0.01", LotSize: "1"},
+		{ID: 2, Symbol: "BTC-USD", TickSize: "0.01", LotSize: "0.0001"}}))
 	return out
 }
 
@@ -115,6 +117,10 @@ func decodeAny(typ byte, body []byte) (any, error) {
 		var m Orders
 		orders, err := m.Decode(body, nil)
 		return []any{m, orders}, err
+	case TypeInstruments:
+		var m Instruments
+		list, err := m.Decode(body, nil)
+		return []any{m, list}, err
 	}
 	panic("unknown type")
 }
@@ -160,6 +166,8 @@ func encodeAny(v any) []byte {
 			return h.Append(nil, m[1].([]engine.LevelInfo), m[2].([]engine.LevelInfo))
 		case Orders:
 			return h.Append(nil, m[1].([]engine.OrderInfo))
+		case Instruments:
+			return h.Append(nil, m[1].([]InstrumentInfo))
 		}
 	}
 	panic("unknown value")
@@ -181,7 +189,7 @@ func TestRoundTripEveryType(t *testing.T) {
 			t.Errorf("%q: re-encoded differs:\n%x\n%x", typ, f, again)
 		}
 	}
-	for _, typ := range []byte("LOHNXUMQwjgarecumtdo") {
+	for _, typ := range []byte("LOHNXUMQwjgarecumtdoi") {
 		if !seen[typ] {
 			t.Errorf("no sample of type %q", typ)
 		}

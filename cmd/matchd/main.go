@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/matchd/matchd/api"
+	"github.com/matchd/matchd/api/wire"
 	"github.com/matchd/matchd/engine"
 	"github.com/matchd/matchd/engine/pipeline"
 	"github.com/matchd/matchd/persist"
@@ -91,7 +92,11 @@ func run(args []string) int {
 	for i, a := range cfg.Accounts {
 		accounts[i] = api.Account{ID: a.ID, Name: a.Name, Token: a.Token}
 	}
-	srv, err := api.NewServer(api.Config{Listen: *listen, Logger: log}, accounts)
+	var dir []wire.InstrumentInfo
+	for _, in := range cfg.Engine.Instruments {
+		dir = append(dir, wire.InstrumentInfo{ID: in.ID, Symbol: in.Symbol, TickSize: in.TickSize, LotSize: in.LotSize})
+	}
+	srv, err := api.NewServer(api.Config{Listen: *listen, Logger: log, Instruments: dir}, accounts)
 	if err != nil {
 		log.Error("matchd: server", "err", err)
 		return 2
