@@ -1,5 +1,9 @@
 // Command matchctl is the operator's and trader's command line for matchd.
 //
+// Trading (see `matchctl help`): buy, sell, cancel, replace, cancel-all,
+// top, depth, orders, status; prices and quantities in decimals, --json for
+// scripts.
+//
 // Data directory inspection (works on a stopped server's directory, read
 // only):
 //
@@ -37,7 +41,14 @@ const usage = `usage:
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) < 2 || args[0] != "journal" {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stderr, tradeUsage, usage)
+		return 2
+	}
+	if args[0] != "journal" {
+		return trade(args, stdout, stderr)
+	}
+	if len(args) < 2 {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}

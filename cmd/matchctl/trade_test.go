@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startMatchd builds and starts a real matchd on an ephemeral port and
+// returns its address.
+func startMatchd(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "matchd")
+	if out, err := exec.Command("go", "build", "-o", bin, "../matchd").CombinedOutput(); err != nil {
+		t.Fatalf("build matchd: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "--config", "../../configs/demo.json", "--data", t.TempDir(), "--listen", "127.0.0.1:0")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	ready := regexp.MustCompile(`msg="matchd: ready" orders=(\S+)`)
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := ready.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return a
+	case <-time.After(30 * time.Second):
+		t.Fatal("matchd did not start")
+		return ""
+	}
+}
+
+func TestTradingCommands(t *testing.T) {
+	addr := startMatchd(t)
+	alice := []string{"--addr", addr, "--account", "1", "--token", "alice-demo"}
+	bob := []string{"--addr", addr, "--account", "2", "--token", "bob-demo"}
+	ctl := func(who []string, args ...string) (int, string, string) {
+		return runCmd(append(args, who...)...)
+	}
+	if code, out, errs := ctl(alice, "sell", "AAPL", "10", "100.00"); code != 0 || !strings.Contains(out, "accepted order 1: sell 10 AAPL @ 100.00 (gtc)") {
+		t.Fatalf("sell: %d %q %q", code, out, errs)
+	}
+	code, out, _ := ctl(bob, "buy", "AAPL", "4", "100.05", "--tif", "ioc", "--json")
+	var res struct {
+		OrderID uint64 `json:"order_id"`
+		Fills   []struct{ Price, Qty string }
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || len(res.Fills) != 1 ||
+		res.Fills[0].Price != "100.00" || res.Fills[0].Qty != "4" {
+		t.Fatalf("buy: %d %q", code, out)
+	}
+	// top --json: decimal strings, null for an empty side.
+	if code, out, _ := ctl(bob, "top", "AAPL", "--json"); code != 0 ||
+		strings.TrimSpace(out) != `{"ask":"100.00","ask_qty":"6","bid":null,"bid_qty":null,"symbol":"AAPL"}` {
+		t.Fatalf("top: %d %q", code, out)
+	}
+	// Rejects and bad input: a clear message and a non-zero exit.
+	if code, _, errs := ctl(bob, "cancel", "1"); code != 1 || !strings.Contains(errs, "not-owner") {
+		t.Fatalf("cancel of another's order: %d %q", code, errs)
+	}
+	if code, _, errs := ctl(bob, "buy", "AAPL", "1", "100.005"); code != 1 || !strings.Contains(errs, "not a multiple of 0.01") {
+		t.Fatalf("off-tick price: %d %q", code, errs)
+	}
+	if code, _, _ := ctl(bob, "buy", "AAPL", "1"); code != 2 {
+		t.Fatalf("missing price: %d", code)
+	}
+	if code, _, errs := ctl([]string{"--addr", addr, "--account", "1", "--token", "bob-demo"}, "orders"); code != 1 || !strings.Contains(errs, "login rejected") {
+		t.Fatalf("bad token: %d %q", code, errs)
+	}
+	if code, out, _ := ctl(alice, "replace", "1", "--qty", "8", "--price", "100.01"); code != 0 || !strings.Contains(out, "8 @ 100.01, 4 open") {
+		t.Fatalf("replace: %d %q", code, out)
+	}
+	if code, out, _ := ctl(alice, "orders"); code != 0 || !strings.Contains(out, "order 1: sell AAPL 8 @ 100.01, 4 open, 4 filled") {
+		t.Fatalf("orders: %d %q", code, out)
+	}
+	if code, out, _ := ctl(alice, "cancel-all", "--json"); code != 0 || strings.TrimSpace(out) != `{"canceled":1}` {
+		t.Fatalf("cancel-all: %d %q", code, out)
+	}
+	if code, _, _ := ctl(alice, "status", "1"); code != 1 {
+		t.Fatalf("status of a canceled order: %d", code)
+	}
+}
