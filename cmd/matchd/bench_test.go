@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/matchd/matchd/api/wire"
+	"github.com/matchd/matchd/engine"
+)
+
+const (
+	window        = 20_000 // orders in flight per connection
+	newOrderFrame = 35     // bytes
+)
+
+const benchConfig = `{
+  "accounts": [%s],
+  "instruments": [{"id": 1, "symbol": "BENCH", "tick_size": "0.01", "lot_size": "1",
+    "start_price": "1000.00", "band_bps": 1000, "max_open_per_account": 10000000}]
+}`
+
+// benchTCP starts matchd as its own process and pushes orders at it over
+// conns connections, each pipelining perConn orders as fast as the socket
+// takes them, and measures orders/s from the first byte sent to the last
+// answer received. Orders are limits around a mid price, a quarter of them
+// crossing, so there are fills.
+func benchTCP(b *testing.B, fsync bool, conns, perConn int) {
+	dir := b.TempDir()
+	var accts string
+	for i := 1; i <= conns; i++ {
+		if i > 1 {
+			accts += ","
+		}
+		accts += fmt.Sprintf(`{"id": %d, "name": "a%d", "token": "bench-token-%d"}`, i, i, i)
+	}
+	cfgPath := filepath.Join(dir, "bench.json")
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf(benchConfig, accts)), 0o644)
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		cmd := exec.Command(matchdBin, "--config", cfgPath, "--data", filepath.Join(dir, fmt.Sprint("data", i)),
+			"--listen", "127.0.0.1:0", fmt.Sprintf("--fsync=%v", fsync))
+		stderr, _ := cmd.StderrPipe()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		addr := make(chan string, 1)
+		go func() {
+			sc := bufio.NewScanner(stderr)
+			for sc.Scan() {
+				if m := readyRE.FindStringSubmatch(sc.Text()); m != nil {
+					addr <- m[1]
+				}
+			}
+		}()
+		a := <-addr
+		// Log in and prepare every connection's orders before timing.
+		type conn struct {
+			c      net.Conn
+			frames []byte
+		}
+		cs := make([]conn, conns)
+		for k := range cs {
+			c, err := net.Dial("tcp", a)
+			if err != nil {
+				b.Fatal(err)
+			}
+			login := wire.Login{Version: wire.Version, Account: engine.AccountID(k + 1)}
+			copy(login.Token[:], fmt.Sprintf("bench-token-%d", k+1))
+			c.Write(login.Append(nil))
+			rd := wire.NewReader(c, wire.MaxFrame, 1<<16)
+			if typ, _, err := rd.Next(); err != nil || typ != wire.TypeLoginAccepted {
+				b.Fatalf("login: %q %v", typ, err)
+			}
+			rng := rand.New(rand.NewPCG(uint64(k), 1))
+			var f []byte
+			for n := 1; n <= perConn; n++ {
+				side := engine.Side(1 + rng.IntN(2))
+				off := engine.Price(1 + rng.IntN(50))
+				if rng.IntN(4) == 0 {
+					off = -off
+				}
+				price := 100_000 - off
+				if side == engine.Sell {
+					price = 100_000 + off
+				}
+				f = (&wire.NewOrder{Ref: engine.ClientRef(n), Instrument: 1, Side: side, Type: engine.Limit,
+					TIF: engine.GTC, Price: price, Qty: engine.Qty(1 + rng.IntN(100))}).Append(f)
+			}
+			cs[k] = conn{c, f}
+		}
+		var wg sync.WaitGroup
+		b.StartTimer()
+		start := time.Now()
+		for _, cn := range cs {
+			wg.Add(2)
+			var answered atomic.Int64
+			go func() {
+				// At most window orders unanswered: a client that pipelines
+				// without limit is (rightly) cut off as a slow consumer once
+				// 4 MiB of its responses are waiting.
+				defer wg.Done()
+				const chunk = 1024
+				sent := 0
+				for f := cn.frames; len(f) > 0; {
+					for int64(sent)-answered.Load() > window {
+						time.Sleep(20 * time.Microsecond)
+					}
+					n := min(len(f), chunk*newOrderFrame)
+					if _, err := cn.c.Write(f[:n]); err != nil {
+						b.Error(err)
+						return
+					}
+					f = f[n:]
+					sent += n / newOrderFrame
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				rd := wire.NewReader(cn.c, wire.MaxFrame, 1<<20)
+				for answered.Load() < int64(perConn) {
+					typ, _, err := rd.Next()
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					if typ == wire.TypeAccepted || typ == wire.TypeRejected {
+						answered.Add(1)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		b.StopTimer()
+		cmd.Process.Kill()
+		cmd.Wait()
+		b.ReportMetric(float64(conns*perConn)/elapsed.Seconds()/1e6, "Morders/s")
+		b.StartTimer()
+	}
+}
+
+func BenchmarkTCPFsync1Conn(b *testing.B)   { benchTCP(b, true, 1, 500_000) }
+func BenchmarkTCPFsync4Conn(b *testing.B)   { benchTCP(b, true, 4, 250_000) }
+func BenchmarkTCPNoFsync1Conn(b *testing.B) { benchTCP(b, false, 1, 500_000) }
+func BenchmarkTCPNoFsync4Conn(b *testing.B) { benchTCP(b, false, 4, 250_000) }
