@@ -316,3 +316,156 @@ func TestAcknowledgedOrdersSurviveRestart(t *testing.T) {
 		t.Fatalf("reused ref: %+v", rej)
 	}
 }
+
+// TestOrderTypesAndScopeOverTheWire: FOK, post-only and market orders, and
+// mass cancel touching only the sender's account.
+func TestOrderTypesAndScopeOverTheWire(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	alice := login(t, srv.addr, 1, "alice-demo")
+	bob := login(t, srv.addr, 2, "bob-demo")
+	nw := func(c *client, ref engine.ClientRef, side engine.Side, typ engine.OrderType, tif engine.TimeInForce, price engine.Price, qty engine.Qty) {
+		c.send((&wire.NewOrder{Ref: ref, Instrument: aapl, Side: side, Type: typ, TIF: tif, Price: price, Qty: qty}).Append(nil))
+	}
+	nw(alice, 1, engine.Sell, engine.Limit, engine.GTC, 10_000, 5)
+	alice.expect(wire.TypeAccepted)
+	nw(bob, 1, engine.Buy, engine.Limit, engine.GTC, 9_000, 7)
+	bob.expect(wire.TypeAccepted)
+	// FOK for more than is there: rejected, book untouched.
+	nw(bob, 2, engine.Buy, engine.Limit, engine.FOK, 10_000, 6)
+	var rej wire.Rejected
+	rej.Decode(bob.expect(wire.TypeRejected))
+	if rej.Reason != engine.RejectFOKUnfillable {
+		t.Fatalf("FOK: %+v", rej)
+	}
+	// Post-only that would cross: rejected.
+	nw(bob, 3, engine.Buy, engine.Limit, engine.PostOnly, 10_000, 1)
+	rej.Decode(bob.expect(wire.TypeRejected))
+	if rej.Reason != engine.RejectWouldCross {
+		t.Fatalf("post-only: %+v", rej)
+	}
+	// Market buy for 8: takes alice's 5, the rest is canceled.
+	nw(bob, 4, engine.Buy, engine.Market, engine.IOC, 0, 8)
+	bob.expect(wire.TypeAccepted)
+	var ex wire.Executed
+	ex.Decode(bob.expect(wire.TypeExecuted))
+	var can wire.Canceled
+	can.Decode(bob.expect(wire.TypeCanceled))
+	if ex.Qty != 5 || can.Qty != 3 || can.Reason != engine.CancelUnfilled {
+		t.Fatalf("market: %+v %+v", ex, can)
+	}
+	alice.expect(wire.TypeExecuted)
+	// Bob's mass cancel cancels bob's resting bid only.
+	nw(alice, 2, engine.Sell, engine.Limit, engine.GTC, 10_500, 1)
+	alice.expect(wire.TypeAccepted)
+	bob.send((&wire.MassCancel{}).Append(nil))
+	can.Decode(bob.expect(wire.TypeCanceled))
+	var mc wire.MassCanceled
+	mc.Decode(bob.expect(wire.TypeMassCanceled))
+	if can.Reason != engine.CancelMass || mc.Count != 1 {
+		t.Fatalf("mass cancel: %+v %+v", can, mc)
+	}
+	alice.send((&wire.Query{Request: 1, Kind: wire.QueryOpenOrders}).Append(nil))
+	var om wire.Orders
+	if orders, _ := om.Decode(alice.expect(wire.TypeOrders), nil); len(orders) != 1 {
+		t.Fatalf("alice's orders after bob's mass cancel: %+v", orders)
+	}
+}
+
+// TestSlowConsumerIsCutOff: a client that pipelines orders and never reads
+// its responses is disconnected with Goodbye "slow consumer"; everyone else
+// is served throughout.
+func TestSlowConsumerIsCutOff(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	slow := login(t, srv.addr, 2, "bob-demo")
+	var buf []byte
+	for i := 1; i <= 400_000; i++ { // ~24 MB of responses: more than socket buffers and the 4 MiB limit
+		buf = (&wire.NewOrder{Ref: engine.ClientRef(i), Instrument: aapl, Side: engine.Buy, Type: engine.Limit,
+			TIF: engine.IOC, Price: 9_000, Qty: 1}).Append(buf)
+	}
+	written := make(chan error, 1)
+	go func() { _, err := slow.c.Write(buf); written <- err }()
+	alice := login(t, srv.addr, 1, "alice-demo")
+	for q := uint32(1); ; q++ { // served all along
+		alice.send((&wire.Query{Request: q, Kind: wire.QueryTop, Instrument: aapl}).Append(nil))
+		alice.expect(wire.TypeTop)
+		select {
+		case <-written:
+		case <-time.After(50 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	time.Sleep(time.Second) // still not reading
+	// Now read what the server sent before it gave up: it must end with
+	// Goodbye "slow consumer", then EOF.
+	slow.c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	bye := uint8(0)
+	for {
+		typ, body, err := slow.rd.Next()
+		if err != nil {
+			if !(errors.Is(err, io.EOF) || isReset(err)) {
+				t.Fatalf("slow session: %v", err)
+			}
+			break
+		}
+		if typ == wire.TypeGoodbye {
+			bye = body[0]
+		}
+	}
+	if bye != wire.ByeSlowConsumer {
+		t.Fatalf("slow session ended with goodbye reason %d, want %d", bye, wire.ByeSlowConsumer)
+	}
+}
+
+// TestThousandConnections: 1,000 sessions at once, each logs in, enters an
+// order and gets its answer.
+func TestThousandConnections(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	const n = 1000
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			c, err := net.DialTimeout("tcp", srv.addr, 10*time.Second)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			acct, tok := engine.AccountID(1+i%2), []string{"alice-demo", "bob-demo"}[i%2]
+			m := wire.Login{Version: wire.Version, Account: acct}
+			copy(m.Token[:], tok)
+			f := m.Append(nil)
+			f = (&wire.NewOrder{Ref: engine.ClientRef(1_000_000 + i), Instrument: aapl, Side: engine.Side(1 + i%2),
+				Type: engine.Limit, TIF: engine.IOC, Price: 10_000, Qty: 1}).Append(f)
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			if _, err := c.Write(f); err != nil {
+				errs <- err
+				return
+			}
+			rd := wire.NewReader(c, wire.MaxFrame, 4096)
+			for {
+				typ, _, err := rd.Next()
+				if err != nil {
+					errs <- fmt.Errorf("session %d: %w", i, err)
+					return
+				}
+				if typ == wire.TypeAccepted || typ == wire.TypeRejected {
+					errs <- nil
+					return
+				}
+			}
+		}()
+	}
+	failed := 0
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			failed++
+			if failed < 5 {
+				t.Error(err)
+			}
+		}
+	}
+	if failed > 0 {
+		t.Fatalf("%d of %d sessions failed", failed, n)
+	}
+}
