@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -46,8 +47,13 @@ func benchTCP(b *testing.B, fsync bool, conns, perConn int) {
 	os.WriteFile(cfgPath, []byte(fmt.Sprintf(benchConfig, accts)), 0o644)
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		cmd := exec.Command(matchdBin, "--config", cfgPath, "--data", filepath.Join(dir, fmt.Sprint("data", i)),
-			"--listen", "127.0.0.1:0", fmt.Sprintf("--fsync=%v", fsync))
+		args := []string{"--config", cfgPath, "--data", filepath.Join(dir, fmt.Sprint("data", i)),
+			"--listen", "127.0.0.1:0", fmt.Sprintf("--fsync=%v", fsync)}
+		profile := os.Getenv("MATCHD_BENCH_CPUPROFILE") // profile the server under this load
+		if profile != "" {
+			args = append(args, "--cpuprofile", profile)
+		}
+		cmd := exec.Command(matchdBin, args...)
 		stderr, _ := cmd.StderrPipe()
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
@@ -141,7 +147,11 @@ func benchTCP(b *testing.B, fsync bool, conns, perConn int) {
 		wg.Wait()
 		elapsed := time.Since(start)
 		b.StopTimer()
-		cmd.Process.Kill()
+		if profile != "" {
+			cmd.Process.Signal(syscall.SIGTERM) // let it write the profile
+		} else {
+			cmd.Process.Kill()
+		}
 		cmd.Wait()
 		b.ReportMetric(float64(conns*perConn)/elapsed.Seconds()/1e6, "Morders/s")
 		b.StartTimer()

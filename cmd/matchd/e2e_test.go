@@ -469,3 +469,32 @@ func TestThousandConnections(t *testing.T) {
 		t.Fatalf("%d of %d sessions failed", failed, n)
 	}
 }
+
+// TestCancelOnDisconnect: a session that logged in with the flag has its
+// account's open orders canceled when its connection drops.
+func TestCancelOnDisconnect(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	c := dial(t, srv.addr)
+	m := wire.Login{Version: wire.Version, Account: 2, Flags: wire.FlagCancelOnDisconnect}
+	copy(m.Token[:], "bob-demo")
+	c.send(m.Append(nil))
+	c.expect(wire.TypeLoginAccepted)
+	c.send((&wire.NewOrder{Ref: 1, Instrument: aapl, Side: engine.Buy, Type: engine.Limit, TIF: engine.GTC,
+		Price: 9_500, Qty: 3}).Append(nil))
+	c.expect(wire.TypeAccepted)
+	c.c.Close() // no Logout: the connection just drops
+	watcher := login(t, srv.addr, 1, "alice-demo")
+	deadline := time.Now().Add(10 * time.Second)
+	for q := uint32(1); ; q++ {
+		watcher.send((&wire.Query{Request: q, Kind: wire.QueryTop, Instrument: aapl}).Append(nil))
+		var top wire.Top
+		top.Decode(watcher.expect(wire.TypeTop))
+		if top.BidQty == 0 {
+			return // bob's bid is gone
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's order still rests after his connection dropped: %+v", top)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -2,7 +2,9 @@
 //
 //	matchd [--config configs/demo.json] [--data ./data] [--listen 127.0.0.1:7001]
 //	       [--fsync=true] [--snapshot-every 1000000] [--snapshot-interval 5m]
-//	       [--log-format text|json]
+//	       [--log-format text|json] [--max-conns 10000] [--login-timeout 5s]
+//	       [--heartbeat 1s] [--idle-timeout 15s] [--outbound-limit 4194304]
+//	       [--cpuprofile FILE]
 //
 // Every flag can also come from the environment (MATCHD_CONFIG,
 // MATCHD_DATA, MATCHD_LISTEN, MATCHD_FSYNC, MATCHD_LOG_FORMAT); a flag on the
@@ -20,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"time"
@@ -52,6 +55,12 @@ func run(args []string) int {
 	snapEvery := fs.Uint64("snapshot-every", 1_000_000, "take a snapshot after this many commands")
 	snapInterval := fs.Duration("snapshot-interval", 5*time.Minute, "take a snapshot at least this often when busy")
 	logFormat := fs.String("log-format", envOr("MATCHD_LOG_FORMAT", "text"), "log format: text or json")
+	maxConns := fs.Int("max-conns", 10_000, "most concurrent connections")
+	loginTimeout := fs.Duration("login-timeout", 5*time.Second, "time a new connection has to log in")
+	heartbeat := fs.Duration("heartbeat", time.Second, "send a heartbeat after this long without sending")
+	idleTimeout := fs.Duration("idle-timeout", 15*time.Second, "end sessions that send nothing for this long")
+	outbound := fs.Int("outbound-limit", 4<<20, "bytes of unread responses before a client is disconnected")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until shutdown")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -64,6 +73,15 @@ func run(args []string) int {
 	default:
 		fmt.Fprintf(os.Stderr, "matchd: --log-format %q: want text or json\n", *logFormat)
 		return 2
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "matchd:", err)
+			return 2
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
 	}
 	cfg, err := loadConfig(*configPath)
 	if err != nil {
@@ -96,7 +114,8 @@ func run(args []string) int {
 	for _, in := range cfg.Engine.Instruments {
 		dir = append(dir, wire.InstrumentInfo{ID: in.ID, Symbol: in.Symbol, TickSize: in.TickSize, LotSize: in.LotSize})
 	}
-	srv, err := api.NewServer(api.Config{Listen: *listen, Logger: log, Instruments: dir}, accounts)
+	srv, err := api.NewServer(api.Config{Listen: *listen, Logger: log, Instruments: dir, MaxConns: *maxConns,
+		LoginTimeout: *loginTimeout, Heartbeat: *heartbeat, IdleTimeout: *idleTimeout, OutboundLimit: *outbound}, accounts)
 	if err != nil {
 		log.Error("matchd: server", "err", err)
 		return 2
