@@ -48,7 +48,7 @@ func benchTCP(b *testing.B, fsync bool, conns, perConn int) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		args := []string{"--config", cfgPath, "--data", filepath.Join(dir, fmt.Sprint("data", i)),
-			"--listen", "127.0.0.1:0", fmt.Sprintf("--fsync=%v", fsync)}
+			"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", fmt.Sprintf("--fsync=%v", fsync)}
 		profile := os.Getenv("MATCHD_BENCH_CPUPROFILE") // profile the server under this load
 		if profile != "" {
 			args = append(args, "--cpuprofile", profile)

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -37,16 +39,20 @@ func TestMain(m *testing.M) {
 
 // server is a matchd process on 127.0.0.1 and an ephemeral port.
 type server struct {
-	cmd  *exec.Cmd
-	addr string
-	exit chan error
+	cmd   *exec.Cmd
+	addr  string
+	admin string
+	exit  chan error
 }
 
-var readyRE = regexp.MustCompile(`msg="matchd: ready" orders=(\S+)`)
+var (
+	readyRE = regexp.MustCompile(`msg="matchd: ready" orders=(\S+)`)
+	adminRE = regexp.MustCompile(`msg="matchd: admin endpoints" admin=(\S+)`)
+)
 
 func startServer(t *testing.T, data string) *server {
 	t.Helper()
-	cmd := exec.Command(matchdBin, "--config", "../../configs/demo.json", "--data", data, "--listen", "127.0.0.1:0")
+	cmd := exec.Command(matchdBin, "--config", "../../configs/demo.json", "--data", data, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -56,17 +62,22 @@ func startServer(t *testing.T, data string) *server {
 	}
 	s := &server{cmd: cmd, exit: make(chan error, 1)}
 	addr := make(chan string, 1)
+	admin := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			if m := readyRE.FindStringSubmatch(sc.Text()); m != nil {
 				addr <- m[1]
 			}
+			if m := adminRE.FindStringSubmatch(sc.Text()); m != nil {
+				admin <- m[1]
+			}
 		}
 		s.exit <- cmd.Wait()
 	}()
 	select {
 	case s.addr = <-addr:
+		s.admin = <-admin
 	case err := <-s.exit:
 		t.Fatalf("matchd exited before it was ready: %v", err)
 	case <-time.After(20 * time.Second):
@@ -496,5 +507,23 @@ func TestCancelOnDisconnect(t *testing.T) {
 			t.Fatalf("bob's order still rests after his connection dropped: %+v", top)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestAdminEndpoints(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	for _, path := range []string{"/healthz", "/readyz", "/debug/pprof/"} {
+		resp, err := http.Get("http://" + srv.admin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, body)
+		}
+		if path == "/readyz" && !strings.Contains(string(body), `"ready"`) {
+			t.Fatalf("/readyz: %s", body)
+		}
 	}
 }

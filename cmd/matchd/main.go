@@ -4,7 +4,7 @@
 //	       [--fsync=true] [--snapshot-every 1000000] [--snapshot-interval 5m]
 //	       [--log-format text|json] [--max-conns 10000] [--login-timeout 5s]
 //	       [--heartbeat 1s] [--idle-timeout 15s] [--outbound-limit 4194304]
-//	       [--cpuprofile FILE]
+//	       [--cpuprofile FILE] [--admin 127.0.0.1:7002]
 //
 // Every flag can also come from the environment (MATCHD_CONFIG,
 // MATCHD_DATA, MATCHD_LISTEN, MATCHD_FSYNC, MATCHD_LOG_FORMAT); a flag on the
@@ -50,6 +50,7 @@ func run(args []string) int {
 	configPath := fs.String("config", envOr("MATCHD_CONFIG", "configs/demo.json"), "configuration file (accounts, instruments)")
 	dataDir := fs.String("data", envOr("MATCHD_DATA", "./data"), "data directory (journal and snapshots)")
 	listen := fs.String("listen", envOr("MATCHD_LISTEN", "127.0.0.1:7001"), "order-entry address")
+	adminAddr := fs.String("admin", envOr("MATCHD_ADMIN", "127.0.0.1:7002"), "admin address: /healthz, /readyz, /debug/pprof/ (empty: off)")
 	defFsync, _ := strconv.ParseBool(envOr("MATCHD_FSYNC", "true"))
 	fsync := fs.Bool("fsync", defFsync, "fsync every group commit; false is UNSAFE: acknowledged orders can be lost in a machine crash")
 	snapEvery := fs.Uint64("snapshot-every", 1_000_000, "take a snapshot after this many commands")
@@ -94,6 +95,17 @@ func run(args []string) int {
 		log.Warn("matchd: FSYNC IS OFF: acknowledged orders can be lost if the machine crashes. Use only for benchmarks.")
 	}
 
+	adm := newAdmin()
+	if *adminAddr != "" {
+		aa, err := adm.listen(*adminAddr)
+		if err != nil {
+			log.Error("matchd: cannot listen on the admin address", "err", err)
+			return 1
+		}
+		log.Info("matchd: admin endpoints", "admin", aa.String())
+		defer adm.srv.Close()
+	}
+	adm.setReady(false, "recovering")
 	store, err := persist.Open(*dataDir, cfg.Engine, persist.Options{NoSync: !*fsync, Logger: log})
 	if err != nil {
 		log.Error("matchd: cannot open the data directory", "err", err)
@@ -141,11 +153,14 @@ func run(args []string) int {
 	sn.Start()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
+	adm.setReady(true, "")
 	log.Info("matchd: ready", "orders", addr.String(), "recovered_to_seq", st.LastSeq,
 		"recovery", st.Duration, "replayed", st.Replayed)
 	fmt.Fprintf(os.Stderr, "\nmatchd is listening for orders on %s (protocol: docs/PROTOCOL.md).\n"+
+		"Admin: http://%s/healthz, /readyz, /debug/pprof/\n"+
+		"Try:   go run ./cmd/matchctl --addr %s --account 1 --token alice-demo top AAPL\n"+
 		"Demo logins: account 1 token alice-demo, account 2 token bob-demo (local use only).\n"+
-		"Press Ctrl-C to stop.\n\n", addr)
+		"Press Ctrl-C to stop.\n\n", addr, *adminAddr, addr)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
@@ -154,12 +169,14 @@ func run(args []string) int {
 	case s := <-sig:
 		log.Info("matchd: stopping", "signal", s.String())
 	case <-p.Failed():
+		adm.setReady(false, "journal failed")
 		log.Error("matchd: journal failed; stopping without acknowledging anything more", "err", p.Err())
 		code = 1
 	case err := <-served:
 		log.Error("matchd: accept loop ended", "err", err)
 		code = 1
 	}
+	adm.setReady(false, "shutting down")
 	srv.Shutdown(5 * time.Second)
 	if err := p.Close(); err != nil {
 		log.Error("matchd: pipeline", "err", err)
