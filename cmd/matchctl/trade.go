@@ -295,16 +295,9 @@ func (t *trader) run(ctx context.Context, pos []string) error {
 			if err := need(1); err != nil {
 				return err
 			}
-			id, err := parseID(args[0])
+			o, err := t.openOrder(ctx, args[0])
 			if err != nil {
 				return err
-			}
-			o, ok, err := t.c.Order(ctx, id)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return fmt.Errorf("order %d is not open (filled, canceled, or not yours)", id)
 			}
 			list = []engine.OrderInfo{o}
 		}
@@ -391,17 +384,11 @@ func (t *trader) replace(ctx context.Context, args []string) error {
 	if len(args) != 1 || (t.o.qty == "" && t.o.price == "") {
 		return usageError("replace takes ORDER_ID and --qty and/or --price")
 	}
-	id, err := parseID(args[0])
+	o, err := t.openOrder(ctx, args[0])
 	if err != nil {
 		return err
 	}
-	o, ok, err := t.c.Order(ctx, id)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("order %d is not open (filled, canceled, or not yours)", id)
-	}
+	id := o.ID
 	sc, err := t.scaleOf(ctx, o.Instrument)
 	if err != nil {
 		return err
@@ -431,6 +418,22 @@ func (t *trader) replace(ctx context.Context, args []string) error {
 		map[string]any{"order_id": id, "status": "replaced", "price": sc.FormatPrice(r.Price),
 			"qty": sc.FormatQty(r.Qty), "leaves": sc.FormatQty(r.Leaves)})
 	return nil
+}
+
+// openOrder returns the session account's open order whose id is arg.
+func (t *trader) openOrder(ctx context.Context, arg string) (engine.OrderInfo, error) {
+	id, err := parseID(arg)
+	if err != nil {
+		return engine.OrderInfo{}, err
+	}
+	o, ok, err := t.c.Order(ctx, id)
+	if err != nil {
+		return engine.OrderInfo{}, err
+	}
+	if !ok {
+		return engine.OrderInfo{}, fmt.Errorf("order %d is not open (filled, canceled, or not yours)", id)
+	}
+	return o, nil
 }
 
 func (t *trader) scaleOf(ctx context.Context, id engine.InstrumentID) (units.Scale, error) {

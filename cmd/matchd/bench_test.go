@@ -1,16 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -48,26 +45,13 @@ func benchTCP(b *testing.B, fsync bool, conns, perConn int) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		args := []string{"--config", cfgPath, "--data", filepath.Join(dir, fmt.Sprint("data", i)),
-			"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", fmt.Sprintf("--fsync=%v", fsync)}
+			fmt.Sprintf("--fsync=%v", fsync)}
 		profile := os.Getenv("MATCHD_BENCH_CPUPROFILE") // profile the server under this load
 		if profile != "" {
 			args = append(args, "--cpuprofile", profile)
 		}
-		cmd := exec.Command(matchdBin, args...)
-		stderr, _ := cmd.StderrPipe()
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		addr := make(chan string, 1)
-		go func() {
-			sc := bufio.NewScanner(stderr)
-			for sc.Scan() {
-				if m := readyRE.FindStringSubmatch(sc.Text()); m != nil {
-					addr <- m[1]
-				}
-			}
-		}()
-		a := <-addr
+		srv := startWith(b, args...)
+		a := srv.addr
 		// Log in and prepare every connection's orders before timing.
 		type conn struct {
 			c      net.Conn
@@ -148,11 +132,11 @@ func benchTCP(b *testing.B, fsync bool, conns, perConn int) {
 		elapsed := time.Since(start)
 		b.StopTimer()
 		if profile != "" {
-			cmd.Process.Signal(syscall.SIGTERM) // let it write the profile
+			srv.stop(b) // SIGTERM: let it write the profile
 		} else {
-			cmd.Process.Kill()
+			srv.cmd.Process.Kill()
+			<-srv.exit
 		}
-		cmd.Wait()
 		b.ReportMetric(float64(conns*perConn)/elapsed.Seconds()/1e6, "Morders/s")
 		b.StartTimer()
 	}

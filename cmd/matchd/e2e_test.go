@@ -50,9 +50,16 @@ var (
 	adminRE = regexp.MustCompile(`msg="matchd: admin endpoints" admin=(\S+)`)
 )
 
-func startServer(t *testing.T, data string) *server {
+func startServer(t testing.TB, data string) *server {
 	t.Helper()
-	cmd := exec.Command(matchdBin, "--config", "../../configs/demo.json", "--data", data, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")
+	return startWith(t, "--config", "../../configs/demo.json", "--data", data)
+}
+
+// startWith starts matchd on ephemeral loopback ports with extra flags and
+// waits until it is ready.
+func startWith(t testing.TB, args ...string) *server {
+	t.Helper()
+	cmd := exec.Command(matchdBin, append(args, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +96,7 @@ func startServer(t *testing.T, data string) *server {
 }
 
 // stop sends SIGTERM and returns the exit code.
-func (s *server) stop(t *testing.T) int {
+func (s *server) stop(t testing.TB) int {
 	t.Helper()
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
