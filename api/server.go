@@ -281,6 +281,9 @@ func (ss *session) writer() {
 				ss.mu.Lock()
 				ss.closing = true
 				ss.mu.Unlock()
+				if isTimeout(err) {
+					ss.log.Warn("api: disconnecting slow consumer: write timed out", "session", ss.id, "account", ss.acct)
+				}
 				return
 			}
 			last = time.Now()

@@ -416,22 +416,27 @@ func TestSlowConsumerIsCutOff(t *testing.T) {
 	time.Sleep(time.Second) // still not reading
 	// Now read what the server sent before it gave up: it must end with
 	// Goodbye "slow consumer", then EOF.
+	// The server cuts a slow consumer off one of two ways: its queue
+	// overflows (Goodbye "slow consumer", then close), or a write into its
+	// full socket times out (close mid-frame: no Goodbye can get through).
 	slow.c.SetReadDeadline(time.Now().Add(20 * time.Second))
 	bye := uint8(0)
-	for {
+	var end error
+	for end == nil {
 		typ, body, err := slow.rd.Next()
-		if err != nil {
-			if !(errors.Is(err, io.EOF) || isReset(err)) {
-				t.Fatalf("slow session: %v", err)
-			}
-			break
-		}
-		if typ == wire.TypeGoodbye {
+		if err == nil && typ == wire.TypeGoodbye {
 			bye = body[0]
 		}
+		end = err
 	}
-	if bye != wire.ByeSlowConsumer {
-		t.Fatalf("slow session ended with goodbye reason %d, want %d", bye, wire.ByeSlowConsumer)
+	switch {
+	case !(errors.Is(end, io.EOF) || errors.Is(end, io.ErrUnexpectedEOF) || isReset(end)):
+		t.Fatalf("slow session: %v", end)
+	case bye == wire.ByeSlowConsumer:
+	case bye == 0:
+		t.Logf("cut off by the write timeout (%v)", end)
+	default:
+		t.Fatalf("slow session ended with goodbye reason %d, want %d or none", bye, wire.ByeSlowConsumer)
 	}
 }
 
