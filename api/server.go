@@ -99,11 +99,12 @@ type Server struct {
 	p      *pipeline.Pipeline
 	ln     net.Listener
 
-	mu        sync.Mutex
-	sessions  map[uint64]*session
-	byAccount map[engine.AccountID]map[uint64]*session
-	scratch   []byte
-	orders    []engine.OrderInfo
+	mu           sync.Mutex
+	sessions     map[uint64]*session
+	byAccount    map[engine.AccountID]map[uint64]*session
+	scratch      []byte // frames being built by Deliver (under mu)
+	makerScratch []byte
+	orders       []engine.OrderInfo
 
 	nextID  atomic.Uint32
 	conns   atomic.Int64
@@ -504,9 +505,9 @@ func (s *Server) Deliver(b *pipeline.Batch) {
 				f = (&wire.Executed{Report: rep, Trade: ev.TradeID, Price: ev.Price, Qty: ev.Qty,
 					Leaves: ev.Leaves, Liquidity: wire.LiquidityRemoved}).Append(f)
 				maker := wire.Report{Seq: ev.Seq, Time: ev.Time, OrderID: ev.MakerOrder, Ref: ev.MakerRef}
-				s.scratch = (&wire.Executed{Report: maker, Trade: ev.TradeID, Price: ev.Price, Qty: ev.Qty,
-					Leaves: ev.MakerLeaves, Liquidity: wire.LiquidityAdded}).Append(f)
-				s.toAccount(ev.MakerAccount, s.scratch[len(f):])
+				s.makerScratch = (&wire.Executed{Report: maker, Trade: ev.TradeID, Price: ev.Price, Qty: ev.Qty,
+					Leaves: ev.MakerLeaves, Liquidity: wire.LiquidityAdded}).Append(s.makerScratch[:0])
+				s.toAccount(ev.MakerAccount, s.makerScratch)
 			case engine.EvCanceled:
 				f = (&wire.Canceled{Report: rep, Qty: ev.Qty, Reason: engine.CancelReason(ev.Reason)}).Append(f)
 				if ev.OrderID != own {

@@ -1,0 +1,73 @@
+package api
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/matchd/matchd/engine"
+	"github.com/matchd/matchd/engine/pipeline"
+	"github.com/matchd/matchd/engine/workload"
+	"github.com/matchd/matchd/persist"
+)
+
+// TestDeliverDoesNotAllocate: routing a real batch (an accept, a fill to
+// both sides, a cancel) to live sessions allocates nothing once warm. It
+// measures Deliver from inside the pipeline's delivery callback, where the
+// batch is valid.
+func TestDeliverDoesNotAllocate(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, _ := NewServer(Config{Logger: quiet}, nil)
+	for id, acct := range map[uint64]engine.AccountID{1: 1, 2: 2} {
+		c1, c2 := net.Pipe()
+		t.Cleanup(func() { c1.Close(); c2.Close() })
+		ss := &session{id: id, acct: acct, conn: c1, limit: 1 << 30, log: quiet, wake: make(chan struct{}, 1)}
+		s.sessions[id] = ss
+		s.byAccount[acct] = map[uint64]*session{id: ss}
+	}
+	drain := func() {
+		for _, ss := range s.sessions {
+			ss.mu.Lock()
+			ss.out = ss.out[:0]
+			ss.mu.Unlock()
+			select {
+			case <-ss.wake:
+			default:
+			}
+		}
+	}
+	store, err := persist.Open("db", workload.Config(0), persist.Options{FS: vfs.NewCrashableMem(), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	e, _, _ := store.Recover()
+	var allocs float64 = -1
+	// First a resting order from account 2 ...
+	p, _ := pipeline.New(e, store, func(*pipeline.Batch) {}, pipeline.Config{NoLockThread: true})
+	p.Start()
+	maker := engine.Command{Kind: engine.CmdNewOrder, Account: 2, Instrument: workload.Instrument, Side: engine.Sell,
+		Type: engine.Limit, TIF: engine.GTC, Price: 100_000, Qty: 2, Ref: 1}
+	p.Submit(pipeline.Request{Cmd: maker, Token: 2 << 32})
+	p.Close()
+	// ... then one batch in which account 1 trades with it and a cancel is
+	// rejected: measure delivering that batch.
+	p, _ = pipeline.New(p.Engine(), store, func(b *pipeline.Batch) {
+		if len(b.Cmds) == 2 {
+			s.Deliver(b)
+			drain()
+			allocs = testing.AllocsPerRun(1000, func() { s.Deliver(b); drain() })
+		}
+	}, pipeline.Config{NoLockThread: true})
+	p.Start()
+	taker := engine.Command{Kind: engine.CmdNewOrder, Account: 1, Instrument: workload.Instrument, Side: engine.Buy,
+		Type: engine.Limit, TIF: engine.IOC, Price: 100_000, Qty: 3, Ref: 1}
+	cancel := engine.Command{Kind: engine.CmdCancel, Account: 1, OrderID: 99}
+	p.Submit(pipeline.Request{Cmd: taker, Token: 1 << 32}, pipeline.Request{Cmd: cancel, Token: 1 << 32})
+	p.Close()
+	if allocs != 0 {
+		t.Fatalf("%v allocations per delivered batch, want 0", allocs)
+	}
+}
