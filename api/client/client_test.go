@@ -3,60 +3,18 @@ package client
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/matchd/matchd/api"
+	"github.com/matchd/matchd/api/apitest"
 	"github.com/matchd/matchd/api/wire"
 	"github.com/matchd/matchd/engine"
-	"github.com/matchd/matchd/engine/pipeline"
-	"github.com/matchd/matchd/persist"
 	"github.com/shopspring/decimal"
 )
 
-// startServer runs a real server, pipeline and (in-memory) Pebble store in
-// process, with the demo's two accounts and instruments.
-func startServer(t *testing.T) string {
-	t.Helper()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg := engine.Config{Instruments: []engine.Instrument{
-		{ID: 1, Symbol: "AAPL", TickSize: "0.01", LotSize: "1", BandBps: 1000, StartPrice: 10_000},
-		{ID: 2, Symbol: "BTC-USD", TickSize: "0.01", LotSize: "0.0001", BandBps: 1000, StartPrice: 5_000_000},
-	}}
-	store, err := persist.Open("db", cfg, persist.Options{FS: vfs.NewCrashableMem(), Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, _, _ := store.Recover()
-	srv, err := api.NewServer(api.Config{Listen: "127.0.0.1:0", Logger: quiet, Instruments: []wire.InstrumentInfo{
-		{ID: 1, Symbol: "AAPL", TickSize: "0.01", LotSize: "1"},
-		{ID: 2, Symbol: "BTC-USD", TickSize: "0.01", LotSize: "0.0001"}}},
-		[]api.Account{{ID: 1, Name: "alice", Token: "alice-demo"}, {ID: 2, Name: "bob", Token: "bob-demo"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := pipeline.New(e, store, srv.Deliver, pipeline.Config{NoLockThread: true})
-	srv.Attach(p)
-	addr, err := srv.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Start()
-	go srv.Serve()
-	t.Cleanup(func() {
-		srv.Shutdown(2 * time.Second)
-		p.Close()
-		store.Close()
-	})
-	return addr.String()
-}
-
 func TestClient(t *testing.T) {
-	addr := startServer(t)
+	addr := apitest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if _, err := Dial(ctx, Config{Addr: addr, Account: 1, Token: "wrong-token"}); !errors.Is(err, ErrLoginRejected) {
@@ -151,7 +109,7 @@ func TestClient(t *testing.T) {
 
 // TestPipelinedSubmit: many orders in flight at once, every one answered.
 func TestPipelinedSubmit(t *testing.T) {
-	addr := startServer(t)
+	addr := apitest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	const n = 5000

@@ -1,0 +1,474 @@
+// Package loadtest drives a running matchd with an open-loop order flow and
+// measures it honestly: orders go out on a fixed schedule whatever the
+// server does, latency is measured from each order's intended send time,
+// and recorded in HDR histograms. At the end every order must have been
+// answered and every trade reported to both of its sides.
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/matchd/matchd/api/wire"
+	"github.com/matchd/matchd/engine"
+)
+
+// Account is a login the load tester uses; one session per account.
+type Account struct {
+	ID    engine.AccountID
+	Token string
+}
+
+// Config configures a run.
+type Config struct {
+	Addr     string
+	Accounts []Account
+	// Instrument and Mid: orders go around Mid (ticks) on Instrument.
+	Instrument engine.InstrumentID
+	Mid        engine.Price
+	// Rate is the offered rate in commands per second, over all sessions.
+	Rate float64
+	// Warmup is excluded from the results; Duration is measured.
+	Warmup, Duration time.Duration
+	// Mix in percent: passive limits near the drifting mid, cancels of the
+	// session's own open orders, aggressive IOC limits that trade.
+	PassivePct, CancelPct, AggressivePct int
+	Seed                                 uint64
+	// Progress, if set, receives a line a second.
+	Progress io.Writer
+}
+
+// EnsureDefaults fills in zero fields.
+func (c *Config) EnsureDefaults() {
+	if c.Instrument == 0 {
+		c.Instrument = 1
+	}
+	if c.Mid == 0 {
+		c.Mid = 10_000
+	}
+	if c.Rate == 0 {
+		c.Rate = 100_000
+	}
+	if c.Duration == 0 {
+		c.Duration = 15 * time.Second
+	}
+	if c.PassivePct+c.CancelPct+c.AggressivePct == 0 {
+		c.PassivePct, c.CancelPct, c.AggressivePct = 60, 30, 10
+	}
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+}
+
+// Kinds of measured latency.
+const (
+	KindAccept = "order-to-accept"
+	KindFill   = "order-to-fill"
+	KindCancel = "cancel-to-canceled"
+)
+
+// Result is what a run measured.
+type Result struct {
+	Offered    float64                            `json:"offered_per_s"`
+	Achieved   float64                            `json:"achieved_per_s"`
+	Sent       int64                              `json:"sent"`
+	Answered   int64                              `json:"answered"`
+	Rejects    map[string]int64                   `json:"rejects"`
+	Trades     int64                              `json:"trades"`
+	Latency    map[string]*LatencySummary         `json:"latency"`
+	Errors     []string                           `json:"errors"`
+	Hists      map[string]*hdrhistogram.Histogram `json:"-"`
+	Reconnects int64                              `json:"reconnects"`
+}
+
+// LatencySummary is one histogram's percentiles, in microseconds.
+type LatencySummary struct {
+	Count int64   `json:"count"`
+	P50   float64 `json:"p50_us"`
+	P90   float64 `json:"p90_us"`
+	P99   float64 `json:"p99_us"`
+	P999  float64 `json:"p99_9_us"`
+	P9999 float64 `json:"p99_99_us"`
+	Max   float64 `json:"max_us"`
+}
+
+// Summarize computes a LatencySummary from a histogram of nanoseconds.
+func Summarize(h *hdrhistogram.Histogram) *LatencySummary {
+	us := func(q float64) float64 { return float64(h.ValueAtQuantile(q)) / 1e3 }
+	return &LatencySummary{Count: h.TotalCount(), P50: us(50), P90: us(90), P99: us(99), P999: us(99.9),
+		P9999: us(99.99), Max: float64(h.Max()) / 1e3}
+}
+
+func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1_000, 60_000_000_000, 3) } // 1 µs .. 60 s
+
+// OK reports whether the run verified.
+func (r *Result) OK() bool { return len(r.Errors) == 0 }
+
+// session is one connection's state. The sender and the receiver share
+// it under mu.
+type session struct {
+	acct             Account
+	conn             net.Conn
+	rng              *rand.Rand
+	mu               sync.Mutex
+	ref              engine.ClientRef
+	sent             map[engine.ClientRef]pending // new orders awaiting their answer
+	byID             map[engine.OrderID]pending   // accepted aggressive orders awaiting a fill
+	live             []engine.OrderID             // resting orders, for cancels
+	pos              map[engine.OrderID]int       // index in live
+	cxl              map[engine.OrderID]time.Time // cancels awaiting their answer
+	hists            map[string]*hdrhistogram.Histogram
+	rej              map[string]int64
+	fills            map[engine.TradeID][2]engine.Qty // taker, maker quantity seen
+	nSent, nAnswered int64
+	nMeasured        int64 // answered commands due in the measured window
+	measureFrom      time.Time
+	err              error
+}
+
+type pending struct {
+	due        time.Time
+	aggressive bool
+}
+
+// Run drives the server for Warmup+Duration and returns the result.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	cfg.EnsureDefaults()
+	if len(cfg.Accounts) == 0 {
+		return nil, errors.New("loadtest: no accounts")
+	}
+	start := time.Now().Add(200 * time.Millisecond)
+	measureFrom := start.Add(cfg.Warmup)
+	end := measureFrom.Add(cfg.Duration)
+	sessions := make([]*session, len(cfg.Accounts))
+	for i, a := range cfg.Accounts {
+		s, err := dialSession(ctx, cfg.Addr, a)
+		if err != nil {
+			for _, o := range sessions[:i] {
+				o.conn.Close()
+			}
+			return nil, err
+		}
+		s.rng = rand.New(rand.NewPCG(cfg.Seed, uint64(a.ID)))
+		s.measureFrom = measureFrom
+		sessions[i] = s
+	}
+	var wg sync.WaitGroup
+	perSession := cfg.Rate / float64(len(sessions))
+	for i, s := range sessions {
+		wg.Add(2)
+		sched := NewSchedule(start.Add(time.Duration(i)*time.Duration(float64(time.Second)/cfg.Rate)), perSession)
+		go func() { defer wg.Done(); s.send(cfg, sched, end) }()
+		go func() { defer wg.Done(); s.receive() }()
+	}
+	stopProgress := make(chan struct{})
+	if cfg.Progress != nil {
+		go progress(cfg.Progress, sessions, start, measureFrom, stopProgress)
+	}
+	wg.Wait()
+	close(stopProgress)
+	return collect(cfg, sessions, measureFrom, end), nil
+}
+
+func dialSession(ctx context.Context, addr string, a Account) (*session, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: %w", err)
+	}
+	m := wire.Login{Version: wire.Version, Account: a.ID}
+	copy(m.Token[:], a.Token)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.Write(m.Append(nil))
+	rd := wire.NewReader(c, wire.MaxFrame, 64)
+	typ, _, err := rd.Next()
+	if err != nil || typ != wire.TypeLoginAccepted {
+		c.Close()
+		return nil, fmt.Errorf("loadtest: login of account %d failed (%q, %v)", a.ID, typ, err)
+	}
+	c.SetDeadline(time.Time{})
+	return &session{acct: a, conn: c, ref: engine.ClientRef(time.Now().UnixNano()),
+		sent: map[engine.ClientRef]pending{}, byID: map[engine.OrderID]pending{}, cxl: map[engine.OrderID]time.Time{},
+		pos:   map[engine.OrderID]int{},
+		hists: map[string]*hdrhistogram.Histogram{KindAccept: newHist(), KindFill: newHist(), KindCancel: newHist()},
+		rej:   map[string]int64{}, fills: map[engine.TradeID][2]engine.Qty{}}, nil
+}
+
+// send writes every command as it falls due, all that are due in one write.
+func (s *session) send(cfg Config, sched *Schedule, end time.Time) {
+	var buf []byte
+	mid := cfg.Mid
+	for {
+		now := time.Now()
+		if !now.Before(end) {
+			break
+		}
+		first, n := sched.Take(now)
+		buf = buf[:0]
+		s.mu.Lock()
+		for k := first; k < first+n; k++ {
+			due := sched.Due(k)
+			if due.After(end) {
+				break
+			}
+			if k%100 == 0 {
+				mid += engine.Price(2*s.rng.IntN(2) - 1)
+			}
+			buf = s.next(buf, cfg, mid, due)
+		}
+		s.mu.Unlock()
+		if len(buf) > 0 {
+			if _, err := s.conn.Write(buf); err != nil {
+				s.fail(err)
+				return
+			}
+		}
+		if wait := time.Until(sched.Next()); wait > 0 {
+			time.Sleep(wait)
+		}
+	}
+	// Let the last answers arrive, then end the session.
+	time.Sleep(500 * time.Millisecond)
+	s.conn.Write(wire.AppendEmpty(nil, wire.TypeLogout))
+	s.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+}
+
+// next appends one command, chosen by the mix. Called with mu held.
+func (s *session) next(buf []byte, cfg Config, mid engine.Price, due time.Time) []byte {
+	p := s.rng.IntN(cfg.PassivePct + cfg.CancelPct + cfg.AggressivePct)
+	side := engine.Side(1 + s.rng.IntN(2))
+	qty := engine.Qty(1 + s.rng.IntN(100))
+	switch {
+	case p >= cfg.PassivePct && p < cfg.PassivePct+cfg.CancelPct && len(s.live) > 0:
+		id := s.live[s.rng.IntN(len(s.live))]
+		s.removeLive(id)
+		s.cxl[id] = due
+		s.nSent++
+		return (&wire.Cancel{OrderID: id}).Append(buf)
+	case p >= cfg.PassivePct+cfg.CancelPct:
+		price := mid + 60
+		if side == engine.Sell {
+			price = mid - 60
+		}
+		s.ref++
+		s.sent[s.ref] = pending{due: due, aggressive: true}
+		s.nSent++
+		return (&wire.NewOrder{Ref: s.ref, Instrument: cfg.Instrument, Side: side, Type: engine.Limit,
+			TIF: engine.IOC, Price: price, Qty: qty}).Append(buf)
+	default:
+		off := engine.Price(1 + s.rng.IntN(50))
+		price := mid - off
+		if side == engine.Sell {
+			price = mid + off
+		}
+		s.ref++
+		s.sent[s.ref] = pending{due: due}
+		s.nSent++
+		return (&wire.NewOrder{Ref: s.ref, Instrument: cfg.Instrument, Side: side, Type: engine.Limit,
+			TIF: engine.GTC, Price: price, Qty: qty}).Append(buf)
+	}
+}
+
+func (s *session) fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		s.err = err
+	}
+}
+
+// receive records the answers until the session ends.
+func (s *session) receive() {
+	rd := wire.NewReader(s.conn, wire.MaxFrame, 1<<20)
+	for {
+		typ, body, err := rd.Next()
+		if err != nil {
+			return
+		}
+		s.handle(typ, body, time.Now())
+		if typ == wire.TypeGoodbye {
+			if body[0] != wire.ByeLogout {
+				s.fail(fmt.Errorf("server said goodbye, reason %d", body[0]))
+			}
+			return
+		}
+	}
+}
+
+func (s *session) record(kind string, due, now time.Time) {
+	if !due.Before(s.measureFrom) {
+		s.hists[kind].RecordValue(max(now.Sub(due).Nanoseconds(), 1_000))
+	}
+}
+
+// answered counts one answered command.
+func (s *session) answered(due time.Time) {
+	s.nAnswered++
+	if !due.Before(s.measureFrom) {
+		s.nMeasured++
+	}
+}
+
+// handle applies one message from the server.
+func (s *session) handle(typ byte, body []byte, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch typ {
+	case wire.TypeAccepted:
+		var m wire.Accepted
+		m.Decode(body)
+		p, ok := s.sent[m.Ref]
+		if !ok {
+			return
+		}
+		delete(s.sent, m.Ref)
+		s.answered(p.due)
+		s.record(KindAccept, p.due, now)
+		if p.aggressive {
+			s.byID[m.OrderID] = p
+		} else {
+			s.pos[m.OrderID] = len(s.live)
+			s.live = append(s.live, m.OrderID)
+		}
+	case wire.TypeRejected:
+		var m wire.Rejected
+		m.Decode(body)
+		if p, ok := s.sent[m.Ref]; ok && m.Ref != 0 {
+			delete(s.sent, m.Ref)
+			s.answered(p.due)
+		} else if due, ok := s.cxl[m.OrderID]; ok {
+			delete(s.cxl, m.OrderID)
+			s.answered(due)
+		}
+		s.rej[m.Reason.String()]++
+	case wire.TypeExecuted:
+		var m wire.Executed
+		m.Decode(body)
+		f := s.fills[m.Trade]
+		if m.Liquidity == wire.LiquidityRemoved {
+			f[0] += m.Qty
+			if p, ok := s.byID[m.OrderID]; ok {
+				s.record(KindFill, p.due, now)
+				delete(s.byID, m.OrderID) // first fill only
+			}
+		} else {
+			f[1] += m.Qty
+			if m.Leaves == 0 {
+				s.removeLive(m.OrderID)
+			}
+		}
+		s.fills[m.Trade] = f
+	case wire.TypeCanceled:
+		var m wire.Canceled
+		m.Decode(body)
+		if due, ok := s.cxl[m.OrderID]; ok && m.Reason == engine.CancelUser {
+			delete(s.cxl, m.OrderID)
+			s.answered(due)
+			s.record(KindCancel, due, now)
+		}
+		delete(s.byID, m.OrderID)
+		s.removeLive(m.OrderID)
+	}
+}
+
+// removeLive drops id from the live set, if there (swap with the last).
+func (s *session) removeLive(id engine.OrderID) {
+	i, ok := s.pos[id]
+	if !ok {
+		return
+	}
+	last := s.live[len(s.live)-1]
+	s.live[i], s.pos[last] = last, i
+	s.live = s.live[:len(s.live)-1]
+	delete(s.pos, id)
+}
+
+func progress(w io.Writer, sessions []*session, start, measureFrom time.Time, stop chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var last int64
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			var answered int64
+			h := newHist()
+			for _, s := range sessions {
+				s.mu.Lock()
+				answered += s.nAnswered
+				h.Merge(s.hists[KindAccept])
+				s.mu.Unlock()
+			}
+			phase := "warm-up"
+			if now.After(measureFrom) {
+				phase = "measuring"
+			}
+			fmt.Fprintf(w, "%5.1fs %-9s %8d answered/s  accept p50 %7.1f µs  p99 %8.1f µs\n",
+				now.Sub(start).Seconds(), phase, answered-last,
+				float64(h.ValueAtQuantile(50))/1e3, float64(h.ValueAtQuantile(99))/1e3)
+			last = answered
+		}
+	}
+}
+
+// collect merges the sessions and verifies the run.
+func collect(cfg Config, sessions []*session, measureFrom, end time.Time) *Result {
+	r := &Result{Offered: cfg.Rate, Rejects: map[string]int64{}, Latency: map[string]*LatencySummary{},
+		Hists: map[string]*hdrhistogram.Histogram{}}
+	trades := map[engine.TradeID][2]engine.Qty{}
+	var measured int64
+	for _, k := range []string{KindAccept, KindFill, KindCancel} {
+		r.Hists[k] = newHist()
+	}
+	for _, s := range sessions {
+		s.mu.Lock()
+		r.Sent += s.nSent
+		r.Answered += s.nAnswered
+		measured += s.nMeasured
+		for k, h := range s.hists {
+			r.Hists[k].Merge(h)
+		}
+		for k, v := range s.rej {
+			r.Rejects[k] += v
+		}
+		for id, f := range s.fills {
+			t := trades[id]
+			trades[id] = [2]engine.Qty{t[0] + f[0], t[1] + f[1]}
+		}
+		if len(s.sent)+len(s.cxl) > 0 {
+			r.Errors = append(r.Errors, fmt.Sprintf("account %d: %d orders and %d cancels never answered",
+				s.acct.ID, len(s.sent), len(s.cxl)))
+		}
+		if s.err != nil {
+			r.Errors = append(r.Errors, fmt.Sprintf("account %d: %v", s.acct.ID, s.err))
+		}
+		s.mu.Unlock()
+		s.conn.Close()
+	}
+	var mismatched []engine.TradeID
+	for id, f := range trades {
+		if f[0] != f[1] {
+			mismatched = append(mismatched, id)
+		}
+	}
+	sort.Slice(mismatched, func(i, j int) bool { return mismatched[i] < mismatched[j] })
+	if len(mismatched) > 0 {
+		r.Errors = append(r.Errors, fmt.Sprintf("%d trades where the taker's and the maker's quantities differ (first: trade %d)",
+			len(mismatched), mismatched[0]))
+	}
+	r.Trades = int64(len(trades))
+	r.Achieved = float64(measured) / end.Sub(measureFrom).Seconds()
+	for k, h := range r.Hists {
+		r.Latency[k] = Summarize(h)
+	}
+	return r
+}

@@ -1,0 +1,149 @@
+package loadtest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Table writes the percentile table and the verification summary.
+func (r *Result) Table(w io.Writer) {
+	fmt.Fprintf(w, "offered %.0f/s, achieved %.0f/s; %d sent, %d answered, %d trades\n",
+		r.Offered, r.Achieved, r.Sent, r.Answered, r.Trades)
+	fmt.Fprintf(w, "%-20s %10s %10s %10s %10s %10s %10s %10s\n", "latency (µs)", "p50", "p90", "p99", "p99.9", "p99.99", "max", "count")
+	for _, k := range []string{KindAccept, KindFill, KindCancel} {
+		l := r.Latency[k]
+		fmt.Fprintf(w, "%-20s %10.1f %10.1f %10.1f %10.1f %10.1f %10.1f %10d\n", k, l.P50, l.P90, l.P99, l.P999, l.P9999, l.Max, l.Count)
+	}
+	if len(r.Rejects) > 0 {
+		var parts []string
+		for k, v := range r.Rejects {
+			parts = append(parts, fmt.Sprintf("%s=%d", k, v))
+		}
+		sort.Strings(parts)
+		fmt.Fprintf(w, "rejects: %s\n", strings.Join(parts, " "))
+	}
+	if r.OK() {
+		fmt.Fprintln(w, "verification: every order answered, every trade reported to both sides with equal quantities")
+	} else {
+		for _, e := range r.Errors {
+			fmt.Fprintln(w, "VERIFICATION FAILED:", e)
+		}
+	}
+}
+
+// WriteJSON writes the result as JSON.
+func (r *Result) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// WritePlot writes an SVG of latency by percentile, one line per kind, on
+// the log-scaled percentile axis of HdrHistogram plots (50%, 90%, 99%, ...
+// equally spaced).
+func (r *Result) WritePlot(path, title string) error {
+	const w, h, left, bottom, top, right = 800.0, 480.0, 70.0, 50.0, 40.0, 20.0
+	const maxNines = 5.0           // up to 99.999%
+	x := func(q float64) float64 { // q in [0, 1)
+		n := math.Min(math.Log10(1/(1-q)), maxNines)
+		return left + n/maxNines*(w-left-right)
+	}
+	var maxUs float64
+	for _, l := range r.Latency {
+		maxUs = math.Max(maxUs, l.P9999)
+	}
+	maxUs = niceCeil(math.Max(maxUs, 1))
+	y := func(us float64) float64 { return h - bottom - math.Min(us/maxUs, 1)*(h-top-bottom) }
+	var sb strings.Builder
+	fmt.Fprintf(&sb, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-family="sans-serif" font-size="12">`+"\n", w, h)
+	fmt.Fprintf(&sb, `<rect width="100%%" height="100%%" fill="white"/><text x="%.0f" y="24" font-size="15">%s</text>`+"\n", left, escape(title))
+	for i := 0.0; i <= maxNines; i++ { // vertical grid: 0%, 90%, 99%, ...
+		q := 1 - math.Pow(10, -i)
+		label := fmt.Sprintf("%g%%", math.Round(q*1e5)/1e3)
+		fmt.Fprintf(&sb, `<line x1="%.1f" y1="%.0f" x2="%.1f" y2="%.0f" stroke="#ddd"/><text x="%.1f" y="%.0f" text-anchor="middle">%s</text>`+"\n",
+			x(q), top, x(q), h-bottom, x(q), h-bottom+18, label)
+	}
+	for i := 0; i <= 5; i++ { // horizontal grid
+		v := maxUs * float64(i) / 5
+		fmt.Fprintf(&sb, `<line x1="%.0f" y1="%.1f" x2="%.0f" y2="%.1f" stroke="#ddd"/><text x="%.0f" y="%.1f" text-anchor="end">%g</text>`+"\n",
+			left, y(v), w-right, y(v), left-6, y(v)+4, v)
+	}
+	fmt.Fprintf(&sb, `<text x="%.0f" y="%.0f" text-anchor="middle">percentile</text>`+"\n", (left+w-right)/2, h-12)
+	fmt.Fprintf(&sb, `<text x="16" y="%.0f" transform="rotate(-90 16 %.0f)" text-anchor="middle">latency (µs)</text>`+"\n", (top+h-bottom)/2, (top+h-bottom)/2)
+	colors := map[string]string{KindAccept: "#1f77b4", KindFill: "#d62728", KindCancel: "#2ca02c"}
+	for i, k := range []string{KindAccept, KindFill, KindCancel} {
+		hist := r.Hists[k]
+		if hist == nil || hist.TotalCount() == 0 {
+			continue
+		}
+		var pts []string
+		for s := 0; s <= 200; s++ {
+			q := 1 - math.Pow(10, -maxNines*float64(s)/200)
+			us := float64(hist.ValueAtQuantile(q*100)) / 1e3
+			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(q), y(us)))
+		}
+		fmt.Fprintf(&sb, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", colors[k], strings.Join(pts, " "))
+		fmt.Fprintf(&sb, `<text x="%.0f" y="%.0f" fill="%s">%s (n=%d)</text>`+"\n", left+10, top+16+float64(i)*16, colors[k], k, hist.TotalCount())
+	}
+	sb.WriteString("</svg>\n")
+	return os.WriteFile(path, []byte(sb.String()), 0o644)
+}
+
+func niceCeil(v float64) float64 {
+	p := math.Pow(10, math.Floor(math.Log10(v)))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if m*p >= v {
+			return m * p
+		}
+	}
+	return 10 * p
+}
+
+func escape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// Step is one rate tried by a capacity search.
+type Step struct {
+	Offered  float64 `json:"offered_per_s"`
+	Achieved float64 `json:"achieved_per_s"`
+	P99us    float64 `json:"accept_p99_us"`
+	OK       bool    `json:"sustained"`
+}
+
+// Capacity steps the offered rate up by factor from cfg.Rate until the
+// accept p99 passes p99Bound, the achieved rate falls below 95% of the
+// offered one, or verification fails, and returns the highest rate that
+// held (0 if none did).
+func Capacity(ctx context.Context, cfg Config, factor float64, p99Bound time.Duration, maxSteps int) (float64, []Step, error) {
+	cfg.EnsureDefaults()
+	var best float64
+	var steps []Step
+	for i := 0; i < maxSteps; i++ {
+		r, err := Run(ctx, cfg)
+		if err != nil {
+			return best, steps, err
+		}
+		p99 := r.Latency[KindAccept].P99
+		ok := r.OK() && p99 <= float64(p99Bound.Microseconds()) && r.Achieved >= 0.95*cfg.Rate
+		steps = append(steps, Step{Offered: cfg.Rate, Achieved: r.Achieved, P99us: p99, OK: ok})
+		if cfg.Progress != nil {
+			fmt.Fprintf(cfg.Progress, "capacity: offered %.0f/s achieved %.0f/s p99 %.1f µs: %v\n", cfg.Rate, r.Achieved, p99, ok)
+		}
+		if !ok {
+			break
+		}
+		best = cfg.Rate
+		cfg.Rate *= factor
+	}
+	return best, steps, nil
+}
