@@ -12,8 +12,13 @@ FUZZ_TARGETS := ./engine:FuzzCommands ./engine:FuzzRestore ./engine/units:FuzzPa
                 ./persist:FuzzDecodeRecord ./persist:FuzzSnapshotHeader ./api/wire:FuzzFrames
 
 CRASH_ITERATIONS ?= 100
+# make loadtest: offered rate, measured duration, fsync, output directory.
+RATE     ?= 100000
+DURATION ?= 15s
+FSYNC    ?= true
+LOADTEST_OUT ?= ./loadtest-out
 
-.PHONY: all run test vet unit race fuzz-short fuzz bench lint diff-long crashtest
+.PHONY: all run test vet unit race fuzz-short fuzz bench lint diff-long crashtest loadtest
 
 all: test
 
@@ -56,6 +61,17 @@ crashtest:
 
 # Engine and ring benchmarks (COUNT runs each); the pipeline's are heavier
 # and run once each. Commands for single benchmarks: docs/BENCHMARKS.md.
+# Starts a fresh matchd on a temporary data directory, runs matchload
+# against it, prints the table, writes result.json and latency.svg to
+# LOADTEST_OUT, stops the server; fails if verification failed.
+loadtest:
+	$(GO) build -o bin/matchd ./cmd/matchd
+	$(GO) build -o bin/matchload ./cmd/matchload
+	@data=$$(mktemp -d); \
+	./bin/matchd --data $$data --listen 127.0.0.1:7201 --admin "" --fsync=$(FSYNC) 2> $$data.log & pid=$$!; \
+	./bin/matchload --addr 127.0.0.1:7201 --rate $(RATE) --duration $(DURATION) --out $(LOADTEST_OUT); status=$$?; \
+	kill -TERM $$pid; wait $$pid; grep -o 'msg="matchd: pipeline".*' $$data.log; rm -rf $$data $$data.log; exit $$status
+
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count $(COUNT) ./engine/ ./engine/ring/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./engine/pipeline/ ./persist/

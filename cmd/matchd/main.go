@@ -183,6 +183,14 @@ func run(args []string) int {
 		code = 1
 	}
 	sn.Close()
+	st2 := &p.Stats
+	if n := st2.Syncs.Load(); n > 0 {
+		log.Info("matchd: pipeline", "requests", st2.Requests.Load(), "batches", st2.Batches.Load(), "syncs", n,
+			"sync_mean", time.Duration(st2.SyncNanos.Load()/n),
+			"sync_p50_le", time.Duration(pipeline.Percentile(&st2.SyncLatency, 0.5))*time.Microsecond,
+			"sync_p99_le", time.Duration(pipeline.Percentile(&st2.SyncLatency, 0.99))*time.Microsecond,
+			"batch_p50_le", pipeline.Percentile(&st2.BatchSizes, 0.5), "batch_p99_le", pipeline.Percentile(&st2.BatchSizes, 0.99))
+	}
 	if code == 0 {
 		start := time.Now()
 		if err := store.SnapshotEngine(p.Engine()); err != nil && !errors.Is(err, persist.ErrClosed) {
