@@ -73,6 +73,10 @@ const (
 	KindAccept = "order-to-accept"
 	KindFill   = "order-to-fill"
 	KindCancel = "cancel-to-canceled"
+	// KindLateness is how late the generator itself sent each batch
+	// against its schedule: part of every latency above, and the
+	// generator's own, not the server's.
+	KindLateness = "send-lateness"
 )
 
 // Result is what a run measured.
@@ -197,9 +201,10 @@ func dialSession(ctx context.Context, addr string, a Account) (*session, error) 
 	c.SetDeadline(time.Time{})
 	return &session{acct: a, conn: c, ref: engine.ClientRef(time.Now().UnixNano()),
 		sent: map[engine.ClientRef]pending{}, byID: map[engine.OrderID]pending{}, cxl: map[engine.OrderID]time.Time{},
-		pos:   map[engine.OrderID]int{},
-		hists: map[string]*hdrhistogram.Histogram{KindAccept: newHist(), KindFill: newHist(), KindCancel: newHist()},
-		rej:   map[string]int64{}, fills: map[engine.TradeID][2]engine.Qty{}}, nil
+		pos: map[engine.OrderID]int{},
+		hists: map[string]*hdrhistogram.Histogram{KindAccept: newHist(), KindFill: newHist(), KindCancel: newHist(),
+			KindLateness: newHist()},
+		rej: map[string]int64{}, fills: map[engine.TradeID][2]engine.Qty{}}, nil
 }
 
 // send writes every command as it falls due, all that are due in one write.
@@ -214,6 +219,9 @@ func (s *session) send(cfg Config, sched *Schedule, end time.Time) {
 		first, n := sched.Take(now)
 		buf = buf[:0]
 		s.mu.Lock()
+		if n > 0 {
+			s.record(KindLateness, sched.Due(first), now)
+		}
 		for k := first; k < first+n; k++ {
 			due := sched.Due(k)
 			if due.After(end) {
@@ -426,7 +434,7 @@ func collect(cfg Config, sessions []*session, measureFrom, end time.Time) *Resul
 		Hists: map[string]*hdrhistogram.Histogram{}}
 	trades := map[engine.TradeID][2]engine.Qty{}
 	var measured int64
-	for _, k := range []string{KindAccept, KindFill, KindCancel} {
+	for _, k := range []string{KindAccept, KindFill, KindCancel, KindLateness} {
 		r.Hists[k] = newHist()
 	}
 	for _, s := range sessions {

@@ -58,7 +58,7 @@ func TestVerificationCatchesLoss(t *testing.T) {
 		return &session{sent: map[engine.ClientRef]pending{}, byID: map[engine.OrderID]pending{},
 			cxl: map[engine.OrderID]time.Time{}, pos: map[engine.OrderID]int{}, rej: map[string]int64{},
 			fills: map[engine.TradeID][2]engine.Qty{}, conn: nopConn{},
-			hists: map[string]*hdrhistogram.Histogram{KindAccept: newHist(), KindFill: newHist(), KindCancel: newHist()}}
+			hists: map[string]*hdrhistogram.Histogram{KindAccept: newHist(), KindFill: newHist(), KindCancel: newHist(), KindLateness: newHist()}}
 	}
 	now := time.Now()
 	s := mk()

@@ -17,7 +17,7 @@ func (r *Result) Table(w io.Writer) {
 	fmt.Fprintf(w, "offered %.0f/s, achieved %.0f/s; %d sent, %d answered, %d trades\n",
 		r.Offered, r.Achieved, r.Sent, r.Answered, r.Trades)
 	fmt.Fprintf(w, "%-20s %10s %10s %10s %10s %10s %10s %10s\n", "latency (µs)", "p50", "p90", "p99", "p99.9", "p99.99", "max", "count")
-	for _, k := range []string{KindAccept, KindFill, KindCancel} {
+	for _, k := range []string{KindAccept, KindFill, KindCancel, KindLateness} {
 		l := r.Latency[k]
 		fmt.Fprintf(w, "%-20s %10.1f %10.1f %10.1f %10.1f %10.1f %10.1f %10d\n", k, l.P50, l.P90, l.P99, l.P999, l.P9999, l.Max, l.Count)
 	}
@@ -79,8 +79,8 @@ func (r *Result) WritePlot(path, title string) error {
 	}
 	fmt.Fprintf(&sb, `<text x="%.0f" y="%.0f" text-anchor="middle">percentile</text>`+"\n", (left+w-right)/2, h-12)
 	fmt.Fprintf(&sb, `<text x="16" y="%.0f" transform="rotate(-90 16 %.0f)" text-anchor="middle">latency (µs)</text>`+"\n", (top+h-bottom)/2, (top+h-bottom)/2)
-	colors := map[string]string{KindAccept: "#1f77b4", KindFill: "#d62728", KindCancel: "#2ca02c"}
-	for i, k := range []string{KindAccept, KindFill, KindCancel} {
+	colors := map[string]string{KindAccept: "#1f77b4", KindFill: "#d62728", KindCancel: "#2ca02c", KindLateness: "#999999"}
+	for i, k := range []string{KindAccept, KindFill, KindCancel, KindLateness} {
 		hist := r.Hists[k]
 		if hist == nil || hist.TotalCount() == 0 {
 			continue
