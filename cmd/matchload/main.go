@@ -4,6 +4,7 @@
 //	matchload [--addr 127.0.0.1:7001] [--accounts 1:alice-demo,2:bob-demo]
 //	          [--rate 100000] [--duration 15s] [--warmup 3s] [--seed 1]
 //	          [--out DIR] [--capacity [--p99 1ms] [--factor 1.5] [--steps 8]]
+//	          [--passive 60 --cancel 30 --aggressive 10]
 //
 // It prints a progress line a second and, at the end, a table of p50 to
 // max per latency kind; --out DIR writes DIR/result.json and
@@ -44,6 +45,9 @@ func run(args []string) int {
 	factor := fs.Float64("factor", 1.5, "capacity: rate multiplier per step")
 	steps := fs.Int("steps", 8, "capacity: most steps")
 	wait := fs.Duration("wait", 10*time.Second, "keep trying to reach the server this long")
+	passive := fs.Int("passive", 60, "mix: percent passive limit orders near the drifting mid")
+	cancels := fs.Int("cancel", 30, "mix: percent cancels of the session's own open orders")
+	aggressive := fs.Int("aggressive", 10, "mix: percent aggressive IOC orders that trade")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -57,8 +61,13 @@ func run(args []string) int {
 		}
 		accts = append(accts, loadtest.Account{ID: engine.AccountID(n), Token: tok})
 	}
+	if *passive < 0 || *cancels < 0 || *aggressive < 0 || *passive+*cancels+*aggressive == 0 {
+		fmt.Fprintln(os.Stderr, "matchload: the mix percentages must be non-negative and not all zero")
+		return 2
+	}
 	cfg := loadtest.Config{Addr: *addr, Accounts: accts, Rate: *rate, Duration: *duration, Warmup: *warmup,
-		Seed: *seed, Mid: engine.Price(*mid), Instrument: engine.InstrumentID(*inst), Progress: os.Stdout}
+		Seed: *seed, Mid: engine.Price(*mid), Instrument: engine.InstrumentID(*inst), Progress: os.Stdout,
+		PassivePct: *passive, CancelPct: *cancels, AggressivePct: *aggressive}
 	ctx := context.Background()
 	if err := waitFor(*addr, *wait); err != nil {
 		fmt.Fprintln(os.Stderr, "matchload:", err)
