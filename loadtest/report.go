@@ -51,7 +51,7 @@ func (r *Result) WriteJSON(path string) error {
 // the log-scaled percentile axis of HdrHistogram plots (50%, 90%, 99%, ...
 // equally spaced).
 func (r *Result) WritePlot(path, title string) error {
-	const w, h, left, bottom, top, right = 800.0, 480.0, 70.0, 50.0, 40.0, 20.0
+	const w, h, left, bottom, top, right = 800.0, 480.0, 70.0, 50.0, 40.0, 45.0
 	const maxNines = 5.0           // up to 99.999%
 	x := func(q float64) float64 { // q in [0, 1)
 		n := math.Min(math.Log10(1/(1-q)), maxNines)
@@ -100,7 +100,7 @@ func (r *Result) WritePlot(path, title string) error {
 
 func niceCeil(v float64) float64 {
 	p := math.Pow(10, math.Floor(math.Log10(v)))
-	for _, m := range []float64{1, 2, 5, 10} {
+	for _, m := range []float64{1, 1.5, 2, 3, 5, 7.5, 10} {
 		if m*p >= v {
 			return m * p
 		}
