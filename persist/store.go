@@ -342,22 +342,12 @@ func (s *Store) Snapshots() ([]SnapshotInfo, error) {
 }
 
 // LastSeq returns the sequence number of the last journal record, or 0.
-func (s *Store) LastSeq() (engine.Seq, error) {
-	it, err := s.db.NewIter(&pebble.IterOptions{
-		LowerBound: []byte{prefixJournal}, UpperBound: []byte{prefixJournal + 1},
-	})
-	if err != nil {
-		return 0, err
-	}
-	defer it.Close()
-	if it.Last() {
-		return seqOfKey(it.Key()), nil
-	}
-	return 0, it.Error()
-}
+func (s *Store) LastSeq() (engine.Seq, error) { return s.journalEdge(false) }
 
 // FirstSeq returns the sequence number of the first journal record, or 0.
-func (s *Store) FirstSeq() (engine.Seq, error) {
+func (s *Store) FirstSeq() (engine.Seq, error) { return s.journalEdge(true) }
+
+func (s *Store) journalEdge(first bool) (engine.Seq, error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{
 		LowerBound: []byte{prefixJournal}, UpperBound: []byte{prefixJournal + 1},
 	})
@@ -365,7 +355,7 @@ func (s *Store) FirstSeq() (engine.Seq, error) {
 		return 0, err
 	}
 	defer it.Close()
-	if it.First() {
+	if (first && it.First()) || (!first && it.Last()) {
 		return seqOfKey(it.Key()), nil
 	}
 	return 0, it.Error()
