@@ -357,6 +357,11 @@ func (s *Server) serveConn(c net.Conn) {
 	s.mu.Unlock()
 	go ss.writer()
 	ss.signal()
+	if s.closing.Load() {
+		// Shutdown may have said goodbye to everyone just before this
+		// session became visible to it.
+		ss.bye(wire.ByeShutdown)
+	}
 	s.log.Info("api: session opened", "session", ss.id, "account", ss.acct, "remote", c.RemoteAddr(),
 		"cancel_on_disconnect", ss.cod)
 	cause := s.readLoop(ss, rd)
