@@ -91,7 +91,10 @@ func (g *gen) next(live []*refOrder) engine.Command {
 	insts := []engine.InstrumentID{1, 7}
 	inst := insts[g.r.IntN(2)]
 	if g.r.IntN(50) == 0 {
-		g.mid[inst] += engine.Price(g.r.IntN(11) - 5)
+		// A random walk kept within 900..1100, so that long runs stay as
+		// busy as short ones (unbounded, it wanders to prices that are all
+		// rejected).
+		g.mid[inst] = min(max(g.mid[inst]+engine.Price(g.r.IntN(11)-5), 900), 1100)
 	}
 	target := func() engine.OrderID {
 		if len(live) == 0 || g.r.IntN(20) == 0 {
