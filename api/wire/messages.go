@@ -88,21 +88,34 @@ type NewOrder struct {
 func (m *NewOrder) Append(b []byte) []byte {
 	b = appendHeader(b, TypeNewOrder, newOrderSize)
 	b = be.AppendUint64(b, uint64(m.Ref))
-	b = be.AppendUint32(b, uint32(m.Instrument))
-	b = append(b, byte(m.Side), byte(m.Type), byte(m.TIF), byte(m.STP))
-	b = be.AppendUint64(b, uint64(m.Price))
-	return be.AppendUint64(b, uint64(m.Qty))
+	return appendOrderFields(b, m.Instrument, m.Side, m.Type, m.TIF, m.STP, m.Price, m.Qty)
 }
 
 // Decode fills m from a body returned by Parse.
 func (m *NewOrder) Decode(body []byte) {
 	_ = body[newOrderSize-1]
 	m.Ref = engine.ClientRef(be.Uint64(body))
-	m.Instrument = engine.InstrumentID(be.Uint32(body[8:]))
-	m.Side, m.Type = engine.Side(body[12]), engine.OrderType(body[13])
-	m.TIF, m.STP = engine.TimeInForce(body[14]), engine.STPMode(body[15])
-	m.Price = engine.Price(be.Uint64(body[16:]))
-	m.Qty = engine.Qty(be.Uint64(body[24:]))
+	decodeOrderFields(body[8:], &m.Instrument, &m.Side, &m.Type, &m.TIF, &m.STP, &m.Price, &m.Qty)
+}
+
+// The order fields NewOrder and Accepted share, 24 bytes: instrument u32 |
+// side u8 | type u8 | tif u8 | stp u8 | price i64 | qty i64.
+func appendOrderFields(b []byte, in engine.InstrumentID, side engine.Side, typ engine.OrderType,
+	tif engine.TimeInForce, stp engine.STPMode, price engine.Price, qty engine.Qty) []byte {
+	b = be.AppendUint32(b, uint32(in))
+	b = append(b, byte(side), byte(typ), byte(tif), byte(stp))
+	b = be.AppendUint64(b, uint64(price))
+	return be.AppendUint64(b, uint64(qty))
+}
+
+func decodeOrderFields(p []byte, in *engine.InstrumentID, side *engine.Side, typ *engine.OrderType,
+	tif *engine.TimeInForce, stp *engine.STPMode, price *engine.Price, qty *engine.Qty) {
+	_ = p[23]
+	*in = engine.InstrumentID(be.Uint32(p))
+	*side, *typ = engine.Side(p[4]), engine.OrderType(p[5])
+	*tif, *stp = engine.TimeInForce(p[6]), engine.STPMode(p[7])
+	*price = engine.Price(be.Uint64(p[8:]))
+	*qty = engine.Qty(be.Uint64(p[16:]))
 }
 
 // Command returns the engine command for m on behalf of account.
@@ -273,21 +286,14 @@ type Accepted struct {
 // Append appends the frame.
 func (m *Accepted) Append(b []byte) []byte {
 	b = m.Report.append(appendHeader(b, TypeAccepted, acceptedSize))
-	b = be.AppendUint32(b, uint32(m.Instrument))
-	b = append(b, byte(m.Side), byte(m.Type), byte(m.TIF), byte(m.STP))
-	b = be.AppendUint64(b, uint64(m.Price))
-	return be.AppendUint64(b, uint64(m.Qty))
+	return appendOrderFields(b, m.Instrument, m.Side, m.Type, m.TIF, m.STP, m.Price, m.Qty)
 }
 
 // Decode fills m from a body returned by Parse.
 func (m *Accepted) Decode(body []byte) {
 	_ = body[acceptedSize-1]
 	m.Report.decode(body)
-	m.Instrument = engine.InstrumentID(be.Uint32(body[32:]))
-	m.Side, m.Type = engine.Side(body[36]), engine.OrderType(body[37])
-	m.TIF, m.STP = engine.TimeInForce(body[38]), engine.STPMode(body[39])
-	m.Price = engine.Price(be.Uint64(body[40:]))
-	m.Qty = engine.Qty(be.Uint64(body[48:]))
+	decodeOrderFields(body[32:], &m.Instrument, &m.Side, &m.Type, &m.TIF, &m.STP, &m.Price, &m.Qty)
 }
 
 // Rejected: a command was rejected and changed nothing. Offsets:
