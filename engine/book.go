@@ -42,6 +42,7 @@ type level struct {
 	count      int32
 	head, tail *order // head is the oldest
 	nextFree   *level
+	epoch      uint64 // Engine.epoch of the last command that recorded it in Engine.levels
 }
 
 // bookSide is the bids or the asks of one book. Levels are kept in a btree

@@ -11,7 +11,7 @@ var typeNames = [...]string{Limit: "limit", Market: "market"}
 var tifNames = [...]string{GTC: "gtc", IOC: "ioc", FOK: "fok", PostOnly: "post"}
 var stpNames = [...]string{STPDefault: "default", STPCancelResting: "cancel-resting", STPCancelIncoming: "cancel-incoming", STPCancelBoth: "cancel-both"}
 var cmdNames = [...]string{CmdNewOrder: "new-order", CmdCancel: "cancel", CmdReplace: "replace", CmdMassCancel: "mass-cancel"}
-var eventNames = [...]string{EvAccepted: "accepted", EvRejected: "rejected", EvFill: "fill", EvCanceled: "canceled", EvReplaced: "replaced", EvMassCanceled: "mass-canceled", EvTopOfBook: "top"}
+var eventNames = [...]string{EvAccepted: "accepted", EvRejected: "rejected", EvFill: "fill", EvCanceled: "canceled", EvReplaced: "replaced", EvMassCanceled: "mass-canceled", EvTopOfBook: "top", EvLevel: "level"}
 var rejectNames = [...]string{
 	RejectUnknownCommand: "unknown-command", RejectUnknownInstrument: "unknown-instrument",
 	RejectBadSide: "bad-side", RejectBadType: "bad-type", RejectBadTimeInForce: "bad-tif",
@@ -131,6 +131,8 @@ func (ev *Event) Describe() string {
 	case EvTopOfBook:
 		return fmt.Sprintf("top inst=%d bid=%s ask=%s", ev.Instrument,
 			describeSide(ev.BidPrice, ev.BidQty), describeSide(ev.AskPrice, ev.AskQty))
+	case EvLevel:
+		return fmt.Sprintf("level inst=%d %s %d qty=%d orders=%d", ev.Instrument, ev.Side, ev.Price, ev.Qty, ev.Orders)
 	}
 	return fmt.Sprintf("event %+v", *ev)
 }

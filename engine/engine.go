@@ -1,6 +1,10 @@
 package engine
 
-import "fmt"
+import (
+	"cmp"
+	"fmt"
+	"slices"
+)
 
 // account is the per-account state the engine keeps: the last client
 // reference, the self-trade default, and the open orders.
@@ -39,6 +43,19 @@ type Engine struct {
 	out     []Event
 	epoch   uint64
 	touched []*book
+	levels  []levelTouch
+}
+
+// levelTouch records a price level as it was before the current command
+// first changed it.
+type levelTouch struct {
+	inst  InstrumentID
+	side  Side
+	price Price
+	qty   Qty
+	count int32
+	book  int32 // index in Engine.books
+	order int32 // position in Engine.levels, to keep the first record of a level
 }
 
 // New returns an engine with empty books for cfg's instruments. It applies
@@ -103,6 +120,7 @@ func (e *Engine) Apply(cmd *Command, out []Event) []Event {
 	e.seq, e.time, e.out = cmd.Seq, cmd.Time, out
 	e.epoch++
 	e.touched = e.touched[:0]
+	e.levels = e.levels[:0]
 
 	switch cmd.Kind {
 	case CmdNewOrder:
@@ -117,6 +135,9 @@ func (e *Engine) Apply(cmd *Command, out []Event) []Event {
 		e.reject(cmd, RejectUnknownCommand)
 	}
 
+	if len(e.levels) > 0 {
+		e.emitLevels()
+	}
 	for _, b := range e.touched {
 		if t := b.top(); t != b.before {
 			e.out = append(e.out, Event{
@@ -136,6 +157,61 @@ func (e *Engine) touch(b *book) {
 		b.epoch = e.epoch
 		b.before = b.top()
 		e.touched = append(e.touched, b)
+	}
+}
+
+// touchLevel records l as it is before the current command changes it, the
+// first time the command touches it. A level emptied and made again within
+// one command is recorded twice; emitLevels keeps the first record.
+func (e *Engine) touchLevel(b *book, side Side, l *level) {
+	if l.epoch == e.epoch {
+		return
+	}
+	l.epoch = e.epoch
+	e.levels = append(e.levels, levelTouch{
+		inst: b.inst.ID, side: side, price: l.price, qty: l.qty, count: l.count,
+		book: int32(b.idx), order: int32(len(e.levels)),
+	})
+}
+
+// emitLevels appends an EvLevel for every level the command changed, in
+// (instrument, side, price) order.
+func (e *Engine) emitLevels() {
+	ls := e.levels
+	if len(ls) > 1 {
+		slices.SortFunc(ls, func(a, b levelTouch) int {
+			if c := cmp.Compare(a.inst, b.inst); c != 0 {
+				return c
+			}
+			if c := cmp.Compare(a.side, b.side); c != 0 {
+				return c
+			}
+			if c := cmp.Compare(a.price, b.price); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.order, b.order)
+		})
+	}
+	for i, t := range ls {
+		if i > 0 && ls[i-1].inst == t.inst && ls[i-1].side == t.side && ls[i-1].price == t.price {
+			continue
+		}
+		var qty Qty
+		var count int32
+		s := e.books[t.book].sideOf(t.side)
+		l := s.best
+		if l == nil || l.price != t.price {
+			l, _ = s.levels.Get(s.key(t.price))
+		}
+		if l != nil {
+			qty, count = l.qty, l.count
+		}
+		if qty != t.qty || count != t.count {
+			e.out = append(e.out, Event{
+				Seq: e.seq, Time: e.time, Kind: EvLevel, Side: t.side, Instrument: t.inst,
+				Price: t.price, Qty: qty, Orders: count,
+			})
+		}
 	}
 }
 
@@ -330,6 +406,7 @@ func (e *Engine) match(b *book, t *order) {
 		if l == nil || !crosses(t.side, l.price, t.price) {
 			return
 		}
+		e.touchLevel(b, opp.side, l)
 		for m := l.head; m != nil && t.qty > 0; {
 			next := m.next
 			if m.acct == t.acct {
@@ -474,6 +551,7 @@ func (e *Engine) replace(c *Command) {
 	switch {
 	case price == o.price && leaves <= o.qty:
 		// Same price, not more: keeps its place.
+		e.touchLevel(b, o.side, l)
 		l.qty -= o.qty - leaves
 		o.qty = leaves
 		replaced()
@@ -537,6 +615,7 @@ func (e *Engine) addToLevel(s *bookSide, o *order) {
 			}
 		}
 	}
+	e.touchLevel(e.books[o.bookIdx], s.side, l)
 	o.level = l
 	o.prev, o.next = l.tail, nil
 	if l.tail != nil {
@@ -553,6 +632,7 @@ func (e *Engine) addToLevel(s *bookSide, o *order) {
 // when it empties.
 func (e *Engine) removeFromLevel(o *order) {
 	l := o.level
+	e.touchLevel(e.books[o.bookIdx], o.side, l)
 	if o.prev != nil {
 		o.prev.next = o.next
 	} else {

@@ -115,6 +115,30 @@ func (m *refModel) top(inst InstrumentID) TopOfBook {
 	return t
 }
 
+type refLevelKey struct {
+	inst  InstrumentID
+	side  Side
+	price Price
+}
+
+type refLevel struct {
+	qty    Qty
+	orders int32
+}
+
+// levels aggregates every open order into its price level.
+func (m *refModel) levels() map[refLevelKey]refLevel {
+	out := map[refLevelKey]refLevel{}
+	for _, o := range m.orders {
+		k := refLevelKey{o.inst, o.side, o.price}
+		l := out[k]
+		l.qty += o.qty
+		l.orders++
+		out[k] = l
+	}
+	return out
+}
+
 // makers returns the resting orders a taker on side s could meet, best
 // price first, then arrival.
 func (m *refModel) makers(inst InstrumentID, s Side) []*refOrder {
@@ -186,6 +210,7 @@ func (r *refRun) canceled(o *refOrder, reason CancelReason, price Price) {
 // Apply mirrors engine.Apply.
 func (m *refModel) Apply(c *Command) []Event {
 	r := &refRun{m: m, c: c, before: map[InstrumentID]TopOfBook{}}
+	levelsBefore := m.levels()
 	switch c.Kind {
 	case CmdNewOrder:
 		r.newOrder()
@@ -197,6 +222,31 @@ func (m *refModel) Apply(c *Command) []Event {
 		r.massCancel()
 	default:
 		r.reject(RejectUnknownCommand)
+	}
+	levelsAfter := m.levels()
+	var changed []refLevelKey
+	for k, v := range levelsAfter {
+		if levelsBefore[k] != v {
+			changed = append(changed, k)
+		}
+	}
+	for k := range levelsBefore {
+		if _, ok := levelsAfter[k]; !ok {
+			changed = append(changed, k)
+		}
+	}
+	slices.SortFunc(changed, func(a, b refLevelKey) int {
+		if a.inst != b.inst {
+			return int(a.inst) - int(b.inst)
+		}
+		if a.side != b.side {
+			return int(a.side) - int(b.side)
+		}
+		return int(a.price - b.price)
+	})
+	for _, k := range changed {
+		v := levelsAfter[k]
+		r.emit(Event{Kind: EvLevel, Instrument: k.inst, Side: k.side, Price: k.price, Qty: v.qty, Orders: v.orders})
 	}
 	for _, inst := range r.touched {
 		if t := m.top(inst); t != r.before[inst] {

@@ -165,6 +165,13 @@ const (
 	// quantity). Zero price and quantity mean the side is empty. Emitted
 	// after the command's other events, once per instrument changed.
 	EvTopOfBook EventKind = 7
+	// EvLevel: one price level of Instrument changed. Side and Price name
+	// the level, Qty is its new total open quantity and Orders its new
+	// number of orders; zero quantity means the level is gone. Emitted
+	// after the command's order events and before its EvTopOfBook, once
+	// per level whose total or count differs from before the command,
+	// ordered by instrument, side (buy first) and price (ascending).
+	EvLevel EventKind = 8
 )
 
 // RejectReason says why a command was rejected. The values are wire-stable:
@@ -213,6 +220,7 @@ type Event struct {
 	Side       Side
 	Instrument InstrumentID
 	Account    AccountID
+	Orders     int32 // EvLevel only: orders at the level
 	OrderID    OrderID
 	Ref        ClientRef
 	OrigRef    ClientRef
