@@ -105,6 +105,7 @@ type Server struct {
 	scratch      []byte // frames being built by Deliver (under mu)
 	makerScratch []byte
 	orders       []engine.OrderInfo
+	feed         feed
 
 	nextID  atomic.Uint32
 	conns   atomic.Int64
@@ -208,6 +209,7 @@ type session struct {
 	out     []byte // frames waiting for the writer
 	spare   []byte
 	closing bool // flush what is queued, then close
+	feeds   []engine.InstrumentID // subscribed instruments (under Server.mu)
 	wake    chan struct{}
 	done    chan struct{} // closed when the writer has finished
 }
@@ -368,6 +370,7 @@ func (s *Server) serveConn(c net.Conn) {
 	s.mu.Lock()
 	delete(s.sessions, ss.id)
 	delete(s.byAccount[ss.acct], ss.id)
+	s.feed.drop(ss)
 	s.mu.Unlock()
 	if ss.cod {
 		s.p.Submit(pipeline.Request{Cmd: engine.Command{Kind: engine.CmdMassCancel, Account: ss.acct}})
@@ -445,6 +448,22 @@ func (s *Server) readLoop(ss *session, rd *wire.Reader) string {
 			m.Decode(body)
 			reqs = append(reqs, pipeline.Request{Cmd: engine.Command{Kind: engine.CmdMassCancel, Account: ss.acct,
 				Instrument: m.Instrument}, Token: token})
+		case wire.TypeSubscribe:
+			var m wire.Subscribe
+			m.Decode(body)
+			switch m.Action {
+			case wire.SubscribeOn:
+				reqs = append(reqs, pipeline.Request{Token: token | uint64(m.Request), Query: pipeline.Query{
+					Kind: pipeline.QueryBook, Instrument: m.Instrument}})
+			case wire.Unsubscribe:
+				s.mu.Lock()
+				s.feed.unsubscribe(ss, m.Instrument)
+				s.mu.Unlock()
+			default:
+				flush()
+				ss.bye(wire.ByeMalformed)
+				return "unknown subscribe action"
+			}
 		case wire.TypeQuery:
 			var m wire.Query
 			m.Decode(body)
@@ -452,7 +471,7 @@ func (s *Server) readLoop(ss *session, rd *wire.Reader) string {
 				ss.send((&wire.Instruments{Request: m.Request}).Append(nil, s.cfg.Instruments))
 				continue
 			}
-			kind := pipeline.QueryKind(m.Kind)
+			kind := pipeline.QueryKind(m.Kind) // the wire and pipeline kinds 1-4 agree
 			if kind < pipeline.QueryTop || kind > pipeline.QueryOpenOrders {
 				flush()
 				ss.bye(wire.ByeMalformed)
@@ -476,15 +495,23 @@ func (s *Server) readLoop(ss *session, rd *wire.Reader) string {
 // own responses to the session that sent it; fills of resting orders and
 // cancels of orders the command did not name (self-trade prevention, mass
 // cancel) to every session of the order's account; query answers to the
-// asking session, filtered to its account's orders. It runs on the
-// pipeline's journal goroutine.
+// asking session, filtered to its account's orders; trades and level
+// changes to the instrument's market data subscribers, after the batch's
+// other responses. It runs on the pipeline's journal goroutine.
 func (s *Server) Deliver(b *pipeline.Batch) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.feed.flush()
 	cmd := 0
 	for i := range b.Results {
 		r := &b.Results[i]
 		ss := s.sessions[r.Token>>32]
+		if r.Query == pipeline.QueryBook {
+			if ss != nil {
+				s.scratch = s.feed.subscribe(ss, b, r, s.scratch)
+			}
+			continue
+		}
 		if r.Query != 0 {
 			if ss != nil {
 				s.answer(ss, b, r)
@@ -513,6 +540,7 @@ func (s *Server) Deliver(b *pipeline.Batch) {
 				s.makerScratch = (&wire.Executed{Report: maker, Trade: ev.TradeID, Price: ev.Price, Qty: ev.Qty,
 					Leaves: ev.MakerLeaves, Liquidity: wire.LiquidityAdded}).Append(s.makerScratch[:0])
 				s.toAccount(ev.MakerAccount, s.makerScratch)
+				s.feed.publish(ev)
 			case engine.EvCanceled:
 				f = (&wire.Canceled{Report: rep, Qty: ev.Qty, Reason: engine.CancelReason(ev.Reason)}).Append(f)
 				if ev.OrderID != own {
@@ -523,8 +551,11 @@ func (s *Server) Deliver(b *pipeline.Batch) {
 				f = (&wire.Replaced{Report: rep, OrigRef: ev.OrigRef, Price: ev.Price, Qty: ev.Qty, Leaves: ev.Leaves}).Append(f)
 			case engine.EvMassCanceled:
 				f = (&wire.MassCanceled{Seq: ev.Seq, Time: ev.Time, Instrument: ev.Instrument, Count: uint32(ev.Qty)}).Append(f)
+			case engine.EvLevel:
+				s.feed.publish(ev)
+				continue
 			default:
-				continue // top of book: market data, not order entry
+				continue // top of book: derived from the levels by subscribers
 			}
 			if to != nil {
 				to.send(f)

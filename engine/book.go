@@ -43,6 +43,7 @@ type level struct {
 	head, tail *order // head is the oldest
 	nextFree   *level
 	epoch      uint64 // Engine.epoch of the last command that recorded it in Engine.levels
+	touch      int32  // and the record's index there
 }
 
 // bookSide is the bids or the asks of one book. Levels are kept in a btree

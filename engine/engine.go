@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 )
@@ -49,12 +48,12 @@ type Engine struct {
 // levelTouch records a price level as it was before the current command
 // first changed it.
 type levelTouch struct {
+	lvl   *level // nil once the level is gone
 	inst  InstrumentID
 	side  Side
 	price Price
 	qty   Qty
 	count int32
-	book  int32 // index in Engine.books
 	order int32 // position in Engine.levels, to keep the first record of a level
 }
 
@@ -162,54 +161,64 @@ func (e *Engine) touch(b *book) {
 
 // touchLevel records l as it is before the current command changes it, the
 // first time the command touches it. A level emptied and made again within
-// one command is recorded twice; emitLevels keeps the first record.
+// one command is recorded twice; emitLevels merges the records.
 func (e *Engine) touchLevel(b *book, side Side, l *level) {
 	if l.epoch == e.epoch {
 		return
 	}
 	l.epoch = e.epoch
+	l.touch = int32(len(e.levels))
 	e.levels = append(e.levels, levelTouch{
-		inst: b.inst.ID, side: side, price: l.price, qty: l.qty, count: l.count,
-		book: int32(b.idx), order: int32(len(e.levels)),
+		lvl: l, inst: b.inst.ID, side: side, price: l.price, qty: l.qty, count: l.count,
+		order: int32(len(e.levels)),
 	})
+}
+
+// less orders level records by instrument, side, price, then first record.
+func (a *levelTouch) less(b *levelTouch) bool {
+	if a.inst != b.inst {
+		return a.inst < b.inst
+	}
+	if a.side != b.side {
+		return a.side < b.side
+	}
+	if a.price != b.price {
+		return a.price < b.price
+	}
+	return a.order < b.order
 }
 
 // emitLevels appends an EvLevel for every level the command changed, in
 // (instrument, side, price) order.
 func (e *Engine) emitLevels() {
 	ls := e.levels
-	if len(ls) > 1 {
+	if len(ls) <= 16 {
+		for i := 1; i < len(ls); i++ {
+			for j := i; j > 0 && ls[j].less(&ls[j-1]); j-- {
+				ls[j], ls[j-1] = ls[j-1], ls[j]
+			}
+		}
+	} else {
 		slices.SortFunc(ls, func(a, b levelTouch) int {
-			if c := cmp.Compare(a.inst, b.inst); c != 0 {
-				return c
+			if a.less(&b) {
+				return -1
 			}
-			if c := cmp.Compare(a.side, b.side); c != 0 {
-				return c
-			}
-			if c := cmp.Compare(a.price, b.price); c != 0 {
-				return c
-			}
-			return cmp.Compare(a.order, b.order)
+			return 1
 		})
 	}
-	for i, t := range ls {
-		if i > 0 && ls[i-1].inst == t.inst && ls[i-1].side == t.side && ls[i-1].price == t.price {
-			continue
-		}
+	for i := 0; i < len(ls); {
+		first := &ls[i]
 		var qty Qty
 		var count int32
-		s := e.books[t.book].sideOf(t.side)
-		l := s.best
-		if l == nil || l.price != t.price {
-			l, _ = s.levels.Get(s.key(t.price))
+		for ; i < len(ls) && ls[i].inst == first.inst && ls[i].side == first.side && ls[i].price == first.price; i++ {
+			if l := ls[i].lvl; l != nil {
+				qty, count = l.qty, l.count
+			}
 		}
-		if l != nil {
-			qty, count = l.qty, l.count
-		}
-		if qty != t.qty || count != t.count {
+		if qty != first.qty || count != first.count {
 			e.out = append(e.out, Event{
-				Seq: e.seq, Time: e.time, Kind: EvLevel, Side: t.side, Instrument: t.inst,
-				Price: t.price, Qty: qty, Orders: count,
+				Seq: e.seq, Time: e.time, Kind: EvLevel, Side: first.side, Instrument: first.inst,
+				Price: first.price, Qty: qty, Orders: count,
 			})
 		}
 	}
@@ -716,6 +725,9 @@ func (e *Engine) allocLevel() *level {
 }
 
 func (e *Engine) freeLevel(l *level) {
+	if l.epoch == e.epoch {
+		e.levels[l.touch].lvl = nil
+	}
 	*l = level{nextFree: e.freeLevels}
 	e.freeLevels = l
 }

@@ -57,6 +57,9 @@ type Message struct {
 	Orders       wire.Orders
 	OrderList    []engine.OrderInfo
 	Instruments  []wire.InstrumentInfo
+	Snapshot     wire.BookSnapshot // one frame of it: its levels are in Bids and Asks
+	Level        wire.LevelUpdate
+	Trade        wire.Trade
 	Reason       uint8 // Goodbye
 }
 
@@ -94,6 +97,7 @@ type Client struct {
 	nextReq uint32
 	err     error
 	dir     []wire.InstrumentInfo
+	books   map[engine.InstrumentID]*Book
 
 	done chan struct{}
 }
@@ -144,7 +148,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	var acc wire.LoginAccepted
 	acc.Decode(body)
 	c := &Client{cfg: cfg, conn: conn, session: acc.Session, waiters: map[waitKey]chan Message{},
-		partial: map[uint32]*Message{}, done: make(chan struct{}), lastWrite: time.Now()}
+		partial: map[uint32]*Message{}, books: map[engine.InstrumentID]*Book{}, done: make(chan struct{}), lastWrite: time.Now()}
 	go c.read(rd)
 	go c.heartbeat()
 	return c, nil
@@ -283,6 +287,20 @@ func (c *Client) read(rd *wire.Reader) {
 			var ins wire.Instruments
 			m.Instruments, err = ins.Decode(body, nil)
 			key = waitKey{'q', uint64(ins.Request)}
+		case wire.TypeBookSnapshot:
+			m.Bids, m.Asks, err = m.Snapshot.Decode(body, nil, nil)
+			if err == nil {
+				c.applyFeed(m.Snapshot.Instrument, &m)
+			}
+			if !m.Snapshot.More {
+				key = waitKey{'q', uint64(m.Snapshot.Request)}
+			}
+		case wire.TypeLevelUpdate:
+			m.Level.Decode(body)
+			c.applyFeed(m.Level.Instrument, &m)
+		case wire.TypeTrade:
+			m.Trade.Decode(body)
+			c.applyFeed(m.Trade.Instrument, &m)
 		case wire.TypeGoodbye:
 			m.Reason = body[0]
 		}
@@ -306,6 +324,17 @@ func (c *Client) read(rd *wire.Reader) {
 		if typ == wire.TypeGoodbye {
 			c.finish(fmt.Errorf("%w: goodbye, reason %d", ErrClosed, m.Reason))
 		}
+	}
+}
+
+// applyFeed updates the instrument's Book, if the client keeps one. A gap
+// is kept in the Book (Book.Err).
+func (c *Client) applyFeed(inst engine.InstrumentID, m *Message) {
+	c.mu.Lock()
+	b := c.books[inst]
+	c.mu.Unlock()
+	if b != nil {
+		b.Apply(m)
 	}
 }
 

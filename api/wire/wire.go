@@ -53,6 +53,7 @@ const (
 	TypeReplace    byte = 'U'
 	TypeMassCancel byte = 'M'
 	TypeQuery      byte = 'Q'
+	TypeSubscribe  byte = 'S'
 
 	TypeLoginAccepted byte = 'w'
 	TypeLoginRejected byte = 'j'
@@ -67,6 +68,9 @@ const (
 	TypeDepth         byte = 'd'
 	TypeOrders        byte = 'o'
 	TypeInstruments   byte = 'i'
+	TypeBookSnapshot  byte = 'b'
+	TypeLevelUpdate   byte = 'l'
+	TypeTrade         byte = 'x'
 )
 
 // Errors. A client that causes any of them is sent a Goodbye with the
@@ -96,6 +100,12 @@ func BodySize(t byte) (int, bool) {
 		return massCancelSize, true
 	case TypeQuery:
 		return querySize, true
+	case TypeSubscribe:
+		return subscribeSize, true
+	case TypeLevelUpdate:
+		return levelUpdateSize, true
+	case TypeTrade:
+		return tradeSize, true
 	case TypeLoginAccepted:
 		return loginAcceptedSize, true
 	case TypeLoginRejected, TypeGoodbye:
@@ -114,7 +124,7 @@ func BodySize(t byte) (int, bool) {
 		return massCanceledSize, true
 	case TypeTop:
 		return topSize, true
-	case TypeDepth, TypeOrders, TypeInstruments:
+	case TypeDepth, TypeOrders, TypeInstruments, TypeBookSnapshot:
 		return -1, true
 	}
 	return 0, false

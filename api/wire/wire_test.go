@@ -42,6 +42,11 @@ func samples() [][]byte {
 		Side: engine.Buy, TIF: engine.GTC, Price: 99, Leaves: 1, Filled: 4, Time: 123}}))
 	add((&Instruments{Request: 8}).Append(nil, []InstrumentInfo{{ID: 1, Symbol: "AAPL", TickSize: "0.01", LotSize: "1"},
 		{ID: 2, Symbol: "BTC-USD", TickSize: "0.01", LotSize: "0.0001"}}))
+	add((&Subscribe{Request: 9, Instrument: 1, Action: SubscribeOn}).Append(nil))
+	add((&BookSnapshot{Request: 9, Instrument: 1, FeedSeq: 41, Seq: 10, Found: true}).Append(nil,
+		[]engine.LevelInfo{{Price: 99, Qty: 1, Orders: 1}}, []engine.LevelInfo{{Price: 101, Qty: 2, Orders: 1}}))
+	add((&LevelUpdate{Instrument: 1, FeedSeq: 42, Seq: 11, Side: engine.Sell, Price: 101, Qty: 7, Orders: 2}).Append(nil))
+	add((&Trade{Instrument: 1, FeedSeq: 43, Seq: 12, Time: 5, Trade: 3, Aggressor: engine.Buy, Price: 101, Qty: 2}).Append(nil))
 	return out
 }
 
@@ -73,6 +78,18 @@ func decodeAny(typ byte, body []byte) (any, error) {
 		return m, nil
 	case TypeQuery:
 		var m Query
+		m.Decode(body)
+		return m, nil
+	case TypeSubscribe:
+		var m Subscribe
+		m.Decode(body)
+		return m, nil
+	case TypeLevelUpdate:
+		var m LevelUpdate
+		m.Decode(body)
+		return m, nil
+	case TypeTrade:
+		var m Trade
 		m.Decode(body)
 		return m, nil
 	case TypeLoginAccepted:
@@ -111,6 +128,10 @@ func decodeAny(typ byte, body []byte) (any, error) {
 		return m, nil
 	case TypeDepth:
 		var m Depth
+		bids, asks, err := m.Decode(body, nil, nil)
+		return []any{m, bids, asks}, err
+	case TypeBookSnapshot:
+		var m BookSnapshot
 		bids, asks, err := m.Decode(body, nil, nil)
 		return []any{m, bids, asks}, err
 	case TypeOrders:
@@ -160,9 +181,17 @@ func encodeAny(v any) []byte {
 		return m.Append(nil)
 	case Top:
 		return m.Append(nil)
+	case Subscribe:
+		return m.Append(nil)
+	case LevelUpdate:
+		return m.Append(nil)
+	case Trade:
+		return m.Append(nil)
 	case []any:
 		switch h := m[0].(type) {
 		case Depth:
+			return h.Append(nil, m[1].([]engine.LevelInfo), m[2].([]engine.LevelInfo))
+		case BookSnapshot:
 			return h.Append(nil, m[1].([]engine.LevelInfo), m[2].([]engine.LevelInfo))
 		case Orders:
 			return h.Append(nil, m[1].([]engine.OrderInfo))
@@ -189,7 +218,7 @@ func TestRoundTripEveryType(t *testing.T) {
 			t.Errorf("%q: re-encoded differs:\n%x\n%x", typ, f, again)
 		}
 	}
-	for _, typ := range []byte("LOHNXUMQwjgarecumtdoi") {
+	for _, typ := range []byte("LOHNXUMQSwjgarecumtdoiblx") {
 		if !seen[typ] {
 			t.Errorf("no sample of type %q", typ)
 		}

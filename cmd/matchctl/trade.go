@@ -29,6 +29,7 @@ const tradeUsage = `usage: matchctl [--addr A] [--account N] [--token T] [--json
   depth SYMBOL [--levels N]
   orders
   status ORDER_ID
+  watch SYMBOL [--for DURATION]            (live top of book and trades; Ctrl-C stops)
 Connection: --addr (MATCH_ADDR, default 127.0.0.1:7001), --account (MATCH_ACCOUNT,
 a number), --token (MATCH_TOKEN). Prices and quantities are decimals.
 Exit status: 0 done, 1 rejected or failed, 2 bad usage.
@@ -36,7 +37,7 @@ Exit status: 0 done, 1 rejected or failed, 2 bad usage.
 
 // valueFlags take a value; the rest are booleans.
 var valueFlags = map[string]bool{"addr": true, "account": true, "token": true, "tif": true,
-	"levels": true, "qty": true, "price": true}
+	"levels": true, "qty": true, "price": true, "for": true}
 
 // splitArgs moves flags before the positional arguments, so that flags may
 // come anywhere on the line.
@@ -61,6 +62,7 @@ type tradeOpts struct {
 	addr, token, tif, qty, price string
 	account                      uint64
 	levels                       int
+	duration                     time.Duration
 	market, json                 bool
 }
 
@@ -78,6 +80,7 @@ func trade(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.qty, "qty", "", "new total quantity (replace)")
 	fs.StringVar(&o.price, "price", "", "new price (replace)")
 	fs.IntVar(&o.levels, "levels", 10, "levels per side (depth)")
+	fs.DurationVar(&o.duration, "for", 0, "watch: stop after this long (default: until Ctrl-C)")
 	fs.BoolVar(&o.market, "market", false, "market order")
 	fs.BoolVar(&o.json, "json", false, "print JSON")
 	if err := fs.Parse(flagArgs); err != nil || len(pos) == 0 {
@@ -138,6 +141,8 @@ type trader struct {
 	fills   []wire.Executed
 	remains *wire.Canceled
 	settled chan struct{}
+
+	watching *watchState
 }
 
 func (t *trader) onMessage(m *client.Message) {
@@ -156,6 +161,10 @@ func (t *trader) onMessage(m *client.Message) {
 				close(t.settled)
 				t.settled = nil
 			}
+		}
+	case wire.TypeTrade:
+		if t.watching != nil {
+			t.watching.onTrade(m.Trade)
 		}
 	case wire.TypeCanceled:
 		if m.Canceled.OrderID == t.watch && t.watch != 0 {
@@ -281,6 +290,8 @@ func (t *trader) run(ctx context.Context, pos []string) error {
 		t.print(strings.TrimRight(sb.String(), "\n"),
 			map[string]any{"symbol": in.Symbol, "bids": conv(bids), "asks": conv(asks)})
 		return nil
+	case "watch":
+		return t.watchBook(ctx, args)
 	case "orders", "status":
 		var list []engine.OrderInfo
 		if cmd == "orders" {

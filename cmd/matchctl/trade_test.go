@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -92,5 +94,56 @@ func TestTradingCommands(t *testing.T) {
 	}
 	if code, _, _ := ctl(alice, "status", "1"); code != 1 {
 		t.Fatalf("status of a canceled order: %d", code)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe to write from one goroutine while
+// another reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestWatch: matchctl watch prints the top of book from the snapshot, then
+// every trade and top-of-book change, in decimals.
+func TestWatch(t *testing.T) {
+	addr := startMatchd(t)
+	alice := []string{"--addr", addr, "--account", "1", "--token", "alice-demo"}
+	bob := []string{"--addr", addr, "--account", "2", "--token", "bob-demo"}
+	if code, _, errs := runCmd(append([]string{"sell", "AAPL", "10", "100.00"}, alice...)...); code != 0 {
+		t.Fatal(errs)
+	}
+	var out, errs lockedBuffer
+	// It ends by itself (--for), or when the server is stopped at cleanup.
+	go run(append([]string{"watch", "AAPL", "--for", "20s", "--json"}, bob...), &out, &errs)
+	waitFor := func(s string) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); !strings.Contains(out.String(), s); {
+			if time.Now().After(deadline) {
+				t.Fatalf("watch never printed %s; got:\n%s%s", s, out.String(), errs.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor(`{"ask":"100.00","ask_qty":"10","bid":null,"bid_qty":null,"symbol":"AAPL","type":"top"}`)
+	if code, _, errs := runCmd(append([]string{"buy", "AAPL", "4", "100.00"}, bob...)...); code != 0 {
+		t.Fatal(errs)
+	}
+	waitFor(`"aggressor":"buy","price":"100.00","qty":"4","symbol":"AAPL"`)
+	waitFor(`{"ask":"100.00","ask_qty":"6","bid":null,"bid_qty":null,"symbol":"AAPL","type":"top"}`)
+	if code, _, errs := runCmd(append([]string{"watch", "NOPE"}, bob...)...); code != 1 || !strings.Contains(errs, "NOPE") {
+		t.Fatalf("watch of an unknown symbol: %d %q", code, errs)
 	}
 }

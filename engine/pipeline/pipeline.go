@@ -57,6 +57,7 @@ const (
 	QueryDepth      QueryKind = 2 // up to Levels levels of each side of Instrument
 	QueryOrder      QueryKind = 3 // the open order OrderID
 	QueryOpenOrders QueryKind = 4 // every open order of Account
+	QueryBook       QueryKind = 5 // every level of both sides of Instrument (a market data snapshot)
 )
 
 // Query is a read-only question to the engine.
@@ -114,7 +115,7 @@ type Batch struct {
 // EventsOf returns the events of a command result.
 func (b *Batch) EventsOf(r *Result) []engine.Event { return b.events[r.events[0]:r.events[1]] }
 
-// DepthOf returns the bid and ask levels answering a QueryDepth.
+// DepthOf returns the bid and ask levels answering a QueryDepth or QueryBook.
 func (b *Batch) DepthOf(r *Result) (bids, asks []engine.LevelInfo) {
 	l := b.levels[r.levels[0]:r.levels[1]]
 	return l[:r.bids], l[r.bids:]
@@ -358,12 +359,16 @@ func (p *Pipeline) handle(b *Batch, r *Request) {
 		res.Found = true
 	case QueryTop:
 		res.Top, res.Found = p.e.Top(q.Instrument)
-	case QueryDepth:
+	case QueryDepth, QueryBook:
+		n := int(q.Levels)
+		if q.Kind == QueryBook {
+			n = 0 // all
+		}
 		_, res.Found = p.e.Instrument(q.Instrument)
 		start := int32(len(b.levels))
-		b.levels = p.e.Depth(q.Instrument, engine.Buy, int(q.Levels), b.levels)
+		b.levels = p.e.Depth(q.Instrument, engine.Buy, n, b.levels)
 		res.bids = int32(len(b.levels)) - start
-		b.levels = p.e.Depth(q.Instrument, engine.Sell, int(q.Levels), b.levels)
+		b.levels = p.e.Depth(q.Instrument, engine.Sell, n, b.levels)
 		res.levels = [2]int32{start, int32(len(b.levels))}
 	case QueryOrder:
 		start := int32(len(b.orders))

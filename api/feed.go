@@ -1,0 +1,171 @@
+package api
+
+import (
+	"github.com/matchd/matchd/api/wire"
+	"github.com/matchd/matchd/engine"
+	"github.com/matchd/matchd/engine/pipeline"
+)
+
+// feed publishes market data (docs/PROTOCOL.md, "Market data"). It lives
+// under Server.mu: Deliver numbers and encodes each durable batch's trades
+// and level changes per instrument, then hands every subscriber of the
+// instrument the batch's frames in one send. Sessions subscribe through a
+// QueryBook request, so the snapshot is taken by the matching loop at an
+// exact point in the command sequence, and Deliver, which sees results in
+// that order, stamps it with the feed sequence of that same point.
+type feed struct {
+	insts map[engine.InstrumentID]*feedInst
+	dirty []*feedInst // instruments with frames or joins in this batch
+	subs  int         // subscriptions in all
+}
+
+// feedInst is one instrument's feed.
+type feedInst struct {
+	id    engine.InstrumentID
+	seq   uint64              // feed sequence of the last change
+	buf   []byte              // this batch's frames
+	subs  map[uint64]*session // subscribed before this batch
+	joins []feedJoin          // subscribed during this batch
+	dirty bool
+}
+
+// feedJoin is a session that subscribed during the current batch: its
+// snapshot includes buf[:from], so it gets only buf[from:].
+type feedJoin struct {
+	ss   *session
+	from int
+}
+
+func (f *feed) inst(id engine.InstrumentID) *feedInst {
+	fi := f.insts[id]
+	if fi == nil {
+		if f.insts == nil {
+			f.insts = map[engine.InstrumentID]*feedInst{}
+		}
+		fi = &feedInst{id: id, subs: map[uint64]*session{}}
+		f.insts[id] = fi
+	}
+	return fi
+}
+
+func (f *feed) markDirty(fi *feedInst) {
+	if !fi.dirty {
+		fi.dirty = true
+		f.dirty = append(f.dirty, fi)
+	}
+}
+
+// publish numbers and, if anyone will read it, encodes one market data
+// event. Events of instruments without subscribers only advance the
+// sequence.
+func (f *feed) publish(ev *engine.Event) {
+	fi := f.insts[ev.Instrument]
+	if fi == nil {
+		fi = f.inst(ev.Instrument)
+	}
+	fi.seq++
+	if len(fi.subs) == 0 && len(fi.joins) == 0 {
+		return
+	}
+	switch ev.Kind {
+	case engine.EvFill:
+		fi.buf = (&wire.Trade{Instrument: ev.Instrument, FeedSeq: fi.seq, Seq: ev.Seq, Time: ev.Time,
+			Trade: ev.TradeID, Aggressor: ev.Side, Price: ev.Price, Qty: ev.Qty}).Append(fi.buf)
+	case engine.EvLevel:
+		fi.buf = (&wire.LevelUpdate{Instrument: ev.Instrument, FeedSeq: fi.seq, Seq: ev.Seq, Side: ev.Side,
+			Price: ev.Price, Qty: ev.Qty, Orders: ev.Orders}).Append(fi.buf)
+	}
+	f.markDirty(fi)
+}
+
+// subscribe answers a QueryBook: it sends ss the snapshot, stamped with
+// the current feed sequence, and adds ss to the instrument's subscribers
+// from this point of the batch on. scratch is reused for the frames.
+func (f *feed) subscribe(ss *session, b *pipeline.Batch, r *pipeline.Result, scratch []byte) []byte {
+	req := uint32(r.Token)
+	bids, asks := b.DepthOf(r)
+	if !r.Found {
+		scratch = (&wire.BookSnapshot{Request: req, Instrument: r.Instrument, Seq: r.Seq}).Append(scratch[:0], nil, nil)
+		ss.send(scratch)
+		return scratch
+	}
+	fi := f.inst(r.Instrument)
+	m := wire.BookSnapshot{Request: req, Instrument: r.Instrument, FeedSeq: fi.seq, Seq: r.Seq, Found: true}
+	scratch = scratch[:0]
+	for {
+		nb := min(len(bids), wire.MaxSnapshotLevels)
+		na := min(len(asks), wire.MaxSnapshotLevels-nb)
+		m.More = nb+na < len(bids)+len(asks)
+		scratch = m.Append(scratch, bids[:nb], asks[:na])
+		bids, asks = bids[nb:], asks[na:]
+		if !m.More {
+			break
+		}
+	}
+	if !ss.send(scratch) {
+		return scratch
+	}
+	f.unsubscribe(ss, r.Instrument)
+	fi.joins = append(fi.joins, feedJoin{ss: ss, from: len(fi.buf)})
+	f.markDirty(fi)
+	ss.feeds = append(ss.feeds, r.Instrument)
+	f.subs++
+	return scratch
+}
+
+// unsubscribe removes ss from the instrument's subscribers, if it is one.
+func (f *feed) unsubscribe(ss *session, id engine.InstrumentID) {
+	fi := f.insts[id]
+	if fi == nil {
+		return
+	}
+	found := false
+	if _, ok := fi.subs[ss.id]; ok {
+		delete(fi.subs, ss.id)
+		found = true
+	}
+	for i, j := range fi.joins {
+		if j.ss == ss {
+			fi.joins = append(fi.joins[:i], fi.joins[i+1:]...)
+			found = true
+			break
+		}
+	}
+	if found {
+		f.subs--
+		for i, x := range ss.feeds {
+			if x == id {
+				ss.feeds = append(ss.feeds[:i], ss.feeds[i+1:]...)
+				break
+			}
+		}
+	}
+}
+
+// drop removes a closing session from every instrument it subscribed to.
+func (f *feed) drop(ss *session) {
+	for len(ss.feeds) > 0 {
+		f.unsubscribe(ss, ss.feeds[len(ss.feeds)-1])
+	}
+}
+
+// flush sends each instrument's frames of this batch to its subscribers
+// and makes this batch's joins ordinary subscribers. A subscriber too slow
+// to take them is cut off by send; drop removes it when its session ends.
+func (f *feed) flush() {
+	for _, fi := range f.dirty {
+		if len(fi.buf) > 0 {
+			for _, ss := range fi.subs {
+				ss.send(fi.buf)
+			}
+		}
+		for _, j := range fi.joins {
+			if j.from < len(fi.buf) {
+				j.ss.send(fi.buf[j.from:])
+			}
+			fi.subs[j.ss.id] = j.ss
+		}
+		fi.buf, fi.joins, fi.dirty = fi.buf[:0], fi.joins[:0], false
+	}
+	f.dirty = f.dirty[:0]
+}
