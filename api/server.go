@@ -208,7 +208,7 @@ type session struct {
 	mu      sync.Mutex
 	out     []byte // frames waiting for the writer
 	spare   []byte
-	closing bool // flush what is queued, then close
+	closing bool                  // flush what is queued, then close
 	feeds   []engine.InstrumentID // subscribed instruments (under Server.mu)
 	wake    chan struct{}
 	done    chan struct{} // closed when the writer has finished
