@@ -440,6 +440,114 @@ func TestSlowConsumerIsCutOff(t *testing.T) {
 	}
 }
 
+// TestSlowSubscriberIsCutOff: a market data subscriber that never reads is
+// disconnected; a subscriber that reads gets every update, in sequence, and
+// the trader is served throughout.
+func TestSlowSubscriberIsCutOff(t *testing.T) {
+	srv := startWith(t, "--config", "../../configs/demo.json", "--data", t.TempDir(), "--outbound-limit", "1048576")
+	sub := func(c *client) {
+		c.send((&wire.Subscribe{Request: 1, Instrument: aapl, Action: wire.SubscribeOn}).Append(nil))
+	}
+	slow := login(t, srv.addr, 2, "bob-demo")
+	sub(slow)
+	good := login(t, srv.addr, 2, "bob-demo")
+	sub(good)
+	var snap wire.BookSnapshot
+	if _, _, err := snap.Decode(good.expect(wire.TypeBookSnapshot), nil, nil); err != nil || !snap.Found || snap.More {
+		t.Fatalf("snapshot %+v: %v", snap, err)
+	}
+	// The good subscriber reads everything and checks the sequence.
+	type result struct {
+		last uint64
+		err  error
+	}
+	goodDone := make(chan result, 1)
+	go func() {
+		next := snap.FeedSeq + 1
+		for {
+			good.c.SetReadDeadline(time.Now().Add(30 * time.Second))
+			typ, body, err := good.rd.Next()
+			if err != nil {
+				goodDone <- result{next - 1, err}
+				return
+			}
+			var fs uint64
+			switch typ {
+			case wire.TypeLevelUpdate:
+				var m wire.LevelUpdate
+				m.Decode(body)
+				fs = m.FeedSeq
+			case wire.TypeTrade:
+				var m wire.Trade
+				m.Decode(body)
+				fs = m.FeedSeq
+			case wire.TypeTop:
+				goodDone <- result{next - 1, nil}
+				return
+			default:
+				continue
+			}
+			if fs != next {
+				goodDone <- result{next - 1, fmt.Errorf("feed sequence %d, want %d", fs, next)}
+				return
+			}
+			next++
+		}
+	}()
+	// Alice alternates a sell and a buy of 1 at 100.00: each command
+	// changes the level (her own orders do not trade: self-trade
+	// prevention cancels the resting one), about 90 bytes of market data
+	// per command, ~18 MB in all, 1 MiB allowed to wait per session.
+	alice := login(t, srv.addr, 1, "alice-demo")
+	const n = 200_000
+	newOrderFrame := len((&wire.NewOrder{}).Append(nil))
+	var buf []byte
+	for i := 1; i <= n; i++ {
+		side := engine.Side(1 + i%2)
+		buf = (&wire.NewOrder{Ref: engine.ClientRef(i), Instrument: aapl, Side: side, Type: engine.Limit,
+			TIF: engine.GTC, Price: 10_000, Qty: 1}).Append(buf)
+	}
+	// In chunks, each answered before the next, so that Alice herself is
+	// never a slow consumer.
+	const chunk = 1000
+	for i := 0; i < n; i += chunk {
+		alice.send(buf[i*newOrderFrame : (i+chunk)*newOrderFrame])
+		for seen := 0; seen < chunk; {
+			alice.c.SetReadDeadline(time.Now().Add(30 * time.Second))
+			typ, _, err := alice.rd.Next()
+			if err != nil {
+				t.Fatalf("trader: %v", err)
+			}
+			if typ == wire.TypeAccepted || typ == wire.TypeRejected {
+				seen++
+			}
+		}
+	}
+	good.send((&wire.Query{Request: 2, Kind: wire.QueryTop, Instrument: aapl}).Append(nil))
+	r := <-goodDone
+	if r.err != nil || r.last < n {
+		t.Fatalf("good subscriber: last feed sequence %d of at least %d: %v", r.last, n, r.err)
+	}
+	// The slow one was cut off: what it can still read ends in Goodbye
+	// "slow consumer" or, if a write to its full socket timed out first,
+	// in a bare close.
+	slow.c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	bye := uint8(0)
+	var end error
+	for end == nil {
+		typ, body, err := slow.rd.Next()
+		if err == nil && typ == wire.TypeGoodbye {
+			bye = body[0]
+		}
+		end = err
+	}
+	if !(errors.Is(end, io.EOF) || errors.Is(end, io.ErrUnexpectedEOF) || isReset(end)) ||
+		(bye != 0 && bye != wire.ByeSlowConsumer) {
+		t.Fatalf("slow subscriber: goodbye %d, then %v", bye, end)
+	}
+	t.Logf("good subscriber read feed sequence 1..%d; slow subscriber cut off (goodbye reason %d)", r.last, bye)
+}
+
 // TestThousandConnections: 1,000 sessions at once, each logs in, enters an
 // order and gets its answer.
 func TestThousandConnections(t *testing.T) {
