@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,6 +109,14 @@ type Server struct {
 	orders       []engine.OrderInfo
 	feed         feed
 
+	acks    ackCounts
+	waiters map[uint32]chan<- DepthAnswer // in-process queries (Depth), by token
+	nextW   uint32
+	epoch   time.Time // Request.Recv is nanoseconds since epoch
+
+	// Stats are the server's counters for metrics.
+	Stats Stats
+
 	nextID  atomic.Uint32
 	conns   atomic.Int64
 	closing atomic.Bool
@@ -120,8 +130,9 @@ func NewServer(cfg Config, accounts []Account) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, tokens: map[engine.AccountID][32]byte{},
-		sessions: map[uint64]*session{}, byAccount: map[engine.AccountID]map[uint64]*session{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, tokens: map[engine.AccountID][32]byte{}, epoch: time.Now(),
+		sessions: map[uint64]*session{}, byAccount: map[engine.AccountID]map[uint64]*session{},
+		waiters: map[uint32]chan<- DepthAnswer{}}
 	for _, a := range accounts {
 		s.tokens[a.ID] = sha256.Sum256([]byte(a.Token))
 	}
@@ -160,12 +171,16 @@ func (s *Server) Serve() error {
 			c.SetWriteDeadline(time.Now().Add(time.Second))
 			c.Write(wire.AppendReason(nil, wire.TypeLoginRejected, wire.LoginTooManyConnection))
 			c.Close()
+			s.Stats.Disconnects[CauseTooManyConnections].Add(1)
 			continue
 		}
 		s.wg.Add(1)
 		go s.serveConn(c)
 	}
 }
+
+// Connections returns the number of open connections, logged in or not.
+func (s *Server) Connections() int64 { return s.conns.Load() }
 
 // Sessions returns the number of logged-in sessions.
 func (s *Server) Sessions() int {
@@ -209,6 +224,7 @@ type session struct {
 	out     []byte // frames waiting for the writer
 	spare   []byte
 	closing bool                  // flush what is queued, then close
+	byeWhy  uint8                 // the first Goodbye reason queued or meant (0: none)
 	feeds   []engine.InstrumentID // subscribed instruments (under Server.mu)
 	wake    chan struct{}
 	done    chan struct{} // closed when the writer has finished
@@ -224,6 +240,7 @@ func (ss *session) send(frames []byte) bool {
 	}
 	if len(ss.out)+len(frames) > ss.limit {
 		ss.closing = true
+		ss.byeWhy = wire.ByeSlowConsumer
 		ss.out = wire.AppendReason(ss.out[:0], wire.TypeGoodbye, wire.ByeSlowConsumer)
 		ss.mu.Unlock()
 		ss.log.Warn("api: disconnecting slow consumer", "session", ss.id, "account", ss.acct)
@@ -242,6 +259,7 @@ func (ss *session) bye(reason uint8) {
 	if !ss.closing {
 		ss.out = wire.AppendReason(ss.out, wire.TypeGoodbye, reason)
 		ss.closing = true
+		ss.byeWhy = reason
 	}
 	ss.mu.Unlock()
 	ss.signal()
@@ -283,6 +301,9 @@ func (ss *session) writer() {
 			if _, err := ss.conn.Write(buf); err != nil {
 				ss.mu.Lock()
 				ss.closing = true
+				if isTimeout(err) && ss.byeWhy == 0 {
+					ss.byeWhy = wire.ByeSlowConsumer
+				}
 				ss.mu.Unlock()
 				if isTimeout(err) {
 					ss.log.Warn("api: disconnecting slow consumer: write timed out", "session", ss.id, "account", ss.acct)
@@ -306,6 +327,11 @@ func (s *Server) serveConn(c net.Conn) {
 	rd := wire.NewReader(c, wire.MaxClientFrame, 64<<10)
 	c.SetReadDeadline(time.Now().Add(s.cfg.LoginTimeout))
 	reject := func(typ byte, reason uint8) {
+		if typ == wire.TypeLoginRejected {
+			s.Stats.Disconnects[CauseLoginRejected].Add(1)
+		} else {
+			s.Stats.Disconnects[reason].Add(1)
+		}
 		c.SetWriteDeadline(time.Now().Add(time.Second))
 		c.Write(wire.AppendReason(nil, typ, reason))
 		c.Close()
@@ -316,6 +342,7 @@ func (s *Server) serveConn(c net.Conn) {
 		reject(wire.TypeGoodbye, wire.ByeLoginTimeout)
 		return
 	case err != nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)):
+		s.Stats.Disconnects[CauseClosed].Add(1)
 		c.Close()
 		return
 	case err != nil:
@@ -357,6 +384,7 @@ func (s *Server) serveConn(c net.Conn) {
 	}
 	s.byAccount[ss.acct][ss.id] = ss
 	s.mu.Unlock()
+	s.Stats.Sessions.Add(1)
 	go ss.writer()
 	ss.signal()
 	if s.closing.Load() {
@@ -367,10 +395,16 @@ func (s *Server) serveConn(c net.Conn) {
 	s.log.Info("api: session opened", "session", ss.id, "account", ss.acct, "remote", c.RemoteAddr(),
 		"cancel_on_disconnect", ss.cod)
 	cause := s.readLoop(ss, rd)
+	ss.mu.Lock()
+	why := ss.byeWhy // before the Logout Goodbye below, which is a no-op if one was sent
+	ss.mu.Unlock()
+	s.Stats.Disconnects[why].Add(1)
+	s.Stats.Sessions.Add(-1)
 	s.mu.Lock()
 	delete(s.sessions, ss.id)
 	delete(s.byAccount[ss.acct], ss.id)
 	s.feed.drop(ss)
+	s.Stats.Subscriptions.Store(int64(s.feed.subs))
 	s.mu.Unlock()
 	if ss.cod {
 		s.p.Submit(pipeline.Request{Cmd: engine.Command{Kind: engine.CmdMassCancel, Account: ss.acct}})
@@ -398,14 +432,19 @@ func (s *Server) readLoop(ss *session, rd *wire.Reader) string {
 		return true
 	}
 	token := ss.id << 32
+	var recv int64 // when the frames being parsed arrived
 	for {
-		if rd.Buffered() == 0 {
+		fresh := rd.Buffered() == 0
+		if fresh {
 			if !flush() {
 				return "journal failure"
 			}
 			ss.conn.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 		}
 		typ, body, err := rd.Next()
+		if fresh {
+			recv = int64(time.Since(s.epoch))
+		}
 		switch {
 		case err == nil:
 		case isTimeout(err):
@@ -433,21 +472,22 @@ func (s *Server) readLoop(ss *session, rd *wire.Reader) string {
 		case wire.TypeNewOrder:
 			var m wire.NewOrder
 			m.Decode(body)
-			reqs = append(reqs, pipeline.Request{Cmd: m.Command(ss.acct), Token: token})
+			reqs = append(reqs, pipeline.Request{Cmd: m.Command(ss.acct), Token: token, Recv: recv})
 		case wire.TypeCancel:
 			var m wire.Cancel
 			m.Decode(body)
-			reqs = append(reqs, pipeline.Request{Cmd: engine.Command{Kind: engine.CmdCancel, Account: ss.acct, OrderID: m.OrderID}, Token: token})
+			reqs = append(reqs, pipeline.Request{Cmd: engine.Command{Kind: engine.CmdCancel, Account: ss.acct, OrderID: m.OrderID},
+				Token: token, Recv: recv})
 		case wire.TypeReplace:
 			var m wire.Replace
 			m.Decode(body)
 			reqs = append(reqs, pipeline.Request{Cmd: engine.Command{Kind: engine.CmdReplace, Account: ss.acct,
-				OrderID: m.OrderID, Ref: m.Ref, Price: m.Price, Qty: m.Qty}, Token: token})
+				OrderID: m.OrderID, Ref: m.Ref, Price: m.Price, Qty: m.Qty}, Token: token, Recv: recv})
 		case wire.TypeMassCancel:
 			var m wire.MassCancel
 			m.Decode(body)
 			reqs = append(reqs, pipeline.Request{Cmd: engine.Command{Kind: engine.CmdMassCancel, Account: ss.acct,
-				Instrument: m.Instrument}, Token: token})
+				Instrument: m.Instrument}, Token: token, Recv: recv})
 		case wire.TypeSubscribe:
 			var m wire.Subscribe
 			m.Decode(body)
@@ -458,6 +498,7 @@ func (s *Server) readLoop(ss *session, rd *wire.Reader) string {
 			case wire.Unsubscribe:
 				s.mu.Lock()
 				s.feed.unsubscribe(ss, m.Instrument)
+				s.Stats.Subscriptions.Store(int64(s.feed.subs))
 				s.mu.Unlock()
 			default:
 				flush()
@@ -501,7 +542,10 @@ func (s *Server) readLoop(ss *session, rd *wire.Reader) string {
 func (s *Server) Deliver(b *pipeline.Batch) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.Stats.publish(&s.acks)
 	defer s.feed.flush()
+	subs := s.feed.subs
+	now := int64(time.Since(s.epoch))
 	cmd := 0
 	for i := range b.Results {
 		r := &b.Results[i]
@@ -509,7 +553,15 @@ func (s *Server) Deliver(b *pipeline.Batch) {
 		if r.Query == pipeline.QueryBook {
 			if ss != nil {
 				s.scratch = s.feed.subscribe(ss, b, r, s.scratch)
+				if s.feed.subs != subs {
+					subs = s.feed.subs
+					s.Stats.Subscriptions.Store(int64(subs))
+				}
 			}
+			continue
+		}
+		if r.Query != 0 && r.Token>>32 == 0 { // an in-process query (session ids start at 1)
+			s.answerLocal(b, r)
 			continue
 		}
 		if r.Query != 0 {
@@ -521,6 +573,9 @@ func (s *Server) Deliver(b *pipeline.Batch) {
 		c := &b.Cmds[cmd]
 		cmd++
 		own := c.OrderID
+		if ss != nil && r.Recv != 0 {
+			s.acks.observe(now - r.Recv)
+		}
 		for j, evs := 0, b.EventsOf(r); j < len(evs); j++ {
 			ev := &evs[j]
 			rep := wire.Report{Seq: ev.Seq, Time: ev.Time, OrderID: ev.OrderID, Ref: ev.Ref}
@@ -600,4 +655,59 @@ func (s *Server) answer(ss *session, b *pipeline.Batch, r *pipeline.Result) {
 	}
 	ss.send(f)
 	s.scratch = f
+}
+
+// DepthAnswer is the answer to Server.Depth.
+type DepthAnswer struct {
+	Seq        engine.Seq // the last command applied when it was read
+	Found      bool       // whether the instrument exists
+	Bids, Asks []engine.LevelInfo
+}
+
+// Depth reads up to levels levels of each side of the instrument (all if
+// levels <= 0) through the matching loop, like a session's depth query:
+// the answer reflects every command sequenced before it and comes once
+// those are durable. It is for the admin endpoints, not the hot path (it
+// allocates).
+func (s *Server) Depth(ctx context.Context, inst engine.InstrumentID, levels int) (DepthAnswer, error) {
+	ch := make(chan DepthAnswer, 1)
+	s.mu.Lock()
+	s.nextW++
+	if s.nextW == 0 {
+		s.nextW = 1
+	}
+	id := s.nextW
+	s.waiters[id] = ch
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.waiters, id)
+		s.mu.Unlock()
+	}()
+	kind := pipeline.QueryDepth
+	if levels <= 0 {
+		kind = pipeline.QueryBook
+	}
+	err := s.p.Submit(pipeline.Request{Token: uint64(id), Query: pipeline.Query{Kind: kind, Instrument: inst, Levels: int32(levels)}})
+	if err != nil {
+		return DepthAnswer{}, err
+	}
+	select {
+	case a := <-ch:
+		return a, nil
+	case <-ctx.Done():
+		return DepthAnswer{}, ctx.Err()
+	case <-s.p.Failed():
+		return DepthAnswer{}, s.p.Err()
+	}
+}
+
+// answerLocal answers an in-process query (under mu).
+func (s *Server) answerLocal(b *pipeline.Batch, r *pipeline.Result) {
+	ch := s.waiters[uint32(r.Token)]
+	if ch == nil || (r.Query != pipeline.QueryDepth && r.Query != pipeline.QueryBook) {
+		return
+	}
+	bids, asks := b.DepthOf(r)
+	ch <- DepthAnswer{Seq: r.Seq, Found: r.Found, Bids: slices.Clone(bids), Asks: slices.Clone(asks)}
 }

@@ -1,22 +1,32 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/matchd/matchd/api"
+	"github.com/matchd/matchd/engine"
+	"github.com/matchd/matchd/engine/units"
 )
 
 // admin serves the operator endpoints on their own port: /healthz (the
 // process is alive), /readyz (recovered, the journal is writable, orders are
-// accepted) and /debug/pprof/. Prometheus metrics come with the operations
-// work.
+// accepted), /metrics (Prometheus), /api/book/SYMBOL (depth as JSON) and
+// /debug/pprof/. The last three answer 503 until the server is running.
 type admin struct {
-	ready  atomic.Bool
-	reason atomic.Pointer[string]
-	srv    *http.Server
+	ready   atomic.Bool
+	reason  atomic.Pointer[string]
+	metrics atomic.Pointer[http.Handler]
+	book    atomic.Pointer[http.Handler]
+	srv     *http.Server
 }
 
 func newAdmin() *admin {
@@ -34,6 +44,17 @@ func newAdmin() *admin {
 		}
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "reason": *a.reason.Load()})
 	})
+	late := func(h *atomic.Pointer[http.Handler]) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if p := h.Load(); p != nil {
+				(*p).ServeHTTP(w, r)
+				return
+			}
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": "starting"})
+		}
+	}
+	mux.Handle("/metrics", late(&a.metrics))
+	mux.Handle("/api/book/", late(&a.book))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -41,6 +62,12 @@ func newAdmin() *admin {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return a
+}
+
+// serve installs the handlers that need the running server.
+func (a *admin) serve(metrics, book http.Handler) {
+	a.metrics.Store(&metrics)
+	a.book.Store(&book)
 }
 
 func (a *admin) setReady(ok bool, reason string) {
@@ -61,4 +88,62 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(v)
+}
+
+// bookHandler serves GET /api/book/SYMBOL[?levels=N]: up to N levels
+// (default 10, at most 1000) of each side, best first, prices and
+// quantities as decimal strings, read through the matching loop.
+func bookHandler(srv *api.Server, insts []engine.Instrument) http.Handler {
+	type inst struct {
+		id    engine.InstrumentID
+		scale units.Scale
+	}
+	bySymbol := map[string]inst{}
+	for _, in := range insts {
+		sc, err := units.ScaleOf(in)
+		if err == nil {
+			bySymbol[in.Symbol] = inst{in.ID, sc}
+		}
+	}
+	type level struct {
+		Price  string `json:"price"`
+		Qty    string `json:"qty"`
+		Orders int32  `json:"orders"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			writeJSON(w, http.StatusMethodNotAllowed, map[string]any{"error": "use GET"})
+			return
+		}
+		sym := strings.TrimPrefix(r.URL.Path, "/api/book/")
+		in, ok := bySymbol[sym]
+		if !ok {
+			writeJSON(w, http.StatusNotFound, map[string]any{"error": fmt.Sprintf("no instrument %q", sym)})
+			return
+		}
+		levels := 10
+		if v := r.URL.Query().Get("levels"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 1000 {
+				writeJSON(w, http.StatusBadRequest, map[string]any{"error": "levels must be a whole number from 1 to 1000"})
+				return
+			}
+			levels = n
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		ans, err := srv.Depth(ctx, in.id, levels)
+		if err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": err.Error()})
+			return
+		}
+		conv := func(ls []engine.LevelInfo) []level {
+			out := make([]level, len(ls))
+			for i, l := range ls {
+				out[i] = level{in.scale.FormatPrice(l.Price), in.scale.FormatQty(l.Qty), l.Orders}
+			}
+			return out
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"symbol": sym, "seq": ans.Seq, "bids": conv(ans.Bids), "asks": conv(ans.Asks)})
+	})
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -644,6 +645,164 @@ func TestAdminEndpoints(t *testing.T) {
 		}
 		if path == "/readyz" && !strings.Contains(string(body), `"ready"`) {
 			t.Fatalf("/readyz: %s", body)
+		}
+	}
+}
+
+// get fetches an admin path and returns the status and body.
+func (s *server) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + s.admin + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// scrape returns every matchd_ sample of /metrics by its name and labels,
+// as written ("matchd_x{a=\"b\"}").
+func (s *server) scrape(t *testing.T) map[string]float64 {
+	t.Helper()
+	code, body := s.get(t, "/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics: %d %s", code, body)
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(body, "\n") {
+		if !strings.HasPrefix(line, "matchd_") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+// TestMetricsCountTheFlow: after a known flow of orders, cancels,
+// replaces, logins and a subscription, /metrics says exactly that.
+func TestMetricsCountTheFlow(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	alice := login(t, srv.addr, 1, "alice-demo")
+	bob := login(t, srv.addr, 2, "bob-demo")
+	watcher := login(t, srv.addr, 2, "bob-demo")
+	watcher.send((&wire.Subscribe{Request: 1, Instrument: aapl, Action: wire.SubscribeOn}).Append(nil))
+	watcher.expect(wire.TypeBookSnapshot)
+	order := func(c *client, ref engine.ClientRef, side engine.Side, price engine.Price, qty engine.Qty) {
+		c.send((&wire.NewOrder{Ref: ref, Instrument: aapl, Side: side, Type: engine.Limit, TIF: engine.GTC,
+			Price: price, Qty: qty}).Append(nil))
+	}
+	order(alice, 1, engine.Sell, 10_000, 10) // ok, rests
+	alice.expect(wire.TypeAccepted)
+	order(bob, 1, engine.Buy, 10_000, 4) // ok, one fill
+	bob.expect(wire.TypeAccepted)
+	bob.expect(wire.TypeExecuted)
+	alice.expect(wire.TypeExecuted)      // as the maker
+	order(bob, 2, engine.Buy, 20_000, 1) // outside the band
+	bob.expect(wire.TypeRejected)
+	bob.send((&wire.Cancel{OrderID: 1}).Append(nil)) // not bob's
+	bob.expect(wire.TypeRejected)
+	alice.send((&wire.Replace{OrderID: 99, Ref: 2, Qty: 5}).Append(nil)) // no such order
+	alice.expect(wire.TypeRejected)
+	alice.send((&wire.Cancel{OrderID: 1}).Append(nil)) // ok
+	alice.expect(wire.TypeCanceled)
+	alice.send(wire.AppendEmpty(nil, wire.TypeLogout))
+	alice.expect(wire.TypeGoodbye)
+	bad := dial(t, srv.addr)
+	m := wire.Login{Version: wire.Version, Account: 1}
+	copy(m.Token[:], "wrong")
+	bad.send(m.Append(nil))
+	bad.expect(wire.TypeLoginRejected)
+	if !alice.closed() || !bad.closed() {
+		t.Fatal("sessions not closed")
+	}
+	// The session counters move when the server has finished with them.
+	var got map[string]float64
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got = srv.scrape(t)
+		if got[`matchd_disconnects_total{cause="logout"}`] == 1 || time.Now().After(deadline) {
+			break
+		}
+	}
+	want := map[string]float64{
+		`matchd_commands_total{result="ok",type="new_order"}`:       2,
+		`matchd_commands_total{result="rejected",type="new_order"}`: 1,
+		`matchd_commands_total{result="ok",type="cancel"}`:          1,
+		`matchd_commands_total{result="rejected",type="cancel"}`:    1,
+		`matchd_commands_total{result="rejected",type="replace"}`:   1,
+		`matchd_commands_total{result="ok",type="replace"}`:         0,
+		`matchd_rejects_total{reason="outside_band"}`:               1,
+		`matchd_rejects_total{reason="not_owner"}`:                  1,
+		`matchd_rejects_total{reason="unknown_order"}`:              1,
+		`matchd_rejects_total{reason="bad_price"}`:                  0,
+		`matchd_fills_total`:                                        1,
+		`matchd_queries_total`:                                      1, // the subscription's snapshot
+		`matchd_sequenced_seq`:                                      6,
+		`matchd_durable_seq`:                                        6,
+		`matchd_durable_lag_commands`:                               0,
+		`matchd_order_ack_seconds_count`:                            6,
+		`matchd_sessions`:                                           2,
+		`matchd_market_data_subscriptions`:                          1,
+		`matchd_disconnects_total{cause="logout"}`:                  1,
+		`matchd_disconnects_total{cause="login_rejected"}`:          1,
+		`matchd_disconnects_total{cause="slow_consumer"}`:           0,
+		`matchd_ring_occupancy`:                                     0,
+		`matchd_recovery_replayed_commands`:                         0,
+	}
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
+		}
+	}
+	for _, k := range []string{`matchd_journal_sync_seconds_count`, `matchd_journal_write_seconds_count`,
+		`matchd_loop_batch_requests_count`, `matchd_ring_capacity`, `matchd_order_ack_seconds_sum`} {
+		if got[k] <= 0 {
+			t.Errorf("%s = %v, want > 0", k, got[k])
+		}
+	}
+	var build bool
+	for k, v := range got {
+		if strings.HasPrefix(k, "matchd_build_info{") && v == 1 {
+			build = true
+		}
+	}
+	if !build {
+		t.Error("no matchd_build_info")
+	}
+	if got[`matchd_order_ack_seconds_bucket{le="+Inf"}`] != 6 {
+		t.Errorf("ack histogram +Inf bucket %v, want 6", got[`matchd_order_ack_seconds_bucket{le="+Inf"}`])
+	}
+}
+
+// TestBookEndpoint: /api/book/SYMBOL answers depth in decimals, and bad
+// requests get a clear error.
+func TestBookEndpoint(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	alice := login(t, srv.addr, 1, "alice-demo")
+	for i, p := range []engine.Price{10_001, 10_002, 9_990} {
+		side := engine.Sell
+		if p < 10_000 {
+			side = engine.Buy
+		}
+		alice.send((&wire.NewOrder{Ref: engine.ClientRef(i + 1), Instrument: aapl, Side: side, Type: engine.Limit,
+			TIF: engine.GTC, Price: p, Qty: engine.Qty(i + 1)}).Append(nil))
+		alice.expect(wire.TypeAccepted)
+	}
+	code, body := srv.get(t, "/api/book/AAPL?levels=1")
+	if want := `{"asks":[{"price":"100.01","qty":"1","orders":1}],"bids":[{"price":"99.90","qty":"3","orders":1}],"seq":3,"symbol":"AAPL"}`; code != 200 || strings.TrimSpace(body) != want {
+		t.Fatalf("book: %d %s\nwant %s", code, body, want)
+	}
+	if code, body := srv.get(t, "/api/book/AAPL"); code != 200 || !strings.Contains(body, `{"price":"100.02","qty":"2","orders":1}`) {
+		t.Fatalf("book: %d %s", code, body)
+	}
+	for path, want := range map[string]int{"/api/book/NOPE": 404, "/api/book/AAPL?levels=0": 400, "/api/book/AAPL?levels=x": 400} {
+		if code, body := srv.get(t, path); code != want || !strings.Contains(body, `"error"`) {
+			t.Errorf("%s: %d %s, want %d", path, code, body, want)
 		}
 	}
 }

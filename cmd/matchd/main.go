@@ -32,6 +32,7 @@ import (
 	"github.com/matchd/matchd/engine"
 	"github.com/matchd/matchd/engine/pipeline"
 	"github.com/matchd/matchd/persist"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 func main() {
@@ -153,11 +154,13 @@ func run(args []string) int {
 	sn.Start()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
+	adm.serve(promhttp.HandlerFor(newRegistry(newCollector(p, srv, sn, st)), promhttp.HandlerOpts{}),
+		bookHandler(srv, cfg.Engine.Instruments))
 	adm.setReady(true, "")
 	log.Info("matchd: ready", "orders", addr.String(), "recovered_to_seq", st.LastSeq,
 		"recovery", st.Duration, "replayed", st.Replayed)
 	fmt.Fprintf(os.Stderr, "\nmatchd is listening for orders on %s (protocol: docs/PROTOCOL.md).\n"+
-		"Admin: http://%s/healthz, /readyz, /debug/pprof/\n"+
+		"Admin: http://%s/healthz, /readyz, /metrics, /api/book/SYMBOL, /debug/pprof/\n"+
 		"Try:   go run ./cmd/matchctl --addr %s --account 1 --token alice-demo top AAPL\n"+
 		"Demo logins: account 1 token alice-demo, account 2 token bob-demo (local use only).\n"+
 		"Press Ctrl-C to stop.\n\n", addr, *adminAddr, addr)

@@ -76,12 +76,16 @@ type Request struct {
 	Cmd   engine.Command // Seq and Time are stamped by the loop
 	Query Query
 	Token uint64
+	// Recv is the producer's own timestamp (when it read the request, say),
+	// returned untouched with the result; the pipeline never reads it.
+	Recv int64
 }
 
 // Result is the outcome of one request within a Batch. Its slices are
 // index ranges into the Batch's buffers (see Batch.EventsOf and friends).
 type Result struct {
 	Token uint64
+	Recv  int64 // the request's Recv
 	// Seq is the command's sequence number; for a query, the sequence of
 	// the last command applied before it was answered.
 	Seq   engine.Seq
@@ -195,6 +199,7 @@ type Pipeline struct {
 	// Owned by the loop goroutine.
 	seq      engine.Seq
 	lastTime int64
+	counts   loopCounts
 
 	sequenced atomic.Uint64
 	durable   atomic.Uint64
@@ -340,12 +345,13 @@ func (p *Pipeline) loop() {
 		b.LastSeq = p.seq
 		p.sequenced.Store(uint64(p.seq))
 		p.Stats.observeBatch(int(hi - lo))
+		p.Stats.publish(&p.counts)
 		p.toJournal <- b
 	}
 }
 
 func (p *Pipeline) handle(b *Batch, r *Request) {
-	res := Result{Token: r.Token, Query: r.Query.Kind, Instrument: r.Query.Instrument}
+	res := Result{Token: r.Token, Recv: r.Recv, Query: r.Query.Kind, Instrument: r.Query.Instrument}
 	q := &r.Query
 	switch q.Kind {
 	case 0:
@@ -357,9 +363,12 @@ func (p *Pipeline) handle(b *Batch, r *Request) {
 		b.events = p.e.Apply(&c, b.events)
 		res.events = [2]int32{start, int32(len(b.events))}
 		res.Found = true
+		p.counts.count(c.Kind, b.events[start:])
 	case QueryTop:
+		p.counts.queries++
 		res.Top, res.Found = p.e.Top(q.Instrument)
 	case QueryDepth, QueryBook:
+		p.counts.queries++
 		n := int(q.Levels)
 		if q.Kind == QueryBook {
 			n = 0 // all
@@ -371,6 +380,7 @@ func (p *Pipeline) handle(b *Batch, r *Request) {
 		b.levels = p.e.Depth(q.Instrument, engine.Sell, n, b.levels)
 		res.levels = [2]int32{start, int32(len(b.levels))}
 	case QueryOrder:
+		p.counts.queries++
 		start := int32(len(b.orders))
 		if o, ok := p.e.Order(q.OrderID); ok {
 			b.orders = append(b.orders, o)
@@ -378,6 +388,7 @@ func (p *Pipeline) handle(b *Batch, r *Request) {
 		}
 		res.orders = [2]int32{start, int32(len(b.orders))}
 	case QueryOpenOrders:
+		p.counts.queries++
 		start := int32(len(b.orders))
 		b.orders = p.e.OpenOrders(q.Account, b.orders)
 		res.orders = [2]int32{start, int32(len(b.orders))}
@@ -410,11 +421,13 @@ func (p *Pipeline) journal() {
 			}
 		}
 		err := p.Err()
+		wstart := time.Now()
 		for _, g := range group {
 			if err == nil && len(g.Cmds) > 0 {
 				err = p.j.Write(g.Cmds)
 			}
 		}
+		p.Stats.observeWrite(time.Since(wstart))
 		if err == nil {
 			start := time.Now()
 			err = p.j.Sync()
@@ -434,8 +447,46 @@ func (p *Pipeline) journal() {
 	}
 }
 
+// NumCommandKinds bounds the command kinds Stats.Commands counts; kinds
+// at or above it (unknown ones) are counted as kind 0.
+const NumCommandKinds = int(engine.CmdMassCancel) + 1
+
+// NumRejectReasons bounds the reasons Stats.Rejects counts.
+const NumRejectReasons = 32
+
+// loopCounts are the matching loop's own plain counters: it increments
+// them with ordinary adds and publishes them into Stats once per batch.
+type loopCounts struct {
+	commands [NumCommandKinds][2]int64
+	rejects  [NumRejectReasons]int64
+	fills    int64
+	queries  int64
+}
+
+// count records one applied command from its events.
+func (c *loopCounts) count(kind engine.CommandKind, evs []engine.Event) {
+	k := int(kind)
+	if k >= NumCommandKinds {
+		k = 0
+	}
+	rejected := len(evs) > 0 && evs[0].Kind == engine.EvRejected
+	if rejected {
+		c.commands[k][1]++
+		c.rejects[int(evs[0].Reason)%NumRejectReasons]++
+		return
+	}
+	c.commands[k][0]++
+	for i := range evs {
+		if evs[i].Kind == engine.EvFill {
+			c.fills++
+		}
+	}
+}
+
 // Stats are counters the pipeline keeps for metrics, each written by one
-// goroutine and readable by any.
+// goroutine and readable by any. Nothing on the matching path takes a lock
+// or calls into a metrics library: readers (a Prometheus collector) load
+// these at scrape time.
 type Stats struct {
 	Batches   atomic.Int64
 	Requests  atomic.Int64
@@ -446,6 +497,39 @@ type Stats struct {
 	// SyncLatency[k] counts syncs that took [2^k, 2^(k+1)) microseconds
 	// (k = 0 also counts faster ones).
 	SyncLatency [24]atomic.Int64
+	// Writes, WriteNanos and WriteLatency are the same for staging each
+	// group commit's records (before its sync).
+	Writes       atomic.Int64
+	WriteNanos   atomic.Int64
+	WriteLatency [24]atomic.Int64
+
+	// Commands[kind][0] counts commands of a kind that were carried out,
+	// [1] those rejected (kind 0: unknown kinds); Rejects counts them by
+	// reason. Fills counts trades, Queries queries. Published by the loop
+	// after each batch (so they may lag the batch being matched).
+	Commands [NumCommandKinds][2]atomic.Int64
+	Rejects  [NumRejectReasons]atomic.Int64
+	Fills    atomic.Int64
+	Queries  atomic.Int64
+}
+
+// publish copies the loop's counters into s.
+func (s *Stats) publish(c *loopCounts) {
+	for k := range c.commands {
+		s.Commands[k][0].Store(c.commands[k][0])
+		s.Commands[k][1].Store(c.commands[k][1])
+	}
+	for r := range c.rejects {
+		s.Rejects[r].Store(c.rejects[r])
+	}
+	s.Fills.Store(c.fills)
+	s.Queries.Store(c.queries)
+}
+
+func (s *Stats) observeWrite(d time.Duration) {
+	s.Writes.Add(1)
+	s.WriteNanos.Add(int64(d))
+	s.WriteLatency[log2Bucket(d.Microseconds())].Add(1)
 }
 
 func log2Bucket(v int64) int {
@@ -466,6 +550,9 @@ func (s *Stats) observeSync(d time.Duration) {
 	s.SyncNanos.Add(int64(d))
 	s.SyncLatency[log2Bucket(d.Microseconds())].Add(1)
 }
+
+// RingLen returns how many ring slots are claimed and not yet consumed.
+func (p *Pipeline) RingLen() int { return p.ring.Len() }
 
 // Percentile estimates the q-th quantile (0..1) of a log2 histogram as the
 // upper bound of the bucket it falls in.

@@ -1,0 +1,77 @@
+package api
+
+import (
+	"math/bits"
+	"sync/atomic"
+
+	"github.com/matchd/matchd/api/wire"
+)
+
+// Disconnect causes, the index into Stats.Disconnects. Causes 1 to 8 are
+// the Goodbye reasons the server sent (wire.Bye*).
+const (
+	CauseClosed             = 0  // the client closed the connection, or it broke
+	CauseLoginRejected      = 9  // bad credentials or protocol version
+	CauseTooManyConnections = 10 // over the connection limit
+	NumCauses               = 11
+)
+
+// CauseNames are the disconnect causes' metric label values.
+var CauseNames = [NumCauses]string{
+	CauseClosed:             "connection_closed",
+	wire.ByeLogout:          "logout",
+	wire.ByeMalformed:       "malformed_frame",
+	wire.ByeNotLoggedIn:     "not_logged_in",
+	wire.ByeIdle:            "idle_timeout",
+	wire.ByeSlowConsumer:    "slow_consumer",
+	wire.ByeShutdown:        "shutdown",
+	wire.ByeLoginTimeout:    "login_timeout",
+	wire.ByeFailStop:        "journal_failure",
+	CauseLoginRejected:      "login_rejected",
+	CauseTooManyConnections: "too_many_connections",
+}
+
+// Stats are the server's counters for metrics, readable at any time.
+type Stats struct {
+	Sessions      atomic.Int64 // logged in now
+	Subscriptions atomic.Int64 // market data subscriptions now
+	Disconnects   [NumCauses]atomic.Int64
+	// Acks counts commands answered to the session that sent them, and
+	// AckLatency[k] those whose first response was queued [2^k, 2^(k+1))
+	// microseconds after the server read them (k = 0 also counts faster
+	// ones); AckNanos is the sum. Published by Deliver once per batch.
+	Acks       atomic.Int64
+	AckNanos   atomic.Int64
+	AckLatency [24]atomic.Int64
+}
+
+// ackCounts are Deliver's own plain counters (under Server.mu), published
+// into Stats at the end of each batch.
+type ackCounts struct {
+	n, nanos int64
+	hist     [24]int64
+	dirty    bool
+}
+
+func (a *ackCounts) observe(d int64) {
+	a.n++
+	a.nanos += d
+	k := 0
+	if us := d / 1000; us > 1 {
+		k = min(bits.Len64(uint64(us))-1, 23)
+	}
+	a.hist[k]++
+	a.dirty = true
+}
+
+func (s *Stats) publish(a *ackCounts) {
+	if !a.dirty {
+		return
+	}
+	a.dirty = false
+	s.Acks.Store(a.n)
+	s.AckNanos.Store(a.nanos)
+	for k, v := range a.hist {
+		s.AckLatency[k].Store(v)
+	}
+}

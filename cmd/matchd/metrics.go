@@ -1,0 +1,177 @@
+package main
+
+import (
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/matchd/matchd/api"
+	"github.com/matchd/matchd/engine"
+	"github.com/matchd/matchd/engine/pipeline"
+	"github.com/matchd/matchd/persist"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// collector exposes the server's counters to Prometheus. Nothing is
+// counted through it: the matching loop, the journal goroutine, the
+// sessions and the snapshotter keep plain (atomic) counters of their own,
+// and Collect reads them at scrape time.
+type collector struct {
+	p        *pipeline.Pipeline
+	srv      *api.Server
+	sn       *persist.Snapshotter
+	recovery persist.RecoveryStats
+
+	buildInfo, commands, rejects, fills, queries                   *prometheus.Desc
+	ringUsed, ringSize, batchSize, writeSecs, syncSecs             *prometheus.Desc
+	sequenced, durable, lag                                        *prometheus.Desc
+	snapSecs, snapBytes, snapSeq, snapsTaken, snapFails            *prometheus.Desc
+	recoverySecs, recoveryReplayed, sessions, subs, conns, discons *prometheus.Desc
+	ackSecs                                                        *prometheus.Desc
+}
+
+var commandNames = [pipeline.NumCommandKinds]string{
+	0: "unknown", engine.CmdNewOrder: "new_order", engine.CmdCancel: "cancel",
+	engine.CmdReplace: "replace", engine.CmdMassCancel: "mass_cancel",
+}
+
+func newCollector(p *pipeline.Pipeline, srv *api.Server, sn *persist.Snapshotter, rec persist.RecoveryStats) *collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("matchd_"+name, help, labels, nil)
+	}
+	return &collector{
+		p: p, srv: srv, sn: sn, recovery: rec,
+		buildInfo: d("build_info", "Build of the running server (value 1).", "version", "revision", "goversion"),
+		commands:  d("commands_total", "Commands applied by the matching loop, by type and result.", "type", "result"),
+		rejects:   d("rejects_total", "Commands rejected, by reason.", "reason"),
+		fills:     d("fills_total", "Trades (one per maker order filled)."),
+		queries:   d("queries_total", "Read-only queries answered by the matching loop."),
+		ringUsed:  d("ring_occupancy", "Inbound ring slots claimed and not yet taken by the loop."),
+		ringSize:  d("ring_capacity", "Inbound ring slots in all."),
+		batchSize: d("loop_batch_requests", "Requests the matching loop took per batch."),
+		writeSecs: d("journal_write_seconds", "Time to stage one group commit's records in the journal."),
+		syncSecs:  d("journal_sync_seconds", "Time to make one group commit durable (fsync)."),
+		sequenced: d("sequenced_seq", "Sequence number of the last command the loop applied."),
+		durable:   d("durable_seq", "Sequence number of the last command known durable."),
+		lag:       d("durable_lag_commands", "Commands sequenced but not yet durable."),
+		snapSecs:  d("snapshot_duration_seconds", "Time the last snapshot took (catch up, encode, write)."),
+		snapBytes: d("snapshot_size_bytes", "Size of the last snapshot."),
+		snapSeq:   d("snapshot_seq", "Sequence number the last snapshot covers."),
+		snapsTaken: d("snapshots_total",
+			"Snapshots taken since start (not counting the final one at shutdown)."),
+		snapFails:        d("snapshot_failures_total", "Snapshots that failed."),
+		recoverySecs:     d("recovery_duration_seconds", "Time recovery took at start."),
+		recoveryReplayed: d("recovery_replayed_commands", "Journal records replayed at start, after the snapshot."),
+		sessions:         d("sessions", "Logged-in sessions."),
+		subs:             d("market_data_subscriptions", "Market data subscriptions (session × instrument)."),
+		conns:            d("connections", "Open order-port connections, logged in or not."),
+		discons:          d("disconnects_total", "Connections ended, by cause.", "cause"),
+		ackSecs: d("order_ack_seconds",
+			"From reading a command off the socket to queuing its first response (after it is durable)."),
+	}
+}
+
+// Describe sends every metric's description.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.buildInfo, c.commands, c.rejects, c.fills, c.queries, c.ringUsed,
+		c.ringSize, c.batchSize, c.writeSecs, c.syncSecs, c.sequenced, c.durable, c.lag, c.snapSecs, c.snapBytes,
+		c.snapSeq, c.snapsTaken, c.snapFails, c.recoverySecs, c.recoveryReplayed, c.sessions, c.subs, c.conns,
+		c.discons, c.ackSecs} {
+		ch <- d
+	}
+}
+
+// Collect reads the counters.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	version, revision := buildVersion()
+	gauge(c.buildInfo, 1, version, revision, runtime.Version())
+
+	st := &c.p.Stats
+	for k := range st.Commands {
+		counter(c.commands, st.Commands[k][0].Load(), commandNames[k], "ok")
+		counter(c.commands, st.Commands[k][1].Load(), commandNames[k], "rejected")
+	}
+	for r := 1; r < pipeline.NumRejectReasons; r++ {
+		name := engine.RejectReason(r).String()
+		if name[0] == '?' {
+			continue // not a reason the engine has
+		}
+		counter(c.rejects, st.Rejects[r].Load(), strings.ReplaceAll(name, "-", "_"))
+	}
+	counter(c.fills, st.Fills.Load())
+	counter(c.queries, st.Queries.Load())
+	gauge(c.ringUsed, float64(c.p.RingLen()))
+	gauge(c.ringSize, float64(c.p.Ring().Cap()))
+	ch <- log2Histogram(c.batchSize, &st.BatchSizes, float64(st.Requests.Load()), 1)
+	ch <- log2Histogram(c.writeSecs, &st.WriteLatency, time.Duration(st.WriteNanos.Load()).Seconds(), 1e-6)
+	ch <- log2Histogram(c.syncSecs, &st.SyncLatency, time.Duration(st.SyncNanos.Load()).Seconds(), 1e-6)
+	seq, dur := c.p.Sequenced(), c.p.Durable()
+	gauge(c.sequenced, float64(seq))
+	gauge(c.durable, float64(dur))
+	gauge(c.lag, float64(seq-min(dur, seq)))
+
+	if c.sn != nil {
+		gauge(c.snapSecs, time.Duration(c.sn.LastDuration.Load()).Seconds())
+		gauge(c.snapBytes, float64(c.sn.LastBytes.Load()))
+		gauge(c.snapSeq, float64(c.sn.LastSeq.Load()))
+		counter(c.snapsTaken, c.sn.Taken.Load())
+		counter(c.snapFails, c.sn.Failures.Load())
+	}
+	gauge(c.recoverySecs, c.recovery.Duration.Seconds())
+	gauge(c.recoveryReplayed, float64(c.recovery.Replayed))
+
+	ss := &c.srv.Stats
+	gauge(c.sessions, float64(ss.Sessions.Load()))
+	gauge(c.subs, float64(ss.Subscriptions.Load()))
+	gauge(c.conns, float64(c.srv.Connections()))
+	for i, name := range api.CauseNames {
+		counter(c.discons, ss.Disconnects[i].Load(), name)
+	}
+	ch <- log2Histogram(c.ackSecs, &ss.AckLatency, time.Duration(ss.AckNanos.Load()).Seconds(), 1e-6)
+}
+
+// log2Histogram turns a log2 bucket array (bucket k counts values in
+// [2^k, 2^(k+1)) units, bucket 0 also the smaller ones) into a Prometheus
+// histogram with upper bounds 2^(k+1) × unit. The count is the sum of the
+// buckets as read, so that the two always agree.
+func log2Histogram(d *prometheus.Desc, h *[24]atomic.Int64, sum, unit float64) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(h))
+	var cum uint64
+	for k := range h {
+		cum += uint64(h[k].Load())
+		buckets[float64(uint64(1)<<(k+1))*unit] = cum
+	}
+	return prometheus.MustNewConstHistogram(d, cum, sum, buckets)
+}
+
+// buildVersion returns the main module's version and VCS revision, as the
+// Go toolchain stamped them.
+func buildVersion() (version, revision string) {
+	version, revision = "unknown", "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		version = bi.Main.Version
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				revision = s.Value
+			}
+		}
+	}
+	return version, revision
+}
+
+// newRegistry returns the registry /metrics serves: the server's metrics
+// and the Go runtime's and the process's.
+func newRegistry(c *collector) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
