@@ -17,6 +17,10 @@ type fileConfig struct {
 	Accounts    []accountConfig          `json:"accounts"`
 	Instruments []units.InstrumentConfig `json:"instruments"`
 	DefaultSTP  string                   `json:"default_stp,omitempty"`
+	// Server holds server settings by flag name ("listen", "fsync", ...),
+	// each a JSON string, number or boolean. Flags and environment
+	// variables override them.
+	Server map[string]json.RawMessage `json:"server,omitempty"`
 }
 
 type accountConfig struct {
@@ -37,6 +41,7 @@ type account struct {
 type config struct {
 	Engine   engine.Config
 	Accounts []account
+	Server   map[string]string // the file's server settings, as flag values
 }
 
 // loadConfig reads and validates a configuration file, reporting every
@@ -71,7 +76,25 @@ func parseConfig(path string, data []byte) (*config, error) {
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("config: %s: "+format, append([]any{path}, args...)...))
 	}
-	cfg := &config{}
+	cfg := &config{Server: map[string]string{}}
+	for name, raw := range fc.Server {
+		var str string
+		if err := json.Unmarshal(raw, &str); err == nil {
+			cfg.Server[name] = str
+			continue
+		}
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			bad("server.%s: %v", name, err)
+			continue
+		}
+		switch v.(type) {
+		case float64, bool:
+			cfg.Server[name] = string(raw)
+		default:
+			bad("server.%s: want a string, number or boolean, not %s", name, raw)
+		}
+	}
 	if fc.DefaultSTP != "" {
 		m, ok := engine.ParseSTPMode(fc.DefaultSTP)
 		if !ok {

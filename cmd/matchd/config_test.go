@@ -1,8 +1,13 @@
 package main
 
 import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDemoConfig(t *testing.T) {
@@ -45,5 +50,83 @@ func TestConfigErrors(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in:\n%v", want, err)
 		}
+	}
+}
+
+// writeConfig writes the demo config with a "server" object.
+func writeConfig(t *testing.T, server string) string {
+	t.Helper()
+	data, err := os.ReadFile("../../configs/demo.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.TrimSpace(string(data))
+	s = s[:len(s)-1] + `, "server": ` + server + "}"
+	path := filepath.Join(t.TempDir(), "c.json")
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestSettingsPrecedence(t *testing.T) {
+	path := writeConfig(t, `{"listen": "127.0.0.1:1001", "heartbeat": "2s", "fsync": false, "max-conns": 7}`)
+	env := map[string]string{}
+	getenv := func(k string) string { return env[k] }
+	load := func(args ...string) *settings {
+		t.Helper()
+		s, _, err := loadSettings(append([]string{"--config", path}, args...), getenv, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	// The file over the defaults.
+	if s := load(); s.listen != "127.0.0.1:1001" || s.heartbeat != 2*time.Second || s.fsync || s.maxConns != 7 ||
+		s.idleTimeout != 15*time.Second {
+		t.Fatalf("file: %+v", s)
+	}
+	// The environment over the file.
+	env["MATCHD_LISTEN"], env["MATCHD_FSYNC"] = "127.0.0.1:1002", "true"
+	if s := load(); s.listen != "127.0.0.1:1002" || !s.fsync || s.heartbeat != 2*time.Second {
+		t.Fatalf("env: %+v", s)
+	}
+	// Flags over both.
+	if s := load("--listen", "127.0.0.1:1003", "--fsync=false"); s.listen != "127.0.0.1:1003" || s.fsync {
+		t.Fatalf("flags: %+v", s)
+	}
+	// MATCHD_CONFIG names the file when --config does not.
+	env["MATCHD_CONFIG"] = path
+	s, _, err := loadSettings(nil, getenv, io.Discard)
+	if err != nil || s.config != path || s.maxConns != 7 {
+		t.Fatalf("MATCHD_CONFIG: %+v %v", s, err)
+	}
+}
+
+func TestSettingsReportEveryProblem(t *testing.T) {
+	path := writeConfig(t, `{"heartbeat": "soon", "lisen": "x", "log-format": "xml", "fsync": [1]}`)
+	env := map[string]string{"MATCHD_OUTBOUND_LIMIT": "lots", "MATCHD_MAX_CONNS": "0"}
+	_, _, err := loadSettings([]string{"--config", path, "--idle-timeout", "1ms"}, func(k string) string { return env[k] }, io.Discard)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{
+		`server.heartbeat: invalid value "soon": want a duration`,
+		`server.lisen: no such setting`,
+		`log-format "xml"`,
+		`server.fsync: want a string, number or boolean`,
+		`MATCHD_OUTBOUND_LIMIT: invalid value "lots": want a whole number`,
+		`max connections 0`,
+		`idle timeout longer than the heartbeat`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "outbound limit 0") {
+		t.Errorf("a value that did not parse was still used:\n%v", err)
+	}
+	if _, _, err := loadSettings([]string{"--no-such-flag"}, func(string) string { return "" }, io.Discard); !errors.Is(err, errUsage) {
+		t.Fatalf("unknown flag: %v", err)
 	}
 }

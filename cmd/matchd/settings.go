@@ -1,0 +1,186 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/matchd/matchd/api"
+)
+
+// settings are the server's run-time settings. Each comes from, in order of
+// precedence: its command-line flag, the environment variable MATCHD_<NAME>
+// (the flag name upper-cased, '-' as '_'), the config file's "server"
+// object (keyed by flag name), or the default.
+type settings struct {
+	config, data, listen, admin, logFormat, cpuProfile string
+	fsync                                              bool
+	snapEvery                                          uint64
+	snapInterval, loginTimeout, heartbeat, idleTimeout time.Duration
+	shutdownWait                                       time.Duration
+	maxConns, outbound                                 int
+}
+
+func (s *settings) flags(out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("matchd", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&s.config, "config", "configs/demo.json", "configuration file (accounts, instruments, server settings)")
+	fs.StringVar(&s.data, "data", "./data", "data directory (journal and snapshots)")
+	fs.StringVar(&s.listen, "listen", "127.0.0.1:7001", "order-entry and market data address")
+	fs.StringVar(&s.admin, "admin", "127.0.0.1:7002", "admin address: /healthz, /readyz, /metrics, /api/book/, /debug/pprof/ (empty: off)")
+	fs.BoolVar(&s.fsync, "fsync", true, "fsync every group commit; false is UNSAFE: acknowledged orders can be lost in a machine crash")
+	fs.Uint64Var(&s.snapEvery, "snapshot-every", 1_000_000, "take a snapshot after this many commands")
+	fs.DurationVar(&s.snapInterval, "snapshot-interval", 5*time.Minute, "take a snapshot at least this often when busy")
+	fs.StringVar(&s.logFormat, "log-format", "text", "log format: text or json")
+	fs.IntVar(&s.maxConns, "max-conns", 10_000, "most concurrent connections")
+	fs.DurationVar(&s.loginTimeout, "login-timeout", 5*time.Second, "time a new connection has to log in")
+	fs.DurationVar(&s.heartbeat, "heartbeat", time.Second, "send a heartbeat after this long without sending")
+	fs.DurationVar(&s.idleTimeout, "idle-timeout", 15*time.Second, "end sessions that send nothing for this long")
+	fs.IntVar(&s.outbound, "outbound-limit", 4<<20, "bytes of unread responses and market data before a client is disconnected")
+	fs.DurationVar(&s.shutdownWait, "shutdown-wait", 5*time.Second, "how long shutdown waits for sessions to finish")
+	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until shutdown")
+	return fs
+}
+
+// envName is the environment variable of a flag.
+func envName(flag string) string {
+	return "MATCHD_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// errUsage marks a command line the flag package could not parse (it has
+// already said why).
+var errUsage = errors.New("matchd: bad command line")
+
+// loadSettings parses the command line, reads the config file and layers
+// flags over environment over file over defaults. It checks everything and
+// reports every problem at once; the config is nil only if the file could
+// not be read or parsed at all.
+func loadSettings(args []string, getenv func(string) string, stderr io.Writer) (*settings, *config, error) {
+	s := &settings{}
+	fs := s.flags(stderr)
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "matchd: unexpected argument %q\n", fs.Arg(0))
+		return nil, nil, errUsage
+	}
+	onCmdLine := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { onCmdLine[f.Name] = true })
+	var errs []error
+	inEnv := map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" {
+			inEnv[f.Name] = v
+		}
+	})
+	if v, ok := inEnv["config"]; ok && !onCmdLine["config"] {
+		s.config = v
+	}
+	cfg, err := loadConfig(s.config)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if cfg != nil {
+		names := make([]string, 0, len(cfg.Server))
+		for name := range cfg.Server {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		for _, name := range names {
+			v := cfg.Server[name]
+			switch {
+			case fs.Lookup(name) == nil:
+				errs = append(errs, fmt.Errorf("config: %s: server.%s: no such setting", s.config, name))
+			case name == "config":
+				errs = append(errs, fmt.Errorf("config: %s: server.config: the config file cannot name itself", s.config))
+			case onCmdLine[name] || inEnv[name] != "":
+				// overridden
+			default:
+				if err := set(fs, name, v); err != nil {
+					errs = append(errs, fmt.Errorf("config: %s: server.%s: %v", s.config, name, err))
+				}
+			}
+		}
+	}
+	envNames := make([]string, 0, len(inEnv))
+	for name := range inEnv {
+		envNames = append(envNames, name)
+	}
+	slices.Sort(envNames)
+	for _, name := range envNames {
+		if onCmdLine[name] || name == "config" {
+			continue
+		}
+		if err := set(fs, name, inEnv[name]); err != nil {
+			errs = append(errs, fmt.Errorf("environment: %s: %v", envName(name), err))
+		}
+	}
+	errs = append(errs, s.validate()...)
+	return s, cfg, errors.Join(errs...)
+}
+
+// set sets a flag from a string, keeping its previous value if the string
+// does not parse, and says what the flag wants.
+func set(fs *flag.FlagSet, name, v string) error {
+	f := fs.Lookup(name)
+	old := f.Value.String()
+	if err := f.Value.Set(v); err != nil {
+		f.Value.Set(old)
+		want := "a string"
+		if g, ok := f.Value.(flag.Getter); ok {
+			switch g.Get().(type) {
+			case time.Duration:
+				want = "a duration such as 5s or 250ms"
+			case bool:
+				want = "true or false"
+			case int, uint64:
+				want = "a whole number"
+			}
+		}
+		return fmt.Errorf("invalid value %q: want %s", v, want)
+	}
+	return nil
+}
+
+// validate checks the values themselves.
+func (s *settings) validate() []error {
+	var errs []error
+	if s.logFormat != "text" && s.logFormat != "json" {
+		errs = append(errs, fmt.Errorf("settings: log-format %q: want text or json", s.logFormat))
+	}
+	if s.data == "" {
+		errs = append(errs, errors.New("settings: data: a data directory is required"))
+	}
+	if s.listen == "" {
+		errs = append(errs, errors.New("settings: listen: an address is required"))
+	}
+	if s.snapEvery == 0 {
+		errs = append(errs, errors.New("settings: snapshot-every must be positive"))
+	}
+	if s.snapInterval <= 0 || s.shutdownWait <= 0 {
+		errs = append(errs, errors.New("settings: snapshot-interval and shutdown-wait must be positive"))
+	}
+	if c := s.apiConfig(); c.Validate() != nil {
+		errs = append(errs, c.Validate())
+	}
+	return errs
+}
+
+// apiConfig is the order server's part of the settings.
+func (s *settings) apiConfig() api.Config {
+	return api.Config{Listen: s.listen, MaxConns: s.maxConns, LoginTimeout: s.loginTimeout,
+		Heartbeat: s.heartbeat, IdleTimeout: s.idleTimeout, OutboundLimit: s.outbound}
+}
+
+// logAttrs lists the settings for the start-up log line.
+func (s *settings) logAttrs() []any {
+	return []any{"config", s.config, "data", s.data, "listen", s.listen, "admin", s.admin, "fsync", s.fsync,
+		"snapshot_every", s.snapEvery, "snapshot_interval", s.snapInterval, "log_format", s.logFormat,
+		"max_conns", s.maxConns, "login_timeout", s.loginTimeout, "heartbeat", s.heartbeat,
+		"idle_timeout", s.idleTimeout, "outbound_limit", s.outbound, "shutdown_wait", s.shutdownWait}
+}
