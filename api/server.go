@@ -120,7 +120,11 @@ type Server struct {
 	nextID  atomic.Uint32
 	conns   atomic.Int64
 	closing atomic.Bool
-	wg      sync.WaitGroup
+	wg      sync.WaitGroup // connection goroutines
+	readers atomic.Int64   // session read loops running
+
+	drained   chan struct{} // closed by Shutdown once everything read is answered
+	drainOnce sync.Once
 }
 
 // NewServer returns a server for the accounts. Attach a pipeline, whose
@@ -132,7 +136,7 @@ func NewServer(cfg Config, accounts []Account) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, tokens: map[engine.AccountID][32]byte{}, epoch: time.Now(),
 		sessions: map[uint64]*session{}, byAccount: map[engine.AccountID]map[uint64]*session{},
-		waiters: map[uint32]chan<- DepthAnswer{}}
+		waiters: map[uint32]chan<- DepthAnswer{}, drained: make(chan struct{})}
 	for _, a := range accounts {
 		s.tokens[a.ID] = sha256.Sum256([]byte(a.Token))
 	}
@@ -189,25 +193,58 @@ func (s *Server) Sessions() int {
 	return len(s.sessions)
 }
 
-// Shutdown stops accepting, says Goodbye to every session and waits (up to
-// wait) for their goroutines. The pipeline must still be running: sessions
-// with cancel-on-disconnect submit their mass cancels on the way out.
+// Shutdown ends service gracefully, within about wait: it stops accepting
+// connections, stops reading from every session (what each has read so
+// far still goes to the pipeline), waits until everything submitted has
+// been delivered, so that every command the server took is answered, then
+// says Goodbye to every session and waits for their goroutines. The
+// pipeline must still be running: sessions with cancel-on-disconnect
+// submit their mass cancels on the way out, so close the pipeline after.
 func (s *Server) Shutdown(wait time.Duration) {
+	deadline := time.Now().Add(wait)
 	s.closing.Store(true)
 	if s.ln != nil {
 		s.ln.Close()
 	}
 	s.mu.Lock()
 	for _, ss := range s.sessions {
+		ss.conn.SetReadDeadline(time.Now()) // the reader sees closing and stops
+	}
+	s.mu.Unlock()
+	for s.readers.Load() > 0 {
+		if time.Now().After(deadline) {
+			s.log.Warn("api: session readers still running at shutdown", "readers", s.readers.Load())
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if s.p != nil {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		if _, err := s.Depth(ctx, 0, 1); err != nil { // a barrier: answered after everything before it
+			s.log.Warn("api: responses may be missing at shutdown", "err", err)
+		}
+		cancel()
+	}
+	s.mu.Lock()
+	for _, ss := range s.sessions {
 		ss.bye(wire.ByeShutdown)
 	}
 	s.mu.Unlock()
+	s.drainOnce.Do(func() { close(s.drained) })
+	if !waitGroup(&s.wg, deadline) {
+		s.log.Warn("api: sessions still open at shutdown", "sessions", s.Sessions())
+	}
+}
+
+// waitGroup waits for wg until the deadline and reports whether it ended.
+func waitGroup(wg *sync.WaitGroup, deadline time.Time) bool {
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(wait):
-		s.log.Warn("api: sessions still open at shutdown", "sessions", s.Sessions())
+		return true
+	case <-time.After(time.Until(deadline)):
+		return false
 	}
 }
 
@@ -228,6 +265,7 @@ type session struct {
 	feeds   []engine.InstrumentID // subscribed instruments (under Server.mu)
 	wake    chan struct{}
 	done    chan struct{} // closed when the writer has finished
+	stopped atomic.Bool   // set when the writer has finished
 }
 
 // send queues one or more whole frames. It reports false if the session
@@ -238,7 +276,9 @@ func (ss *session) send(frames []byte) bool {
 		ss.mu.Unlock()
 		return false
 	}
-	if len(ss.out)+len(frames) > ss.limit {
+	// The limit is on what waits: one answer larger than it (a long list
+	// of open orders) is still queued whole if nothing else is waiting.
+	if len(ss.out) > 0 && len(ss.out)+len(frames) > ss.limit {
 		ss.closing = true
 		ss.byeWhy = wire.ByeSlowConsumer
 		ss.out = wire.AppendReason(ss.out[:0], wire.TypeGoodbye, wire.ByeSlowConsumer)
@@ -273,10 +313,15 @@ func (ss *session) signal() {
 }
 
 // writer flushes queued frames with one write each time, sends heartbeats
-// when idle, and closes the connection once closing and flushed.
+// when idle, and once closing and flushed, shuts its side of the
+// connection (the session's goroutine closes it, see linger). If a write
+// fails it closes the connection at once.
 func (ss *session) writer() {
 	defer close(ss.done)
-	defer ss.conn.Close()
+	defer func() { // stop the reader too
+		ss.stopped.Store(true)
+		ss.conn.SetReadDeadline(time.Now())
+	}()
 	hb := time.NewTicker(ss.beat)
 	defer hb.Stop()
 	last := time.Now()
@@ -308,6 +353,7 @@ func (ss *session) writer() {
 				if isTimeout(err) {
 					ss.log.Warn("api: disconnecting slow consumer: write timed out", "session", ss.id, "account", ss.acct)
 				}
+				ss.conn.Close()
 				return
 			}
 			last = time.Now()
@@ -316,9 +362,31 @@ func (ss *session) writer() {
 		ss.spare = buf[:0]
 		ss.mu.Unlock()
 		if closing {
+			if tc, ok := ss.conn.(*net.TCPConn); ok {
+				tc.CloseWrite() // FIN after the last frame
+			}
 			return
 		}
 	}
+}
+
+// lingerTime bounds how long a closed session's connection is drained.
+const lingerTime = 2 * time.Second
+
+// linger closes a session's connection after its writer is done, reading
+// and discarding what the client still sends (for up to lingerTime) until
+// it closes its side. Closing a socket with unread input makes the kernel
+// reset the connection, and a reset can destroy responses the client has
+// not read yet: the last acknowledgments before a Goodbye.
+func linger(c net.Conn) {
+	c.SetReadDeadline(time.Now().Add(lingerTime))
+	var buf [4096]byte
+	for {
+		if _, err := c.Read(buf[:]); err != nil {
+			break
+		}
+	}
+	c.Close()
 }
 
 func (s *Server) serveConn(c net.Conn) {
@@ -395,6 +463,10 @@ func (s *Server) serveConn(c net.Conn) {
 	s.log.Info("api: session opened", "session", ss.id, "account", ss.acct, "remote", c.RemoteAddr(),
 		"cancel_on_disconnect", ss.cod)
 	cause := s.readLoop(ss, rd)
+	if cause == causeShutdown {
+		<-s.drained // everything this session sent is answered
+		ss.bye(wire.ByeShutdown)
+	}
 	ss.mu.Lock()
 	why := ss.byeWhy // before the Logout Goodbye below, which is a no-op if one was sent
 	ss.mu.Unlock()
@@ -411,6 +483,7 @@ func (s *Server) serveConn(c net.Conn) {
 	}
 	ss.bye(wire.ByeLogout) // no-op if a Goodbye is already queued
 	<-ss.done
+	linger(c)
 	s.log.Info("api: session closed", "session", ss.id, "account", ss.acct, "cause", cause)
 }
 
@@ -418,8 +491,17 @@ func isTimeout(err error) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded)
 }
 
+// readLoop's answers when the server stopped it: Shutdown, or the end of
+// the session's writer (a Goodbye sent, or a write failed).
+const (
+	causeShutdown   = "server shutdown"
+	causeWriterDone = "closed by the server"
+)
+
 // readLoop reads requests until the session ends and returns why.
 func (s *Server) readLoop(ss *session, rd *wire.Reader) string {
+	s.readers.Add(1)
+	defer s.readers.Add(-1)
 	reqs := make([]pipeline.Request, 0, 64)
 	flush := func() bool {
 		if len(reqs) > 0 {
@@ -440,6 +522,12 @@ func (s *Server) readLoop(ss *session, rd *wire.Reader) string {
 				return "journal failure"
 			}
 			ss.conn.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+			if s.closing.Load() { // after the deadline: Shutdown's comes later, or this sees it
+				return causeShutdown
+			}
+			if ss.stopped.Load() { // likewise for the writer's
+				return causeWriterDone
+			}
 		}
 		typ, body, err := rd.Next()
 		if fresh {
@@ -447,6 +535,11 @@ func (s *Server) readLoop(ss *session, rd *wire.Reader) string {
 		}
 		switch {
 		case err == nil:
+		case isTimeout(err) && s.closing.Load():
+			flush()
+			return causeShutdown
+		case isTimeout(err) && ss.stopped.Load():
+			return causeWriterDone // what it sent since would never be answered
 		case isTimeout(err):
 			flush()
 			ss.bye(wire.ByeIdle)
