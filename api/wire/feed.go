@@ -111,6 +111,9 @@ func (m *BookSnapshot) Decode(body []byte, bids, asks []engine.LevelInfo) ([]eng
 	m.Seq = engine.Seq(be.Uint64(body[16:]))
 	m.Found, m.More = body[24] != 0, body[25] != 0
 	nb, na := int(be.Uint16(body[26:])), int(be.Uint16(body[28:]))
+	if nb+na > MaxSnapshotLevels {
+		return bids, asks, fmt.Errorf("%w: book snapshot says %d+%d levels, at most %d a frame", ErrBadLength, nb, na, MaxSnapshotLevels)
+	}
 	if len(body) != snapshotHeadSize+snapshotLevel*(nb+na) {
 		return bids, asks, fmt.Errorf("%w: book snapshot says %d+%d levels in %d bytes", ErrBadLength, nb, na, len(body))
 	}

@@ -59,6 +59,9 @@ func (m *Depth) Decode(body []byte, bids, asks []engine.LevelInfo) ([]engine.Lev
 	m.Instrument = engine.InstrumentID(be.Uint32(body[12:]))
 	m.Found = body[16] != 0
 	nb, na := int(be.Uint16(body[17:])), int(be.Uint16(body[19:]))
+	if nb > MaxDepthLevels || na > MaxDepthLevels {
+		return bids, asks, fmt.Errorf("%w: depth says %d+%d levels, at most %d a side", ErrBadLength, nb, na, MaxDepthLevels)
+	}
 	if len(body) != depthHeadSize+levelSize*(nb+na) {
 		return bids, asks, fmt.Errorf("%w: depth says %d+%d levels in %d bytes", ErrBadLength, nb, na, len(body))
 	}
@@ -124,6 +127,9 @@ func (m *Orders) Decode(body []byte, out []engine.OrderInfo) ([]engine.OrderInfo
 	m.Seq = engine.Seq(be.Uint64(body[4:]))
 	m.More = body[12] != 0
 	n := int(be.Uint16(body[13:]))
+	if n > MaxOrdersPerFrame {
+		return out, fmt.Errorf("%w: orders says %d, at most %d a frame", ErrBadLength, n, MaxOrdersPerFrame)
+	}
 	if len(body) != ordersHeadSize+orderSize*n {
 		return out, fmt.Errorf("%w: orders says %d in %d bytes", ErrBadLength, n, len(body))
 	}

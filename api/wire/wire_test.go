@@ -350,3 +350,27 @@ func FuzzFrames(f *testing.F) {
 		}
 	})
 }
+
+// TestVariableFramesOverTheirLimits: counts over a frame's documented
+// maximum are rejected, not decoded into something the encoder would cut.
+func TestVariableFramesOverTheirLimits(t *testing.T) {
+	frame := func(typ byte, body []byte) []byte { return append(appendHeader(nil, typ, len(body)), body...) }
+	depth := make([]byte, depthHeadSize+levelSize*(MaxDepthLevels+1))
+	be.PutUint16(depth[17:], MaxDepthLevels+1)
+	orders := make([]byte, ordersHeadSize+orderSize*(MaxOrdersPerFrame+1))
+	be.PutUint16(orders[13:], MaxOrdersPerFrame+1)
+	snap := make([]byte, snapshotHeadSize+snapshotLevel*(MaxSnapshotLevels+1))
+	be.PutUint16(snap[26:], MaxSnapshotLevels+1)
+	for i := range MaxSnapshotLevels + 1 {
+		snap[snapshotHeadSize+i*snapshotLevel] = byte(engine.Buy)
+	}
+	for _, f := range [][]byte{frame(TypeDepth, depth), frame(TypeOrders, orders), frame(TypeBookSnapshot, snap)} {
+		typ, body, _, err := Parse(f, MaxFrame)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := decodeAny(typ, body); !errors.Is(err, ErrBadLength) {
+			t.Errorf("%q over its limit: %v", typ, err)
+		}
+	}
+}
