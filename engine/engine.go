@@ -192,6 +192,10 @@ func (a *levelTouch) less(b *levelTouch) bool {
 // (instrument, side, price) order.
 func (e *Engine) emitLevels() {
 	ls := e.levels
+	if len(ls) == 1 { // the common case
+		e.emitLevel(&ls[0], ls[0].lvl)
+		return
+	}
 	if len(ls) <= 16 {
 		for i := 1; i < len(ls); i++ {
 			for j := i; j > 0 && ls[j].less(&ls[j-1]); j-- {
@@ -207,20 +211,29 @@ func (e *Engine) emitLevels() {
 		})
 	}
 	for i := 0; i < len(ls); {
-		first := &ls[i]
-		var qty Qty
-		var count int32
-		for ; i < len(ls) && ls[i].inst == first.inst && ls[i].side == first.side && ls[i].price == first.price; i++ {
-			if l := ls[i].lvl; l != nil {
-				qty, count = l.qty, l.count
+		first, live := &ls[i], ls[i].lvl
+		for i++; i < len(ls) && ls[i].inst == first.inst && ls[i].side == first.side && ls[i].price == first.price; i++ {
+			if ls[i].lvl != nil {
+				live = ls[i].lvl // the level made again after the first emptied
 			}
 		}
-		if qty != first.qty || count != first.count {
-			e.out = append(e.out, Event{
-				Seq: e.seq, Time: e.time, Kind: EvLevel, Side: first.side, Instrument: first.inst,
-				Price: first.price, Qty: qty, Orders: count,
-			})
-		}
+		e.emitLevel(first, live)
+	}
+}
+
+// emitLevel appends an EvLevel for the level t recorded if it changed; l is
+// the level now, nil if it is gone.
+func (e *Engine) emitLevel(t *levelTouch, l *level) {
+	var qty Qty
+	var count int32
+	if l != nil {
+		qty, count = l.qty, l.count
+	}
+	if qty != t.qty || count != t.count {
+		e.out = append(e.out, Event{
+			Seq: e.seq, Time: e.time, Kind: EvLevel, Side: t.side, Instrument: t.inst,
+			Price: t.price, Qty: qty, Orders: count,
+		})
 	}
 }
 
