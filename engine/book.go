@@ -44,6 +44,7 @@ type level struct {
 	nextFree   *level
 	epoch      uint64 // Engine.epoch of the last command that recorded it in Engine.levels
 	touch      int32  // and the record's index there
+	id         int32  // its index in Engine.levelSlabs
 }
 
 // bookSide is the bids or the asks of one book. Levels are kept in a btree

@@ -35,6 +35,7 @@ type Engine struct {
 	lastSeq   Seq
 
 	freeLevels *level
+	levelSlabs []*[levelSlab]level // every level ever made, by id
 
 	// Per-command scratch state.
 	seq     Seq
@@ -46,9 +47,10 @@ type Engine struct {
 }
 
 // levelTouch records a price level as it was before the current command
-// first changed it.
+// first changed it. It names the level by id, not pointer, so that
+// recording it never costs a GC write barrier.
 type levelTouch struct {
-	lvl   *level // nil once the level is gone
+	id    int32 // of the level
 	inst  InstrumentID
 	side  Side
 	price Price
@@ -169,7 +171,7 @@ func (e *Engine) touchLevel(b *book, side Side, l *level) {
 	l.epoch = e.epoch
 	l.touch = int32(len(e.levels))
 	e.levels = append(e.levels, levelTouch{
-		lvl: l, inst: b.inst.ID, side: side, price: l.price, qty: l.qty, count: l.count,
+		id: l.id, inst: b.inst.ID, side: side, price: l.price, qty: l.qty, count: l.count,
 		order: int32(len(e.levels)),
 	})
 }
@@ -193,7 +195,7 @@ func (a *levelTouch) less(b *levelTouch) bool {
 func (e *Engine) emitLevels() {
 	ls := e.levels
 	if len(ls) == 1 { // the common case
-		e.emitLevel(&ls[0], ls[0].lvl)
+		e.emitLevel(&ls[0], e.liveLevel(&ls[0]))
 		return
 	}
 	if len(ls) <= 16 {
@@ -211,14 +213,25 @@ func (e *Engine) emitLevels() {
 		})
 	}
 	for i := 0; i < len(ls); {
-		first, live := &ls[i], ls[i].lvl
+		first, live := &ls[i], e.liveLevel(&ls[i])
 		for i++; i < len(ls) && ls[i].inst == first.inst && ls[i].side == first.side && ls[i].price == first.price; i++ {
-			if ls[i].lvl != nil {
-				live = ls[i].lvl // the level made again after the first emptied
+			if l := e.liveLevel(&ls[i]); l != nil {
+				live = l // the level made again after the first emptied
 			}
 		}
 		e.emitLevel(first, live)
 	}
+}
+
+// liveLevel returns the level t recorded if it still exists: a level freed
+// since has epoch 0, and one freed and made again has a newer record.
+func (e *Engine) liveLevel(t *levelTouch) *level {
+	id := uint32(t.id)
+	l := &e.levelSlabs[id/levelSlab][id%levelSlab]
+	if l.epoch == e.epoch && l.touch == t.order {
+		return l
+	}
+	return nil
 }
 
 // emitLevel appends an EvLevel for the level t recorded if it changed; l is
@@ -715,11 +728,20 @@ func (e *Engine) removeOpen(o *order) {
 
 const slabSize = 1024
 
+// levelSlab is how many levels are allocated at a time.
+const levelSlab = 1024
+
+// addLevelSlab makes at least n more free levels.
 func (e *Engine) addLevelSlab(n int) {
-	slab := make([]level, n)
-	for i := range slab {
-		slab[i].nextFree = e.freeLevels
-		e.freeLevels = &slab[i]
+	for ; n > 0; n -= levelSlab {
+		slab := new([levelSlab]level)
+		e.levelSlabs = append(e.levelSlabs, slab)
+		base := int32(len(e.levelSlabs)-1) * levelSlab
+		for i := range slab {
+			slab[i].id = base + int32(i)
+			slab[i].nextFree = e.freeLevels
+			e.freeLevels = &slab[i]
+		}
 	}
 }
 
@@ -738,9 +760,6 @@ func (e *Engine) allocLevel() *level {
 }
 
 func (e *Engine) freeLevel(l *level) {
-	if l.epoch == e.epoch {
-		e.levels[l.touch].lvl = nil
-	}
-	*l = level{nextFree: e.freeLevels}
+	*l = level{nextFree: e.freeLevels, id: l.id}
 	e.freeLevels = l
 }
