@@ -106,3 +106,7 @@ func (e *Engine) OpenOrders(a AccountID, out []OrderInfo) []OrderInfo {
 
 // OpenOrderCount returns the number of open orders in the engine.
 func (e *Engine) OpenOrderCount() int { return e.orders.len() }
+
+// LastTradeID returns the ID of the last trade; trade IDs count from 1, so
+// it is also the number of trades since the engine began.
+func (e *Engine) LastTradeID() TradeID { return e.nextTrade }

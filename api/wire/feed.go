@@ -123,8 +123,7 @@ func (m *BookSnapshot) Decode(body []byte, bids, asks []engine.LevelInfo) ([]eng
 		if (i < nb && side != engine.Buy) || (i >= nb && side != engine.Sell) {
 			return bids, asks, fmt.Errorf("%w: book snapshot level %d has side %d", ErrBadLength, i, side)
 		}
-		l := engine.LevelInfo{Price: engine.Price(be.Uint64(p[1:])), Qty: engine.Qty(be.Uint64(p[9:])),
-			Orders: int32(be.Uint32(p[17:]))}
+		l := decodeLevel(p[1:])
 		if i < nb {
 			bids = append(bids, l)
 		} else {
@@ -168,9 +167,8 @@ func (m *LevelUpdate) Decode(body []byte) {
 	m.FeedSeq = be.Uint64(body[4:])
 	m.Seq = engine.Seq(be.Uint64(body[12:]))
 	m.Side = engine.Side(body[20])
-	m.Price = engine.Price(be.Uint64(body[21:]))
-	m.Qty = engine.Qty(be.Uint64(body[29:]))
-	m.Orders = int32(be.Uint32(body[37:]))
+	l := decodeLevel(body[21:])
+	m.Price, m.Qty, m.Orders = l.Price, l.Qty, l.Orders
 }
 
 // Trade is one execution, as the public sees it. Offsets:

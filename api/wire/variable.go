@@ -49,6 +49,12 @@ func appendLevel(b []byte, l engine.LevelInfo) []byte {
 	return be.AppendUint32(b, uint32(l.Orders))
 }
 
+// decodeLevel reads what appendLevel wrote.
+func decodeLevel(p []byte) engine.LevelInfo {
+	return engine.LevelInfo{Price: engine.Price(be.Uint64(p)), Qty: engine.Qty(be.Uint64(p[8:])),
+		Orders: int32(be.Uint32(p[16:]))}
+}
+
 // Decode fills m and appends the levels to bids and asks.
 func (m *Depth) Decode(body []byte, bids, asks []engine.LevelInfo) ([]engine.LevelInfo, []engine.LevelInfo, error) {
 	if len(body) < depthHeadSize {
@@ -67,8 +73,7 @@ func (m *Depth) Decode(body []byte, bids, asks []engine.LevelInfo) ([]engine.Lev
 	}
 	p := body[depthHeadSize:]
 	for i := 0; i < nb+na; i++ {
-		l := engine.LevelInfo{Price: engine.Price(be.Uint64(p)), Qty: engine.Qty(be.Uint64(p[8:])),
-			Orders: int32(be.Uint32(p[16:]))}
+		l := decodeLevel(p)
 		if i < nb {
 			bids = append(bids, l)
 		} else {

@@ -245,16 +245,7 @@ func (t *trader) run(ctx context.Context, pos []string) error {
 		if err != nil {
 			return err
 		}
-		side := func(p engine.Price, q engine.Qty) (any, any, string) {
-			if q == 0 {
-				return nil, nil, "-"
-			}
-			return sc.FormatPrice(p), sc.FormatQty(q), sc.FormatQty(q) + " @ " + sc.FormatPrice(p)
-		}
-		bp, bq, bh := side(top.BidPrice, top.BidQty)
-		ap, aq, ah := side(top.AskPrice, top.AskQty)
-		t.print(fmt.Sprintf("%s  bid %s  ask %s", in.Symbol, bh, ah),
-			map[string]any{"symbol": in.Symbol, "bid": bp, "bid_qty": bq, "ask": ap, "ask_qty": aq})
+		t.printTop(in.Symbol, sc, top.TopOfBook, false)
 		return nil
 	case "depth":
 		if err := need(1); err != nil {

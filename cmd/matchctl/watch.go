@@ -87,7 +87,7 @@ func (t *trader) watchBook(ctx context.Context, args []string) error {
 				t.printTrade(in.Symbol, sc, tr)
 			}
 			if top != last || first {
-				t.printTop(in.Symbol, sc, top)
+				t.printTop(in.Symbol, sc, top, true)
 			}
 		}
 		last, first = top, false
@@ -109,7 +109,9 @@ func (t *trader) printTrade(sym string, sc units.Scale, tr wire.Trade) {
 			"price": sc.FormatPrice(tr.Price), "trade_id": tr.Trade, "time": time.Unix(0, tr.Time).UTC().Format(time.RFC3339Nano)})
 }
 
-func (t *trader) printTop(sym string, sc units.Scale, top engine.TopOfBook) {
+// printTop prints a top of book; watch lines carry "type": "top" in JSON
+// and a "top " prefix.
+func (t *trader) printTop(sym string, sc units.Scale, top engine.TopOfBook, watch bool) {
 	side := func(p engine.Price, q engine.Qty) (any, any, string) {
 		if q == 0 {
 			return nil, nil, "-"
@@ -118,8 +120,12 @@ func (t *trader) printTop(sym string, sc units.Scale, top engine.TopOfBook) {
 	}
 	bp, bq, bh := side(top.BidPrice, top.BidQty)
 	ap, aq, ah := side(top.AskPrice, top.AskQty)
-	t.print(fmt.Sprintf("top %s  bid %s  ask %s", sym, bh, ah),
-		map[string]any{"type": "top", "symbol": sym, "bid": bp, "bid_qty": bq, "ask": ap, "ask_qty": aq})
+	human := fmt.Sprintf("%s  bid %s  ask %s", sym, bh, ah)
+	js := map[string]any{"symbol": sym, "bid": bp, "bid_qty": bq, "ask": ap, "ask_qty": aq}
+	if watch {
+		human, js["type"] = "top "+human, "top"
+	}
+	t.print(human, js)
 }
 
 // drawWatch redraws the terminal: five levels a side and the trade tape.

@@ -204,6 +204,23 @@ func (c *client) closed() bool {
 	}
 }
 
+// readToEnd reads everything a cut-off client can still read and returns
+// the Goodbye reason it saw (0 for none) and the error that ended it. The
+// server cuts a slow consumer off one of two ways: its queue overflows
+// (Goodbye "slow consumer", then close), or a write into its full socket
+// times out (close mid-frame: no Goodbye can get through).
+func (c *client) readToEnd() (bye uint8, end error) {
+	c.c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for end == nil {
+		typ, body, err := c.rd.Next()
+		if err == nil && typ == wire.TypeGoodbye {
+			bye = body[0]
+		}
+		end = err
+	}
+	return bye, end
+}
+
 func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
 
 const aapl = engine.InstrumentID(1)
@@ -436,21 +453,8 @@ func TestSlowConsumerIsCutOff(t *testing.T) {
 		break
 	}
 	time.Sleep(time.Second) // still not reading
-	// Now read what the server sent before it gave up: it must end with
-	// Goodbye "slow consumer", then EOF.
-	// The server cuts a slow consumer off one of two ways: its queue
-	// overflows (Goodbye "slow consumer", then close), or a write into its
-	// full socket times out (close mid-frame: no Goodbye can get through).
-	slow.c.SetReadDeadline(time.Now().Add(20 * time.Second))
-	bye := uint8(0)
-	var end error
-	for end == nil {
-		typ, body, err := slow.rd.Next()
-		if err == nil && typ == wire.TypeGoodbye {
-			bye = body[0]
-		}
-		end = err
-	}
+	// Now read what the server sent before it gave up.
+	bye, end := slow.readToEnd()
 	switch {
 	case !(errors.Is(end, io.EOF) || errors.Is(end, io.ErrUnexpectedEOF) || isReset(end)):
 		t.Fatalf("slow session: %v", end)
@@ -553,16 +557,7 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 	// The slow one was cut off: what it can still read ends in Goodbye
 	// "slow consumer" or, if a write to its full socket timed out first,
 	// in a bare close.
-	slow.c.SetReadDeadline(time.Now().Add(20 * time.Second))
-	bye := uint8(0)
-	var end error
-	for end == nil {
-		typ, body, err := slow.rd.Next()
-		if err == nil && typ == wire.TypeGoodbye {
-			bye = body[0]
-		}
-		end = err
-	}
+	bye, end := slow.readToEnd()
 	if !(errors.Is(end, io.EOF) || errors.Is(end, io.ErrUnexpectedEOF) || isReset(end)) ||
 		(bye != 0 && bye != wire.ByeSlowConsumer) {
 		t.Fatalf("slow subscriber: goodbye %d, then %v", bye, end)

@@ -200,6 +200,7 @@ type Pipeline struct {
 	seq      engine.Seq
 	lastTime int64
 	counts   loopCounts
+	trades0  engine.TradeID // the engine's trade count at New
 
 	sequenced atomic.Uint64
 	durable   atomic.Uint64
@@ -228,6 +229,7 @@ func New(e *engine.Engine, j Journal, deliver func(*Batch), cfg Config) (*Pipeli
 		free:        make(chan *Batch, cfg.InFlight),
 		toJournal:   make(chan *Batch, cfg.InFlight),
 		seq:         e.LastSeq(),
+		trades0:     e.LastTradeID(),
 		failed:      make(chan struct{}),
 		loopDone:    make(chan struct{}),
 		journalDone: make(chan struct{}),
@@ -345,7 +347,7 @@ func (p *Pipeline) loop() {
 		b.LastSeq = p.seq
 		p.sequenced.Store(uint64(p.seq))
 		p.Stats.observeBatch(int(hi - lo))
-		p.Stats.publish(&p.counts)
+		p.Stats.publish(&p.counts, int64(p.e.LastTradeID()-p.trades0))
 		p.toJournal <- b
 	}
 }
@@ -459,28 +461,22 @@ const NumRejectReasons = 32
 type loopCounts struct {
 	commands [NumCommandKinds][2]int64
 	rejects  [NumRejectReasons]int64
-	fills    int64
 	queries  int64
 }
 
-// count records one applied command from its events.
+// count records one applied command from its events. (Fills are not
+// counted here: the engine's trade IDs count them.)
 func (c *loopCounts) count(kind engine.CommandKind, evs []engine.Event) {
 	k := int(kind)
 	if k >= NumCommandKinds {
 		k = 0
 	}
-	rejected := len(evs) > 0 && evs[0].Kind == engine.EvRejected
-	if rejected {
+	if len(evs) > 0 && evs[0].Kind == engine.EvRejected {
 		c.commands[k][1]++
 		c.rejects[int(evs[0].Reason)%NumRejectReasons]++
 		return
 	}
 	c.commands[k][0]++
-	for i := range evs {
-		if evs[i].Kind == engine.EvFill {
-			c.fills++
-		}
-	}
 }
 
 // Stats are counters the pipeline keeps for metrics, each written by one
@@ -505,7 +501,8 @@ type Stats struct {
 
 	// Commands[kind][0] counts commands of a kind that were carried out,
 	// [1] those rejected (kind 0: unknown kinds); Rejects counts them by
-	// reason. Fills counts trades, Queries queries. Published by the loop
+	// reason. Fills counts trades (from the engine's trade IDs), Queries
+	// queries. All count from New. Published by the loop
 	// after each batch (so they may lag the batch being matched).
 	Commands [NumCommandKinds][2]atomic.Int64
 	Rejects  [NumRejectReasons]atomic.Int64
@@ -513,8 +510,8 @@ type Stats struct {
 	Queries  atomic.Int64
 }
 
-// publish copies the loop's counters into s.
-func (s *Stats) publish(c *loopCounts) {
+// publish copies the loop's counters into s; trades is the engine's count.
+func (s *Stats) publish(c *loopCounts, trades int64) {
 	for k := range c.commands {
 		s.Commands[k][0].Store(c.commands[k][0])
 		s.Commands[k][1].Store(c.commands[k][1])
@@ -522,7 +519,7 @@ func (s *Stats) publish(c *loopCounts) {
 	for r := range c.rejects {
 		s.Rejects[r].Store(c.rejects[r])
 	}
-	s.Fills.Store(c.fills)
+	s.Fills.Store(trades)
 	s.Queries.Store(c.queries)
 }
 
