@@ -30,8 +30,9 @@ const benchConfig = `{
 // conns connections, each pipelining perConn orders as fast as the socket
 // takes them, and measures orders/s from the first byte sent to the last
 // answer received. Orders are limits around a mid price, a quarter of them
-// crossing, so there are fills.
-func benchTCP(b *testing.B, fsync bool, conns, perConn int) {
+// crossing, so there are fills. subs market data subscribers (of the
+// first account) read the instrument's feed throughout.
+func benchTCP(b *testing.B, fsync bool, conns, perConn, subs int) {
 	dir := b.TempDir()
 	var accts string
 	for i := 1; i <= conns; i++ {
@@ -87,6 +88,33 @@ func benchTCP(b *testing.B, fsync bool, conns, perConn int) {
 			}
 			cs[k] = conn{c, f}
 		}
+		var subWG sync.WaitGroup
+		var feedMsgs atomic.Int64
+		var subConns []net.Conn
+		for range subs {
+			c, err := net.Dial("tcp", a)
+			if err != nil {
+				b.Fatal(err)
+			}
+			login := wire.Login{Version: wire.Version, Account: 1}
+			copy(login.Token[:], "bench-token-1")
+			c.Write(append(login.Append(nil), (&wire.Subscribe{Request: 1, Instrument: 1, Action: wire.SubscribeOn}).Append(nil)...))
+			subConns = append(subConns, c)
+			subWG.Add(1)
+			go func() { // read the feed until the benchmark closes the connection
+				defer subWG.Done()
+				rd := wire.NewReader(c, wire.MaxFrame, 1<<20)
+				for {
+					typ, _, err := rd.Next()
+					if err != nil {
+						return
+					}
+					if typ == wire.TypeLevelUpdate || typ == wire.TypeTrade {
+						feedMsgs.Add(1)
+					}
+				}
+			}()
+		}
 		var wg sync.WaitGroup
 		b.StartTimer()
 		start := time.Now()
@@ -131,6 +159,13 @@ func benchTCP(b *testing.B, fsync bool, conns, perConn int) {
 		wg.Wait()
 		elapsed := time.Since(start)
 		b.StopTimer()
+		for _, c := range subConns {
+			c.Close()
+		}
+		subWG.Wait()
+		if subs > 0 {
+			b.ReportMetric(float64(feedMsgs.Load())/float64(subs)/elapsed.Seconds()/1e6, "Mfeed-msgs/s/sub")
+		}
 		if profile != "" {
 			srv.stop(b) // SIGTERM: let it write the profile
 		} else {
@@ -142,7 +177,11 @@ func benchTCP(b *testing.B, fsync bool, conns, perConn int) {
 	}
 }
 
-func BenchmarkTCPFsync1Conn(b *testing.B)   { benchTCP(b, true, 1, 500_000) }
-func BenchmarkTCPFsync4Conn(b *testing.B)   { benchTCP(b, true, 4, 250_000) }
-func BenchmarkTCPNoFsync1Conn(b *testing.B) { benchTCP(b, false, 1, 500_000) }
-func BenchmarkTCPNoFsync4Conn(b *testing.B) { benchTCP(b, false, 4, 250_000) }
+func BenchmarkTCPFsync1Conn(b *testing.B)   { benchTCP(b, true, 1, 500_000, 0) }
+func BenchmarkTCPFsync4Conn(b *testing.B)   { benchTCP(b, true, 4, 250_000, 0) }
+func BenchmarkTCPNoFsync1Conn(b *testing.B) { benchTCP(b, false, 1, 500_000, 0) }
+func BenchmarkTCPNoFsync4Conn(b *testing.B) { benchTCP(b, false, 4, 250_000, 0) }
+
+// With market data subscribers reading the feed of every order.
+func BenchmarkTCPNoFsync1Conn4Subs(b *testing.B) { benchTCP(b, false, 1, 500_000, 4) }
+func BenchmarkTCPFsync1Conn4Subs(b *testing.B)   { benchTCP(b, true, 1, 500_000, 4) }
