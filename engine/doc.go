@@ -13,6 +13,13 @@
 //		// out holds c's events, valid until the next Apply with this buffer
 //	}
 //
+// A command's events come in a fixed order: its order events (accepted,
+// fills, canceled, ...), then one EvLevel per price level whose total or
+// order count it changed (by instrument, side, price), then one EvTopOfBook
+// per instrument whose best bid or ask changed. The level events are a
+// complete account of the books' changes: applied to a copy of the depth,
+// they keep it equal to the engine's (the market data feed relies on it).
+//
 // Queries (Top, Depth, Order, OpenOrders) read the state between commands
 // without changing it. Snapshot and Restore save and rebuild the whole state.
 //
