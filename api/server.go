@@ -643,6 +643,10 @@ func (s *Server) Deliver(b *pipeline.Batch) {
 	for i := range b.Results {
 		r := &b.Results[i]
 		ss := s.sessions[r.Token>>32]
+		if r.Query != 0 && r.Token>>32 == 0 { // an in-process query (session ids start at 1)
+			s.answerLocal(b, r)
+			continue
+		}
 		if r.Query == pipeline.QueryBook {
 			if ss != nil {
 				s.scratch = s.feed.subscribe(ss, b, r, s.scratch)
@@ -651,10 +655,6 @@ func (s *Server) Deliver(b *pipeline.Batch) {
 					s.Stats.Subscriptions.Store(int64(subs))
 				}
 			}
-			continue
-		}
-		if r.Query != 0 && r.Token>>32 == 0 { // an in-process query (session ids start at 1)
-			s.answerLocal(b, r)
 			continue
 		}
 		if r.Query != 0 {

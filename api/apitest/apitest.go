@@ -22,6 +22,13 @@ import (
 // the test ends, and returns its address.
 func Start(t testing.TB) string {
 	t.Helper()
+	_, addr := StartServer(t)
+	return addr
+}
+
+// StartServer is Start, also returning the server.
+func StartServer(t testing.TB) (*api.Server, string) {
+	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := engine.Config{Instruments: []engine.Instrument{
 		{ID: 1, Symbol: "AAPL", TickSize: "0.01", LotSize: "1", BandBps: 1000, StartPrice: 10_000},
@@ -58,5 +65,5 @@ func Start(t testing.TB) string {
 		p.Close()
 		store.Close()
 	})
-	return addr.String()
+	return srv, addr.String()
 }
