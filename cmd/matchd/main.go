@@ -90,8 +90,6 @@ func run(args []string) int {
 		log.Error("matchd: recovery failed; refusing to start", "err", err)
 		return 1
 	}
-	log.Info("matchd: recovered", "seq", rec.LastSeq, "snapshot_seq", rec.SnapshotSeq, "replayed", rec.Replayed,
-		"duration", rec.Duration, "torn_tail", rec.TornTail, "skipped_snapshots", rec.SkippedSnapshots)
 
 	accounts := make([]api.Account, len(cfg.Accounts))
 	for i, a := range cfg.Accounts {
