@@ -226,3 +226,48 @@ func TestSubscribeUnknownInstrument(t *testing.T) {
 		t.Fatalf("book changed after unsubscribe: %+v", top)
 	}
 }
+
+// TestSnapshotOverSeveralFrames: a book of 3,000 levels arrives as two
+// BookSnapshot frames and rebuilds exactly.
+func TestSnapshotOverSeveralFrames(t *testing.T) {
+	srv, addr := apitest.StartServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	frames := 0
+	c, err := Dial(ctx, Config{Addr: addr, Account: 1, Token: "alice-demo", OnMessage: func(m *Message) {
+		if m.Type == wire.TypeBookSnapshot {
+			frames++
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var buf []byte
+	for i := range 3000 { // BTC-USD: 1,500 bids below 50,000.00 and 1,500 asks above, one per tick
+		side, price := engine.Buy, engine.Price(4_999_000+i)
+		if i >= 1500 {
+			side, price = engine.Sell, engine.Price(5_001_000+i)
+		}
+		buf = (&wire.NewOrder{Ref: engine.ClientRef(i + 1), Instrument: 2, Side: side, Type: engine.Limit,
+			TIF: engine.GTC, Price: price, Qty: 1}).Append(buf)
+	}
+	if err := c.Send(buf); err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Subscribe(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := srv.Depth(ctx, 2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bids, asks := b.Depth(0)
+	if len(want.Bids) != 1500 || !slices.Equal(bids, want.Bids) || !slices.Equal(asks, want.Asks) {
+		t.Fatalf("rebuilt %d+%d levels, server has %d+%d", len(bids), len(asks), len(want.Bids), len(want.Asks))
+	}
+	if frames != 2 {
+		t.Fatalf("%d snapshot frames, want 2", frames)
+	}
+}
