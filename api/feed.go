@@ -1,6 +1,8 @@
 package api
 
 import (
+	"sync/atomic"
+
 	"github.com/matchd/matchd/api/wire"
 	"github.com/matchd/matchd/engine"
 	"github.com/matchd/matchd/engine/pipeline"
@@ -15,8 +17,8 @@ import (
 // that order, stamps it with the feed sequence of that same point.
 type feed struct {
 	insts map[engine.InstrumentID]*feedInst
-	dirty []*feedInst // instruments with frames or joins in this batch
-	subs  int         // subscriptions in all
+	dirty []*feedInst   // instruments with frames or joins in this batch
+	subs  *atomic.Int64 // subscriptions in all (Server.Stats.Subscriptions)
 }
 
 // feedInst is one instrument's feed.
@@ -59,10 +61,7 @@ func (f *feed) markDirty(fi *feedInst) {
 // event. Events of instruments without subscribers only advance the
 // sequence.
 func (f *feed) publish(ev *engine.Event) {
-	fi := f.insts[ev.Instrument]
-	if fi == nil {
-		fi = f.inst(ev.Instrument)
-	}
+	fi := f.inst(ev.Instrument)
 	fi.seq++
 	if len(fi.subs) == 0 && len(fi.joins) == 0 {
 		return
@@ -109,7 +108,7 @@ func (f *feed) subscribe(ss *session, b *pipeline.Batch, r *pipeline.Result, scr
 	fi.joins = append(fi.joins, feedJoin{ss: ss, from: len(fi.buf)})
 	f.markDirty(fi)
 	ss.feeds = append(ss.feeds, r.Instrument)
-	f.subs++
+	f.subs.Add(1)
 	return scratch
 }
 
@@ -132,7 +131,7 @@ func (f *feed) unsubscribe(ss *session, id engine.InstrumentID) {
 		}
 	}
 	if found {
-		f.subs--
+		f.subs.Add(-1)
 		for i, x := range ss.feeds {
 			if x == id {
 				ss.feeds = append(ss.feeds[:i], ss.feeds[i+1:]...)

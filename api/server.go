@@ -137,6 +137,7 @@ func NewServer(cfg Config, accounts []Account) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, tokens: map[engine.AccountID][32]byte{}, epoch: time.Now(),
 		sessions: map[uint64]*session{}, byAccount: map[engine.AccountID]map[uint64]*session{},
 		waiters: map[uint32]chan<- DepthAnswer{}, drained: make(chan struct{})}
+	s.feed.subs = &s.Stats.Subscriptions
 	for _, a := range accounts {
 		s.tokens[a.ID] = sha256.Sum256([]byte(a.Token))
 	}
@@ -476,7 +477,6 @@ func (s *Server) serveConn(c net.Conn) {
 	delete(s.sessions, ss.id)
 	delete(s.byAccount[ss.acct], ss.id)
 	s.feed.drop(ss)
-	s.Stats.Subscriptions.Store(int64(s.feed.subs))
 	s.mu.Unlock()
 	if ss.cod {
 		s.p.Submit(pipeline.Request{Cmd: engine.Command{Kind: engine.CmdMassCancel, Account: ss.acct}})
@@ -591,7 +591,6 @@ func (s *Server) readLoop(ss *session, rd *wire.Reader) string {
 			case wire.Unsubscribe:
 				s.mu.Lock()
 				s.feed.unsubscribe(ss, m.Instrument)
-				s.Stats.Subscriptions.Store(int64(s.feed.subs))
 				s.mu.Unlock()
 			default:
 				flush()
@@ -637,7 +636,6 @@ func (s *Server) Deliver(b *pipeline.Batch) {
 	defer s.mu.Unlock()
 	defer s.Stats.publish(&s.acks)
 	defer s.feed.flush()
-	subs := s.feed.subs
 	now := int64(time.Since(s.epoch))
 	cmd := 0
 	for i := range b.Results {
@@ -650,10 +648,6 @@ func (s *Server) Deliver(b *pipeline.Batch) {
 		if r.Query == pipeline.QueryBook {
 			if ss != nil {
 				s.scratch = s.feed.subscribe(ss, b, r, s.scratch)
-				if s.feed.subs != subs {
-					subs = s.feed.subs
-					s.Stats.Subscriptions.Store(int64(subs))
-				}
 			}
 			continue
 		}

@@ -25,6 +25,11 @@ type collector struct {
 	sn       *persist.Snapshotter
 	recovery persist.RecoveryStats
 
+	// Label values, worked out once.
+	version, revision string
+	kindNames         [pipeline.NumCommandKinds]string
+	reasonNames       [pipeline.NumRejectReasons]string // "" for numbers that are no reason
+
 	buildInfo, commands, rejects, fills, queries                   *prometheus.Desc
 	ringUsed, ringSize, batchSize, writeSecs, syncSecs             *prometheus.Desc
 	sequenced, durable, lag                                        *prometheus.Desc
@@ -33,16 +38,20 @@ type collector struct {
 	ackSecs                                                        *prometheus.Desc
 }
 
-var commandNames = [pipeline.NumCommandKinds]string{
-	0: "unknown", engine.CmdNewOrder: "new_order", engine.CmdCancel: "cancel",
-	engine.CmdReplace: "replace", engine.CmdMassCancel: "mass_cancel",
+// labelName turns an engine name ("new-order") into a label value
+// ("new_order"); numbers the engine has no name for ("?7") give "".
+func labelName(name string) string {
+	if strings.HasPrefix(name, "?") {
+		return ""
+	}
+	return strings.ReplaceAll(name, "-", "_")
 }
 
 func newCollector(p *pipeline.Pipeline, srv *api.Server, sn *persist.Snapshotter, rec persist.RecoveryStats) *collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("matchd_"+name, help, labels, nil)
 	}
-	return &collector{
+	c := &collector{
 		p: p, srv: srv, sn: sn, recovery: rec,
 		buildInfo: d("build_info", "Build of the running server (value 1).", "version", "revision", "goversion"),
 		commands:  d("commands_total", "Commands applied by the matching loop, by type and result.", "type", "result"),
@@ -72,6 +81,15 @@ func newCollector(p *pipeline.Pipeline, srv *api.Server, sn *persist.Snapshotter
 		ackSecs: d("order_ack_seconds",
 			"From reading a command off the socket to queuing its first response (after it is durable)."),
 	}
+	c.version, c.revision = buildVersion()
+	for k := range c.kindNames {
+		c.kindNames[k] = labelName(engine.CommandKind(k).String())
+	}
+	c.kindNames[0] = "unknown"
+	for r := range c.reasonNames {
+		c.reasonNames[r] = labelName(engine.RejectReason(r).String())
+	}
+	return c
 }
 
 // Describe sends every metric's description.
@@ -92,20 +110,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v int64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
-	version, revision := buildVersion()
-	gauge(c.buildInfo, 1, version, revision, runtime.Version())
+	gauge(c.buildInfo, 1, c.version, c.revision, runtime.Version())
 
 	st := &c.p.Stats
 	for k := range st.Commands {
-		counter(c.commands, st.Commands[k][0].Load(), commandNames[k], "ok")
-		counter(c.commands, st.Commands[k][1].Load(), commandNames[k], "rejected")
+		counter(c.commands, st.Commands[k][0].Load(), c.kindNames[k], "ok")
+		counter(c.commands, st.Commands[k][1].Load(), c.kindNames[k], "rejected")
 	}
-	for r := 1; r < pipeline.NumRejectReasons; r++ {
-		name := engine.RejectReason(r).String()
-		if name[0] == '?' {
-			continue // not a reason the engine has
+	for r, name := range c.reasonNames {
+		if name != "" {
+			counter(c.rejects, st.Rejects[r].Load(), name)
 		}
-		counter(c.rejects, st.Rejects[r].Load(), strings.ReplaceAll(name, "-", "_"))
 	}
 	counter(c.fills, st.Fills.Load())
 	counter(c.queries, st.Queries.Load())

@@ -165,8 +165,9 @@ func (s *settings) validate() []error {
 	if s.snapInterval <= 0 || s.shutdownWait <= 0 {
 		errs = append(errs, errors.New("settings: snapshot-interval and shutdown-wait must be positive"))
 	}
-	if c := s.apiConfig(); c.Validate() != nil {
-		errs = append(errs, c.Validate())
+	c := s.apiConfig()
+	if err := c.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errs
 }
