@@ -8,7 +8,7 @@ COUNT     ?= 5
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # Fuzz targets as package:Target.
-FUZZ_TARGETS := ./engine:FuzzCommands ./engine:FuzzRestore ./engine/units:FuzzParsePrice \
+FUZZ_TARGETS := ./engine:FuzzCommands ./engine:FuzzRestore ./units:FuzzParsePrice \
                 ./persist:FuzzDecodeRecord ./persist:FuzzSnapshotHeader ./api/wire:FuzzFrames
 
 CRASH_ITERATIONS ?= 100
@@ -57,7 +57,7 @@ diff-long:
 # SIGKILL a process running the durable pipeline CRASH_ITERATIONS times and
 # check every acknowledged command survives (make test runs 3).
 crashtest:
-	CRASH_ITERATIONS=$(CRASH_ITERATIONS) $(GO) test -count=1 -run '^TestCrash$$' -v -timeout 30m ./engine/pipeline/ | grep -v '^=== RUN'
+	CRASH_ITERATIONS=$(CRASH_ITERATIONS) $(GO) test -count=1 -run '^TestCrash$$' -v -timeout 30m ./pipeline/ | grep -v '^=== RUN'
 
 # Engine and ring benchmarks (COUNT runs each); the pipeline's are heavier
 # and run once each. Commands for single benchmarks: docs/BENCHMARKS.md.
@@ -73,8 +73,8 @@ loadtest:
 	kill -TERM $$pid; wait $$pid; grep -o 'msg="matchd: pipeline".*' $$data.log; rm -rf $$data $$data.log; exit $$status
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count $(COUNT) ./engine/ ./engine/ring/
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./engine/pipeline/ ./persist/
+	$(GO) test -run '^$$' -bench . -benchmem -count $(COUNT) ./engine/ ./internal/ring/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./pipeline/ ./persist/
 
 lint: vet
 	$(GO) run $(STATICCHECK) ./...

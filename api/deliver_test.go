@@ -8,9 +8,9 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/matchd/matchd/engine"
-	"github.com/matchd/matchd/engine/pipeline"
-	"github.com/matchd/matchd/engine/workload"
+	"github.com/matchd/matchd/internal/workload"
 	"github.com/matchd/matchd/persist"
+	"github.com/matchd/matchd/pipeline"
 )
 
 // TestDeliverDoesNotAllocate: routing a real batch (an accept, a fill to

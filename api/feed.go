@@ -5,7 +5,7 @@ import (
 
 	"github.com/matchd/matchd/api/wire"
 	"github.com/matchd/matchd/engine"
-	"github.com/matchd/matchd/engine/pipeline"
+	"github.com/matchd/matchd/pipeline"
 )
 
 // feed publishes market data (docs/PROTOCOL.md, "Market data"). It lives

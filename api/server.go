@@ -17,7 +17,7 @@ import (
 
 	"github.com/matchd/matchd/api/wire"
 	"github.com/matchd/matchd/engine"
-	"github.com/matchd/matchd/engine/pipeline"
+	"github.com/matchd/matchd/pipeline"
 )
 
 // Config configures a Server.

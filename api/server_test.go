@@ -11,9 +11,9 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/matchd/matchd/api/wire"
 	"github.com/matchd/matchd/engine"
-	"github.com/matchd/matchd/engine/pipeline"
-	"github.com/matchd/matchd/engine/workload"
+	"github.com/matchd/matchd/internal/workload"
 	"github.com/matchd/matchd/persist"
+	"github.com/matchd/matchd/pipeline"
 )
 
 // TestConcurrentSessions runs the server in process (so the race detector

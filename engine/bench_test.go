@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/matchd/matchd/engine"
-	"github.com/matchd/matchd/engine/workload"
+	"github.com/matchd/matchd/internal/workload"
 )
 
 type wl struct {

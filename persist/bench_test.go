@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/matchd/matchd/engine"
-	"github.com/matchd/matchd/engine/workload"
+	"github.com/matchd/matchd/internal/workload"
 )
 
 // BenchmarkSyncOneRecord: one journal record per commit, with fsync, on a

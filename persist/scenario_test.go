@@ -12,7 +12,7 @@ import (
 	"github.com/cockroachdb/datadriven"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/matchd/matchd/engine"
-	"github.com/matchd/matchd/engine/workload"
+	"github.com/matchd/matchd/internal/workload"
 )
 
 var (

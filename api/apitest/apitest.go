@@ -14,8 +14,8 @@ import (
 	"github.com/matchd/matchd/api"
 	"github.com/matchd/matchd/api/wire"
 	"github.com/matchd/matchd/engine"
-	"github.com/matchd/matchd/engine/pipeline"
 	"github.com/matchd/matchd/persist"
+	"github.com/matchd/matchd/pipeline"
 )
 
 // Start starts the server on 127.0.0.1 and an ephemeral port, stops it when

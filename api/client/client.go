@@ -24,7 +24,7 @@ import (
 
 	"github.com/matchd/matchd/api/wire"
 	"github.com/matchd/matchd/engine"
-	"github.com/matchd/matchd/engine/units"
+	"github.com/matchd/matchd/units"
 )
 
 // Config configures a client.

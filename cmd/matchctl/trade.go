@@ -16,7 +16,7 @@ import (
 	"github.com/matchd/matchd/api/client"
 	"github.com/matchd/matchd/api/wire"
 	"github.com/matchd/matchd/engine"
-	"github.com/matchd/matchd/engine/units"
+	"github.com/matchd/matchd/units"
 )
 
 const tradeUsage = `usage: matchctl [--addr A] [--account N] [--token T] [--json] COMMAND

@@ -11,7 +11,7 @@ import (
 	"github.com/matchd/matchd/api/client"
 	"github.com/matchd/matchd/api/wire"
 	"github.com/matchd/matchd/engine"
-	"github.com/matchd/matchd/engine/units"
+	"github.com/matchd/matchd/units"
 )
 
 // watchTape is how many trades the terminal view keeps.

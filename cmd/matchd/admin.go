@@ -14,7 +14,7 @@ import (
 
 	"github.com/matchd/matchd/api"
 	"github.com/matchd/matchd/engine"
-	"github.com/matchd/matchd/engine/units"
+	"github.com/matchd/matchd/units"
 )
 
 // admin serves the operator endpoints on their own port: /healthz (the

@@ -8,7 +8,7 @@ import (
 	"os"
 
 	"github.com/matchd/matchd/engine"
-	"github.com/matchd/matchd/engine/units"
+	"github.com/matchd/matchd/units"
 )
 
 // fileConfig is the configuration file, JSON. Durations are Go duration

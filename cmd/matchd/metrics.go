@@ -9,8 +9,8 @@ import (
 
 	"github.com/matchd/matchd/api"
 	"github.com/matchd/matchd/engine"
-	"github.com/matchd/matchd/engine/pipeline"
 	"github.com/matchd/matchd/persist"
+	"github.com/matchd/matchd/pipeline"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )

@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/matchd/matchd/engine"
-	"github.com/matchd/matchd/engine/pipeline"
-	"github.com/matchd/matchd/engine/workload"
+	"github.com/matchd/matchd/internal/workload"
 	"github.com/matchd/matchd/persist"
+	"github.com/matchd/matchd/pipeline"
 )
 
 const (

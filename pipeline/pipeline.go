@@ -37,7 +37,7 @@ import (
 	"time"
 
 	"github.com/matchd/matchd/engine"
-	"github.com/matchd/matchd/engine/ring"
+	"github.com/matchd/matchd/internal/ring"
 )
 
 // Journal is the durable log the pipeline writes to; persist.Store is one.

@@ -14,9 +14,9 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/matchd/matchd/engine"
-	"github.com/matchd/matchd/engine/pipeline"
-	"github.com/matchd/matchd/engine/workload"
+	"github.com/matchd/matchd/internal/workload"
 	"github.com/matchd/matchd/persist"
+	"github.com/matchd/matchd/pipeline"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/matchd/matchd/engine"
-	"github.com/matchd/matchd/engine/pipeline"
-	"github.com/matchd/matchd/engine/workload"
+	"github.com/matchd/matchd/internal/workload"
 	"github.com/matchd/matchd/persist"
+	"github.com/matchd/matchd/pipeline"
 )
 
 var benchA = sync.OnceValues(func() (engine.Config, []engine.Command) { return workload.A(1, 1_000_000) })
