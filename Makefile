@@ -18,7 +18,7 @@ DURATION ?= 15s
 FSYNC    ?= true
 LOADTEST_OUT ?= ./loadtest-out
 
-.PHONY: all run test vet unit race fuzz-short fuzz bench lint diff-long crashtest loadtest
+.PHONY: all run test vet unit race fuzz-short fuzz bench lint diff-long crashtest loadtest latency
 
 all: test
 
@@ -71,6 +71,19 @@ loadtest:
 	./bin/matchd --data $$data --listen 127.0.0.1:7201 --admin "" --fsync=$(FSYNC) 2> $$data.log & pid=$$!; \
 	./bin/matchload --addr 127.0.0.1:7201 --rate $(RATE) --duration $(DURATION) --out $(LOADTEST_OUT); status=$$?; \
 	kill -TERM $$pid; wait $$pid; grep -o 'msg="matchd: pipeline".*' $$data.log; rm -rf $$data $$data.log; exit $$status
+
+# The latency report: floors (loopback ping-pong, fdatasync) and a fresh
+# matchd (fsync on, then off) measured in one run, LATENCY_RUNS times:
+# one order in flight, open loop at several rates, capacity at p99 <= 2 ms.
+# Prints every figure beside its floor, writes LATENCY_OUT/result.json and
+# LATENCY_OUT/latency.svg. LATENCY_FLAGS passes more (see cmd/matchlat).
+LATENCY_RUNS ?= 3
+LATENCY_OUT  ?= ./latency-out
+LATENCY_FLAGS ?=
+latency:
+	$(GO) build -o bin/matchd ./cmd/matchd
+	$(GO) build -o bin/matchlat ./cmd/matchlat
+	./bin/matchlat --matchd bin/matchd --runs $(LATENCY_RUNS) --out $(LATENCY_OUT) $(LATENCY_FLAGS)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count $(COUNT) ./engine/ ./internal/ring/

@@ -166,13 +166,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		sessions[i] = s
 	}
 	var wg sync.WaitGroup
-	perSession := cfg.Rate / float64(len(sessions))
-	for i, s := range sessions {
-		wg.Add(2)
-		sched := NewSchedule(start.Add(time.Duration(i)*time.Duration(float64(time.Second)/cfg.Rate)), perSession)
-		go func() { defer wg.Done(); s.send(cfg, sched, end) }()
+	for _, s := range sessions {
+		wg.Add(1)
 		go func() { defer wg.Done(); s.receive() }()
 	}
+	wg.Add(1)
+	go func() { defer wg.Done(); send(cfg, sessions, NewSchedule(start, cfg.Rate), end) }()
 	stopProgress := make(chan struct{})
 	if cfg.Progress != nil {
 		go progress(cfg.Progress, sessions, start, measureFrom, stopProgress)
@@ -207,46 +206,69 @@ func dialSession(ctx context.Context, addr string, a Account) (*session, error) 
 		rej: map[string]int64{}, fills: map[engine.TradeID][2]engine.Qty{}}, nil
 }
 
-// send writes every command as it falls due, all that are due in one write.
-func (s *session) send(cfg Config, sched *Schedule, end time.Time) {
-	var buf []byte
+// send is the one sender of every session: command k of the schedule goes
+// to session k mod len(sessions), and each session gets the commands due
+// by now in one write. It waits for the next due time in the kernel and
+// then spins (waitUntil), never on a Go timer, so that its own lateness
+// stays in microseconds: the run measures the server, not the generator.
+func send(cfg Config, sessions []*session, sched *Schedule, end time.Time) {
+	defer precise()()
+	bufs := make([][]byte, len(sessions))
 	mid := cfg.Mid
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0))
+	ns := int64(len(sessions))
 	for {
 		now := time.Now()
 		if !now.Before(end) {
 			break
 		}
 		first, n := sched.Take(now)
-		buf = buf[:0]
-		s.mu.Lock()
 		if n > 0 {
-			s.record(KindLateness, sched.Due(first), now)
-		}
-		for k := first; k < first+n; k++ {
-			due := sched.Due(k)
-			if due.After(end) {
-				break
+			for i := range bufs {
+				bufs[i] = bufs[i][:0]
 			}
-			if k%100 == 0 {
-				mid += engine.Price(2*s.rng.IntN(2) - 1)
+			for i := range sessions { // lock each session once per write
+				sessions[i].mu.Lock()
 			}
-			buf = s.next(buf, cfg, mid, due)
-		}
-		s.mu.Unlock()
-		if len(buf) > 0 {
-			if _, err := s.conn.Write(buf); err != nil {
-				s.fail(err)
-				return
+			for k := first; k < first+n; k++ {
+				due := sched.Due(k)
+				if due.After(end) {
+					break
+				}
+				if k%100 == 0 {
+					mid += engine.Price(2*rng.IntN(2) - 1)
+				}
+				i := k % ns
+				bufs[i] = sessions[i].next(bufs[i], cfg, mid, due)
+			}
+			for i := range sessions {
+				sessions[i].mu.Unlock()
+			}
+			late := now.Sub(sched.Due(first)).Nanoseconds() // recorded after the writes
+			for i, s := range sessions {
+				if len(bufs[i]) == 0 {
+					continue
+				}
+				if _, err := s.conn.Write(bufs[i]); err != nil {
+					s.fail(err)
+					return
+				}
+			}
+			if !sched.Due(first).Before(sessions[0].measureFrom) {
+				s := sessions[first%ns]
+				s.mu.Lock()
+				s.hists[KindLateness].RecordValue(max(late, 1_000))
+				s.mu.Unlock()
 			}
 		}
-		if wait := time.Until(sched.Next()); wait > 0 {
-			time.Sleep(wait)
-		}
+		waitUntil(sched.Next())
 	}
-	// Let the last answers arrive, then end the session.
+	// Let the last answers arrive, then end the sessions.
 	time.Sleep(500 * time.Millisecond)
-	s.conn.Write(wire.AppendEmpty(nil, wire.TypeLogout))
-	s.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for _, s := range sessions {
+		s.conn.Write(wire.AppendEmpty(nil, wire.TypeLogout))
+		s.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	}
 }
 
 // next appends one command, chosen by the mix. Called with mu held.

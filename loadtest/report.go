@@ -121,10 +121,10 @@ type Step struct {
 }
 
 // Capacity steps the offered rate up by factor from cfg.Rate until the
-// accept p99 passes p99Bound, the achieved rate falls below 95% of the
+// accept p99 passes p99Bound, the achieved rate falls below minAchieved of the
 // offered one, or verification fails, and returns the highest rate that
 // held (0 if none did).
-func Capacity(ctx context.Context, cfg Config, factor float64, p99Bound time.Duration, maxSteps int) (float64, []Step, error) {
+func Capacity(ctx context.Context, cfg Config, factor float64, p99Bound time.Duration, minAchieved float64, maxSteps int) (float64, []Step, error) {
 	cfg.EnsureDefaults()
 	var best float64
 	var steps []Step
@@ -134,7 +134,7 @@ func Capacity(ctx context.Context, cfg Config, factor float64, p99Bound time.Dur
 			return best, steps, err
 		}
 		p99 := r.Latency[KindAccept].P99
-		ok := r.OK() && p99 <= float64(p99Bound.Microseconds()) && r.Achieved >= 0.95*cfg.Rate
+		ok := r.OK() && p99 <= float64(p99Bound.Microseconds()) && r.Achieved >= minAchieved*cfg.Rate
 		steps = append(steps, Step{Offered: cfg.Rate, Achieved: r.Achieved, P99us: p99, OK: ok})
 		if cfg.Progress != nil {
 			fmt.Fprintf(cfg.Progress, "capacity: offered %.0f/s achieved %.0f/s p99 %.1f µs: %v\n", cfg.Rate, r.Achieved, p99, ok)

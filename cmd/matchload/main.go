@@ -74,7 +74,7 @@ func run(args []string) int {
 		return 1
 	}
 	if *capacity {
-		best, st, err := loadtest.Capacity(ctx, cfg, *factor, *p99, *steps)
+		best, st, err := loadtest.Capacity(ctx, cfg, *factor, *p99, 0.95, *steps)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "matchload:", err)
 			return 1
