@@ -46,7 +46,7 @@ func TestDeliverDoesNotAllocate(t *testing.T) {
 	e, _, _ := store.Recover()
 	var allocs float64 = -1
 	// First a resting order from account 2 ...
-	p, _ := pipeline.New(e, store, func(*pipeline.Batch) {}, pipeline.Config{NoLockThread: true})
+	p, _ := pipeline.New(e, store, func(*pipeline.Batch) {}, pipeline.Config{})
 	p.Start()
 	maker := engine.Command{Kind: engine.CmdNewOrder, Account: 2, Instrument: workload.Instrument, Side: engine.Sell,
 		Type: engine.Limit, TIF: engine.GTC, Price: 100_000, Qty: 2, Ref: 1}
@@ -60,7 +60,7 @@ func TestDeliverDoesNotAllocate(t *testing.T) {
 			drain()
 			allocs = testing.AllocsPerRun(1000, func() { s.Deliver(b); drain() })
 		}
-	}, pipeline.Config{NoLockThread: true})
+	}, pipeline.Config{})
 	p.Start()
 	taker := engine.Command{Kind: engine.CmdNewOrder, Account: 1, Instrument: workload.Instrument, Side: engine.Buy,
 		Type: engine.Limit, TIF: engine.IOC, Price: 100_000, Qty: 3, Ref: 1}

@@ -37,7 +37,7 @@ func TestConcurrentSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, _ := pipeline.New(e, store, srv.Deliver, pipeline.Config{NoLockThread: true})
+	p, _ := pipeline.New(e, store, srv.Deliver, pipeline.Config{})
 	srv.Attach(p)
 	addr, err := srv.Listen()
 	if err != nil {

@@ -1,37 +1,9 @@
-// Package pipeline runs the engine: producers put requests into a lock-free
-// ring, one matching goroutine sequences and applies them, and a journal
-// goroutine makes each batch durable before releasing its results.
-//
-// # The contract (read this before using a Pipeline)
-//
-//  1. Producers (connection readers) submit Requests to the ring: commands,
-//     which are sequenced, applied and journaled, and read-only queries,
-//     which are answered from the engine's state and not journaled.
-//  2. The matching goroutine takes everything published as one batch,
-//     stamps each command with the next sequence number and the batch's
-//     timestamp, applies it, answers queries in line, and hands the batch
-//     to the journal goroutine. It then goes on to the next batch at once:
-//     matching batch k+1 overlaps the fsync of batch k.
-//  3. The journal goroutine writes the commands of every batch that is
-//     ready (group commit), syncs, and only then calls Deliver with each
-//     batch, in order. **Nothing reaches Deliver before it is durable**,
-//     query answers included: a query's answer may reflect commands
-//     sequenced before it, so it waits for them.
-//  4. If a write or sync fails, the pipeline fails stop: Deliver is never
-//     called again, Submit returns the error, and Failed is closed. The
-//     engine is then ahead of the journal and must not be used.
-//  5. Close stops accepting, drains what was submitted, delivers it and
-//     returns; the engine is then the caller's again (for a final snapshot).
-//
-// Deliver runs on the journal goroutine and must not block for long: it
-// should hand results to per-session queues and return.
 package pipeline
 
 import (
 	"errors"
 	"fmt"
 	"math/bits"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,11 +13,17 @@ import (
 )
 
 // Journal is the durable log the pipeline writes to; persist.Store is one.
+// Write and Commit are called by the journal stage only, Await by the
+// release stage only; Await answers the Commits in the order they were made.
 type Journal interface {
 	// Write stages commands; they are not durable yet.
 	Write(cmds []engine.Command) error
-	// Sync makes everything staged durable.
-	Sync() error
+	// Commit hands everything staged since the last Commit to the log and
+	// starts making it durable, without waiting for that: the next Write
+	// and Commit may proceed while the sync runs.
+	Commit() error
+	// Await blocks until the oldest Commit not yet awaited is durable.
+	Await() error
 }
 
 // QueryKind says what a query asks. Zero means the request is a command.
@@ -103,8 +81,21 @@ type Result struct {
 	Found bool
 }
 
-// Batch is what one turn of the matching loop produced. It is valid only
-// during the Deliver call it is passed to.
+// Batch is what one turn of the matching loop produced: the commands it
+// sequenced, their events, and the answers to the queries it read. It is
+// the pipeline's unit of durability, in the way raft's Ready is:
+//
+//   - Cmds are written to the journal before anything else happens to the
+//     batch; the journal stage does that, in sequence order.
+//   - Deliver receives the batch only once the journal has reported every
+//     command in it (and in every batch before it) durable. Nothing of a
+//     batch — responses, market data, query answers — may be shown to
+//     anyone before then, and Deliver is the only way out of the pipeline.
+//   - A batch with no commands (queries only) is still delivered in order,
+//     after the batches before it are durable, because its answers may
+//     reflect their commands.
+//   - The batch, its slices and the Results' ranges are valid only during
+//     the Deliver call; the pipeline reuses them afterwards.
 type Batch struct {
 	Cmds    []engine.Command // the sequenced commands, as journaled
 	Results []Result         // one per request, in sequence order
@@ -114,6 +105,12 @@ type Batch struct {
 	events []engine.Event
 	levels []engine.LevelInfo
 	orders []engine.OrderInfo
+
+	// Set by the journal stage: the last sequence of the Commit this batch
+	// belongs to, and whether it is the Commit's first batch (the release
+	// stage awaits the Commit there).
+	commitSeq   engine.Seq
+	commitFirst bool
 }
 
 // EventsOf returns the events of a command result.
@@ -142,13 +139,11 @@ type Config struct {
 	MaxBatch int
 	// InFlight is how many batches may be matched but not yet delivered;
 	// beyond it the loop waits for the journal (and the ring fills, and
-	// producers wait). Default 8.
+	// producers wait). Default 16.
 	InFlight int
 	// Clock returns the time in Unix nanoseconds. Default time.Now. The
 	// loop never lets time go backwards.
 	Clock func() int64
-	// NoLockThread leaves the matching goroutine unpinned (tests).
-	NoLockThread bool
 }
 
 // EnsureDefaults fills in zero fields.
@@ -160,7 +155,7 @@ func (c *Config) EnsureDefaults() {
 		c.MaxBatch = 8192
 	}
 	if c.InFlight == 0 {
-		c.InFlight = 8
+		c.InFlight = 16
 	}
 	if c.Clock == nil {
 		c.Clock = func() int64 { return time.Now().UnixNano() }
@@ -193,14 +188,18 @@ type Pipeline struct {
 	cfg     Config
 	ring    *ring.Ring[Request]
 
-	free      chan *Batch
-	toJournal chan *Batch
+	free      chan *Batch // empty batches, for the loop
+	toJournal chan *Batch // matched, for the journal stage
+	toRelease chan *Batch // committed (not yet durable), for the release stage
 
 	// Owned by the loop goroutine.
 	seq      engine.Seq
 	lastTime int64
 	counts   loopCounts
 	trades0  engine.TradeID // the engine's trade count at New
+
+	// Owned by the journal stage: the batches of the Commit being built.
+	group []*Batch
 
 	sequenced atomic.Uint64
 	durable   atomic.Uint64
@@ -209,10 +208,10 @@ type Pipeline struct {
 	failErr  error
 	failed   chan struct{}
 
-	loopDone    chan struct{}
-	journalDone chan struct{}
-	closeOnce   sync.Once
+	loopDone, journalDone, releaseDone chan struct{}
+	closeOnce                          sync.Once
 
+	// Stats are the pipeline's counters for metrics.
 	Stats Stats
 }
 
@@ -228,24 +227,28 @@ func New(e *engine.Engine, j Journal, deliver func(*Batch), cfg Config) (*Pipeli
 		ring:        ring.New[Request](cfg.RingSize),
 		free:        make(chan *Batch, cfg.InFlight),
 		toJournal:   make(chan *Batch, cfg.InFlight),
+		toRelease:   make(chan *Batch, cfg.InFlight),
 		seq:         e.LastSeq(),
 		trades0:     e.LastTradeID(),
 		failed:      make(chan struct{}),
 		loopDone:    make(chan struct{}),
 		journalDone: make(chan struct{}),
+		releaseDone: make(chan struct{}),
 	}
 	for range cfg.InFlight {
-		p.free <- &Batch{events: make([]engine.Event, 0, 4*cfg.MaxBatch)}
+		p.free <- &Batch{events: make([]engine.Event, 0, 64)}
 	}
 	p.sequenced.Store(uint64(p.seq))
 	p.durable.Store(uint64(p.seq))
 	return p, nil
 }
 
-// Start starts the matching and journal goroutines.
+// Start starts the three stages' goroutines: the matching loop, the
+// journal stage and the release stage.
 func (p *Pipeline) Start() {
-	go p.loop()
-	go p.journal()
+	go p.runLoop()
+	go p.runJournal()
+	go p.runRelease()
 }
 
 // Ring returns the inbound ring, for producers that fill slots in place
@@ -306,6 +309,7 @@ func (p *Pipeline) Close() error {
 		p.ring.Close()
 		<-p.loopDone
 		<-p.journalDone
+		<-p.releaseDone
 	})
 	return p.Err()
 }
@@ -313,141 +317,8 @@ func (p *Pipeline) Close() error {
 // Engine returns the engine. Only call it before Start or after Close.
 func (p *Pipeline) Engine() *engine.Engine { return p.e }
 
-func (p *Pipeline) loop() {
-	if !p.cfg.NoLockThread {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-	}
-	defer close(p.loopDone)
-	defer close(p.toJournal)
-	for {
-		lo, hi, ok := p.ring.Next(p.cfg.MaxBatch)
-		if !ok {
-			return
-		}
-		if p.Err() != nil {
-			p.ring.Release(hi) // fail-stop: drop everything
-			continue
-		}
-		var b *Batch
-		select {
-		case b = <-p.free:
-		case <-p.failed:
-			p.ring.Release(hi)
-			continue
-		}
-		b.reset()
-		now := max(p.cfg.Clock(), p.lastTime)
-		p.lastTime = now
-		b.Time = now
-		for s := lo; s < hi; s++ {
-			p.handle(b, p.ring.Slot(s))
-		}
-		p.ring.Release(hi)
-		b.LastSeq = p.seq
-		p.sequenced.Store(uint64(p.seq))
-		p.Stats.observeBatch(int(hi - lo))
-		p.Stats.publish(&p.counts, int64(p.e.LastTradeID()-p.trades0))
-		p.toJournal <- b
-	}
-}
-
-func (p *Pipeline) handle(b *Batch, r *Request) {
-	res := Result{Token: r.Token, Recv: r.Recv, Query: r.Query.Kind, Instrument: r.Query.Instrument}
-	q := &r.Query
-	switch q.Kind {
-	case 0:
-		p.seq++
-		c := r.Cmd
-		c.Seq, c.Time = p.seq, b.Time
-		b.Cmds = append(b.Cmds, c)
-		start := int32(len(b.events))
-		b.events = p.e.Apply(&c, b.events)
-		res.events = [2]int32{start, int32(len(b.events))}
-		res.Found = true
-		p.counts.count(c.Kind, b.events[start:])
-	case QueryTop:
-		p.counts.queries++
-		res.Top, res.Found = p.e.Top(q.Instrument)
-	case QueryDepth, QueryBook:
-		p.counts.queries++
-		n := int(q.Levels)
-		if q.Kind == QueryBook {
-			n = 0 // all
-		}
-		_, res.Found = p.e.Instrument(q.Instrument)
-		start := int32(len(b.levels))
-		b.levels = p.e.Depth(q.Instrument, engine.Buy, n, b.levels)
-		res.bids = int32(len(b.levels)) - start
-		b.levels = p.e.Depth(q.Instrument, engine.Sell, n, b.levels)
-		res.levels = [2]int32{start, int32(len(b.levels))}
-	case QueryOrder:
-		p.counts.queries++
-		start := int32(len(b.orders))
-		if o, ok := p.e.Order(q.OrderID); ok {
-			b.orders = append(b.orders, o)
-			res.Found = true
-		}
-		res.orders = [2]int32{start, int32(len(b.orders))}
-	case QueryOpenOrders:
-		p.counts.queries++
-		start := int32(len(b.orders))
-		b.orders = p.e.OpenOrders(q.Account, b.orders)
-		res.orders = [2]int32{start, int32(len(b.orders))}
-		res.Found = true
-	}
-	res.Seq = p.seq
-	b.Results = append(b.Results, res)
-}
-
-func (p *Pipeline) journal() {
-	defer close(p.journalDone)
-	var group []*Batch
-	open := true
-	for open {
-		b, ok := <-p.toJournal
-		if !ok {
-			return
-		}
-		group = append(group[:0], b)
-		for more := true; more; {
-			select {
-			case b, ok := <-p.toJournal:
-				if !ok {
-					more, open = false, false
-					break
-				}
-				group = append(group, b)
-			default:
-				more = false
-			}
-		}
-		err := p.Err()
-		wstart := time.Now()
-		for _, g := range group {
-			if err == nil && len(g.Cmds) > 0 {
-				err = p.j.Write(g.Cmds)
-			}
-		}
-		p.Stats.observeWrite(time.Since(wstart))
-		if err == nil {
-			start := time.Now()
-			err = p.j.Sync()
-			p.Stats.observeSync(time.Since(start))
-		}
-		if err != nil {
-			p.fail(err)
-		} else {
-			p.durable.Store(uint64(group[len(group)-1].LastSeq))
-			for _, g := range group {
-				p.deliver(g)
-			}
-		}
-		for _, g := range group {
-			p.free <- g
-		}
-	}
-}
+// RingLen returns how many ring slots are claimed and not yet consumed.
+func (p *Pipeline) RingLen() int { return p.ring.Len() }
 
 // NumCommandKinds bounds the command kinds Stats.Commands counts; kinds
 // at or above it (unknown ones) are counted as kind 0.
@@ -547,9 +418,6 @@ func (s *Stats) observeSync(d time.Duration) {
 	s.SyncNanos.Add(int64(d))
 	s.SyncLatency[log2Bucket(d.Microseconds())].Add(1)
 }
-
-// RingLen returns how many ring slots are claimed and not yet consumed.
-func (p *Pipeline) RingLen() int { return p.ring.Len() }
 
 // Percentile estimates the q-th quantile (0..1) of a log2 histogram as the
 // upper bound of the bucket it falls in.

@@ -83,7 +83,7 @@ func startRecorded(t *testing.T, cfg engine.Config) (*persist.Store, *engine.Eng
 func TestEndToEnd(t *testing.T) {
 	cfg, cmds := workload.A(3, 40_000)
 	store, e, rec := startRecorded(t, cfg)
-	p, err := pipeline.New(e, store, rec.deliver, pipeline.Config{RingSize: 256, MaxBatch: 64, NoLockThread: true})
+	p, err := pipeline.New(e, store, rec.deliver, pipeline.Config{RingSize: 256, MaxBatch: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestEndToEnd(t *testing.T) {
 func TestSnapshotsUnderLoadAndReplayDeterminism(t *testing.T) {
 	cfg, cmds := workload.A(4, 60_000)
 	store, e, rec := startRecorded(t, cfg)
-	p, err := pipeline.New(e, store, rec.deliver, pipeline.Config{NoLockThread: true})
+	p, err := pipeline.New(e, store, rec.deliver, pipeline.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +239,7 @@ func TestFailStop(t *testing.T) {
 		if broken.Load() {
 			afterBreak.Add(int64(len(b.Cmds)))
 		}
-	}, pipeline.Config{NoLockThread: true, MaxBatch: 16})
+	}, pipeline.Config{MaxBatch: 16})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +306,7 @@ func TestQuerySeesEarlierCommands(t *testing.T) {
 				orders = slices.Clone(b.OrdersOf(&r))
 			}
 		}
-	}, pipeline.Config{NoLockThread: true})
+	}, pipeline.Config{})
 	p.Start()
 	buy := engine.Command{Kind: engine.CmdNewOrder, Account: 1, Instrument: workload.Instrument, Side: engine.Buy,
 		Type: engine.Limit, TIF: engine.GTC, Price: 99_990, Qty: 5, Ref: 1}
@@ -348,7 +348,7 @@ func TestGracefulShutdownSnapshot(t *testing.T) {
 	e, _, _ := store.Recover()
 	var delivered atomic.Int64
 	p, _ := pipeline.New(e, store, func(b *pipeline.Batch) { delivered.Add(int64(len(b.Results))) },
-		pipeline.Config{NoLockThread: true})
+		pipeline.Config{})
 	p.Start()
 	for i := range cmds {
 		p.Submit(pipeline.Request{Cmd: cmds[i]})

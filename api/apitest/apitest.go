@@ -49,7 +49,7 @@ func StartServer(t testing.TB) (*api.Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := pipeline.New(e, store, srv.Deliver, pipeline.Config{NoLockThread: true})
+	p, err := pipeline.New(e, store, srv.Deliver, pipeline.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

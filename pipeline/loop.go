@@ -1,0 +1,100 @@
+package pipeline
+
+import "github.com/matchd/matchd/engine"
+
+// The matching loop: the only goroutine that touches the engine while the
+// pipeline runs. It takes everything published in the ring as one batch,
+// sequences and applies it, and hands it to the journal stage.
+
+// The loop is not locked to its OS thread: a locked goroutine cannot
+// yield or park without a handoff between threads (two futex calls and a
+// context switch each time), which made the idle loop cost most of a core
+// and every wake-up tens of microseconds.
+func (p *Pipeline) runLoop() {
+	defer close(p.loopDone)
+	defer close(p.toJournal)
+	for {
+		lo, hi, ok := p.ring.Next(p.cfg.MaxBatch)
+		if !ok {
+			return
+		}
+		if p.Err() != nil {
+			p.ring.Release(hi) // fail-stop: drop everything
+			continue
+		}
+		var b *Batch
+		select {
+		case b = <-p.free:
+		case <-p.failed:
+			p.ring.Release(hi)
+			continue
+		}
+		p.match(b, lo, hi)
+		p.toJournal <- b
+	}
+}
+
+// match fills b with the requests in ring slots [lo, hi) and releases the
+// slots.
+func (p *Pipeline) match(b *Batch, lo, hi int64) {
+	b.reset()
+	now := max(p.cfg.Clock(), p.lastTime)
+	p.lastTime = now
+	b.Time = now
+	for s := lo; s < hi; s++ {
+		p.handle(b, p.ring.Slot(s))
+	}
+	p.ring.Release(hi)
+	b.LastSeq = p.seq
+	p.sequenced.Store(uint64(p.seq))
+	p.Stats.observeBatch(int(hi - lo))
+	p.Stats.publish(&p.counts, int64(p.e.LastTradeID()-p.trades0))
+}
+
+func (p *Pipeline) handle(b *Batch, r *Request) {
+	res := Result{Token: r.Token, Recv: r.Recv, Query: r.Query.Kind, Instrument: r.Query.Instrument}
+	q := &r.Query
+	switch q.Kind {
+	case 0:
+		p.seq++
+		c := r.Cmd
+		c.Seq, c.Time = p.seq, b.Time
+		b.Cmds = append(b.Cmds, c)
+		start := int32(len(b.events))
+		b.events = p.e.Apply(&c, b.events)
+		res.events = [2]int32{start, int32(len(b.events))}
+		res.Found = true
+		p.counts.count(c.Kind, b.events[start:])
+	case QueryTop:
+		p.counts.queries++
+		res.Top, res.Found = p.e.Top(q.Instrument)
+	case QueryDepth, QueryBook:
+		p.counts.queries++
+		n := int(q.Levels)
+		if q.Kind == QueryBook {
+			n = 0 // all
+		}
+		_, res.Found = p.e.Instrument(q.Instrument)
+		start := int32(len(b.levels))
+		b.levels = p.e.Depth(q.Instrument, engine.Buy, n, b.levels)
+		res.bids = int32(len(b.levels)) - start
+		b.levels = p.e.Depth(q.Instrument, engine.Sell, n, b.levels)
+		res.levels = [2]int32{start, int32(len(b.levels))}
+	case QueryOrder:
+		p.counts.queries++
+		start := int32(len(b.orders))
+		if o, ok := p.e.Order(q.OrderID); ok {
+			b.orders = append(b.orders, o)
+			res.Found = true
+		}
+		res.orders = [2]int32{start, int32(len(b.orders))}
+	case QueryOpenOrders:
+		p.counts.queries++
+		start := int32(len(b.orders))
+		b.orders = p.e.OpenOrders(q.Account, b.orders)
+		res.orders = [2]int32{start, int32(len(b.orders))}
+		res.Found = true
+	}
+	res.Seq = p.seq
+	b.Results = append(b.Results, res)
+}
