@@ -1,12 +1,34 @@
-// Package api is the order-entry server: it speaks the protocol of
-// docs/PROTOCOL.md (codec in api/wire) over TCP, turns requests into
-// pipeline requests, and routes each durable batch's results to sessions.
+// Package api is the order-entry and market-data server: it speaks the
+// protocol of docs/PROTOCOL.md (codec in api/wire) over TCP, turns client
+// frames into pipeline requests, and routes each durable batch's results
+// to sessions and market-data subscribers. The Go client is api/client.
 //
-// Per connection, one reader goroutine decodes frames in place and submits
-// them to the pipeline's ring in batches (a full ring stops it reading, so
-// TCP pushes back on the client), and one writer goroutine flushes queued
-// responses with one write at a time. A client whose queued responses pass
-// Config.OutboundLimit is disconnected; the matching loop never waits.
+// # Goroutines
 //
-// Not yet here: the Go client package and the market-data stream.
+//   - Each connection's goroutine (reader.go) logs the client in, then
+//     runs its read loop: it decodes frames in place, translates them
+//     (translate, one function for every message type) and submits them
+//     to the pipeline's ring in batches; a full ring stops it reading, so
+//     TCP pushes back on the client.
+//   - The pipeline's release stage calls Deliver (release.go) with each
+//     durable batch: it encodes the responses and market data, collects
+//     each session's frames of the batch, and hands them over in one
+//     piece, usually as one non-blocking write straight to the socket.
+//   - Each session's writer goroutine (writer.go) writes only what the
+//     socket did not take at once, heartbeats, and the final Goodbye. A
+//     client whose waiting responses pass Config.OutboundLimit is
+//     disconnected; the matching loop and the release stage never wait
+//     for a client.
+//
+// # Locks, in the order they may be taken
+//
+//  1. Server.mu: the session registry (sessions, byAccount), the market
+//     data feed and the in-process query waiters. Deliver holds it for a
+//     whole batch; readers take it to register and remove a session and
+//     to unsubscribe. Never held while waiting on a client.
+//  2. session.mu: one session's outbound queue and closing state. Held
+//     for a non-blocking write to the socket, never for a blocking one.
+//
+// No other locks are held across these, and none is taken while holding
+// session.mu.
 package api

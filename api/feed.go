@@ -19,6 +19,7 @@ type feed struct {
 	insts map[engine.InstrumentID]*feedInst
 	dirty []*feedInst   // instruments with frames or joins in this batch
 	subs  *atomic.Int64 // subscriptions in all (Server.Stats.Subscriptions)
+	srv   *Server       // whose queue the frames go to
 }
 
 // feedInst is one instrument's feed.
@@ -81,11 +82,11 @@ func (f *feed) publish(ev *engine.Event) {
 // the current feed sequence, and adds ss to the instrument's subscribers
 // from this point of the batch on. scratch is reused for the frames.
 func (f *feed) subscribe(ss *session, b *pipeline.Batch, r *pipeline.Result, scratch []byte) []byte {
-	req := uint32(r.Token)
+	req := route(r.Token).request()
 	bids, asks := b.DepthOf(r)
 	if !r.Found {
 		scratch = (&wire.BookSnapshot{Request: req, Instrument: r.Instrument, Seq: r.Seq}).Append(scratch[:0], nil, nil)
-		ss.send(scratch)
+		f.srv.queue(ss, scratch)
 		return scratch
 	}
 	fi := f.inst(r.Instrument)
@@ -101,7 +102,8 @@ func (f *feed) subscribe(ss *session, b *pipeline.Batch, r *pipeline.Result, scr
 			break
 		}
 	}
-	if !ss.send(scratch) {
+	f.srv.queue(ss, scratch)
+	if ss.isClosing() {
 		return scratch
 	}
 	f.unsubscribe(ss, r.Instrument)
@@ -149,18 +151,20 @@ func (f *feed) drop(ss *session) {
 }
 
 // flush sends each instrument's frames of this batch to its subscribers
-// and makes this batch's joins ordinary subscribers. A subscriber too slow
-// to take them is cut off by send; drop removes it when its session ends.
+// and makes this batch's joins ordinary subscribers. The frames go after
+// the sessions' other responses of the batch (Server.flush sends them); a
+// subscriber too slow to take them is cut off by send, and drop removes
+// it when its session ends.
 func (f *feed) flush() {
 	for _, fi := range f.dirty {
 		if len(fi.buf) > 0 {
 			for _, ss := range fi.subs {
-				ss.send(fi.buf)
+				f.srv.queue(ss, fi.buf)
 			}
 		}
 		for _, j := range fi.joins {
 			if j.from < len(fi.buf) {
-				j.ss.send(fi.buf[j.from:])
+				f.srv.queue(j.ss, fi.buf[j.from:])
 			}
 			fi.subs[j.ss.id] = j.ss
 		}

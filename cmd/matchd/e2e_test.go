@@ -889,7 +889,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 		t.Fatalf("exit status %d after SIGTERM", code)
 	}
 	wg.Wait()
-	final := regexp.MustCompile(`msg="matchd: final snapshot" seq=(\d+)`).FindStringSubmatch(srv.logLine("final snapshot"))
+	final := regexp.MustCompile(`msg="node: final snapshot" seq=(\d+)`).FindStringSubmatch(srv.logLine("final snapshot"))
 	if final == nil {
 		t.Fatalf("no final snapshot in the log:\n%s", strings.Join(srv.log, "\n"))
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/matchd/matchd/api"
 	"github.com/matchd/matchd/api/wire"
 	"github.com/matchd/matchd/engine"
+	"github.com/matchd/matchd/node"
 	"github.com/matchd/matchd/persist"
 	"github.com/matchd/matchd/pipeline"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -79,57 +80,29 @@ func run(args []string) int {
 		defer adm.srv.Close()
 	}
 	adm.setReady(false, "recovering")
-	store, err := persist.Open(st.data, cfg.Engine, persist.Options{NoSync: !st.fsync, Logger: log})
-	if err != nil {
-		log.Error("matchd: cannot open the data directory", "err", err)
-		return 1
-	}
-	defer store.Close()
-	e, rec, err := store.Recover()
-	if err != nil {
-		log.Error("matchd: recovery failed; refusing to start", "err", err)
-		return 1
-	}
-
 	accounts := make([]api.Account, len(cfg.Accounts))
 	for i, a := range cfg.Accounts {
 		accounts[i] = api.Account{ID: a.ID, Name: a.Name, Token: a.Token}
 	}
-	var dir []wire.InstrumentInfo
-	for _, in := range cfg.Engine.Instruments {
-		dir = append(dir, wire.InstrumentInfo{ID: in.ID, Symbol: in.Symbol, TickSize: in.TickSize, LotSize: in.LotSize})
-	}
 	ac := st.apiConfig()
-	ac.Logger, ac.Instruments = log, dir
-	srv, err := api.NewServer(ac, accounts)
-	if err != nil {
-		log.Error("matchd: server", "err", err)
-		return 2
+	for _, in := range cfg.Engine.Instruments {
+		ac.Instruments = append(ac.Instruments, wire.InstrumentInfo{ID: in.ID, Symbol: in.Symbol, TickSize: in.TickSize, LotSize: in.LotSize})
 	}
-	p, err := pipeline.New(e, store, srv.Deliver, pipeline.Config{})
+	n, err := node.Open(node.Config{Dir: st.data, Engine: cfg.Engine, Accounts: accounts, API: ac,
+		Store:     persist.Options{NoSync: !st.fsync},
+		Snapshots: persist.SnapshotterConfig{Every: engine.Seq(st.snapEvery), Interval: st.snapInterval},
+		Logger:    log})
 	if err != nil {
-		log.Error("matchd: pipeline", "err", err)
-		return 2
-	}
-	srv.Attach(p)
-	sn, err := persist.NewSnapshotter(store, e, p.Durable, persist.SnapshotterConfig{
-		Every: engine.Seq(st.snapEvery), Interval: st.snapInterval})
-	if err != nil {
-		log.Error("matchd: snapshotter", "err", err)
+		log.Error("matchd: cannot start; refusing to serve", "err", err)
 		return 1
 	}
-	addr, err := srv.Listen()
-	if err != nil {
-		log.Error("matchd: cannot listen", "err", err)
-		return 1
-	}
-	p.Start()
-	sn.Start()
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve() }()
-	adm.serve(promhttp.HandlerFor(newRegistry(newCollector(p, srv, sn, rec)), promhttp.HandlerOpts{}),
-		bookHandler(srv, cfg.Engine.Instruments))
+	rec := n.Recovery()
+	p := n.Pipeline()
+	n.Start()
+	adm.serve(promhttp.HandlerFor(newRegistry(newCollector(p, n.Server(), n.Snapshotter(), rec)), promhttp.HandlerOpts{}),
+		bookHandler(n.Server(), cfg.Engine.Instruments))
 	adm.setReady(true, "")
+	addr := n.Addr()
 	log.Info("matchd: ready", "orders", addr.String(), "recovered_to_seq", rec.LastSeq,
 		"recovery", rec.Duration, "replayed", rec.Replayed)
 	fmt.Fprintf(os.Stderr, "\nmatchd is listening for orders on %s (protocol: docs/PROTOCOL.md).\n"+
@@ -144,37 +117,23 @@ func run(args []string) int {
 	select {
 	case s := <-sig:
 		log.Info("matchd: stopping", "signal", s.String())
-	case <-p.Failed():
-		adm.setReady(false, "journal failed")
-		log.Error("matchd: journal failed; stopping without acknowledging anything more", "err", p.Err())
-		code = 1
-	case err := <-served:
-		log.Error("matchd: accept loop ended", "err", err)
+	case <-n.Failed():
+		adm.setReady(false, "failed")
+		log.Error("matchd: stopping without acknowledging anything more", "err", n.Err())
 		code = 1
 	}
 	adm.setReady(false, "shutting down")
-	srv.Shutdown(st.shutdownWait)
-	if err := p.Close(); err != nil {
-		log.Error("matchd: pipeline", "err", err)
+	if err := n.Close(st.shutdownWait); err != nil {
+		log.Error("matchd: shutdown", "err", err)
 		code = 1
 	}
-	sn.Close()
 	st2 := &p.Stats
-	if n := st2.Syncs.Load(); n > 0 {
-		log.Info("matchd: pipeline", "requests", st2.Requests.Load(), "batches", st2.Batches.Load(), "syncs", n,
-			"sync_mean", time.Duration(st2.SyncNanos.Load()/n),
-			"sync_p50_le", time.Duration(pipeline.Percentile(&st2.SyncLatency, 0.5))*time.Microsecond,
-			"sync_p99_le", time.Duration(pipeline.Percentile(&st2.SyncLatency, 0.99))*time.Microsecond,
+	if k := st2.Syncs.Load(); k > 0 {
+		log.Info("matchd: pipeline", "requests", st2.Requests.Load(), "batches", st2.Batches.Load(), "commits", k,
+			"await_mean", time.Duration(st2.SyncNanos.Load()/k),
+			"await_p50_le", time.Duration(pipeline.Percentile(&st2.SyncLatency, 0.5))*time.Microsecond,
+			"await_p99_le", time.Duration(pipeline.Percentile(&st2.SyncLatency, 0.99))*time.Microsecond,
 			"batch_p50_le", pipeline.Percentile(&st2.BatchSizes, 0.5), "batch_p99_le", pipeline.Percentile(&st2.BatchSizes, 0.99))
-	}
-	if code == 0 {
-		start := time.Now()
-		if err := store.SnapshotEngine(p.Engine()); err != nil && !errors.Is(err, persist.ErrClosed) {
-			log.Error("matchd: final snapshot failed", "err", err)
-			code = 1
-		} else {
-			log.Info("matchd: final snapshot", "seq", p.Engine().LastSeq(), "duration", time.Since(start))
-		}
 	}
 	log.Info("matchd: stopped", "exit", code)
 	return code

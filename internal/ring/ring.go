@@ -27,9 +27,10 @@
 //
 // # Waiting
 //
-// Both sides spin briefly, then yield the processor, then park: an idle
-// ring uses no CPU. A parked consumer is woken by the next Publish; parked
-// producers by the next Release.
+// The consumer spins briefly (consumerSpin), then parks; producers of a
+// full ring spin, yield, then park: an idle ring uses no CPU. A parked
+// consumer is woken by the next Publish; parked producers by the next
+// Release.
 package ring
 
 import (
@@ -37,6 +38,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ErrClosed is returned by Claim after Close.
@@ -182,8 +184,15 @@ func (r *Ring[T]) available(lo int64, max int) int64 {
 // Release exactly the hi it returned. It returns ok=false once the ring is
 // closed and everything claimed before Close has been consumed. Consumer
 // only.
+//
+// While the ring is empty the consumer spins for up to consumerSpin, then
+// parks until the next Publish. It never yields with runtime.Gosched: a
+// yielded goroutine goes to the scheduler's global queue, which is served
+// last, and a trace of the server at 100 k orders/s showed the loop
+// waiting there for more than half of all its scheduling delay.
 func (r *Ring[T]) Next(max int) (lo, hi int64, ok bool) {
 	lo = r.read.Load()
+	var deadline int64
 	for i := 0; ; i++ {
 		if hi = r.available(lo, max); hi > lo {
 			return lo, hi, true
@@ -191,23 +200,40 @@ func (r *Ring[T]) Next(max int) (lo, hi int64, ok bool) {
 		if r.closed.Load() && r.claim.Load() == lo {
 			return lo, lo, false
 		}
-		switch {
-		case i < spins:
-		case i < spins+yields:
-			runtime.Gosched()
-		default:
-			r.consumerParked.Store(true)
-			// Re-check after announcing, so a Publish that missed the flag
-			// cannot leave us asleep.
-			if hi = r.available(lo, max); hi > lo || r.closed.Load() {
-				r.consumerParked.Store(false)
-				continue
-			}
-			<-r.wakeConsumer
-			r.consumerParked.Store(false)
+		if i < spins || i%16 != 0 {
+			continue
 		}
+		now := nanotime()
+		if deadline == 0 {
+			deadline = now + int64(consumerSpin)
+		}
+		if now < deadline {
+			continue
+		}
+		r.consumerParked.Store(true)
+		// Re-check after announcing, so a Publish that missed the flag
+		// cannot leave us asleep.
+		if hi = r.available(lo, max); hi > lo || r.closed.Load() {
+			r.consumerParked.Store(false)
+			deadline = 0
+			continue
+		}
+		<-r.wakeConsumer
+		r.consumerParked.Store(false)
+		deadline = 0
 	}
 }
+
+// consumerSpin is how long an idle consumer spins before it parks: long
+// enough to catch the next request of a busy producer without the cost of
+// a wake-up (a few µs, and more on a loaded machine), short enough that an
+// idle ring costs nothing.
+const consumerSpin = 20 * time.Microsecond
+
+// nanotime is a monotonic clock in nanoseconds.
+func nanotime() int64 { return int64(time.Since(epoch)) }
+
+var epoch = time.Now()
 
 // Release hands the slots before hi, as returned by Next, back to the
 // producers. Consumer only.

@@ -1,0 +1,272 @@
+package api
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/matchd/matchd/api/wire"
+	"github.com/matchd/matchd/engine"
+	"github.com/matchd/matchd/pipeline"
+)
+
+// This file is what runs on a connection's own goroutine: login, then the
+// session's read loop, which decodes frames in place and submits them to
+// the pipeline's ring in batches, and finally the session's end.
+
+func (s *Server) serveConn(c net.Conn) {
+	defer s.wg.Done()
+	defer s.conns.Add(-1)
+	rd := wire.NewReader(c, wire.MaxClientFrame, 64<<10)
+	c.SetReadDeadline(time.Now().Add(s.cfg.LoginTimeout))
+	reject := func(typ byte, reason uint8) {
+		if typ == wire.TypeLoginRejected {
+			s.Stats.Disconnects[CauseLoginRejected].Add(1)
+		} else {
+			s.Stats.Disconnects[reason].Add(1)
+		}
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		c.Write(wire.AppendReason(nil, typ, reason))
+		c.Close()
+	}
+	typ, body, err := rd.Next()
+	switch {
+	case isTimeout(err):
+		reject(wire.TypeGoodbye, wire.ByeLoginTimeout)
+		return
+	case err != nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)):
+		s.Stats.Disconnects[CauseClosed].Add(1)
+		c.Close()
+		return
+	case err != nil:
+		reject(wire.TypeGoodbye, wire.ByeMalformed)
+		return
+	case typ != wire.TypeLogin:
+		reject(wire.TypeGoodbye, wire.ByeNotLoggedIn)
+		return
+	}
+	var login wire.Login
+	login.Decode(body)
+	if login.Version != wire.Version {
+		reject(wire.TypeLoginRejected, wire.LoginBadVersion)
+		return
+	}
+	tok := login.Token[:]
+	for len(tok) > 0 && tok[len(tok)-1] == 0 {
+		tok = tok[:len(tok)-1]
+	}
+	want, known := s.tokens[login.Account]
+	got := sha256.Sum256(tok)
+	if subtle.ConstantTimeCompare(want[:], got[:]) != 1 || !known {
+		s.log.Info("api: login rejected", "account", login.Account, "remote", c.RemoteAddr())
+		reject(wire.TypeLoginRejected, wire.LoginBadCredentials)
+		return
+	}
+	ss := newSession(uint64(s.nextID.Add(1)), login.Account, c, login.Flags&wire.FlagCancelOnDisconnect != 0, &s.cfg)
+	// Queued before the session is visible to Deliver, so that nothing can
+	// overtake it.
+	ss.out = (&wire.LoginAccepted{Session: ss.id, Version: wire.Version}).Append(nil)
+	s.mu.Lock()
+	s.sessions[ss.id] = ss
+	if s.byAccount[ss.acct] == nil {
+		s.byAccount[ss.acct] = map[uint64]*session{}
+	}
+	s.byAccount[ss.acct][ss.id] = ss
+	s.mu.Unlock()
+	s.Stats.Sessions.Add(1)
+	go ss.writer()
+	ss.signal()
+	if s.closing.Load() {
+		// Shutdown may have said goodbye to everyone just before this
+		// session became visible to it.
+		ss.bye(wire.ByeShutdown)
+	}
+	s.log.Info("api: session opened", "session", ss.id, "account", ss.acct, "remote", c.RemoteAddr(),
+		"cancel_on_disconnect", ss.cod)
+	cause := s.readLoop(ss, rd)
+	if cause == causeShutdown {
+		<-s.drained // everything this session sent is answered
+		ss.bye(wire.ByeShutdown)
+	}
+	ss.mu.Lock()
+	why := ss.byeWhy // before the Logout Goodbye below, which is a no-op if one was sent
+	ss.mu.Unlock()
+	s.Stats.Disconnects[why].Add(1)
+	s.Stats.Sessions.Add(-1)
+	s.mu.Lock()
+	delete(s.sessions, ss.id)
+	delete(s.byAccount[ss.acct], ss.id)
+	s.feed.drop(ss)
+	s.mu.Unlock()
+	if ss.cod {
+		s.p.Submit(pipeline.Request{Cmd: engine.Command{Kind: engine.CmdMassCancel, Account: ss.acct}})
+	}
+	ss.bye(wire.ByeLogout) // no-op if a Goodbye is already queued
+	<-ss.done
+	linger(c)
+	s.log.Info("api: session closed", "session", ss.id, "account", ss.acct, "cause", cause)
+}
+
+// readLoop's answers when the server stopped it: Shutdown, or the end of
+// the session's writer (a Goodbye sent, or a write failed).
+const (
+	causeShutdown   = "server shutdown"
+	causeWriterDone = "closed by the server"
+)
+
+// readLoop reads requests until the session ends and returns why. It
+// submits what it decoded whenever the read buffer runs dry (or the batch
+// is full), so a client's pipelined frames enter the ring together.
+func (s *Server) readLoop(ss *session, rd *wire.Reader) string {
+	s.readers.Add(1)
+	defer s.readers.Add(-1)
+	reqs := make([]pipeline.Request, 0, 64)
+	flush := func() bool {
+		if len(reqs) > 0 {
+			if err := s.p.Submit(reqs...); err != nil {
+				ss.bye(wire.ByeFailStop)
+				return false
+			}
+			reqs = reqs[:0]
+		}
+		return true
+	}
+	var recv int64                 // when the frames being parsed arrived
+	var deadline time.Time         // the read deadline last set
+	slack := s.cfg.IdleTimeout / 8 // the deadline is renewed only when this much has passed
+	for {
+		fresh := rd.Buffered() == 0
+		if fresh {
+			if !flush() {
+				return "journal failure"
+			}
+			now := time.Now()
+			if deadline.Sub(now) < s.cfg.IdleTimeout-slack {
+				deadline = now.Add(s.cfg.IdleTimeout)
+				ss.conn.SetReadDeadline(deadline)
+			}
+			if s.closing.Load() { // after the deadline: Shutdown's comes later, or this sees it
+				return causeShutdown
+			}
+			if ss.stopped.Load() { // likewise for the writer's
+				return causeWriterDone
+			}
+		}
+		typ, body, err := rd.Next()
+		if fresh {
+			recv = int64(time.Since(s.epoch))
+		}
+		switch {
+		case err == nil:
+		case isTimeout(err) && s.closing.Load():
+			flush()
+			return causeShutdown
+		case isTimeout(err) && ss.stopped.Load():
+			return causeWriterDone // what it sent since would never be answered
+		case isTimeout(err):
+			flush()
+			ss.bye(wire.ByeIdle)
+			return "idle timeout"
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+			flush()
+			return "connection closed"
+		case errors.Is(err, wire.ErrFrameTooLarge), errors.Is(err, wire.ErrUnknownType),
+			errors.Is(err, wire.ErrBadLength), errors.Is(err, wire.ErrEmptyFrame):
+			flush()
+			ss.bye(wire.ByeMalformed)
+			return "malformed frame: " + err.Error()
+		default:
+			flush()
+			return "read error: " + err.Error()
+		}
+		req, act, why := s.translate(ss, typ, body, recv)
+		switch act {
+		case actSubmit:
+			reqs = append(reqs, req)
+			if len(reqs) == cap(reqs) && !flush() {
+				return "journal failure"
+			}
+		case actLogout:
+			flush()
+			ss.bye(wire.ByeLogout)
+			return why
+		case actMalformed:
+			flush()
+			ss.bye(wire.ByeMalformed)
+			return why
+		}
+	}
+}
+
+// What translate tells the read loop to do with a frame.
+const (
+	actNone      = iota // handled (a heartbeat, an unsubscribe, a static answer)
+	actSubmit           // submit the request
+	actLogout           // end the session with Goodbye(logout)
+	actMalformed        // end the session with Goodbye(malformed): why says how
+)
+
+// translate turns one client frame into what the read loop does with it:
+// the one place where wire messages become pipeline requests. Commands
+// carry the session's account, never one from the frame.
+func (s *Server) translate(ss *session, typ byte, body []byte, recv int64) (req pipeline.Request, act int, why string) {
+	own := uint64(newRoute(ss.id, 0))
+	switch typ {
+	case wire.TypeHeartbeat:
+		return req, actNone, ""
+	case wire.TypeLogout:
+		return req, actLogout, "logout"
+	case wire.TypeNewOrder:
+		var m wire.NewOrder
+		m.Decode(body)
+		return pipeline.Request{Cmd: m.Command(ss.acct), Token: own, Recv: recv}, actSubmit, ""
+	case wire.TypeCancel:
+		var m wire.Cancel
+		m.Decode(body)
+		return pipeline.Request{Cmd: engine.Command{Kind: engine.CmdCancel, Account: ss.acct, OrderID: m.OrderID},
+			Token: own, Recv: recv}, actSubmit, ""
+	case wire.TypeReplace:
+		var m wire.Replace
+		m.Decode(body)
+		return pipeline.Request{Cmd: engine.Command{Kind: engine.CmdReplace, Account: ss.acct,
+			OrderID: m.OrderID, Ref: m.Ref, Price: m.Price, Qty: m.Qty}, Token: own, Recv: recv}, actSubmit, ""
+	case wire.TypeMassCancel:
+		var m wire.MassCancel
+		m.Decode(body)
+		return pipeline.Request{Cmd: engine.Command{Kind: engine.CmdMassCancel, Account: ss.acct,
+			Instrument: m.Instrument}, Token: own, Recv: recv}, actSubmit, ""
+	case wire.TypeSubscribe:
+		var m wire.Subscribe
+		m.Decode(body)
+		switch m.Action {
+		case wire.SubscribeOn:
+			return pipeline.Request{Token: uint64(newRoute(ss.id, m.Request)), Query: pipeline.Query{
+				Kind: pipeline.QueryBook, Instrument: m.Instrument}}, actSubmit, ""
+		case wire.Unsubscribe:
+			s.mu.Lock()
+			s.feed.unsubscribe(ss, m.Instrument)
+			s.mu.Unlock()
+			return req, actNone, ""
+		}
+		return req, actMalformed, "unknown subscribe action"
+	case wire.TypeQuery:
+		var m wire.Query
+		m.Decode(body)
+		if m.Kind == wire.QueryInstrument { // static: answered here, at once
+			ss.send((&wire.Instruments{Request: m.Request}).Append(nil, s.cfg.Instruments))
+			return req, actNone, ""
+		}
+		kind := pipeline.QueryKind(m.Kind) // the wire and pipeline kinds 1-4 agree
+		if kind < pipeline.QueryTop || kind > pipeline.QueryOpenOrders {
+			return req, actMalformed, "unknown query kind"
+		}
+		return pipeline.Request{Token: uint64(newRoute(ss.id, m.Request)), Query: pipeline.Query{
+			Kind: kind, Instrument: m.Instrument, Account: ss.acct, OrderID: m.OrderID, Levels: int32(m.Levels)}}, actSubmit, ""
+	}
+	// A second Login, or a server-to-client type: not ours to send.
+	return req, actMalformed, fmt.Sprintf("unexpected message type %q", typ)
+}

@@ -1,0 +1,213 @@
+package api
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/matchd/matchd/api/wire"
+	"github.com/matchd/matchd/engine"
+	"github.com/matchd/matchd/pipeline"
+)
+
+// This file is what runs on the pipeline's release stage: durable
+// batches turned into frames and routed to sessions and subscribers.
+
+// Deliver routes a durable batch's results to the sessions: a command's
+// own responses to the session that sent it; fills of resting orders and
+// cancels of orders the command did not name (self-trade prevention, mass
+// cancel) to every session of the order's account; query answers to the
+// asking session, filtered to its account's orders; trades and level
+// changes to the instrument's market data subscribers, after the batch's
+// other responses. It runs on the pipeline's release stage.
+//
+// Each session's frames of the batch are collected and handed over in one
+// piece at the end (usually one non-blocking write straight to the
+// socket), so a batch costs a session one write, not one per response.
+func (s *Server) Deliver(b *pipeline.Batch) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := int64(time.Since(s.epoch))
+	cmd := 0
+	for i := range b.Results {
+		r := &b.Results[i]
+		rt := route(r.Token)
+		ss := s.sessions[rt.session()]
+		if r.Query != 0 && rt.session() == 0 { // an in-process query (session ids start at 1)
+			s.answerLocal(b, r)
+			continue
+		}
+		if r.Query == pipeline.QueryBook {
+			if ss != nil {
+				s.scratch = s.feed.subscribe(ss, b, r, s.scratch)
+			}
+			continue
+		}
+		if r.Query != 0 {
+			if ss != nil {
+				s.answer(ss, b, r)
+			}
+			continue
+		}
+		c := &b.Cmds[cmd]
+		cmd++
+		own := c.OrderID
+		if ss != nil && r.Recv != 0 {
+			s.acks.observe(now - r.Recv)
+		}
+		for j, evs := 0, b.EventsOf(r); j < len(evs); j++ {
+			ev := &evs[j]
+			rep := wire.Report{Seq: ev.Seq, Time: ev.Time, OrderID: ev.OrderID, Ref: ev.Ref}
+			f := s.scratch[:0]
+			to := ss
+			switch ev.Kind {
+			case engine.EvAccepted:
+				own = ev.OrderID
+				f = (&wire.Accepted{Report: rep, Instrument: ev.Instrument, Side: ev.Side, Type: c.Type,
+					TIF: c.TIF, STP: c.STP, Price: ev.Price, Qty: ev.Qty}).Append(f)
+			case engine.EvRejected:
+				f = (&wire.Rejected{Report: rep, Reason: engine.RejectReason(ev.Reason)}).Append(f)
+			case engine.EvFill:
+				f = (&wire.Executed{Report: rep, Trade: ev.TradeID, Price: ev.Price, Qty: ev.Qty,
+					Leaves: ev.Leaves, Liquidity: wire.LiquidityRemoved}).Append(f)
+				maker := wire.Report{Seq: ev.Seq, Time: ev.Time, OrderID: ev.MakerOrder, Ref: ev.MakerRef}
+				s.makerScratch = (&wire.Executed{Report: maker, Trade: ev.TradeID, Price: ev.Price, Qty: ev.Qty,
+					Leaves: ev.MakerLeaves, Liquidity: wire.LiquidityAdded}).Append(s.makerScratch[:0])
+				s.toAccount(ev.MakerAccount, s.makerScratch)
+				s.feed.publish(ev)
+			case engine.EvCanceled:
+				f = (&wire.Canceled{Report: rep, Qty: ev.Qty, Reason: engine.CancelReason(ev.Reason)}).Append(f)
+				if ev.OrderID != own {
+					s.toAccount(ev.Account, f)
+					to = nil
+				}
+			case engine.EvReplaced:
+				f = (&wire.Replaced{Report: rep, OrigRef: ev.OrigRef, Price: ev.Price, Qty: ev.Qty, Leaves: ev.Leaves}).Append(f)
+			case engine.EvMassCanceled:
+				f = (&wire.MassCanceled{Seq: ev.Seq, Time: ev.Time, Instrument: ev.Instrument, Count: uint32(ev.Qty)}).Append(f)
+			case engine.EvLevel:
+				s.feed.publish(ev)
+				continue
+			default:
+				continue // top of book: derived from the levels by subscribers
+			}
+			if to != nil {
+				s.queue(to, f)
+			}
+			s.scratch = f
+		}
+	}
+	s.feed.flush()
+	s.flush()
+	s.Stats.publish(&s.acks)
+}
+
+// queue adds frames to what ss gets at the end of this batch (under mu).
+func (s *Server) queue(ss *session, frames []byte) {
+	if !ss.dirty {
+		ss.dirty = true
+		s.dirty = append(s.dirty, ss)
+	}
+	ss.pending = append(ss.pending, frames...)
+}
+
+// flush hands every session its frames of this batch, in one send each.
+func (s *Server) flush() {
+	for _, ss := range s.dirty {
+		ss.send(ss.pending)
+		ss.pending, ss.dirty = ss.pending[:0], false
+	}
+	s.dirty = s.dirty[:0]
+}
+
+func (s *Server) toAccount(a engine.AccountID, f []byte) {
+	for _, ss := range s.byAccount[a] {
+		s.queue(ss, f)
+	}
+}
+
+// answer sends a query's answer to the session that asked.
+func (s *Server) answer(ss *session, b *pipeline.Batch, r *pipeline.Result) {
+	req := route(r.Token).request()
+	f := s.scratch[:0]
+	switch r.Query {
+	case pipeline.QueryTop:
+		f = (&wire.Top{Request: req, Seq: r.Seq, Instrument: r.Instrument, Found: r.Found, TopOfBook: r.Top}).Append(f)
+	case pipeline.QueryDepth:
+		bids, asks := b.DepthOf(r)
+		f = (&wire.Depth{Request: req, Seq: r.Seq, Instrument: r.Instrument, Found: r.Found}).Append(f, bids, asks)
+	case pipeline.QueryOrder, pipeline.QueryOpenOrders:
+		s.orders = s.orders[:0]
+		for _, o := range b.OrdersOf(r) {
+			if o.Account == ss.acct { // never another account's order
+				s.orders = append(s.orders, o)
+			}
+		}
+		os := s.orders
+		for {
+			n := min(len(os), wire.MaxOrdersPerFrame)
+			f = (&wire.Orders{Request: req, Seq: r.Seq, More: n < len(os)}).Append(f, os[:n])
+			os = os[n:]
+			if len(os) == 0 {
+				break
+			}
+		}
+	}
+	s.queue(ss, f)
+	s.scratch = f
+}
+
+// DepthAnswer is the answer to Server.Depth.
+type DepthAnswer struct {
+	Seq        engine.Seq // the last command applied when it was read
+	Found      bool       // whether the instrument exists
+	Bids, Asks []engine.LevelInfo
+}
+
+// Depth reads up to levels levels of each side of the instrument (all if
+// levels <= 0) through the matching loop, like a session's depth query:
+// the answer reflects every command sequenced before it and comes once
+// those are durable. It is for the admin endpoints, not the hot path (it
+// allocates).
+func (s *Server) Depth(ctx context.Context, inst engine.InstrumentID, levels int) (DepthAnswer, error) {
+	ch := make(chan DepthAnswer, 1)
+	s.mu.Lock()
+	s.nextW++
+	if s.nextW == 0 {
+		s.nextW = 1
+	}
+	id := s.nextW
+	s.waiters[id] = ch
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.waiters, id)
+		s.mu.Unlock()
+	}()
+	kind := pipeline.QueryDepth
+	if levels <= 0 {
+		kind = pipeline.QueryBook
+	}
+	err := s.p.Submit(pipeline.Request{Token: uint64(newRoute(0, id)), Query: pipeline.Query{Kind: kind, Instrument: inst, Levels: int32(levels)}})
+	if err != nil {
+		return DepthAnswer{}, err
+	}
+	select {
+	case a := <-ch:
+		return a, nil
+	case <-ctx.Done():
+		return DepthAnswer{}, ctx.Err()
+	case <-s.p.Failed():
+		return DepthAnswer{}, s.p.Err()
+	}
+}
+
+// answerLocal answers an in-process query (under mu).
+func (s *Server) answerLocal(b *pipeline.Batch, r *pipeline.Result) {
+	ch := s.waiters[route(r.Token).request()]
+	if ch == nil || (r.Query != pipeline.QueryDepth && r.Query != pipeline.QueryBook) {
+		return
+	}
+	bids, asks := b.DepthOf(r)
+	ch <- DepthAnswer{Seq: r.Seq, Found: r.Found, Bids: slices.Clone(bids), Asks: slices.Clone(asks)}
+}

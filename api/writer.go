@@ -1,0 +1,250 @@
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/matchd/matchd/api/wire"
+	"github.com/matchd/matchd/engine"
+)
+
+// This file is what runs on a session's writer goroutine, and the
+// session's outbound queue that the release stage and the reader fill.
+//
+// The release stage writes a session's frames straight to its socket when
+// nothing is queued and the writer is not writing (a non-blocking write:
+// it never waits for a slow client); whatever the socket does not take at
+// once is queued, and the writer goroutine is woken only for that, for
+// heartbeats and for closing.
+
+// session is one logged-in connection.
+type session struct {
+	id    uint64
+	acct  engine.AccountID
+	conn  net.Conn
+	cod   bool
+	limit int
+	log   *slog.Logger
+	beat  time.Duration
+
+	// Owned by the release stage (under Server.mu): this batch's frames for
+	// the session, sent in one piece at the end of the batch, and whether
+	// the session is on Server.dirty.
+	pending []byte
+	dirty   bool
+	feeds   []engine.InstrumentID // subscribed instruments (under Server.mu)
+
+	mu      sync.Mutex
+	out     []byte // frames waiting for the writer
+	spare   []byte
+	writing bool  // the writer has taken out and is writing it
+	wrote   bool  // something was written since the writer last looked
+	closing bool  // flush what is queued, then close
+	byeWhy  uint8 // the first Goodbye reason queued or meant (0: none)
+
+	// Non-blocking writes from the release stage (under mu): raw is nil
+	// for connections that are not sockets (tests).
+	raw    syscall.RawConn
+	rawBuf []byte
+	rawN   int
+	rawFn  func(fd uintptr) bool
+
+	wake    chan struct{}
+	done    chan struct{} // closed when the writer has finished
+	stopped atomic.Bool   // set when the writer has finished
+}
+
+// newSession returns a session on c, its writer not yet started.
+func newSession(id uint64, acct engine.AccountID, c net.Conn, cod bool, cfg *Config) *session {
+	ss := &session{id: id, acct: acct, conn: c, log: cfg.Logger, cod: cod, limit: cfg.OutboundLimit,
+		beat: cfg.Heartbeat, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	if sc, ok := c.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			ss.raw = raw
+			ss.rawFn = ss.rawWrite
+		}
+	}
+	return ss
+}
+
+// rawWrite is the body of a non-blocking write: one write(2) of rawBuf,
+// never waiting for the socket to become writable.
+func (ss *session) rawWrite(fd uintptr) bool {
+	n, err := syscall.Write(int(fd), ss.rawBuf)
+	if err != nil || n < 0 {
+		n = 0 // EAGAIN: the socket is full; anything else: the writer will see it
+	}
+	ss.rawN = n
+	return true
+}
+
+// tryWrite writes as much of frames as the socket takes at once and
+// returns how much that was (under mu).
+func (ss *session) tryWrite(frames []byte) int {
+	if ss.raw == nil {
+		return 0
+	}
+	ss.rawBuf, ss.rawN = frames, 0
+	if err := ss.raw.Write(ss.rawFn); err != nil {
+		ss.rawN = 0
+	}
+	ss.rawBuf = nil
+	if ss.rawN > 0 {
+		ss.wrote = true
+	}
+	return ss.rawN
+}
+
+// send delivers one or more whole frames: straight to the socket if
+// nothing is queued before them and it takes them, queued for the writer
+// otherwise. It reports false if the session is closing or has just been
+// cut off as a slow consumer.
+func (ss *session) send(frames []byte) bool {
+	ss.mu.Lock()
+	if ss.closing {
+		ss.mu.Unlock()
+		return false
+	}
+	// The limit is on what waits: one answer larger than it (a long list
+	// of open orders) is still queued whole if nothing else is waiting.
+	if len(ss.out) > 0 && len(ss.out)+len(frames) > ss.limit {
+		ss.closing = true
+		ss.byeWhy = wire.ByeSlowConsumer
+		ss.out = wire.AppendReason(ss.out[:0], wire.TypeGoodbye, wire.ByeSlowConsumer)
+		ss.mu.Unlock()
+		ss.log.Warn("api: disconnecting slow consumer", "session", ss.id, "account", ss.acct)
+		ss.signal()
+		return false
+	}
+	if len(ss.out) == 0 && !ss.writing {
+		frames = frames[ss.tryWrite(frames):]
+		if len(frames) == 0 {
+			ss.mu.Unlock()
+			return true
+		}
+	}
+	ss.out = append(ss.out, frames...)
+	ss.mu.Unlock()
+	ss.signal()
+	return true
+}
+
+// isClosing reports whether the session is closing.
+func (ss *session) isClosing() bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.closing
+}
+
+// bye queues a Goodbye and closes the session once it is written.
+func (ss *session) bye(reason uint8) {
+	ss.mu.Lock()
+	if !ss.closing {
+		ss.out = wire.AppendReason(ss.out, wire.TypeGoodbye, reason)
+		ss.closing = true
+		ss.byeWhy = reason
+	}
+	ss.mu.Unlock()
+	ss.signal()
+}
+
+func (ss *session) signal() {
+	select {
+	case ss.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writer flushes queued frames with one write each time, sends heartbeats
+// when idle, and once closing and flushed, shuts its side of the
+// connection (the session's goroutine closes it, see linger). If a write
+// fails it closes the connection at once.
+func (ss *session) writer() {
+	defer close(ss.done)
+	defer func() { // stop the reader too
+		ss.stopped.Store(true)
+		ss.conn.SetReadDeadline(time.Now())
+	}()
+	hb := time.NewTicker(ss.beat)
+	defer hb.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ss.wake:
+		case <-hb.C:
+			ss.mu.Lock()
+			if ss.wrote {
+				ss.wrote, last = false, time.Now()
+			}
+			if time.Since(last) >= ss.beat && len(ss.out) == 0 && !ss.closing {
+				ss.out = wire.AppendEmpty(ss.out, wire.TypeHeartbeat)
+			}
+			ss.mu.Unlock()
+		}
+		ss.mu.Lock()
+		buf, closing := ss.out, ss.closing
+		ss.out = ss.spare[:0]
+		ss.writing = len(buf) > 0
+		ss.mu.Unlock()
+		if len(buf) > 0 {
+			ss.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			if _, err := ss.conn.Write(buf); err != nil {
+				ss.mu.Lock()
+				ss.closing = true
+				if isTimeout(err) && ss.byeWhy == 0 {
+					ss.byeWhy = wire.ByeSlowConsumer
+				}
+				ss.mu.Unlock()
+				if isTimeout(err) {
+					ss.log.Warn("api: disconnecting slow consumer: write timed out", "session", ss.id, "account", ss.acct)
+				}
+				ss.conn.Close()
+				return
+			}
+			last = time.Now()
+		}
+		ss.mu.Lock()
+		ss.spare = buf[:0]
+		ss.writing = false
+		more := len(ss.out) > 0
+		ss.mu.Unlock()
+		if more {
+			ss.signal() // queued while this write ran
+		}
+		if closing && !more {
+			if tc, ok := ss.conn.(*net.TCPConn); ok {
+				tc.CloseWrite() // FIN after the last frame
+			}
+			return
+		}
+	}
+}
+
+// lingerTime bounds how long a closed session's connection is drained.
+const lingerTime = 2 * time.Second
+
+// linger closes a session's connection after its writer is done, reading
+// and discarding what the client still sends (for up to lingerTime) until
+// it closes its side. Closing a socket with unread input makes the kernel
+// reset the connection, and a reset can destroy responses the client has
+// not read yet: the last acknowledgments before a Goodbye.
+func linger(c net.Conn) {
+	c.SetReadDeadline(time.Now().Add(lingerTime))
+	var buf [4096]byte
+	for {
+		if _, err := c.Read(buf[:]); err != nil {
+			break
+		}
+	}
+	c.Close()
+}
+
+func isTimeout(err error) bool {
+	return errors.Is(err, os.ErrDeadlineExceeded)
+}

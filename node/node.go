@@ -1,0 +1,188 @@
+// Package node composes one matchd: it opens the data directory, recovers
+// the engine, wires the pipeline, the server and the snapshotter, runs
+// them and stops them in the right order. It is the only way the parts
+// are started: cmd/matchd and the tests (api/apitest) start exactly the
+// same thing.
+//
+// Usage:
+//
+//	n, err := node.Open(cfg)   // open the store, recover, wire, listen
+//	n.Start()                  // the pipeline's stages, the snapshotter, the accept loop
+//	select { case <-sig: case <-n.Failed(): }
+//	err = n.Close(wait)        // stop serving, drain, final snapshot, close the store
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/matchd/matchd/api"
+	"github.com/matchd/matchd/engine"
+	"github.com/matchd/matchd/persist"
+	"github.com/matchd/matchd/pipeline"
+)
+
+// Config is everything one node needs. The parts' own configs carry their
+// defaults (EnsureDefaults) and checks (Validate).
+type Config struct {
+	// Dir is the data directory. Required.
+	Dir string
+	// FS is the filesystem of the store. Default: the operating system's.
+	// Tests use vfs.NewCrashableMem().
+	FS vfs.FS
+	// Engine configures a new store's engine; an existing store keeps the
+	// configuration in its snapshots.
+	Engine engine.Config
+	// Accounts are the logins the server accepts.
+	Accounts []api.Account
+	// API, Pipeline, Store and Snapshots configure the parts.
+	API       api.Config
+	Pipeline  pipeline.Config
+	Store     persist.Options
+	Snapshots persist.SnapshotterConfig
+	// Logger receives every part's log lines. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Node is one running matchd.
+type Node struct {
+	log   *slog.Logger
+	store *persist.Store
+	pipe  *pipeline.Pipeline
+	srv   *api.Server
+	snap  *persist.Snapshotter
+	rec   persist.RecoveryStats
+	addr  net.Addr
+
+	served   chan error
+	failed   chan struct{}
+	serveErr error // set before failed is closed
+	closed   bool
+}
+
+// Open opens (or creates) the store in cfg.Dir, recovers the engine, wires
+// the pipeline, server and snapshotter around it and binds the order
+// port. Nothing runs until Start. If recovery refuses, Open returns why
+// and leaves the directory as it found it.
+func Open(cfg Config) (*Node, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("node: no data directory")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.API.Logger, cfg.Store.Logger = cfg.Logger, cfg.Logger
+	if cfg.FS != nil {
+		cfg.Store.FS = cfg.FS
+	}
+	n := &Node{log: cfg.Logger, served: make(chan error, 1), failed: make(chan struct{})}
+	srv, err := api.NewServer(cfg.API, cfg.Accounts)
+	if err != nil {
+		return nil, err
+	}
+	n.srv = srv
+	store, err := persist.Open(cfg.Dir, cfg.Engine, cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	n.store = store
+	e, rec, err := store.Recover()
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	n.rec = rec
+	if n.pipe, err = pipeline.New(e, store, srv.Deliver, cfg.Pipeline); err != nil {
+		store.Close()
+		return nil, err
+	}
+	srv.Attach(n.pipe)
+	if n.snap, err = persist.NewSnapshotter(store, e, n.pipe.Durable, cfg.Snapshots); err != nil {
+		store.Close()
+		return nil, err
+	}
+	if n.addr, err = srv.Listen(); err != nil {
+		n.snap.Close()
+		store.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// Start starts the pipeline's stages, the snapshotter and the accept loop.
+func (n *Node) Start() {
+	n.pipe.Start()
+	n.snap.Start()
+	go func() { n.served <- n.srv.Serve() }()
+	go func() {
+		select {
+		case <-n.pipe.Failed():
+		case err := <-n.served:
+			if err != nil && !n.srv.Closing() {
+				n.serveErr = fmt.Errorf("node: accept loop ended: %w", err)
+			}
+		}
+		close(n.failed)
+	}()
+}
+
+// Failed is closed when the node can no longer serve: the journal failed
+// (Err says why) or the accept loop ended.
+func (n *Node) Failed() <-chan struct{} { return n.failed }
+
+// Err says why Failed is closed: the journal's failure or the accept
+// loop's end (nil while the node serves, and after a clean Close).
+func (n *Node) Err() error {
+	if err := n.pipe.Err(); err != nil {
+		return err
+	}
+	select {
+	case <-n.failed:
+		return n.serveErr
+	default:
+		return nil
+	}
+}
+
+// Addr is the order-entry address.
+func (n *Node) Addr() net.Addr { return n.addr }
+
+// Server, Pipeline, Store and Snapshotter return the parts, for metrics
+// and the admin endpoints.
+func (n *Node) Server() *api.Server               { return n.srv }
+func (n *Node) Pipeline() *pipeline.Pipeline      { return n.pipe }
+func (n *Node) Store() *persist.Store             { return n.store }
+func (n *Node) Snapshotter() *persist.Snapshotter { return n.snap }
+func (n *Node) Recovery() persist.RecoveryStats   { return n.rec }
+
+// Close stops the node, within about wait for the sessions: the server
+// stops accepting and reading and answers everything it took (sessions
+// get Goodbye); the pipeline drains; the snapshotter stops; if nothing
+// failed, a final snapshot is written, so the next start replays nothing;
+// the store closes. It returns the pipeline's or the final snapshot's
+// failure.
+func (n *Node) Close(wait time.Duration) error {
+	if n.closed {
+		return nil
+	}
+	n.closed = true
+	n.srv.Shutdown(wait)
+	perr := n.pipe.Close()
+	n.snap.Close()
+	var serr error
+	if perr == nil {
+		start := time.Now()
+		e := n.pipe.Engine()
+		if err := n.store.SnapshotEngine(e); err != nil && !errors.Is(err, persist.ErrClosed) {
+			serr = fmt.Errorf("node: final snapshot: %w", err)
+		} else {
+			n.log.Info("node: final snapshot", "seq", e.LastSeq(), "duration", time.Since(start))
+		}
+	}
+	cerr := n.store.Close()
+	return errors.Join(perr, serr, cerr)
+}
