@@ -249,7 +249,7 @@ func TestFailStop(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for p.Durable() < 1000 {
+	for delivered.Load() < 1000 { // delivered, not only durable: Deliver runs just after
 		time.Sleep(time.Millisecond)
 	}
 	before := delivered.Load()
