@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/matchd/matchd/api"
+	"github.com/matchd/matchd/persist"
 )
 
 // settings are the server's run-time settings. Each comes from, in order of
@@ -25,22 +26,28 @@ type settings struct {
 	maxConns, outbound                                 int
 }
 
+// flags defines the command line. Defaults of the parts' settings are the
+// packages' own (EnsureDefaults), never restated here.
 func (s *settings) flags(out io.Writer) *flag.FlagSet {
+	var ad api.Config
+	ad.EnsureDefaults()
+	var sd persist.SnapshotterConfig
+	sd.EnsureDefaults()
 	fs := flag.NewFlagSet("matchd", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&s.config, "config", "configs/demo.json", "configuration file (accounts, instruments, server settings)")
 	fs.StringVar(&s.data, "data", "./data", "data directory (journal and snapshots)")
-	fs.StringVar(&s.listen, "listen", "127.0.0.1:7001", "order-entry and market data address")
+	fs.StringVar(&s.listen, "listen", ad.Listen, "order-entry and market data address")
 	fs.StringVar(&s.admin, "admin", "127.0.0.1:7002", "admin address: /healthz, /readyz, /metrics, /api/book/, /debug/pprof/ (empty: off)")
 	fs.BoolVar(&s.fsync, "fsync", true, "fsync every group commit; false is UNSAFE: acknowledged orders can be lost in a machine crash")
-	fs.Uint64Var(&s.snapEvery, "snapshot-every", 1_000_000, "take a snapshot after this many commands")
-	fs.DurationVar(&s.snapInterval, "snapshot-interval", 5*time.Minute, "take a snapshot at least this often when busy")
+	fs.Uint64Var(&s.snapEvery, "snapshot-every", uint64(sd.Every), "take a snapshot after this many commands")
+	fs.DurationVar(&s.snapInterval, "snapshot-interval", sd.Interval, "take a snapshot at least this often when busy")
 	fs.StringVar(&s.logFormat, "log-format", "text", "log format: text or json")
-	fs.IntVar(&s.maxConns, "max-conns", 10_000, "most concurrent connections")
-	fs.DurationVar(&s.loginTimeout, "login-timeout", 5*time.Second, "time a new connection has to log in")
-	fs.DurationVar(&s.heartbeat, "heartbeat", time.Second, "send a heartbeat after this long without sending")
-	fs.DurationVar(&s.idleTimeout, "idle-timeout", 15*time.Second, "end sessions that send nothing for this long")
-	fs.IntVar(&s.outbound, "outbound-limit", 4<<20, "bytes of unread responses and market data before a client is disconnected")
+	fs.IntVar(&s.maxConns, "max-conns", ad.MaxConns, "most concurrent connections")
+	fs.DurationVar(&s.loginTimeout, "login-timeout", ad.LoginTimeout, "time a new connection has to log in")
+	fs.DurationVar(&s.heartbeat, "heartbeat", ad.Heartbeat, "send a heartbeat after this long without sending")
+	fs.DurationVar(&s.idleTimeout, "idle-timeout", ad.IdleTimeout, "end sessions that send nothing for this long")
+	fs.IntVar(&s.outbound, "outbound-limit", ad.OutboundLimit, "bytes of unread responses and market data before a client is disconnected")
 	fs.DurationVar(&s.shutdownWait, "shutdown-wait", 5*time.Second, "how long shutdown waits for sessions to finish")
 	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until shutdown")
 	return fs
