@@ -64,7 +64,7 @@ func (p *Pipeline) commit(group []*Batch) {
 	if n == 0 {
 		group[0].commitFirst = false // nothing to await: queries only
 	}
-	p.Stats.observeWrite(time.Since(start))
+	p.stats.observeWrite(time.Since(start))
 	if err != nil {
 		p.fail(err)
 	}

@@ -47,8 +47,8 @@ func (p *Pipeline) match(b *Batch, lo, hi int64) {
 	p.ring.Release(hi)
 	b.LastSeq = p.seq
 	p.sequenced.Store(uint64(p.seq))
-	p.Stats.observeBatch(int(hi - lo))
-	p.Stats.publish(&p.counts, int64(p.e.LastTradeID()-p.trades0))
+	p.stats.observeBatch(int(hi - lo))
+	p.stats.publish(&p.counts, int64(p.e.LastTradeID()-p.trades0))
 }
 
 func (p *Pipeline) handle(b *Batch, r *Request) {

@@ -211,8 +211,7 @@ type Pipeline struct {
 	loopDone, journalDone, releaseDone chan struct{}
 	closeOnce                          sync.Once
 
-	// Stats are the pipeline's counters for metrics.
-	Stats Stats
+	stats stats
 }
 
 // New returns a pipeline around e, which must be exactly the state the
@@ -320,15 +319,15 @@ func (p *Pipeline) Engine() *engine.Engine { return p.e }
 // RingLen returns how many ring slots are claimed and not yet consumed.
 func (p *Pipeline) RingLen() int { return p.ring.Len() }
 
-// NumCommandKinds bounds the command kinds Stats.Commands counts; kinds
+// NumCommandKinds bounds the command kinds Metrics.Commands counts; kinds
 // at or above it (unknown ones) are counted as kind 0.
 const NumCommandKinds = int(engine.CmdMassCancel) + 1
 
-// NumRejectReasons bounds the reasons Stats.Rejects counts.
+// NumRejectReasons bounds the reasons Metrics.Rejects counts.
 const NumRejectReasons = 32
 
 // loopCounts are the matching loop's own plain counters: it increments
-// them with ordinary adds and publishes them into Stats once per batch.
+// them with ordinary adds and publishes them into stats once per batch.
 type loopCounts struct {
 	commands [NumCommandKinds][2]int64
 	rejects  [NumRejectReasons]int64
@@ -350,54 +349,77 @@ func (c *loopCounts) count(kind engine.CommandKind, evs []engine.Event) {
 	c.commands[k][0]++
 }
 
-// Stats are counters the pipeline keeps for metrics, each written by one
-// goroutine and readable by any. Nothing on the matching path takes a lock
-// or calls into a metrics library: readers (a Prometheus collector) load
-// these at scrape time.
-type Stats struct {
-	Batches   atomic.Int64
-	Requests  atomic.Int64
-	Syncs     atomic.Int64
-	SyncNanos atomic.Int64
-	// BatchSizes[k] counts loop batches of size in [2^k, 2^(k+1)).
-	BatchSizes [24]atomic.Int64
-	// SyncLatency[k] counts syncs that took [2^k, 2^(k+1)) microseconds
-	// (k = 0 also counts faster ones).
-	SyncLatency [24]atomic.Int64
-	// Writes, WriteNanos and WriteLatency are the same for staging each
-	// group commit's records (before its sync).
-	Writes       atomic.Int64
-	WriteNanos   atomic.Int64
-	WriteLatency [24]atomic.Int64
+// stats are the counters the pipeline keeps for metrics, each written by
+// one goroutine and readable by any. Nothing on the matching path takes a
+// lock or calls into a metrics library: Metrics copies them into a value.
+type stats struct {
+	batches, requests, syncs, syncNanos, writes, writeNanos atomic.Int64
+	batchSizes, syncLatency, writeLatency                   [24]atomic.Int64
+	commands                                                [NumCommandKinds][2]atomic.Int64
+	rejects                                                 [NumRejectReasons]atomic.Int64
+	fills, queries                                          atomic.Int64
+}
 
+// Metrics is a snapshot of the pipeline's counters, all counting from New.
+type Metrics struct {
+	// Batches and Requests count the loop's batches and the requests in
+	// them; BatchSizes[k] counts batches of size [2^k, 2^(k+1)).
+	Batches, Requests int64
+	BatchSizes        [24]int64
+	// Writes, WriteNanos and WriteLatency (in µs buckets, as BatchSizes)
+	// time the journal stage's write and commit of each group.
+	Writes, WriteNanos int64
+	WriteLatency       [24]int64
+	// Syncs, SyncNanos and SyncLatency time the release stage's wait for
+	// each group commit to become durable.
+	Syncs, SyncNanos int64
+	SyncLatency      [24]int64
 	// Commands[kind][0] counts commands of a kind that were carried out,
 	// [1] those rejected (kind 0: unknown kinds); Rejects counts them by
 	// reason. Fills counts trades (from the engine's trade IDs), Queries
-	// queries. All count from New. Published by the loop
-	// after each batch (so they may lag the batch being matched).
-	Commands [NumCommandKinds][2]atomic.Int64
-	Rejects  [NumRejectReasons]atomic.Int64
-	Fills    atomic.Int64
-	Queries  atomic.Int64
+	// queries. Published by the loop after each batch.
+	Commands [NumCommandKinds][2]int64
+	Rejects  [NumRejectReasons]int64
+	Fills    int64
+	Queries  int64
+}
+
+// Metrics returns a snapshot of the counters. Each is read atomically; the
+// snapshot as a whole is not (a scrape may see a batch half counted).
+func (p *Pipeline) Metrics() Metrics {
+	s := &p.stats
+	m := Metrics{Batches: s.batches.Load(), Requests: s.requests.Load(), Writes: s.writes.Load(),
+		WriteNanos: s.writeNanos.Load(), Syncs: s.syncs.Load(), SyncNanos: s.syncNanos.Load(),
+		Fills: s.fills.Load(), Queries: s.queries.Load()}
+	for k := range m.BatchSizes {
+		m.BatchSizes[k], m.WriteLatency[k], m.SyncLatency[k] = s.batchSizes[k].Load(), s.writeLatency[k].Load(), s.syncLatency[k].Load()
+	}
+	for k := range m.Commands {
+		m.Commands[k] = [2]int64{s.commands[k][0].Load(), s.commands[k][1].Load()}
+	}
+	for r := range m.Rejects {
+		m.Rejects[r] = s.rejects[r].Load()
+	}
+	return m
 }
 
 // publish copies the loop's counters into s; trades is the engine's count.
-func (s *Stats) publish(c *loopCounts, trades int64) {
+func (s *stats) publish(c *loopCounts, trades int64) {
 	for k := range c.commands {
-		s.Commands[k][0].Store(c.commands[k][0])
-		s.Commands[k][1].Store(c.commands[k][1])
+		s.commands[k][0].Store(c.commands[k][0])
+		s.commands[k][1].Store(c.commands[k][1])
 	}
 	for r := range c.rejects {
-		s.Rejects[r].Store(c.rejects[r])
+		s.rejects[r].Store(c.rejects[r])
 	}
-	s.Fills.Store(trades)
-	s.Queries.Store(c.queries)
+	s.fills.Store(trades)
+	s.queries.Store(c.queries)
 }
 
-func (s *Stats) observeWrite(d time.Duration) {
-	s.Writes.Add(1)
-	s.WriteNanos.Add(int64(d))
-	s.WriteLatency[log2Bucket(d.Microseconds())].Add(1)
+func (s *stats) observeWrite(d time.Duration) {
+	s.writes.Add(1)
+	s.writeNanos.Add(int64(d))
+	s.writeLatency[log2Bucket(d.Microseconds())].Add(1)
 }
 
 func log2Bucket(v int64) int {
@@ -407,24 +429,24 @@ func log2Bucket(v int64) int {
 	return min(bits.Len64(uint64(v))-1, 23)
 }
 
-func (s *Stats) observeBatch(n int) {
-	s.Batches.Add(1)
-	s.Requests.Add(int64(n))
-	s.BatchSizes[log2Bucket(int64(n))].Add(1)
+func (s *stats) observeBatch(n int) {
+	s.batches.Add(1)
+	s.requests.Add(int64(n))
+	s.batchSizes[log2Bucket(int64(n))].Add(1)
 }
 
-func (s *Stats) observeSync(d time.Duration) {
-	s.Syncs.Add(1)
-	s.SyncNanos.Add(int64(d))
-	s.SyncLatency[log2Bucket(d.Microseconds())].Add(1)
+func (s *stats) observeSync(d time.Duration) {
+	s.syncs.Add(1)
+	s.syncNanos.Add(int64(d))
+	s.syncLatency[log2Bucket(d.Microseconds())].Add(1)
 }
 
 // Percentile estimates the q-th quantile (0..1) of a log2 histogram as the
 // upper bound of the bucket it falls in.
-func Percentile(h *[24]atomic.Int64, q float64) int64 {
+func Percentile(h *[24]int64, q float64) int64 {
 	var total int64
 	for i := range h {
-		total += h[i].Load()
+		total += h[i]
 	}
 	if total == 0 {
 		return 0
@@ -432,7 +454,7 @@ func Percentile(h *[24]atomic.Int64, q float64) int64 {
 	want := int64(q*float64(total-1)) + 1
 	var seen int64
 	for i := range h {
-		seen += h[i].Load()
+		seen += h[i]
 		if seen >= want {
 			return int64(1) << (i + 1)
 		}

@@ -144,8 +144,9 @@ func TestEndToEnd(t *testing.T) {
 	if fresh.StateHash() != p.Engine().StateHash() {
 		t.Fatal("replayed state differs from the live engine")
 	}
-	t.Logf("%d batches, batch p50 %d p99 %d", p.Stats.Batches.Load(),
-		pipeline.Percentile(&p.Stats.BatchSizes, 0.5), pipeline.Percentile(&p.Stats.BatchSizes, 0.99))
+	m := p.Metrics()
+	t.Logf("%d batches, batch p50 %d p99 %d", p.Metrics().Batches,
+		pipeline.Percentile(&m.BatchSizes, 0.5), pipeline.Percentile(&m.BatchSizes, 0.99))
 }
 
 // TestSnapshotsUnderLoadAndReplayDeterminism: with the snapshotter running

@@ -22,7 +22,7 @@ func (p *Pipeline) release(b *Batch) {
 	if b.commitFirst && p.Err() == nil {
 		start := time.Now()
 		err := p.j.Await()
-		p.Stats.observeSync(time.Since(start))
+		p.stats.observeSync(time.Since(start))
 		if err != nil {
 			p.fail(err)
 		}

@@ -127,10 +127,10 @@ func run(args []string) int {
 		log.Error("matchd: shutdown", "err", err)
 		code = 1
 	}
-	st2 := &p.Stats
-	if k := st2.Syncs.Load(); k > 0 {
-		log.Info("matchd: pipeline", "requests", st2.Requests.Load(), "batches", st2.Batches.Load(), "commits", k,
-			"await_mean", time.Duration(st2.SyncNanos.Load()/k),
+	st2 := p.Metrics()
+	if k := st2.Syncs; k > 0 {
+		log.Info("matchd: pipeline", "requests", st2.Requests, "batches", st2.Batches, "commits", k,
+			"await_mean", time.Duration(st2.SyncNanos/k),
 			"await_p50_le", time.Duration(pipeline.Percentile(&st2.SyncLatency, 0.5))*time.Microsecond,
 			"await_p99_le", time.Duration(pipeline.Percentile(&st2.SyncLatency, 0.99))*time.Microsecond,
 			"batch_p50_le", pipeline.Percentile(&st2.BatchSizes, 0.5), "batch_p99_le", pipeline.Percentile(&st2.BatchSizes, 0.99))

@@ -4,7 +4,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/matchd/matchd/api"
@@ -16,7 +15,7 @@ import (
 )
 
 // collector exposes the server's counters to Prometheus. Nothing is
-// counted through it: the matching loop, the journal goroutine, the
+// counted through it: the matching loop, the journal and release stages, the
 // sessions and the snapshotter keep plain (atomic) counters of their own,
 // and Collect reads them at scrape time.
 type collector struct {
@@ -61,8 +60,8 @@ func newCollector(p *pipeline.Pipeline, srv *api.Server, sn *persist.Snapshotter
 		ringUsed:  d("ring_occupancy", "Inbound ring slots claimed and not yet taken by the loop."),
 		ringSize:  d("ring_capacity", "Inbound ring slots in all."),
 		batchSize: d("loop_batch_requests", "Requests the matching loop took per batch."),
-		writeSecs: d("journal_write_seconds", "Time to stage one group commit's records in the journal."),
-		syncSecs:  d("journal_sync_seconds", "Time to make one group commit durable (fsync)."),
+		writeSecs: d("journal_write_seconds", "Time to write and commit one group commit's records (the journal stage; the sync is not waited for)."),
+		syncSecs:  d("journal_sync_seconds", "Time the release stage waited for one group commit to become durable (the rest of its fsync)."),
 		sequenced: d("sequenced_seq", "Sequence number of the last command the loop applied."),
 		durable:   d("durable_seq", "Sequence number of the last command known durable."),
 		lag:       d("durable_lag_commands", "Commands sequenced but not yet durable."),
@@ -112,23 +111,23 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(c.buildInfo, 1, c.version, c.revision, runtime.Version())
 
-	st := &c.p.Stats
+	st := c.p.Metrics()
 	for k := range st.Commands {
-		counter(c.commands, st.Commands[k][0].Load(), c.kindNames[k], "ok")
-		counter(c.commands, st.Commands[k][1].Load(), c.kindNames[k], "rejected")
+		counter(c.commands, st.Commands[k][0], c.kindNames[k], "ok")
+		counter(c.commands, st.Commands[k][1], c.kindNames[k], "rejected")
 	}
 	for r, name := range c.reasonNames {
 		if name != "" {
-			counter(c.rejects, st.Rejects[r].Load(), name)
+			counter(c.rejects, st.Rejects[r], name)
 		}
 	}
-	counter(c.fills, st.Fills.Load())
-	counter(c.queries, st.Queries.Load())
+	counter(c.fills, st.Fills)
+	counter(c.queries, st.Queries)
 	gauge(c.ringUsed, float64(c.p.RingLen()))
 	gauge(c.ringSize, float64(c.p.Ring().Cap()))
-	ch <- log2Histogram(c.batchSize, &st.BatchSizes, float64(st.Requests.Load()), 1)
-	ch <- log2Histogram(c.writeSecs, &st.WriteLatency, time.Duration(st.WriteNanos.Load()).Seconds(), 1e-6)
-	ch <- log2Histogram(c.syncSecs, &st.SyncLatency, time.Duration(st.SyncNanos.Load()).Seconds(), 1e-6)
+	ch <- log2Histogram(c.batchSize, &st.BatchSizes, float64(st.Requests), 1)
+	ch <- log2Histogram(c.writeSecs, &st.WriteLatency, time.Duration(st.WriteNanos).Seconds(), 1e-6)
+	ch <- log2Histogram(c.syncSecs, &st.SyncLatency, time.Duration(st.SyncNanos).Seconds(), 1e-6)
 	seq, dur := c.p.Sequenced(), c.p.Durable()
 	gauge(c.sequenced, float64(seq))
 	gauge(c.durable, float64(dur))
@@ -151,18 +150,22 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for i, name := range api.CauseNames {
 		counter(c.discons, ss.Disconnects[i].Load(), name)
 	}
-	ch <- log2Histogram(c.ackSecs, &ss.AckLatency, time.Duration(ss.AckNanos.Load()).Seconds(), 1e-6)
+	var acks [24]int64
+	for k := range acks {
+		acks[k] = ss.AckLatency[k].Load()
+	}
+	ch <- log2Histogram(c.ackSecs, &acks, time.Duration(ss.AckNanos.Load()).Seconds(), 1e-6)
 }
 
 // log2Histogram turns a log2 bucket array (bucket k counts values in
 // [2^k, 2^(k+1)) units, bucket 0 also the smaller ones) into a Prometheus
 // histogram with upper bounds 2^(k+1) × unit. The count is the sum of the
 // buckets as read, so that the two always agree.
-func log2Histogram(d *prometheus.Desc, h *[24]atomic.Int64, sum, unit float64) prometheus.Metric {
+func log2Histogram(d *prometheus.Desc, h *[24]int64, sum, unit float64) prometheus.Metric {
 	buckets := make(map[float64]uint64, len(h))
 	var cum uint64
 	for k := range h {
-		cum += uint64(h[k].Load())
+		cum += uint64(h[k])
 		buckets[float64(uint64(1)<<(k+1))*unit] = cum
 	}
 	return prometheus.MustNewConstHistogram(d, cum, sum, buckets)

@@ -1,5 +1,5 @@
 // Package workload generates the reproducible command streams used by the
-// engine benchmarks and, over the wire, by the load tester.
+// engine, pipeline and journal benchmarks and by tests.
 //
 // Generation runs the commands through a real engine once, so that cancels
 // name orders that are really open at that point. Replaying the same
