@@ -61,6 +61,7 @@ type Node struct {
 	served   chan error
 	failed   chan struct{}
 	serveErr error // set before failed is closed
+	started  bool
 	closed   bool
 }
 
@@ -115,6 +116,7 @@ func Open(cfg Config) (*Node, error) {
 
 // Start starts the pipeline's stages, the snapshotter and the accept loop.
 func (n *Node) Start() {
+	n.started = true
 	n.pipe.Start()
 	n.snap.Start()
 	go func() { n.served <- n.srv.Serve() }()
@@ -170,6 +172,9 @@ func (n *Node) Close(wait time.Duration) error {
 		return nil
 	}
 	n.closed = true
+	if !n.started {
+		wait = 0 // nothing was served: only the listener to close
+	}
 	n.srv.Shutdown(wait)
 	perr := n.pipe.Close()
 	n.snap.Close()

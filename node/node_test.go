@@ -53,7 +53,7 @@ func TestCloseThenReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer n.Close(time.Second)
+	defer n.Close(time.Second) // closing a node that never started must not hang
 	if rec := n.Recovery(); rec.Replayed != 0 || rec.LastSeq != 1 {
 		t.Fatalf("reopened: %+v, want seq 1 from the final snapshot with nothing replayed", rec)
 	}

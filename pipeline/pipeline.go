@@ -209,6 +209,7 @@ type Pipeline struct {
 	failed   chan struct{}
 
 	loopDone, journalDone, releaseDone chan struct{}
+	started                            atomic.Bool
 	closeOnce                          sync.Once
 
 	stats stats
@@ -245,6 +246,7 @@ func New(e *engine.Engine, j Journal, deliver func(*Batch), cfg Config) (*Pipeli
 // Start starts the three stages' goroutines: the matching loop, the
 // journal stage and the release stage.
 func (p *Pipeline) Start() {
+	p.started.Store(true)
 	go p.runLoop()
 	go p.runJournal()
 	go p.runRelease()
@@ -303,9 +305,13 @@ func (p *Pipeline) fail(err error) {
 // Close stops accepting requests, lets everything already submitted be
 // matched, journaled and delivered, and stops the goroutines. It returns
 // the failure, if any. Afterwards the engine belongs to the caller again.
+// Closing a pipeline that was never started just closes its ring.
 func (p *Pipeline) Close() error {
 	p.closeOnce.Do(func() {
 		p.ring.Close()
+		if !p.started.Load() { // never started: nothing runs, nothing was delivered
+			return
+		}
 		<-p.loopDone
 		<-p.journalDone
 		<-p.releaseDone
