@@ -21,9 +21,10 @@ import (
 // changes to the instrument's market data subscribers, after the batch's
 // other responses. It runs on the pipeline's release stage.
 //
-// Each session's frames of the batch are collected and handed over in one
-// piece at the end (usually one non-blocking write straight to the
-// socket), so a batch costs a session one write, not one per response.
+// Each session's frames are collected over the batches of one group
+// commit and handed over in one piece after its last batch (EndOfCommit;
+// usually one non-blocking write straight to the socket), so a group
+// commit costs a session one write, not one per response or per batch.
 func (s *Server) Deliver(b *pipeline.Batch) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -98,7 +99,9 @@ func (s *Server) Deliver(b *pipeline.Batch) {
 		}
 	}
 	s.feed.flush()
-	s.flush()
+	if b.EndOfCommit {
+		s.flush()
+	}
 	s.Stats.publish(&s.acks)
 }
 

@@ -42,7 +42,7 @@ func (p *Pipeline) runJournal() {
 func (p *Pipeline) commit(group []*Batch) {
 	last := group[len(group)-1].LastSeq
 	for i, g := range group {
-		g.commitSeq, g.commitFirst = last, i == 0
+		g.commitSeq, g.commitFirst, g.EndOfCommit = last, i == 0, i == len(group)-1
 	}
 	if p.Err() != nil {
 		return
