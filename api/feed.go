@@ -18,7 +18,7 @@ import (
 type feed struct {
 	insts map[engine.InstrumentID]*feedInst
 	dirty []*feedInst   // instruments with frames or joins in this batch
-	subs  *atomic.Int64 // subscriptions in all (Server.Stats.Subscriptions)
+	subs  *atomic.Int64 // subscriptions in all (Server.stats.subscriptions)
 	srv   *Server       // whose queue the frames go to
 }
 

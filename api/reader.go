@@ -25,9 +25,9 @@ func (s *Server) serveConn(c net.Conn) {
 	c.SetReadDeadline(time.Now().Add(s.cfg.LoginTimeout))
 	reject := func(typ byte, reason uint8) {
 		if typ == wire.TypeLoginRejected {
-			s.Stats.Disconnects[CauseLoginRejected].Add(1)
+			s.stats.disconnects[CauseLoginRejected].Add(1)
 		} else {
-			s.Stats.Disconnects[reason].Add(1)
+			s.stats.disconnects[reason].Add(1)
 		}
 		c.SetWriteDeadline(time.Now().Add(time.Second))
 		c.Write(wire.AppendReason(nil, typ, reason))
@@ -39,7 +39,7 @@ func (s *Server) serveConn(c net.Conn) {
 		reject(wire.TypeGoodbye, wire.ByeLoginTimeout)
 		return
 	case err != nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)):
-		s.Stats.Disconnects[CauseClosed].Add(1)
+		s.stats.disconnects[CauseClosed].Add(1)
 		c.Close()
 		return
 	case err != nil:
@@ -77,7 +77,7 @@ func (s *Server) serveConn(c net.Conn) {
 	}
 	s.byAccount[ss.acct][ss.id] = ss
 	s.mu.Unlock()
-	s.Stats.Sessions.Add(1)
+	s.stats.sessions.Add(1)
 	go ss.writer()
 	ss.signal()
 	if s.closing.Load() {
@@ -95,8 +95,8 @@ func (s *Server) serveConn(c net.Conn) {
 	ss.mu.Lock()
 	why := ss.byeWhy // before the Logout Goodbye below, which is a no-op if one was sent
 	ss.mu.Unlock()
-	s.Stats.Disconnects[why].Add(1)
-	s.Stats.Sessions.Add(-1)
+	s.stats.disconnects[why].Add(1)
+	s.stats.sessions.Add(-1)
 	s.mu.Lock()
 	delete(s.sessions, ss.id)
 	delete(s.byAccount[ss.acct], ss.id)

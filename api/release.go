@@ -102,7 +102,7 @@ func (s *Server) Deliver(b *pipeline.Batch) {
 	if b.EndOfCommit {
 		s.flush()
 	}
-	s.Stats.publish(&s.acks)
+	s.stats.publish(&s.acks)
 }
 
 // queue adds frames to what ss gets at the end of this batch (under mu).

@@ -121,8 +121,7 @@ type Server struct {
 	nextW   uint32
 	epoch   time.Time // Request.Recv is nanoseconds since epoch
 
-	// Stats are the server's counters for metrics.
-	Stats Stats
+	stats stats // counters, read through Metrics
 
 	nextID  atomic.Uint32
 	conns   atomic.Int64
@@ -144,7 +143,7 @@ func NewServer(cfg Config, accounts []Account) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, tokens: map[engine.AccountID][32]byte{}, epoch: time.Now(),
 		sessions: map[uint64]*session{}, byAccount: map[engine.AccountID]map[uint64]*session{},
 		waiters: map[uint32]chan<- DepthAnswer{}, drained: make(chan struct{})}
-	s.feed.subs, s.feed.srv = &s.Stats.Subscriptions, s
+	s.feed.subs, s.feed.srv = &s.stats.subscriptions, s
 	for _, a := range accounts {
 		s.tokens[a.ID] = sha256.Sum256([]byte(a.Token))
 	}
@@ -183,7 +182,7 @@ func (s *Server) Serve() error {
 			c.SetWriteDeadline(time.Now().Add(time.Second))
 			c.Write(wire.AppendReason(nil, wire.TypeLoginRejected, wire.LoginTooManyConnection))
 			c.Close()
-			s.Stats.Disconnects[CauseTooManyConnections].Add(1)
+			s.stats.disconnects[CauseTooManyConnections].Add(1)
 			continue
 		}
 		s.wg.Add(1)
@@ -193,9 +192,6 @@ func (s *Server) Serve() error {
 
 // Closing reports whether Shutdown has begun.
 func (s *Server) Closing() bool { return s.closing.Load() }
-
-// Connections returns the number of open connections, logged in or not.
-func (s *Server) Connections() int64 { return s.conns.Load() }
 
 // Sessions returns the number of logged-in sessions.
 func (s *Server) Sessions() int {

@@ -7,7 +7,7 @@ import (
 	"github.com/matchd/matchd/api/wire"
 )
 
-// Disconnect causes, the index into Stats.Disconnects. Causes 1 to 8 are
+// Disconnect causes, the index into Metrics.Disconnects. Causes 1 to 8 are
 // the Goodbye reasons the server sent (wire.Bye*).
 const (
 	CauseClosed             = 0  // the client closed the connection, or it broke
@@ -31,18 +31,42 @@ var CauseNames = [NumCauses]string{
 	CauseTooManyConnections: "too_many_connections",
 }
 
-// Stats are the server's counters for metrics, readable at any time.
-type Stats struct {
-	Sessions      atomic.Int64 // logged in now
-	Subscriptions atomic.Int64 // market data subscriptions now
-	Disconnects   [NumCauses]atomic.Int64
+// stats are the server's counters, each written by its owner and read by
+// Metrics.
+type stats struct {
+	sessions, subscriptions atomic.Int64
+	disconnects             [NumCauses]atomic.Int64
+	acks, ackNanos          atomic.Int64
+	ackLatency              [24]atomic.Int64
+}
+
+// Metrics is a snapshot of the server's counters.
+type Metrics struct {
+	Sessions      int64 // logged in now
+	Subscriptions int64 // market data subscriptions now
+	Connections   int64 // open connections, logged in or not
+	// Disconnects counts ended connections by cause (Cause*, wire.Bye*).
+	Disconnects [NumCauses]int64
 	// Acks counts commands answered to the session that sent them, and
 	// AckLatency[k] those whose first response was queued [2^k, 2^(k+1))
 	// microseconds after the server read them (k = 0 also counts faster
 	// ones); AckNanos is the sum. Published by Deliver once per batch.
-	Acks       atomic.Int64
-	AckNanos   atomic.Int64
-	AckLatency [24]atomic.Int64
+	Acks, AckNanos int64
+	AckLatency     [24]int64
+}
+
+// Metrics returns a snapshot of the server's counters.
+func (s *Server) Metrics() Metrics {
+	st := &s.stats
+	m := Metrics{Sessions: st.sessions.Load(), Subscriptions: st.subscriptions.Load(), Connections: s.conns.Load(),
+		Acks: st.acks.Load(), AckNanos: st.ackNanos.Load()}
+	for i := range m.Disconnects {
+		m.Disconnects[i] = st.disconnects[i].Load()
+	}
+	for k := range m.AckLatency {
+		m.AckLatency[k] = st.ackLatency[k].Load()
+	}
+	return m
 }
 
 // ackCounts are Deliver's own plain counters (under Server.mu), published
@@ -64,14 +88,14 @@ func (a *ackCounts) observe(d int64) {
 	a.dirty = true
 }
 
-func (s *Stats) publish(a *ackCounts) {
+func (s *stats) publish(a *ackCounts) {
 	if !a.dirty {
 		return
 	}
 	a.dirty = false
-	s.Acks.Store(a.n)
-	s.AckNanos.Store(a.nanos)
+	s.acks.Store(a.n)
+	s.ackNanos.Store(a.nanos)
 	for k, v := range a.hist {
-		s.AckLatency[k].Store(v)
+		s.ackLatency[k].Store(v)
 	}
 }

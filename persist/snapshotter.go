@@ -51,11 +51,26 @@ type Snapshotter struct {
 	buf     []byte     // reused encoding buffer
 
 	// Observations for metrics; written by the snapshotter only.
-	LastSeq      atomic.Uint64 // sequence of the last snapshot
-	LastBytes    atomic.Int64  // its size
-	LastDuration atomic.Int64  // nanoseconds to catch up, encode and write it
-	Taken        atomic.Int64
-	Failures     atomic.Int64
+	lastSeq      atomic.Uint64 // sequence of the last snapshot
+	lastBytes    atomic.Int64  // its size
+	lastDuration atomic.Int64  // nanoseconds to catch up, encode and write it
+	taken        atomic.Int64
+	failures     atomic.Int64
+}
+
+// SnapshotterMetrics is a snapshot of a Snapshotter's counters.
+type SnapshotterMetrics struct {
+	LastSeq      engine.Seq    // sequence of the last snapshot taken (or recovered from)
+	LastBytes    int64         // its size
+	LastDuration time.Duration // time to catch up, encode and write it
+	Taken        int64         // snapshots taken since start
+	Failures     int64         // snapshots that failed
+}
+
+// Metrics returns the snapshotter's counters.
+func (sn *Snapshotter) Metrics() SnapshotterMetrics {
+	return SnapshotterMetrics{LastSeq: engine.Seq(sn.lastSeq.Load()), LastBytes: sn.lastBytes.Load(),
+		LastDuration: time.Duration(sn.lastDuration.Load()), Taken: sn.taken.Load(), Failures: sn.failures.Load()}
 }
 
 // NewSnapshotter returns a snapshotter whose replica starts as a copy of e
@@ -68,7 +83,7 @@ func NewSnapshotter(s *Store, e *engine.Engine, durable func() engine.Seq, cfg S
 	}
 	sn := &Snapshotter{store: s, replica: replica, durable: durable, cfg: cfg,
 		stop: make(chan struct{}), done: make(chan struct{})}
-	sn.LastSeq.Store(uint64(replica.LastSeq()))
+	sn.lastSeq.Store(uint64(replica.LastSeq()))
 	return sn, nil
 }
 
@@ -86,7 +101,7 @@ func (sn *Snapshotter) Start() {
 				return
 			case <-poll.C:
 			}
-			d, last := sn.durable(), engine.Seq(sn.LastSeq.Load())
+			d, last := sn.durable(), engine.Seq(sn.lastSeq.Load())
 			if d > last && (d-last >= sn.cfg.Every || time.Since(lastTime) >= sn.cfg.Interval) {
 				if _, err := sn.Snapshot(); err != nil {
 					sn.store.log.Error("persist: snapshot failed", "err", err)
@@ -111,7 +126,7 @@ func (sn *Snapshotter) Snapshot() (engine.Seq, error) {
 			return nil
 		})
 		if err != nil {
-			sn.Failures.Add(1)
+			sn.failures.Add(1)
 			return 0, err
 		}
 	}
@@ -119,14 +134,14 @@ func (sn *Snapshotter) Snapshot() (engine.Seq, error) {
 	data := sn.replica.Snapshot(sn.buf[:0])
 	sn.buf = data
 	if err := sn.store.WriteSnapshot(seq, data); err != nil {
-		sn.Failures.Add(1)
+		sn.failures.Add(1)
 		return 0, err
 	}
 	d := time.Since(start)
-	sn.LastSeq.Store(uint64(seq))
-	sn.LastBytes.Store(int64(len(data)))
-	sn.LastDuration.Store(int64(d))
-	sn.Taken.Add(1)
+	sn.lastSeq.Store(uint64(seq))
+	sn.lastBytes.Store(int64(len(data)))
+	sn.lastDuration.Store(int64(d))
+	sn.taken.Add(1)
 	sn.store.log.Info("persist: snapshot taken", "seq", seq, "bytes", len(data), "duration", d)
 	return seq, nil
 }

@@ -178,7 +178,7 @@ func TestSnapshotsUnderLoadAndReplayDeterminism(t *testing.T) {
 		t.Fatal(err)
 	}
 	sn.Close()
-	if sn.Taken.Load() == 0 {
+	if sn.Metrics().Taken == 0 {
 		t.Fatal("no snapshot was taken")
 	}
 	snaps, _ := store.Snapshots()
@@ -211,8 +211,8 @@ func TestSnapshotsUnderLoadAndReplayDeterminism(t *testing.T) {
 	if !slices.Equal(again, live) {
 		t.Fatalf("re-emitted %d events, live %d, or they differ", len(again), len(live))
 	}
-	t.Logf("%d snapshots taken, last at %d (%d bytes, %v)", sn.Taken.Load(), sn.LastSeq.Load(),
-		sn.LastBytes.Load(), time.Duration(sn.LastDuration.Load()))
+	t.Logf("%d snapshots taken, last at %d (%d bytes, %v)", sn.Metrics().Taken, sn.Metrics().LastSeq,
+		sn.Metrics().LastBytes, sn.Metrics().LastDuration)
 }
 
 // TestFailStop: once the disk refuses a write, nothing more is delivered,

@@ -134,27 +134,24 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.lag, float64(seq-min(dur, seq)))
 
 	if c.sn != nil {
-		gauge(c.snapSecs, time.Duration(c.sn.LastDuration.Load()).Seconds())
-		gauge(c.snapBytes, float64(c.sn.LastBytes.Load()))
-		gauge(c.snapSeq, float64(c.sn.LastSeq.Load()))
-		counter(c.snapsTaken, c.sn.Taken.Load())
-		counter(c.snapFails, c.sn.Failures.Load())
+		sm := c.sn.Metrics()
+		gauge(c.snapSecs, sm.LastDuration.Seconds())
+		gauge(c.snapBytes, float64(sm.LastBytes))
+		gauge(c.snapSeq, float64(sm.LastSeq))
+		counter(c.snapsTaken, sm.Taken)
+		counter(c.snapFails, sm.Failures)
 	}
 	gauge(c.recoverySecs, c.recovery.Duration.Seconds())
 	gauge(c.recoveryReplayed, float64(c.recovery.Replayed))
 
-	ss := &c.srv.Stats
-	gauge(c.sessions, float64(ss.Sessions.Load()))
-	gauge(c.subs, float64(ss.Subscriptions.Load()))
-	gauge(c.conns, float64(c.srv.Connections()))
+	ss := c.srv.Metrics()
+	gauge(c.sessions, float64(ss.Sessions))
+	gauge(c.subs, float64(ss.Subscriptions))
+	gauge(c.conns, float64(ss.Connections))
 	for i, name := range api.CauseNames {
-		counter(c.discons, ss.Disconnects[i].Load(), name)
+		counter(c.discons, ss.Disconnects[i], name)
 	}
-	var acks [24]int64
-	for k := range acks {
-		acks[k] = ss.AckLatency[k].Load()
-	}
-	ch <- log2Histogram(c.ackSecs, &acks, time.Duration(ss.AckNanos.Load()).Seconds(), 1e-6)
+	ch <- log2Histogram(c.ackSecs, &ss.AckLatency, time.Duration(ss.AckNanos).Seconds(), 1e-6)
 }
 
 // log2Histogram turns a log2 bucket array (bucket k counts values in
