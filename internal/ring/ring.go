@@ -224,11 +224,13 @@ func (r *Ring[T]) Next(max int) (lo, hi int64, ok bool) {
 	}
 }
 
-// consumerSpin is how long an idle consumer spins before it parks: long
-// enough to catch the next request of a busy producer without the cost of
-// a wake-up (a few µs, and more on a loaded machine), short enough that an
-// idle ring costs nothing.
-const consumerSpin = 20 * time.Microsecond
+// consumerSpin is how long an idle consumer spins before it parks: enough
+// to catch a request already on its way, no more. 20 µs was measured
+// worse on 2 cores (50 k orders/s, fsync on: p50 891 µs against 274 µs
+// with 2 µs): at that rate a 20 µs spin after every batch keeps the loop
+// on a CPU nearly all the time, and the readers and the release stage
+// wait for it.
+const consumerSpin = 2 * time.Microsecond
 
 // nanotime is a monotonic clock in nanoseconds.
 func nanotime() int64 { return int64(time.Since(epoch)) }
