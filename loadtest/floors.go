@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -90,6 +91,70 @@ func Fdatasync(dir string, n int) (*hdrhistogram.Histogram, error) {
 		if i >= 0 {
 			h.RecordValue(max(time.Since(t0).Nanoseconds(), 1_000))
 		}
+	}
+	return h, nil
+}
+
+// PacedEcho is the open-loop floor: for d it sends a PingPongSize message
+// rate times a second to the echo server at addr on the same schedule and
+// sender as Run (kernel sleep, then spin), and measures each message's
+// return from its intended send time. A pause of the machine itself (the
+// hypervisor, the kernel, the other process) shows in its tail exactly as
+// it would in an open-loop run against matchd.
+func PacedEcho(addr string, rate float64, d time.Duration) (*hdrhistogram.Histogram, error) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: paced echo: %w", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(d + 10*time.Second))
+	start := time.Now().Add(50 * time.Millisecond)
+	sched := NewSchedule(start, rate)
+	end := start.Add(d)
+	n := int64(d.Seconds() * rate)
+	h := newHist()
+	done := make(chan error, 1)
+	go func() { // receiver: message k carries k; it was due at sched.Due(k)
+		buf := make([]byte, PingPongSize)
+		for got := int64(0); got < n; got++ {
+			if _, err := io.ReadFull(c, buf); err != nil {
+				done <- err
+				return
+			}
+			k := int64(binary.LittleEndian.Uint64(buf))
+			h.RecordValue(max(time.Since(sched.Due(k)).Nanoseconds(), 1_000))
+		}
+		done <- nil
+	}()
+	func() {
+		defer precise()()
+		var out []byte
+		msg := make([]byte, PingPongSize)
+		for {
+			now := time.Now()
+			first, cnt := sched.Take(now)
+			out = out[:0]
+			for k := first; k < first+cnt && k < n; k++ {
+				binary.LittleEndian.PutUint64(msg, uint64(k))
+				out = append(out, msg...)
+			}
+			if len(out) > 0 {
+				if _, err := c.Write(out); err != nil {
+					return
+				}
+			}
+			if first+cnt >= n || !now.Before(end) {
+				return
+			}
+			next := sched.Next()
+			if q := now.Add(10 * time.Microsecond); q.After(next) {
+				next = q
+			}
+			waitUntil(next)
+		}
+	}()
+	if err := <-done; err != nil {
+		return nil, fmt.Errorf("loadtest: paced echo: %w", err)
 	}
 	return h, nil
 }

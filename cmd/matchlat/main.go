@@ -7,8 +7,9 @@
 //	         [--capacity-steps 8] [--fsync on,off] [--out latency-out]
 //
 // Each run measures the floors (loopback TCP ping-pong between two
-// processes; write + fdatasync of appended 4 KiB blocks on the data
-// directory's filesystem), then, for fsync on and off, starts a fresh
+// processes, closed loop and then paced at each open-loop rate, latency
+// from the intended send time as in the open loop; write + fdatasync of
+// appended 4 KiB blocks on the data directory's filesystem), then, for fsync on and off, starts a fresh
 // matchd on an empty data directory and measures one order in flight
 // (order → Accepted, cancel → Canceled, raw frames), the open loop at each
 // rate (two sessions, latency from each order's intended send time, the
@@ -163,7 +164,7 @@ func serveEcho(addr string) int {
 func oneRun(o *options) (*runResult, error) {
 	r := &runResult{Modes: map[string]*modeResult{}}
 	var err error
-	if r.PingPong, err = pingPong(o.pingN); err != nil {
+	if r.PingPong, r.PacedEcho, err = pingPong(o.pingN, o.rates); err != nil {
 		return nil, err
 	}
 	dataRoot, err := filepath.Abs(filepath.Join(o.out, "data"))
@@ -178,6 +179,11 @@ func oneRun(o *options) (*runResult, error) {
 		return nil, err
 	}
 	r.Fdatasync = loadtest.Summarize(h)
+	for _, rate := range o.rates {
+		if e := r.PacedEcho[rateKey(rate)]; e != nil {
+			fmt.Printf("floor: paced loopback echo at %.0f/s: p50 %.1f µs p99 %.1f µs p99.9 %.1f µs\n", rate, e.P50, e.P99, e.P999)
+		}
+	}
 	fmt.Printf("floors: ping-pong p50 %.1f µs p99 %.1f µs p99.9 %.1f µs; fdatasync p50 %.1f µs p99 %.1f µs p99.9 %.1f µs\n",
 		r.PingPong.P50, r.PingPong.P99, r.PingPong.P999, r.Fdatasync.P50, r.Fdatasync.P99, r.Fdatasync.P999)
 	for _, fsync := range o.modes {
@@ -197,30 +203,42 @@ func modeName(fsync bool) string {
 	return "fsync-off"
 }
 
-// pingPong starts the echo child, measures, and stops it.
-func pingPong(n int) (*loadtest.LatencySummary, error) {
+// pingPong starts the echo child, measures n closed-loop round trips and
+// then, for each rate, 3 s of paced (open-loop) echoes, and stops it.
+func pingPong(n int, rates []float64) (*loadtest.LatencySummary, map[string]*loadtest.LatencySummary, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cmd := exec.Command(self, "--echo", "127.0.0.1:0")
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer func() { stdin.Close(); cmd.Wait() }()
 	addr, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
-		return nil, fmt.Errorf("echo server: %w", err)
+		return nil, nil, fmt.Errorf("echo server: %w", err)
 	}
-	h, err := loadtest.PingPong(strings.TrimSpace(addr), n)
+	addr = strings.TrimSpace(addr)
+	h, err := loadtest.PingPong(addr, n)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return loadtest.Summarize(h), nil
+	paced := map[string]*loadtest.LatencySummary{}
+	for _, rate := range rates {
+		ph, err := loadtest.PacedEcho(addr, rate, 3*time.Second)
+		if err != nil {
+			return nil, nil, err
+		}
+		paced[rateKey(rate)] = loadtest.Summarize(ph)
+	}
+	return loadtest.Summarize(h), paced, nil
 }
+
+func rateKey(rate float64) string { return strconv.FormatFloat(rate, 'f', 0, 64) }
 
 // server is a matchd this run started.
 type server struct {

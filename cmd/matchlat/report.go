@@ -28,6 +28,9 @@ type report struct {
 
 type runResult struct {
 	PingPong  *loadtest.LatencySummary `json:"pingpong"`
+	// PacedEcho is the open-loop floor: 64-byte messages to the echo
+	// process at each open-loop rate (by rate, as an integer string).
+	PacedEcho map[string]*loadtest.LatencySummary `json:"paced_echo"`
 	Fdatasync *loadtest.LatencySummary `json:"fdatasync"`
 	Modes     map[string]*modeResult   `json:"modes"`
 }
@@ -125,6 +128,17 @@ func open(name string, rate float64, f func(*openResult) float64) pick {
 	}
 }
 
+// pacedPick is the paced echo floor at rate.
+func pacedPick(rate float64, f func(*loadtest.LatencySummary) float64) pick {
+	return func(r *runResult) (float64, bool) {
+		e := r.PacedEcho[rateKey(rate)]
+		if e == nil {
+			return 0, false
+		}
+		return f(e), true
+	}
+}
+
 func floorPick(f func(*runResult) float64) pick {
 	return func(r *runResult) (float64, bool) { return f(r), true }
 }
@@ -194,6 +208,17 @@ func (rep *report) summarize(o *options) {
 	add(rep.figure("floor: loopback ping-pong p50", "µs", "", ppP50, nil))
 	add(rep.figure("floor: loopback ping-pong p99", "µs", "", ppP99, nil))
 	add(rep.figure("floor: loopback ping-pong p99.9", "µs", "", ppP999, nil))
+	for _, rate := range rep.Rates {
+		for _, qq := range []struct {
+			n string
+			f func(*loadtest.LatencySummary) float64
+		}{{"p50", func(l *loadtest.LatencySummary) float64 { return l.P50 }},
+			{"p99", func(l *loadtest.LatencySummary) float64 { return l.P99 }},
+			{"p99.9", func(l *loadtest.LatencySummary) float64 { return l.P999 }}} {
+			add(rep.figure(fmt.Sprintf("floor: paced loopback echo at %.0fk/s %s", rate/1000, qq.n), "µs", "",
+				pacedPick(rate, qq.f), nil))
+		}
+	}
 	add(rep.figure("floor: 4 KiB append + fdatasync p50", "µs", "", fsP50, nil))
 	add(rep.figure("floor: 4 KiB append + fdatasync p99", "µs", "", fsP99, nil))
 	add(rep.figure("floor: 4 KiB append + fdatasync p99.9", "µs", "", fsP999, nil))
@@ -221,8 +246,12 @@ func (rep *report) summarize(o *options) {
 		}
 		for _, rate := range rep.Rates {
 			for i, qq := range qs {
+				fl, fn := floors[i], fname+" "+qq.name
+				if !on { // the open loop's own floor: the paced echo at this rate
+					fl, fn = pacedPick(rate, qq.f), "paced echo "+qq.name
+				}
 				add(rep.figure(fmt.Sprintf("%s, open loop %.0fk/s, order → Accepted %s", name, rate/1000, qq.name), "µs",
-					fname+" "+qq.name, open(name, rate, func(o *openResult) float64 { return qq.f(o.Accept) }), floors[i]))
+					fn, open(name, rate, func(o *openResult) float64 { return qq.f(o.Accept) }), fl))
 			}
 			add(rep.figure(fmt.Sprintf("%s, open loop %.0fk/s, achieved", name, rate/1000), "orders/s", "",
 				open(name, rate, func(o *openResult) float64 { return o.Achieved }), nil))
