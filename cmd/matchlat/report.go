@@ -27,12 +27,12 @@ type report struct {
 }
 
 type runResult struct {
-	PingPong  *loadtest.LatencySummary `json:"pingpong"`
+	PingPong *loadtest.LatencySummary `json:"pingpong"`
 	// PacedEcho is the open-loop floor: 64-byte messages to the echo
 	// process at each open-loop rate (by rate, as an integer string).
 	PacedEcho map[string]*loadtest.LatencySummary `json:"paced_echo"`
-	Fdatasync *loadtest.LatencySummary `json:"fdatasync"`
-	Modes     map[string]*modeResult   `json:"modes"`
+	Fdatasync *loadtest.LatencySummary            `json:"fdatasync"`
+	Modes     map[string]*modeResult              `json:"modes"`
 }
 
 type modeResult struct {
