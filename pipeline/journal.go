@@ -7,6 +7,8 @@ import "time"
 // journal starts the sync and returns), and passes the batches on to the
 // release stage at once. It never waits for a sync, so the commands
 // matched while one sync runs are already in the log when the next starts.
+// When it is idle and the ring is empty, the loop runs this same step
+// itself (handOn).
 
 func (p *Pipeline) runJournal() {
 	defer close(p.journalDone)
@@ -33,6 +35,7 @@ func (p *Pipeline) runJournal() {
 		for _, g := range p.group {
 			p.toRelease <- g
 		}
+		p.queued.Add(-int64(len(p.group))) // after the sends: see handOn
 	}
 }
 

@@ -30,8 +30,29 @@ func (p *Pipeline) runLoop() {
 			continue
 		}
 		p.match(b, lo, hi)
-		p.toJournal <- b
+		p.handOn(b)
 	}
+}
+
+// handOn passes a matched batch on. When nothing else waits, neither in
+// the ring nor in the journal stage, the loop runs the journal step
+// itself (write and commit, which do not wait for the sync) and hands the
+// batch straight to the release stage: at light load that saves a
+// goroutine wake-up per batch, and the loop had nothing else to do. When
+// requests are waiting, the journal stage takes the batch, so matching
+// the next one overlaps journaling this one. Either way one goroutine at
+// a time writes to the journal, in sequence order: the loop does it only
+// when the journal stage has passed on everything it was given (queued is
+// 0), and the journal stage gets new batches only from the loop.
+func (p *Pipeline) handOn(b *Batch) {
+	if p.queued.Load() == 0 && p.ring.Len() == 0 {
+		p.inline[0] = b
+		p.commit(p.inline[:])
+		p.toRelease <- b
+		return
+	}
+	p.queued.Add(1)
+	p.toJournal <- b
 }
 
 // match fills b with the requests in ring slots [lo, hi) and releases the

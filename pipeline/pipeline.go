@@ -208,6 +208,10 @@ type Pipeline struct {
 
 	// Owned by the journal stage: the batches of the Commit being built.
 	group []*Batch
+	// queued counts batches given to the journal stage and not yet passed
+	// on by it; inline is the loop's one-batch group (see handOn).
+	queued atomic.Int64
+	inline [1]*Batch
 
 	sequenced atomic.Uint64
 	durable   atomic.Uint64
