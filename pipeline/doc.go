@@ -20,6 +20,10 @@
 //     the journal stage never waits for a sync, so the commands matched
 //     while a sync runs are already in the log when the next sync starts,
 //     and a command waits for at most the sync in progress and its own.
+//     When the ring is empty and the journal stage has nothing, the loop
+//     runs this step itself (it would otherwise only wait), which saves a
+//     hand-off at light load; the journal is still written by one
+//     goroutine at a time, in sequence order.
 //  4. The release stage awaits each Commit in order, publishes "durable up
 //     to S" (Durable), and only then calls Deliver with each of its
 //     batches, in order. **Nothing reaches Deliver before it is durable**,
