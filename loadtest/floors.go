@@ -126,33 +126,23 @@ func PacedEcho(addr string, rate float64, d time.Duration) (*hdrhistogram.Histog
 		}
 		done <- nil
 	}()
-	func() {
-		defer precise()()
-		var out []byte
-		msg := make([]byte, PingPongSize)
-		for {
-			now := time.Now()
-			first, cnt := sched.Take(now)
-			out = out[:0]
-			for k := first; k < first+cnt && k < n; k++ {
-				binary.LittleEndian.PutUint64(msg, uint64(k))
-				out = append(out, msg...)
-			}
-			if len(out) > 0 {
-				if _, err := c.Write(out); err != nil {
-					return
-				}
-			}
-			if first+cnt >= n || !now.Before(end) {
-				return
-			}
-			next := sched.Next()
-			if q := now.Add(10 * time.Microsecond); q.After(next) {
-				next = q
-			}
-			waitUntil(next)
+	var out []byte
+	msg := make([]byte, PingPongSize)
+	// The last message is due just before start+d; the 1 ms margin lets
+	// Pace take it before it stops.
+	sched.Pace(end.Add(time.Millisecond), 10*time.Microsecond, func(_ time.Time, first, cnt int64) bool {
+		out = out[:0]
+		for k := first; k < first+cnt && k < n; k++ {
+			binary.LittleEndian.PutUint64(msg, uint64(k))
+			out = append(out, msg...)
 		}
-	}()
+		if len(out) > 0 {
+			if _, err := c.Write(out); err != nil {
+				return false // the receiver sees the error
+			}
+		}
+		return first+cnt < n
+	})
 	if err := <-done; err != nil {
 		return nil, fmt.Errorf("loadtest: paced echo: %w", err)
 	}

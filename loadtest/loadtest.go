@@ -219,64 +219,56 @@ func dialSession(ctx context.Context, addr string, a Account) (*session, error) 
 // then spins (waitUntil), never on a Go timer, so that its own lateness
 // stays in microseconds: the run measures the server, not the generator.
 func send(cfg Config, sessions []*session, sched *Schedule, end time.Time) {
-	defer precise()()
 	bufs := make([][]byte, len(sessions))
 	mid := cfg.Mid
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0))
 	ns := int64(len(sessions))
-	for {
-		now := time.Now()
-		if !now.Before(end) {
-			break
+	// SendQuantum: at high rates commands due within one quantum go in
+	// one write, which halves the syscalls of both processes at 100 k/s
+	// for at most a quantum of lateness.
+	failed := false
+	sched.Pace(end, cfg.SendQuantum, func(now time.Time, first, n int64) bool {
+		for i := range bufs {
+			bufs[i] = bufs[i][:0]
 		}
-		first, n := sched.Take(now)
-		if n > 0 {
-			for i := range bufs {
-				bufs[i] = bufs[i][:0]
+		for i := range sessions { // lock each session once per write
+			sessions[i].mu.Lock()
+		}
+		for k := first; k < first+n; k++ {
+			due := sched.Due(k)
+			if due.After(end) {
+				break
 			}
-			for i := range sessions { // lock each session once per write
-				sessions[i].mu.Lock()
+			if k%100 == 0 {
+				mid += engine.Price(2*rng.IntN(2) - 1)
 			}
-			for k := first; k < first+n; k++ {
-				due := sched.Due(k)
-				if due.After(end) {
-					break
-				}
-				if k%100 == 0 {
-					mid += engine.Price(2*rng.IntN(2) - 1)
-				}
-				i := k % ns
-				bufs[i] = sessions[i].next(bufs[i], cfg, mid, due)
+			i := k % ns
+			bufs[i] = sessions[i].next(bufs[i], cfg, mid, due)
+		}
+		for i := range sessions {
+			sessions[i].mu.Unlock()
+		}
+		late := now.Sub(sched.Due(first)).Nanoseconds() // recorded after the writes
+		for i, s := range sessions {
+			if len(bufs[i]) == 0 {
+				continue
 			}
-			for i := range sessions {
-				sessions[i].mu.Unlock()
-			}
-			late := now.Sub(sched.Due(first)).Nanoseconds() // recorded after the writes
-			for i, s := range sessions {
-				if len(bufs[i]) == 0 {
-					continue
-				}
-				if _, err := s.conn.Write(bufs[i]); err != nil {
-					s.fail(err)
-					return
-				}
-			}
-			if !sched.Due(first).Before(sessions[0].measureFrom) {
-				s := sessions[first%ns]
-				s.mu.Lock()
-				s.hists[KindLateness].RecordValue(max(late, 1_000))
-				s.mu.Unlock()
+			if _, err := s.conn.Write(bufs[i]); err != nil {
+				s.fail(err)
+				failed = true
+				return false
 			}
 		}
-		// Wake when the next command is due, but at most once per
-		// SendQuantum: at high rates commands due within one quantum go
-		// in one write, which halves the syscalls of both processes at
-		// 100 k/s for at most a quantum of lateness.
-		next := sched.Next()
-		if q := now.Add(cfg.SendQuantum); q.After(next) {
-			next = q
+		if !sched.Due(first).Before(sessions[0].measureFrom) {
+			s := sessions[first%ns]
+			s.mu.Lock()
+			s.hists[KindLateness].RecordValue(max(late, 1_000))
+			s.mu.Unlock()
 		}
-		waitUntil(next)
+		return true
+	})
+	if failed {
+		return
 	}
 	// Let the last answers arrive, then end the sessions.
 	time.Sleep(500 * time.Millisecond)

@@ -33,3 +33,27 @@ func (s *Schedule) Take(now time.Time) (first, n int64) {
 
 // Next returns the due time of the next item not yet taken.
 func (s *Schedule) Next() time.Time { return s.Due(s.next) }
+
+// Pace runs an open-loop sender: each time items fall due it calls emit
+// with them, [first, first+n), until end or until emit returns false.
+// Between calls it waits for the next due time in the kernel and then
+// spins (waitUntil), waking at most once per quantum: at high rates the
+// items due within one quantum go out together. It runs on a thread of
+// its own with a 1 ns timer slack (precise).
+func (s *Schedule) Pace(end time.Time, quantum time.Duration, emit func(now time.Time, first, n int64) bool) {
+	defer precise()()
+	for {
+		now := time.Now()
+		if !now.Before(end) {
+			return
+		}
+		if first, n := s.Take(now); n > 0 && !emit(now, first, n) {
+			return
+		}
+		next := s.Next()
+		if q := now.Add(quantum); q.After(next) {
+			next = q
+		}
+		waitUntil(next)
+	}
+}

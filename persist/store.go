@@ -64,8 +64,9 @@ func (o *Options) Validate() error {
 
 // Store is the journal and snapshots of one engine in one Pebble database.
 //
-// Write and Commit belong to one goroutine (the pipeline's journal stage),
-// Await to one (its release stage);
+// Write and Commit are called by one goroutine at a time, in order (the
+// pipeline's journal stage, or its loop when the stage is idle), Await by
+// one (its release stage);
 // WriteSnapshot and the read methods may be called from others.
 type Store struct {
 	db   *pebble.DB
@@ -223,7 +224,7 @@ func (s *Store) Write(cmds []engine.Command) error {
 // next Write and Commit can go ahead while the disk syncs: Pebble's log
 // writer then syncs everything that arrived during one sync in the next
 // (ApplyNoSyncWait). Await reports when it is durable. Write and Commit
-// belong to one goroutine, Await to one (possibly another); at most
+// are called by one goroutine at a time, Await by one (possibly another); at most
 // maxInFlightCommits Commits may await.
 func (s *Store) Commit() error {
 	if err := s.Err(); err != nil {

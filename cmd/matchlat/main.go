@@ -164,7 +164,7 @@ func serveEcho(addr string) int {
 func oneRun(o *options) (*runResult, error) {
 	r := &runResult{Modes: map[string]*modeResult{}}
 	var err error
-	if r.PingPong, r.PacedEcho, err = pingPong(o.pingN, o.rates); err != nil {
+	if r.PingPong, r.PacedEcho, err = echoFloors(o.pingN, o.rates); err != nil {
 		return nil, err
 	}
 	dataRoot, err := filepath.Abs(filepath.Join(o.out, "data"))
@@ -203,9 +203,9 @@ func modeName(fsync bool) string {
 	return "fsync-off"
 }
 
-// pingPong starts the echo child, measures n closed-loop round trips and
+// echoFloors starts the echo child, measures n closed-loop round trips and
 // then, for each rate, 3 s of paced (open-loop) echoes, and stops it.
-func pingPong(n int, rates []float64) (*loadtest.LatencySummary, map[string]*loadtest.LatencySummary, error) {
+func echoFloors(n int, rates []float64) (*loadtest.LatencySummary, map[string]*loadtest.LatencySummary, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, nil, err

@@ -100,6 +100,17 @@ func median(v []float64) (med, lo, hi float64) {
 	return med, s[0], s[n-1]
 }
 
+// quantile is one percentile of a LatencySummary; quantiles are the ones
+// every figure is given at.
+type quantile struct {
+	n string
+	f func(*loadtest.LatencySummary) float64
+}
+
+var quantiles = []quantile{{"p50", func(l *loadtest.LatencySummary) float64 { return l.P50 }},
+	{"p99", func(l *loadtest.LatencySummary) float64 { return l.P99 }},
+	{"p99.9", func(l *loadtest.LatencySummary) float64 { return l.P999 }}}
+
 // pick extracts one figure from a run (ok false: not measured in it).
 type pick func(*runResult) (float64, bool)
 
@@ -209,12 +220,7 @@ func (rep *report) summarize(o *options) {
 	add(rep.figure("floor: loopback ping-pong p99", "µs", "", ppP99, nil))
 	add(rep.figure("floor: loopback ping-pong p99.9", "µs", "", ppP999, nil))
 	for _, rate := range rep.Rates {
-		for _, qq := range []struct {
-			n string
-			f func(*loadtest.LatencySummary) float64
-		}{{"p50", func(l *loadtest.LatencySummary) float64 { return l.P50 }},
-			{"p99", func(l *loadtest.LatencySummary) float64 { return l.P99 }},
-			{"p99.9", func(l *loadtest.LatencySummary) float64 { return l.P999 }}} {
+		for _, qq := range quantiles {
 			add(rep.figure(fmt.Sprintf("floor: paced loopback echo at %.0fk/s %s", rate/1000, qq.n), "µs", "",
 				pacedPick(rate, qq.f), nil))
 		}
@@ -222,13 +228,6 @@ func (rep *report) summarize(o *options) {
 	add(rep.figure("floor: 4 KiB append + fdatasync p50", "µs", "", fsP50, nil))
 	add(rep.figure("floor: 4 KiB append + fdatasync p99", "µs", "", fsP99, nil))
 	add(rep.figure("floor: 4 KiB append + fdatasync p99.9", "µs", "", fsP999, nil))
-	type q struct {
-		name string
-		f    func(*loadtest.LatencySummary) float64
-	}
-	qs := []q{{"p50", func(l *loadtest.LatencySummary) float64 { return l.P50 }},
-		{"p99", func(l *loadtest.LatencySummary) float64 { return l.P99 }},
-		{"p99.9", func(l *loadtest.LatencySummary) float64 { return l.P999 }}}
 	for _, on := range []bool{true, false} {
 		name := modeName(on)
 		floors := []pick{ppP50, ppP99, ppP999}
@@ -236,21 +235,21 @@ func (rep *report) summarize(o *options) {
 		if on {
 			floors, fname = []pick{fsP50, fsP99, fsP999}, "fdatasync"
 		}
-		for i, qq := range qs {
-			add(rep.figure(fmt.Sprintf("%s, one in flight, order → Accepted %s", name, qq.name), "µs",
-				fname+" "+qq.name, mode(name, func(m *modeResult) float64 { return qq.f(m.ClosedAccept) }), floors[i]))
+		for i, qq := range quantiles {
+			add(rep.figure(fmt.Sprintf("%s, one in flight, order → Accepted %s", name, qq.n), "µs",
+				fname+" "+qq.n, mode(name, func(m *modeResult) float64 { return qq.f(m.ClosedAccept) }), floors[i]))
 		}
-		for i, qq := range qs {
-			add(rep.figure(fmt.Sprintf("%s, one in flight, cancel → Canceled %s", name, qq.name), "µs",
-				fname+" "+qq.name, mode(name, func(m *modeResult) float64 { return qq.f(m.ClosedCancel) }), floors[i]))
+		for i, qq := range quantiles {
+			add(rep.figure(fmt.Sprintf("%s, one in flight, cancel → Canceled %s", name, qq.n), "µs",
+				fname+" "+qq.n, mode(name, func(m *modeResult) float64 { return qq.f(m.ClosedCancel) }), floors[i]))
 		}
 		for _, rate := range rep.Rates {
-			for i, qq := range qs {
-				fl, fn := floors[i], fname+" "+qq.name
+			for i, qq := range quantiles {
+				fl, fn := floors[i], fname+" "+qq.n
 				if !on { // the open loop's own floor: the paced echo at this rate
-					fl, fn = pacedPick(rate, qq.f), "paced echo "+qq.name
+					fl, fn = pacedPick(rate, qq.f), "paced echo "+qq.n
 				}
-				add(rep.figure(fmt.Sprintf("%s, open loop %.0fk/s, order → Accepted %s", name, rate/1000, qq.name), "µs",
+				add(rep.figure(fmt.Sprintf("%s, open loop %.0fk/s, order → Accepted %s", name, rate/1000, qq.n), "µs",
 					fn, open(name, rate, func(o *openResult) float64 { return qq.f(o.Accept) }), fl))
 			}
 			add(rep.figure(fmt.Sprintf("%s, open loop %.0fk/s, achieved", name, rate/1000), "orders/s", "",
@@ -270,9 +269,7 @@ func (rep *report) summarize(o *options) {
 		return mode(n, func(m *modeResult) float64 { return f(m.ClosedAccept) })
 	}
 	at100 := func(n string, f func(*openResult) float64) pick { return open(n, 100_000, f) }
-	p50 := func(l *loadtest.LatencySummary) float64 { return l.P50 }
-	p99 := func(l *loadtest.LatencySummary) float64 { return l.P99 }
-	p999 := func(l *loadtest.LatencySummary) float64 { return l.P999 }
+	p50, p99, p999 := quantiles[0].f, quantiles[1].f, quantiles[2].f
 	fixed := func(v float64) func(*runResult) float64 { return func(*runResult) float64 { return v } }
 	rep.Goals = []goal{
 		rep.goal("fsync on, one in flight: p50 ≤ fdatasync p50 + 3 × ping-pong p50", acc(on, p50),
@@ -400,12 +397,7 @@ func (rep *report) writePlot(path string) error {
 	}
 	colors := map[string][3]string{"fsync-on": {"#1f77b4", "#2ca02c", "#d62728"}, "fsync-off": {"#9ecae1", "#a1d99b", "#fc9272"}}
 	for _, name := range []string{"fsync-on", "fsync-off"} {
-		for qi, q := range []struct {
-			n string
-			f func(*loadtest.LatencySummary) float64
-		}{{"p50", func(l *loadtest.LatencySummary) float64 { return l.P50 }},
-			{"p99", func(l *loadtest.LatencySummary) float64 { return l.P99 }},
-			{"p99.9", func(l *loadtest.LatencySummary) float64 { return l.P999 }}} {
+		for qi, q := range quantiles {
 			var pts []string
 			for i, rate := range rep.Rates {
 				var v []float64
