@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -69,5 +70,45 @@ func TestDeliverDoesNotAllocate(t *testing.T) {
 	p.Close()
 	if allocs != 0 {
 		t.Fatalf("%v allocations per delivered batch, want 0", allocs)
+	}
+}
+
+// TestInProcessQueryAfterHandover: an in-process query (Shutdown's
+// barrier, the admin depth) is answered only after every response
+// sequenced before it has been handed to its session, even when both are
+// in the middle of a group commit (EndOfCommit false): Shutdown says
+// Goodbye right after the barrier, and a Goodbye queued before those
+// responses would drop them.
+func TestInProcessQueryAfterHandover(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, _ := NewServer(Config{Logger: quiet}, nil)
+	c1, c2 := net.Pipe()
+	t.Cleanup(func() { c1.Close(); c2.Close() })
+	ss := &session{id: 1, acct: 1, conn: c1, limit: 1 << 30, log: quiet, wake: make(chan struct{}, 1)}
+	s.sessions[1] = ss
+	s.byAccount[1] = map[uint64]*session{1: ss}
+	store, err := persist.Open("db", workload.Config(0), persist.Options{FS: vfs.NewCrashableMem(), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	e, _, _ := store.Recover()
+	p, _ := pipeline.New(e, store, func(b *pipeline.Batch) {
+		b.EndOfCommit = false // as if more batches of the same group followed
+		s.Deliver(b)
+	}, pipeline.Config{})
+	s.Attach(p)
+	p.Start()
+	defer p.Close()
+	p.Submit(pipeline.Request{Cmd: engine.Command{Kind: engine.CmdNewOrder, Account: 1, Instrument: workload.Instrument,
+		Side: engine.Buy, Type: engine.Limit, TIF: engine.GTC, Price: 100_000, Qty: 1, Ref: 1}, Token: uint64(newRoute(1, 0))})
+	if _, err := s.Depth(context.Background(), workload.Instrument, 1); err != nil {
+		t.Fatal(err)
+	}
+	ss.mu.Lock()
+	queued := len(ss.out)
+	ss.mu.Unlock()
+	if queued == 0 {
+		t.Fatal("the barrier was answered while the order's Accepted was still pending in the release stage")
 	}
 }

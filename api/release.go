@@ -35,6 +35,10 @@ func (s *Server) Deliver(b *pipeline.Batch) {
 		rt := route(r.Token)
 		ss := s.sessions[rt.session()]
 		if r.Query != 0 && rt.session() == 0 { // an in-process query (session ids start at 1)
+			// Whoever asked may act on the answer at once (Shutdown says
+			// Goodbye after its barrier): hand over everything before it.
+			s.feed.flush()
+			s.flush()
 			s.answerLocal(b, r)
 			continue
 		}
