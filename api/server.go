@@ -207,7 +207,14 @@ func (s *Server) Sessions() int {
 // says Goodbye to every session and waits for their goroutines. The
 // pipeline must still be running: sessions with cancel-on-disconnect
 // submit their mass cancels on the way out, so close the pipeline after.
-func (s *Server) Shutdown(wait time.Duration) {
+func (s *Server) Shutdown(wait time.Duration) { s.shutdown(wait, wire.ByeShutdown) }
+
+// Fail is Shutdown after the journal failed: every session's Goodbye
+// says reason 8 (fail-stop), after whatever answers could still be
+// delivered.
+func (s *Server) Fail(wait time.Duration) { s.shutdown(wait, wire.ByeFailStop) }
+
+func (s *Server) shutdown(wait time.Duration, reason uint8) {
 	deadline := time.Now().Add(wait)
 	s.closing.Store(true)
 	if s.ln != nil {
@@ -225,7 +232,7 @@ func (s *Server) Shutdown(wait time.Duration) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if s.p != nil {
+	if s.p != nil && s.p.Err() == nil {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		if _, err := s.Depth(ctx, 0, 1); err != nil { // a barrier: answered after everything before it
 			s.log.Warn("api: responses may be missing at shutdown", "err", err)
@@ -234,7 +241,7 @@ func (s *Server) Shutdown(wait time.Duration) {
 	}
 	s.mu.Lock()
 	for _, ss := range s.sessions {
-		ss.bye(wire.ByeShutdown)
+		ss.bye(reason)
 	}
 	s.mu.Unlock()
 	s.drainOnce.Do(func() { close(s.drained) })

@@ -141,3 +141,32 @@ func (c *Config) Validate() error {
 }
 
 func validSTP(m STPMode) bool { return m <= STPCancelBoth }
+
+// DiffInstruments lists how the instruments of want differ from those of
+// have (both after EnsureDefaults), one line per difference, in a stable
+// order; nil if they agree.
+func DiffInstruments(have, want []Instrument) []string {
+	var out []string
+	byID := make(map[InstrumentID]Instrument, len(have))
+	for _, in := range have {
+		byID[in.ID] = in
+	}
+	seen := make(map[InstrumentID]bool, len(want))
+	for _, w := range want {
+		seen[w.ID] = true
+		h, ok := byID[w.ID]
+		if !ok {
+			out = append(out, fmt.Sprintf("instrument %d (%s) is in the config but not in the data", w.ID, w.Symbol))
+			continue
+		}
+		if h != w {
+			out = append(out, fmt.Sprintf("instrument %d: data has %+v, config has %+v", w.ID, h, w))
+		}
+	}
+	for _, h := range have {
+		if !seen[h.ID] {
+			out = append(out, fmt.Sprintf("instrument %d (%s) is in the data but not in the config", h.ID, h.Symbol))
+		}
+	}
+	return out
+}

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -47,6 +48,13 @@ type Config struct {
 	// Logger receives every part's log lines. Default slog.Default().
 	Logger *slog.Logger
 }
+
+// ErrConfigMismatch reports a configuration whose instruments differ from
+// those the data directory's engine holds. The engine's configuration
+// lives in its snapshots and journal; changing instruments in the config
+// of an existing directory would advertise a directory the engine does
+// not trade, so Open refuses and lists the differences.
+var ErrConfigMismatch = errors.New("node: the config's instruments differ from the data directory's")
 
 // Node is one running matchd.
 type Node struct {
@@ -97,6 +105,18 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.rec = rec
+	if len(cfg.Engine.Instruments) > 0 {
+		want := cfg.Engine
+		want.EnsureDefaults()
+		var have []engine.Instrument
+		for _, in := range e.Instruments(nil) {
+			have = append(have, in.Instrument)
+		}
+		if diff := engine.DiffInstruments(have, want.Instruments); diff != nil {
+			store.Close()
+			return nil, fmt.Errorf("%w (%s): %s", ErrConfigMismatch, cfg.Dir, strings.Join(diff, "; "))
+		}
+	}
 	if n.pipe, err = pipeline.New(e, store, srv.Deliver, cfg.Pipeline); err != nil {
 		store.Close()
 		return nil, err
@@ -123,6 +143,7 @@ func (n *Node) Start() {
 	go func() {
 		select {
 		case <-n.pipe.Failed():
+		case <-n.store.Failed():
 		case err := <-n.served:
 			if err != nil && !n.srv.Closing() {
 				n.serveErr = fmt.Errorf("node: accept loop ended: %w", err)
@@ -132,14 +153,18 @@ func (n *Node) Start() {
 	}()
 }
 
-// Failed is closed when the node can no longer serve: the journal failed
-// (Err says why) or the accept loop ended.
+// Failed is closed when the node can no longer serve: the journal or the
+// store failed (a write, a sync, corruption found by a read, a full disk;
+// Err says why) or the accept loop ended.
 func (n *Node) Failed() <-chan struct{} { return n.failed }
 
 // Err says why Failed is closed: the journal's failure or the accept
 // loop's end (nil while the node serves, and after a clean Close).
 func (n *Node) Err() error {
 	if err := n.pipe.Err(); err != nil {
+		return err
+	}
+	if err := n.store.Err(); err != nil {
 		return err
 	}
 	select {
@@ -163,10 +188,16 @@ func (n *Node) Recovery() persist.RecoveryStats   { return n.rec }
 
 // Close stops the node, within about wait for the sessions: the server
 // stops accepting and reading and answers everything it took (sessions
-// get Goodbye); the pipeline drains; the snapshotter stops; if nothing
-// failed, a final snapshot is written, so the next start replays nothing;
-// the store closes. It returns the pipeline's or the final snapshot's
-// failure.
+// get Goodbye: reason 8 if the node failed, else 6); the pipeline drains;
+// the snapshotter stops; if nothing failed, a final snapshot is written,
+// so the next start replays nothing; the store closes. It returns the
+// pipeline's or the final snapshot's failure.
+//
+// After a failure the store may be stuck inside a call that cannot
+// finish (Pebble stalls writes on a full disk): Close then gives the
+// pipeline wait to drain and, if it does not, returns without closing the
+// store. Nothing unacknowledged matters then, and the journal on disk is
+// what the next start recovers; the process should exit.
 func (n *Node) Close(wait time.Duration) error {
 	if n.closed {
 		return nil
@@ -175,9 +206,28 @@ func (n *Node) Close(wait time.Duration) error {
 	if !n.started {
 		wait = 0 // nothing was served: only the listener to close
 	}
-	n.srv.Shutdown(wait)
-	perr := n.pipe.Close()
+	failed := n.Err() != nil
+	if failed {
+		n.srv.Fail(wait)
+	} else {
+		n.srv.Shutdown(wait)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- n.pipe.Close() }()
+	var perr error
+	if failed {
+		select {
+		case perr = <-closed:
+		case <-time.After(wait + time.Second):
+			return fmt.Errorf("node: the store is stuck after its failure; not closing it: %w", n.Err())
+		}
+	} else {
+		perr = <-closed
+	}
 	n.snap.Close()
+	if perr == nil {
+		perr = n.store.Err()
+	}
 	var serr error
 	if perr == nil {
 		start := time.Now()

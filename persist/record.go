@@ -23,7 +23,7 @@ const (
 var (
 	ErrCorrupt = errors.New("persist: corrupt record")
 	ErrClosed  = errors.New("persist: store closed")
-	ErrFailed  = errors.New("persist: an earlier write failed; refusing further writes")
+	ErrFailed  = errors.New("persist: the store failed; refusing further writes")
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

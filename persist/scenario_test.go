@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/datadriven"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -152,8 +155,71 @@ func (s *persistScenario) run(t *testing.T, td *datadriven.TestData) string {
 		}
 		s.next = int(st.LastSeq)
 		s.synced = st.LastSeq
-		return fmt.Sprintf("from snapshot %d replayed %d to seq %d (torn tail: %v, skipped snapshots: %d); state %s a fresh replay",
-			st.SnapshotSeq, st.Replayed, st.LastSeq, st.TornTail, st.SkippedSnapshots, match)
+		return fmt.Sprintf("from snapshot %d replayed %d to seq %d (skipped snapshots: %d); state %s a fresh replay",
+			st.SnapshotSeq, st.Replayed, st.LastSeq, st.SkippedSnapshots, match)
+	case "truncate":
+		n, err := s.store.TruncateJournal(engine.Seq(intArg(t, td, "from", 0)))
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		return fmt.Sprintf("removed %d records; high-water mark %d", n, s.store.HighWater())
+	case "wait-high-water":
+		// The store's goroutine writes the mark every few milliseconds.
+		want := s.synced
+		for i := 0; i < 2000; i++ {
+			if seq, _, _, _ := readHighWater(s.fs, "db"); seq >= want {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		seq, _, _, err := readHighWater(s.fs, "db")
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		return fmt.Sprintf("high-water mark %d", seq)
+	case "remove-files":
+		// Deletes the files of db whose names match the pattern (the store
+		// must be closed or crashed).
+		pat := td.CmdArgs[0].Key
+		names, _ := s.fs.List("db")
+		sort.Strings(names)
+		var gone []string
+		for _, n := range names {
+			if ok, _ := path.Match(pat, n); ok {
+				if err := s.fs.Remove(s.fs.PathJoin("db", n)); err != nil {
+					return "error: " + err.Error()
+				}
+				gone = append(gone, n)
+			}
+		}
+		return fmt.Sprintf("removed %d file(s)", len(gone))
+	case "cut-wal":
+		// Cuts the newest write-ahead log to a fraction of its length (the
+		// store must be closed or crashed), as a disk that lost its tail.
+		names, _ := s.fs.List("db")
+		sort.Strings(names)
+		var wal string
+		for _, n := range names {
+			if strings.HasSuffix(n, ".log") {
+				wal = n
+			}
+		}
+		p := s.fs.PathJoin("db", wal)
+		f, err := s.fs.Open(p)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		data, _ := io.ReadAll(f)
+		f.Close()
+		keep := len(data) * intArg(t, td, "percent", 50) / 100
+		g, err := s.fs.Create(p, vfs.WriteCategoryUnspecified)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		g.Write(data[:keep])
+		g.Sync()
+		g.Close()
+		return "newest WAL cut"
 	case "corrupt":
 		seq := engine.Seq(intArg(t, td, "seq", 0))
 		v := AppendRecord(nil, &cmds[seq-1])

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"hash/crc32"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -34,8 +36,15 @@ type Options struct {
 	// flushes are rare. Up to four may be in memory. Default 64 MiB.
 	MemTableSize uint64
 	// ReadOnly opens an existing store for inspection: nothing is created
-	// or written, and Recover leaves a torn tail in place.
+	// or written.
 	ReadOnly bool
+	// HighWaterInterval is how often the high-water mark (the highest
+	// durable sequence number, kept outside the write-ahead log) is
+	// written and synced while commands become durable. Recovery refuses
+	// a journal that ends before the mark. Commands acknowledged within
+	// the last interval before a crash that also damaged the newest WAL
+	// cannot be told from commands never sent. Default 10 ms.
+	HighWaterInterval time.Duration
 }
 
 // EnsureDefaults fills in zero fields.
@@ -52,14 +61,21 @@ func (o *Options) EnsureDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.HighWaterInterval == 0 {
+		o.HighWaterInterval = 10 * time.Millisecond
+	}
 }
 
 // Validate reports every problem at once.
 func (o *Options) Validate() error {
+	var errs []error
 	if o.RetainSnapshots < 1 {
-		return fmt.Errorf("persist: retain_snapshots %d must be at least 1", o.RetainSnapshots)
+		errs = append(errs, fmt.Errorf("persist: retain_snapshots %d must be at least 1", o.RetainSnapshots))
 	}
-	return nil
+	if o.HighWaterInterval < 0 {
+		errs = append(errs, fmt.Errorf("persist: high-water interval %v must be positive", o.HighWaterInterval))
+	}
+	return errors.Join(errs...)
 }
 
 // Store is the journal and snapshots of one engine in one Pebble database.
@@ -73,19 +89,42 @@ type Store struct {
 	opts Options
 	log  *slog.Logger
 
+	dir      string
 	batch    *pebble.Batch      // staged journal records; owned by the Write/Commit goroutine
-	inflight chan *pebble.Batch // committed, awaiting their sync (nil: an empty Commit)
+	staged   engine.Seq         // the last sequence number staged in batch
+	inflight chan commit        // committed, awaiting their sync (nil batch: an empty Commit)
 	spare    chan *pebble.Batch // synced, for reuse
 	buf      []byte
 	kbuf     []byte
 
-	mu     sync.Mutex            // serialises snapshot writes and pruning
-	failed atomic.Pointer[error] // set once a write fails; every later write returns it
+	mu       sync.Mutex            // serialises snapshot writes and pruning
+	failed   atomic.Pointer[error] // set once a write fails; every later write returns it
+	failedCh chan struct{}         // closed with failed
+	bgErrs   atomic.Int64          // Pebble background errors seen
+	bgLogged atomic.Int64          // unix nanoseconds of the last one logged
+
+	// The high-water mark (highwater.go): mark is what the file held at
+	// Open, durable the highest sequence number whose commit has been
+	// awaited; the hw goroutine writes durable to the file.
+	hw      *highWater
+	mark    engine.Seq
+	durable atomic.Uint64
+	hwStop  chan struct{}
+	hwDone  chan struct{}
+}
+
+// commit is one Commit awaiting its sync.
+type commit struct {
+	b    *pebble.Batch
+	last engine.Seq
 }
 
 // pebbleLogger forwards Pebble's messages to slog (info at debug level:
 // Pebble is chatty about compactions).
-type pebbleLogger struct{ l *slog.Logger }
+type pebbleLogger struct {
+	l *slog.Logger
+	s *Store
+}
 
 func (p pebbleLogger) Infof(format string, args ...any) {
 	p.l.Debug("pebble: " + fmt.Sprintf(format, args...))
@@ -94,12 +133,16 @@ func (p pebbleLogger) Errorf(format string, args ...any) {
 	p.l.Error("pebble: " + fmt.Sprintf(format, args...))
 }
 
-// Fatalf panics with a pebbleFatal, which Sync turns into the store's
-// failure. Pebble calls it when a commit fails (a WAL write or sync error):
-// its commit pipeline cannot continue, and neither can we.
+// Fatalf fails the store, then panics with a pebbleFatal, which guard
+// turns into an error where the store called Pebble. Pebble calls it when
+// a commit fails (a WAL write or sync error: its commit pipeline cannot
+// continue, and neither can we) and on broken internal invariants.
+// Detected data corruption does not come here: the store's
+// DataCorruption listener fails the store and the read returns an error.
 func (p pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	p.l.Error("pebble fatal: " + msg)
+	p.s.fail(pebbleFatal(msg))
 	panic(pebbleFatal(msg))
 }
 
@@ -107,9 +150,9 @@ type pebbleFatal string
 
 func (f pebbleFatal) Error() string { return string(f) }
 
-// guard runs a Pebble commit, turning its fatal commit errors into an
+// guard runs fn, turning a Pebble fatal error raised inside it into an
 // error.
-func guard(commit func() error) (err error) {
+func guard(fn func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			f, ok := r.(pebbleFatal)
@@ -119,23 +162,64 @@ func guard(commit func() error) (err error) {
 			err = f
 		}
 	}()
-	return commit()
+	return fn()
 }
 
-// Open opens (or creates) the store in dir. On an empty store it writes
-// the snapshot at sequence 0: a fresh engine built from cfg. On an existing
-// store cfg is not used; the engine's configuration lives in its snapshots.
+// ErrNotStore reports a data directory that holds files but is not a
+// valid store (for example, its Pebble MANIFEST is gone).
+var ErrNotStore = errors.New("persist: not a valid store")
+
+// emptyDir reports whether dir is absent or holds nothing a store could
+// have written (Pebble's LOCK file alone is left by an open that never
+// created anything).
+func emptyDir(fs vfs.FS, dir string) (bool, error) {
+	names, err := fs.List(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("persist: %s: %w", dir, err)
+	}
+	for _, n := range names {
+		if n != "LOCK" {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// Open opens (or creates) the store in dir. Only an absent or empty
+// directory becomes a new store: one that holds files but is not a valid
+// store (its MANIFEST is gone, or it is some other directory) is refused
+// with ErrNotStore, and one whose store holds no snapshot with ErrCorrupt.
+// On a new store Open writes the snapshot at sequence 0: a fresh engine
+// built from cfg. On an existing store cfg is not used; the engine's
+// configuration lives in its snapshots.
 func Open(dir string, cfg engine.Config, opts Options) (*Store, error) {
 	opts.EnsureDefaults()
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	if opts.ReadOnly {
-		if _, err := opts.FS.Stat(dir); err != nil {
-			return nil, fmt.Errorf("persist: open %s read-only: %w", dir, err)
-		}
+	fresh, err := emptyDir(opts.FS, dir)
+	if err != nil {
+		return nil, err
 	}
-	po := &pebble.Options{FS: opts.FS, Logger: pebbleLogger{opts.Logger}, ReadOnly: opts.ReadOnly}
+	if fresh && opts.ReadOnly {
+		return nil, fmt.Errorf("persist: open %s read-only: %w: the directory is absent or empty", dir, ErrNotStore)
+	}
+	s := &Store{opts: opts, log: opts.Logger, dir: dir, failedCh: make(chan struct{}),
+		inflight: make(chan commit, maxInFlightCommits), spare: make(chan *pebble.Batch, maxInFlightCommits),
+		hwStop: make(chan struct{}), hwDone: make(chan struct{})}
+	po := &pebble.Options{FS: opts.FS, Logger: pebbleLogger{opts.Logger, s}, ReadOnly: opts.ReadOnly,
+		ErrorIfNotExists: !fresh}
+	po.EventListener = &pebble.EventListener{
+		DataCorruption:  s.onCorruption,
+		BackgroundError: s.onBackgroundError,
+		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+			s.log.Warn("persist: pebble stalls writes", "reason", info.Reason)
+		},
+		WriteStallEnd: func() { s.log.Info("persist: pebble write stall ended") },
+	}
 	// Journal records are written once and read back only on recovery:
 	// compressing them costs the matching loop's CPU for little gain (they
 	// are small integers and checksums, not text).
@@ -149,48 +233,138 @@ func Open(dir string, cfg engine.Config, opts Options) (*Store, error) {
 	po.MemTableStopWritesThreshold = 4
 	po.L0CompactionThreshold = 8
 	po.L0StopWritesThreshold = 1000
-	db, err := pebble.Open(dir, po)
+	var db *pebble.DB
+	err = guard(func() (err error) { db, err = pebble.Open(dir, po); return err })
 	if err != nil {
+		if !fresh {
+			return nil, fmt.Errorf("persist: %s holds files but is not a valid store (%w: %w); refusing to start: "+
+				"restore the directory, or move it away to start a new, empty store", dir, ErrNotStore, err)
+		}
 		return nil, fmt.Errorf("persist: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, opts: opts, log: opts.Logger, batch: db.NewBatch(),
-		inflight: make(chan *pebble.Batch, maxInFlightCommits), spare: make(chan *pebble.Batch, maxInFlightCommits)}
-	snaps, err := s.Snapshots()
-	if err != nil {
+	s.db, s.batch = db, db.NewBatch()
+	if err := s.openRest(dir, cfg, fresh); err != nil {
 		db.Close()
 		return nil, err
 	}
-	if len(snaps) == 0 && opts.ReadOnly {
-		db.Close()
-		return nil, fmt.Errorf("persist: %s holds no snapshot: not a matchd data directory", dir)
+	if !opts.ReadOnly {
+		go s.highWaterLoop()
+	} else {
+		close(s.hwDone)
 	}
+	return s, nil
+}
+
+// openRest checks what Open found, creates a new store's first snapshot
+// and opens the high-water mark.
+func (s *Store) openRest(dir string, cfg engine.Config, fresh bool) error {
+	snaps, err := s.Snapshots()
+	if err != nil {
+		return err
+	}
+	mark, gen, hasMark, err := readHighWater(s.opts.FS, dir)
+	if err != nil {
+		return err
+	}
+	s.mark = mark
 	if len(snaps) == 0 {
 		last, err := s.LastSeq()
 		if err != nil {
-			db.Close()
-			return nil, err
+			return err
 		}
-		if last != 0 {
-			db.Close()
-			return nil, fmt.Errorf("%w: journal reaches seq %d but there is no snapshot", ErrCorrupt, last)
+		switch {
+		case last != 0:
+			return fmt.Errorf("%w: journal reaches seq %d but there is no snapshot", ErrCorrupt, last)
+		case mark != 0:
+			return fmt.Errorf("%w: %s holds no snapshot and no journal, but commands up to seq %d were acknowledged",
+				ErrLost, dir, mark)
+		case !fresh || s.opts.ReadOnly:
+			return fmt.Errorf("%w: %s holds a Pebble database with no snapshot: not a matchd data directory",
+				ErrNotStore, dir)
 		}
 		e, err := engine.New(cfg)
 		if err != nil {
-			db.Close()
-			return nil, err
+			return err
 		}
 		if err := s.WriteSnapshot(0, e.Snapshot(nil)); err != nil {
-			db.Close()
-			return nil, err
+			return err
 		}
 		s.log.Info("persist: new store", "dir", dir)
 	}
-	return s, nil
+	if s.opts.ReadOnly {
+		return nil
+	}
+	if !hasMark && !fresh {
+		s.log.Warn("persist: no high-water mark in the data directory (written by older versions): "+
+			"this recovery cannot check that no acknowledged command is missing", "file", highWaterFile)
+	}
+	s.hw, err = openHighWater(s.opts.FS, dir, mark, gen, !s.opts.NoSync)
+	return err
+}
+
+// onCorruption is Pebble's DataCorruption event: the store fails (the
+// read that found it returns an error too).
+func (s *Store) onCorruption(info pebble.DataCorruptionInfo) {
+	s.fail(fmt.Errorf("%w: pebble found corrupt data: %s", ErrCorrupt, info.String()))
+}
+
+// onBackgroundError is Pebble's BackgroundError event (a flush or
+// compaction failed; Pebble retries). A full disk fails the store: no
+// flush can succeed, memtables fill and writes would stall with nothing
+// said. Others are counted and logged at most once a second.
+func (s *Store) onBackgroundError(err error) {
+	s.bgErrs.Add(1)
+	if errors.Is(err, syscall.ENOSPC) {
+		s.fail(fmt.Errorf("disk full: %w", err))
+		return
+	}
+	now := time.Now().UnixNano()
+	last := s.bgLogged.Load()
+	if now-last >= int64(time.Second) && s.bgLogged.CompareAndSwap(last, now) {
+		s.log.Error("persist: pebble background error (retried)", "err", err, "total", s.bgErrs.Load())
+	}
+}
+
+// BackgroundErrors is how many background errors Pebble reported.
+func (s *Store) BackgroundErrors() int64 { return s.bgErrs.Load() }
+
+// highWaterLoop writes the durable sequence number to the high-water mark
+// every HighWaterInterval while it moves, and a last time at Close.
+func (s *Store) highWaterLoop() {
+	defer close(s.hwDone)
+	t := time.NewTicker(s.opts.HighWaterInterval)
+	defer t.Stop()
+	for {
+		stop := false
+		select {
+		case <-s.hwStop:
+			stop = true
+		case <-t.C:
+		}
+		if d := engine.Seq(s.durable.Load()); d > s.hw.current() && s.Err() == nil {
+			if err := s.hw.write(d); err != nil {
+				s.fail(err)
+			}
+		}
+		if stop {
+			return
+		}
+	}
 }
 
 // Close closes the database. Staged but uncommitted records are dropped;
 // call it only after every Commit has been awaited.
 func (s *Store) Close() error {
+	select {
+	case <-s.hwStop:
+		return ErrClosed
+	default:
+	}
+	close(s.hwStop)
+	<-s.hwDone
+	if s.hw != nil {
+		s.hw.f.Close()
+	}
 	s.batch.Close()
 	for {
 		select {
@@ -215,6 +389,7 @@ func (s *Store) Write(cmds []engine.Command) error {
 		if err := s.batch.Set(s.kbuf, s.buf, nil); err != nil {
 			return s.fail(err)
 		}
+		s.staged = c.Seq
 	}
 	return nil
 }
@@ -232,7 +407,7 @@ func (s *Store) Commit() error {
 	}
 	b := s.batch
 	if b.Empty() {
-		s.inflight <- nil
+		s.inflight <- commit{}
 		return nil
 	}
 	err := guard(func() error {
@@ -249,7 +424,7 @@ func (s *Store) Commit() error {
 	default:
 		s.batch = s.db.NewBatch()
 	}
-	s.inflight <- b
+	s.inflight <- commit{b, s.staged}
 	return nil
 }
 
@@ -261,7 +436,8 @@ const maxInFlightCommits = 64
 // the process should stop (Pebble considers a failed commit
 // unrecoverable).
 func (s *Store) Await() error {
-	b := <-s.inflight
+	c := <-s.inflight
+	b := c.b
 	if b == nil {
 		return s.Err()
 	}
@@ -270,6 +446,10 @@ func (s *Store) Await() error {
 			return s.fail(err)
 		}
 	}
+	if err := s.Err(); err != nil {
+		return err // failed while it synced (corruption, a full disk): not acknowledged
+	}
+	s.durable.Store(uint64(c.last))
 	b.Reset()
 	select {
 	case s.spare <- b:
@@ -299,10 +479,15 @@ func (s *Store) Err() error {
 func (s *Store) fail(err error) error {
 	e := fmt.Errorf("%w: %w", ErrFailed, err)
 	if s.failed.CompareAndSwap(nil, &e) {
-		s.log.Error("persist: journal write failed; no further commands will be acknowledged", "err", err)
+		s.log.Error("persist: the store failed; no further commands will be acknowledged", "err", err.Error())
+		close(s.failedCh)
 	}
 	return s.Err()
 }
+
+// Failed is closed when the store fails: a write, a sync or a read found
+// an error (Err says which). Nothing is acknowledged after it.
+func (s *Store) Failed() <-chan struct{} { return s.failedCh }
 
 // WriteSnapshot stores an engine snapshot taken after command seq, durably,
 // then prunes snapshots beyond the retained number and the journal records
@@ -453,6 +638,10 @@ func (s *Store) journalEdge(first bool) (engine.Seq, error) {
 // corruption naming its sequence number. The command passed to fn is only
 // valid during the call.
 func (s *Store) Replay(ctx context.Context, from, to engine.Seq, fn func(c *engine.Command) error) error {
+	return guard(func() error { return s.replay(ctx, from, to, fn) })
+}
+
+func (s *Store) replay(ctx context.Context, from, to engine.Seq, fn func(c *engine.Command) error) error {
 	upper := key(prefixJournal+1, 0)[:1]
 	if to != 0 {
 		upper = key(prefixJournal, to+1)
@@ -487,8 +676,8 @@ func (s *Store) Replay(ctx context.Context, from, to engine.Seq, fn func(c *engi
 }
 
 // RecordError is a journal record that does not decode. Last says whether
-// it is the final record of the journal (a torn tail) or has records after
-// it (corruption).
+// it is the final record of the journal. Either way it is corruption: a
+// committed Pebble batch is atomic, so the last record cannot be torn.
 type RecordError struct {
 	Seq  engine.Seq
 	Err  error
@@ -510,14 +699,15 @@ type RecoveryStats struct {
 	SnapshotSeq      engine.Seq // the snapshot recovery started from
 	SkippedSnapshots int        // newer snapshots that did not decode
 	Replayed         int        // journal records applied after it
-	TornTail         bool       // a torn last record was removed
 	LastSeq          engine.Seq
+	HighWater        engine.Seq // the high-water mark recovery checked against
 	Duration         time.Duration
 }
 
 // Recover rebuilds the engine: the newest snapshot that decodes, then every
-// journal record after it. See the package comment for torn tails and
-// corruption.
+// journal record after it. It refuses (naming the sequence number) a
+// record that does not decode, a hole, and a journal that ends before the
+// high-water mark; see the package comment.
 func (s *Store) Recover() (*engine.Engine, RecoveryStats, error) {
 	start := time.Now()
 	var st RecoveryStats
@@ -572,23 +762,81 @@ func (s *Store) Recover() (*engine.Engine, RecoveryStats, error) {
 		free <- cmds[:0]
 	}
 	err = readErr
-	var re *RecordError
-	if errors.As(err, &re) && re.Last && !s.opts.ReadOnly {
-		s.log.Warn("persist: removing torn last journal record", "seq", re.Seq, "err", re.Err)
-		if derr := s.db.Delete(key(prefixJournal, re.Seq), pebble.Sync); derr != nil {
-			return nil, st, derr
-		}
-		st.TornTail = true
-		err = nil
-	}
 	if err != nil {
+		var re *RecordError
+		if errors.As(err, &re) && re.Last {
+			err = fmt.Errorf("%w: a committed batch is written whole, so this is damage to an acknowledged command, "+
+				"not a torn write; to start without record %d and any after it (they are lost): "+
+				"matchctl journal truncate --data %s --from %d --confirm", err, re.Seq, s.dir, re.Seq)
+		}
 		return nil, st, fmt.Errorf("persist: recovery refused: %w", err)
 	}
+	if last := e.LastSeq(); last < s.mark {
+		return nil, st, fmt.Errorf("persist: recovery refused: %w: the journal ends at seq %d but commands up to seq %d "+
+			"were durable and may have been acknowledged (high-water mark in %s): %d missing; the newest write-ahead log "+
+			"lost its tail. Restore the directory from a backup; to start without them (they are lost): "+
+			"matchctl journal truncate --data %s --from %d --confirm",
+			ErrLost, last, s.mark, highWaterFile, s.mark-last, s.dir, last+1)
+	}
 	st.LastSeq = e.LastSeq()
+	st.HighWater = s.mark
 	st.Duration = time.Since(start)
 	s.log.Info("persist: recovered", "snapshot_seq", st.SnapshotSeq, "replayed", st.Replayed,
-		"last_seq", st.LastSeq, "torn_tail", st.TornTail, "duration", st.Duration)
+		"last_seq", st.LastSeq, "high_water", s.mark, "duration", st.Duration)
+	if s.durable.Load() < uint64(st.LastSeq) {
+		s.durable.Store(uint64(st.LastSeq))
+	}
 	return e, st, nil
+}
+
+// HighWater returns the high-water mark found at Open: every command up
+// to it was durable.
+func (s *Store) HighWater() engine.Seq { return s.mark }
+
+// TruncateJournal is the operator's repair: it deletes journal record
+// from and every record after it, and lowers the high-water mark to
+// from-1, so that a store Recover refused (a damaged last record, a lost
+// WAL tail) starts without them. The commands it removes are lost; it
+// logs what it did. It refuses to cut below the newest snapshot.
+func (s *Store) TruncateJournal(from engine.Seq) (removed int, err error) {
+	if s.opts.ReadOnly {
+		return 0, errors.New("persist: truncate: the store is open read-only")
+	}
+	if from == 0 {
+		return 0, errors.New("persist: truncate: from must be at least 1")
+	}
+	snaps, err := s.Snapshots()
+	if err != nil {
+		return 0, err
+	}
+	if n := len(snaps); n > 0 && snaps[n-1].Seq >= from {
+		return 0, fmt.Errorf("persist: truncate: snapshot %d covers seq %d; refusing", snaps[n-1].Seq, from)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: key(prefixJournal, from), UpperBound: []byte{prefixJournal + 1}})
+	if err != nil {
+		return 0, err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	for it.First(); it.Valid(); it.Next() {
+		b.Delete(it.Key(), nil)
+		removed++
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return 0, err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return 0, err
+	}
+	// The mark is only ever raised by the running store; lower it here,
+	// once the records are gone.
+	if err := s.hw.write(from - 1); err != nil {
+		return removed, err
+	}
+	s.mark = from - 1
+	s.log.Warn("persist: journal truncated by the operator; these commands are lost",
+		"from", from, "records_removed", removed, "high_water", from-1)
+	return removed, nil
 }
 
 // LoadSnapshot returns the engine stored in the snapshot at seq, checking

@@ -26,6 +26,16 @@ type Journal interface {
 	Await() error
 }
 
+// FailingJournal is a Journal that can also fail outside its calls (a
+// background error of its store, such as a full disk or corruption found
+// by a reader). The pipeline fails with it even while a call is blocked.
+type FailingJournal interface {
+	Journal
+	// Failed is closed when the journal fails; Err says why.
+	Failed() <-chan struct{}
+	Err() error
+}
+
 // QueryKind says what a query asks. Zero means the request is a command.
 type QueryKind uint8
 
@@ -262,6 +272,15 @@ func (p *Pipeline) Start() {
 	go p.runLoop()
 	go p.runJournal()
 	go p.runRelease()
+	if fj, ok := p.j.(FailingJournal); ok {
+		go func() {
+			select {
+			case <-fj.Failed():
+				p.fail(fj.Err())
+			case <-p.releaseDone:
+			}
+		}()
+	}
 }
 
 // Ring returns the inbound ring, for producers that fill slots in place

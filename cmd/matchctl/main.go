@@ -10,8 +10,18 @@
 //	matchctl journal snapshots --data DIR   list snapshots
 //	matchctl journal dump --data DIR [--from N] [--to M]
 //	                                        print journal records
-//	matchctl journal verify --data DIR      check every snapshot and record,
-//	                                        rebuild the state, print its hash
+//	matchctl journal verify --data DIR      check every snapshot and record
+//	                                        and the high-water mark, rebuild
+//	                                        the state, print its hash
+//
+// Repair (the one command that writes; the server must be stopped):
+//
+//	matchctl journal truncate --data DIR --from N --confirm
+//	        delete journal record N and every one after it and lower the
+//	        high-water mark to N-1: the way to start a store whose recovery
+//	        refused a damaged last record or a lost WAL tail, accepting the
+//	        loss of those commands. Without --confirm it only says what it
+//	        would delete.
 //
 // Exit status: 0 on success, 1 on a failed check or error, 2 on bad usage.
 package main
@@ -19,7 +29,6 @@ package main
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -38,6 +47,7 @@ const usage = `usage:
   matchctl journal snapshots --data DIR
   matchctl journal dump --data DIR [--from N] [--to M]
   matchctl journal verify --data DIR
+  matchctl journal truncate --data DIR --from N [--confirm]
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -53,7 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	sub := args[1]
-	if sub != "snapshots" && sub != "dump" && sub != "verify" {
+	if sub != "snapshots" && sub != "dump" && sub != "verify" && sub != "truncate" {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
@@ -62,10 +72,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	data := fs.String("data", "./data", "data directory of a (stopped) matchd")
 	from := fs.Uint64("from", 0, "first sequence number to dump (default: the first in the journal)")
 	to := fs.Uint64("to", 0, "last sequence number to dump (default: the last)")
+	confirm := fs.Bool("confirm", false, "truncate: really delete (without it, only say what would go)")
 	if err := fs.Parse(args[2:]); err != nil {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if sub == "truncate" {
+		return truncate(*data, engine.Seq(*from), *confirm, log, stdout, stderr)
+	}
 	store, err := persist.Open(*data, engine.Config{}, persist.Options{ReadOnly: true, Logger: log})
 	if err != nil {
 		fmt.Fprintln(stderr, "matchctl:", err)
@@ -106,6 +120,50 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprint(stderr, usage)
 	return 2
+}
+
+// truncate is the operator's repair (persist.Store.TruncateJournal).
+func truncate(dir string, from engine.Seq, confirm bool, log *slog.Logger, stdout, stderr io.Writer) int {
+	if from == 0 {
+		fmt.Fprintln(stderr, "matchctl: journal truncate needs --from N (the first record to delete)")
+		return 2
+	}
+	ro, err := persist.Open(dir, engine.Config{}, persist.Options{ReadOnly: true, Logger: log})
+	if err != nil {
+		fmt.Fprintln(stderr, "matchctl:", err)
+		return 1
+	}
+	last, err := ro.LastSeq()
+	hw := ro.HighWater()
+	ro.Close()
+	if err != nil {
+		fmt.Fprintln(stderr, "matchctl:", err)
+		return 1
+	}
+	n := 0
+	if last >= from {
+		n = int(last - from + 1)
+	}
+	if !confirm {
+		fmt.Fprintf(stdout, "would delete journal records %d..%d (%d, up to; they are lost) and set the high-water mark "+
+			"from %d to %d; run again with --confirm to do it\n", from, max(last, from), n, hw, from-1)
+		return 0
+	}
+	st, err := persist.Open(dir, engine.Config{}, persist.Options{Logger: log})
+	if err != nil {
+		fmt.Fprintln(stderr, "matchctl:", err)
+		return 1
+	}
+	defer st.Close()
+	removed, err := st.TruncateJournal(from)
+	if err != nil {
+		fmt.Fprintln(stderr, "matchctl:", err)
+		return 1
+	}
+	log.Warn("matchctl: journal truncated by the operator", "dir", dir, "from", from, "records_removed", removed,
+		"high_water_was", hw)
+	fmt.Fprintf(stdout, "deleted %d journal records from seq %d; high-water mark now %d\n", removed, from, from-1)
+	return 0
 }
 
 // verify decodes every snapshot, replays the journal from the oldest one,
@@ -150,12 +208,19 @@ func verify(store *persist.Store, stdout, stderr io.Writer) int {
 		return nil
 	})
 	checkSnapshots()
-	var re *persist.RecordError
-	switch {
-	case errors.As(err, &re) && re.Last:
-		fmt.Fprintf(stdout, "journal: torn last record %d (the server removes it on start): %v\n", re.Seq, re.Err)
-	case err != nil:
+	if err != nil {
 		fmt.Fprintf(stdout, "journal: CORRUPT: %v\n", err)
+		bad++
+	}
+	if hw := store.HighWater(); e.LastSeq() < hw {
+		fmt.Fprintf(stdout, "journal: LOST: ends at seq %d, but the high-water mark says commands up to seq %d were durable (%d missing)\n",
+			e.LastSeq(), hw, hw-e.LastSeq())
+		bad++
+	} else {
+		fmt.Fprintf(stdout, "high-water mark %d: ok\n", hw)
+	}
+	if err := store.Err(); err != nil {
+		fmt.Fprintf(stdout, "store: CORRUPT: %v\n", err)
 		bad++
 	}
 	for ; next < len(snaps); next++ {

@@ -10,11 +10,23 @@
 // MATCHD_<FLAG> (upper case, '-' as '_', e.g. MATCHD_OUTBOUND_LIMIT) or the
 // config file's "server" object (e.g. "server": {"listen": "0.0.0.0:7001"}),
 // in that order of precedence. Everything is checked at start, and every
-// problem is reported at once (exit status 2). On start it recovers the engine from the data
-// directory, then serves the order-entry protocol (docs/PROTOCOL.md). On
-// SIGINT or SIGTERM it stops accepting, says Goodbye to every session, lets
-// everything submitted become durable, takes a final snapshot and exits 0.
-// If the journal fails it stops acknowledging and exits 1.
+// problem is reported at once. On start it recovers the engine from the
+// data directory, then serves the order-entry protocol (docs/PROTOCOL.md).
+// On SIGINT or SIGTERM it stops accepting, says Goodbye to every session,
+// lets everything submitted become durable, takes a final snapshot and
+// exits 0.
+//
+// Exit status (docs/OPERATIONS.md):
+//
+//	0  stopped on a signal, everything answered and snapshotted
+//	1  fail-stop while serving (the journal or the store failed: a write
+//	   or sync error, corruption found, a full disk), or the environment
+//	   refused at start (cannot bind a port, cannot read the data
+//	   directory, cannot write the CPU profile)
+//	2  bad settings or usage: nothing was started
+//	3  the data directory was refused: not a store, corrupt, acknowledged
+//	   commands missing, or it disagrees with the config; nothing was
+//	   changed
 package main
 
 import (
@@ -40,14 +52,29 @@ func main() {
 	os.Exit(run(os.Args[1:]))
 }
 
+// Exit statuses.
+const (
+	exitOK       = 0
+	exitFailed   = 1
+	exitSettings = 2
+	exitData     = 3
+)
+
+// refusedData reports whether err is the data directory's refusal (as
+// opposed to the environment's).
+func refusedData(err error) bool {
+	return errors.Is(err, persist.ErrCorrupt) || errors.Is(err, persist.ErrNotStore) ||
+		errors.Is(err, persist.ErrLost) || errors.Is(err, node.ErrConfigMismatch)
+}
+
 func run(args []string) int {
 	st, cfg, err := loadSettings(args, os.Getenv, os.Stderr)
 	switch {
 	case errors.Is(err, errUsage):
-		return 2
+		return exitSettings
 	case err != nil:
 		fmt.Fprintf(os.Stderr, "matchd: cannot start:\n%v\n", err)
-		return 2
+		return exitSettings
 	}
 	var log *slog.Logger
 	if st.logFormat == "json" {
@@ -59,7 +86,7 @@ func run(args []string) int {
 		f, err := os.Create(st.cpuProfile)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "matchd:", err)
-			return 2
+			return exitFailed
 		}
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
@@ -74,7 +101,7 @@ func run(args []string) int {
 		aa, err := adm.listen(st.admin)
 		if err != nil {
 			log.Error("matchd: cannot listen on the admin address", "err", err)
-			return 1
+			return exitFailed
 		}
 		log.Info("matchd: admin endpoints", "admin", aa.String())
 		defer adm.srv.Close()
@@ -93,8 +120,12 @@ func run(args []string) int {
 		Snapshots: persist.SnapshotterConfig{Every: engine.Seq(st.snapEvery), Interval: st.snapInterval},
 		Logger:    log})
 	if err != nil {
-		log.Error("matchd: cannot start; refusing to serve", "err", err)
-		return 1
+		if refusedData(err) {
+			log.Error("matchd: the data directory is refused; nothing was changed", "data", st.data, "err", err)
+			return exitData
+		}
+		log.Error("matchd: cannot start", "err", err)
+		return exitFailed
 	}
 	rec := n.Recovery()
 	p := n.Pipeline()
@@ -113,19 +144,20 @@ func run(args []string) int {
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	code := 0
+	code := exitOK
 	select {
 	case s := <-sig:
 		log.Info("matchd: stopping", "signal", s.String())
+		adm.setReady(false, "shutting down")
 	case <-n.Failed():
-		adm.setReady(false, "failed")
-		log.Error("matchd: stopping without acknowledging anything more", "err", n.Err())
-		code = 1
+		adm.setReady(false, "failed: "+n.Err().Error())
+		log.Error("matchd: FAIL-STOP: nothing more is acknowledged; every session gets Goodbye 8; exiting 1 without a snapshot "+
+			"(the journal on disk is what the next start recovers)", "err", n.Err())
+		code = exitFailed
 	}
-	adm.setReady(false, "shutting down")
 	if err := n.Close(st.shutdownWait); err != nil {
 		log.Error("matchd: shutdown", "err", err)
-		code = 1
+		code = exitFailed
 	}
 	st2 := p.Metrics()
 	if k := st2.Syncs; k > 0 {
