@@ -171,12 +171,22 @@ func (s *Server) readLoop(ss *session, rd *wire.Reader) string {
 			flush()
 			ss.bye(wire.ByeIdle)
 			return "idle timeout"
-		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		case errors.Is(err, io.EOF):
+			// The client closed its sending side (or the whole
+			// connection): as a Logout, everything it sent is answered.
+			if flush() {
+				s.settle(ss)
+			}
+			ss.bye(wire.ByeLogout)
+			return "connection closed"
+		case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
 			flush()
 			return "connection closed"
 		case errors.Is(err, wire.ErrFrameTooLarge), errors.Is(err, wire.ErrUnknownType),
 			errors.Is(err, wire.ErrBadLength), errors.Is(err, wire.ErrEmptyFrame):
-			flush()
+			if flush() {
+				s.settle(ss)
+			}
 			ss.bye(wire.ByeMalformed)
 			return "malformed frame: " + err.Error()
 		default:
@@ -191,14 +201,44 @@ func (s *Server) readLoop(ss *session, rd *wire.Reader) string {
 				return "journal failure"
 			}
 		case actLogout:
-			flush()
+			if flush() {
+				s.settle(ss)
+			}
 			ss.bye(wire.ByeLogout)
 			return why
 		case actMalformed:
-			flush()
+			if flush() {
+				s.settle(ss)
+			}
 			ss.bye(wire.ByeMalformed)
 			return why
 		}
+	}
+}
+
+// settleWait bounds how long an ending session waits for the answers to
+// what it sent.
+const settleWait = 5 * time.Second
+
+// settle waits until everything ss submitted has been answered and handed
+// to its writer (a barrier through the pipeline), so that its Goodbye
+// comes after the last answer. Bounded by settleWait and the pipeline's
+// failure.
+func (s *Server) settle(ss *session) {
+	done := make(chan struct{})
+	s.mu.Lock()
+	ss.settled = done
+	s.mu.Unlock()
+	if err := s.p.Submit(pipeline.Request{Token: uint64(newRoute(ss.id, 0)), Query: pipeline.Query{Kind: pipeline.QueryBarrier}}); err != nil {
+		return
+	}
+	t := time.NewTimer(settleWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-s.p.Failed():
+	case <-t.C:
+		s.log.Warn("api: answers to an ending session were not all delivered in time", "session", ss.id)
 	}
 }
 

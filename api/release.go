@@ -42,6 +42,17 @@ func (s *Server) Deliver(b *pipeline.Batch) {
 			s.answerLocal(b, r)
 			continue
 		}
+		if r.Query == pipeline.QueryBarrier {
+			if ss != nil && ss.settled != nil {
+				// The session is ending: everything it sent is answered
+				// once this is handed over.
+				s.feed.flush()
+				s.flush()
+				close(ss.settled)
+				ss.settled = nil
+			}
+			continue
+		}
 		if r.Query == pipeline.QueryBook {
 			if ss != nil {
 				s.scratch = s.feed.subscribe(ss, b, r, s.scratch)
@@ -71,7 +82,14 @@ func (s *Server) Deliver(b *pipeline.Batch) {
 				f = (&wire.Accepted{Report: rep, Instrument: ev.Instrument, Side: ev.Side, Type: c.Type,
 					TIF: c.TIF, STP: c.STP, Price: ev.Price, Qty: ev.Qty}).Append(f)
 			case engine.EvRejected:
-				f = (&wire.Rejected{Report: rep, Reason: engine.RejectReason(ev.Reason)}).Append(f)
+				reason := engine.RejectReason(ev.Reason)
+				if reason == engine.RejectNotOwner {
+					// Another account's live order is answered as if it did
+					// not exist, so ids cannot be probed (the engine and the
+					// metrics keep the difference).
+					reason = engine.RejectUnknownOrder
+				}
+				f = (&wire.Rejected{Report: rep, Reason: reason}).Append(f)
 			case engine.EvFill:
 				f = (&wire.Executed{Report: rep, Trade: ev.TradeID, Price: ev.Price, Qty: ev.Qty,
 					Leaves: ev.Leaves, Liquidity: wire.LiquidityRemoved}).Append(f)

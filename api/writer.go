@@ -39,6 +39,7 @@ type session struct {
 	pending []byte
 	dirty   bool
 	feeds   []engine.InstrumentID // subscribed instruments (under Server.mu)
+	settled chan struct{}         // closed by Deliver at the session's barrier (under Server.mu)
 
 	mu      sync.Mutex
 	out     []byte // frames waiting for the writer

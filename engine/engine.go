@@ -358,7 +358,6 @@ func (e *Engine) newOrder(c *Command) {
 		e.reject(c, RejectStaleClientRef)
 		return
 	}
-	a.lastRef = c.Ref
 	b := e.book(c.Instrument)
 	if r := e.validate(c, b, a); r != 0 {
 		e.reject(c, r)
@@ -382,6 +381,7 @@ func (e *Engine) newOrder(c *Command) {
 		return
 	}
 
+	a.lastRef = c.Ref // only an accepted command uses up its reference
 	e.touch(b)
 	e.nextOrder++
 	o := e.allocOrder()
@@ -522,7 +522,6 @@ func (e *Engine) replace(c *Command) {
 		e.reject(c, RejectStaleClientRef)
 		return
 	}
-	a.lastRef = c.Ref
 	o := e.orders.get(c.OrderID)
 	if o == nil {
 		e.reject(c, RejectUnknownOrder)
@@ -560,6 +559,7 @@ func (e *Engine) replace(c *Command) {
 		return
 	}
 
+	a.lastRef = c.Ref
 	e.touch(b)
 	origRef := o.ref
 	o.ref = c.Ref

@@ -182,6 +182,10 @@ type refRun struct {
 	out     []Event
 	touched []InstrumentID
 	before  map[InstrumentID]TopOfBook
+	// The account's last reference before this command took its own, so
+	// that a reject can put it back.
+	prevRef  ClientRef
+	refTaken bool
 }
 
 func (r *refRun) touch(inst InstrumentID) {
@@ -198,6 +202,9 @@ func (r *refRun) emit(ev Event) {
 
 func (r *refRun) reject(reason RejectReason) {
 	c := r.c
+	if r.refTaken {
+		r.m.lastRef[c.Account] = r.prevRef
+	}
 	r.emit(Event{Kind: EvRejected, Reason: uint8(reason), Side: c.Side, Instrument: c.Instrument,
 		Account: c.Account, OrderID: c.OrderID, Ref: c.Ref, Price: c.Price, Qty: c.Qty})
 }
@@ -263,6 +270,9 @@ func (r *refRun) newOrder() {
 		r.reject(RejectStaleClientRef)
 		return
 	}
+	// A rejected command does not use up its reference: reject puts the
+	// last one back.
+	r.prevRef, r.refTaken = m.lastRef[c.Account], true
 	m.lastRef[c.Account] = c.Ref
 	ri := m.insts[c.Instrument]
 	switch {
@@ -435,6 +445,9 @@ func (r *refRun) replace() {
 		r.reject(RejectStaleClientRef)
 		return
 	}
+	// A rejected command does not use up its reference: reject puts the
+	// last one back.
+	r.prevRef, r.refTaken = m.lastRef[c.Account], true
 	m.lastRef[c.Account] = c.Ref
 	o := r.owned()
 	if o == nil {

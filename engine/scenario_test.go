@@ -51,7 +51,11 @@ func num[T ~int64 | ~uint64 | ~uint32 | ~uint8 | ~int32](t *testing.T, m map[str
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil {
-		t.Fatalf("argument %s=%q: %v", key, v, err)
+		u, uerr := strconv.ParseUint(v, 10, 64) // client refs use all 64 bits
+		if uerr != nil {
+			t.Fatalf("argument %s=%q: %v", key, v, err)
+		}
+		return T(u)
 	}
 	return T(n)
 }

@@ -46,6 +46,10 @@ const (
 	QueryOrder      QueryKind = 3 // the open order OrderID
 	QueryOpenOrders QueryKind = 4 // every open order of Account
 	QueryBook       QueryKind = 5 // every level of both sides of Instrument (a market data snapshot)
+	// QueryBarrier reads nothing: its result is delivered after the
+	// results of everything submitted before it (a session ending uses
+	// one to answer everything it sent before its Goodbye).
+	QueryBarrier QueryKind = 6
 )
 
 // Query is a read-only question to the engine.

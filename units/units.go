@@ -146,7 +146,14 @@ func (c InstrumentConfig) Engine() (engine.Instrument, error) {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("instrument %q: max_qty: %w", c.Symbol, err))
 		}
+		if err == nil && q <= 0 {
+			errs = append(errs, fmt.Errorf("instrument %q: max_qty %q must be positive (leave it out for the default)", c.Symbol, c.MaxQty))
+		}
 		in.MaxQty = q
+	}
+	if c.MaxOpenPerAccount < 0 {
+		errs = append(errs, fmt.Errorf("instrument %q: max_open_per_account %d must be positive (leave it out for the default)",
+			c.Symbol, c.MaxOpenPerAccount))
 	}
 	return in, errors.Join(errs...)
 }

@@ -285,7 +285,20 @@ func (c *Client) read(rd *wire.Reader) {
 			key = waitKey{'q', uint64(m.Orders.Request)}
 		case wire.TypeInstruments:
 			var ins wire.Instruments
-			m.Instruments, err = ins.Decode(body, nil)
+			var list []wire.InstrumentInfo
+			list, err = ins.Decode(body, nil)
+			c.mu.Lock()
+			if p := c.partial[ins.Request]; p != nil {
+				list = append(p.Instruments, list...)
+			}
+			m.Instruments = list
+			if ins.More && err == nil {
+				c.partial[ins.Request] = &Message{Type: typ, Instruments: list}
+				c.mu.Unlock()
+				continue
+			}
+			delete(c.partial, ins.Request)
+			c.mu.Unlock()
 			key = waitKey{'q', uint64(ins.Request)}
 		case wire.TypeBookSnapshot:
 			m.Bids, m.Asks, err = m.Snapshot.Decode(body, nil, nil)

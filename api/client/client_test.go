@@ -68,7 +68,7 @@ func TestClient(t *testing.T) {
 
 	// Rejects come back as *RejectError with the reason.
 	var rej *RejectError
-	if _, err := bob.Cancel(ctx, acc.OrderID); !errors.As(err, &rej) || rej.Reason != engine.RejectNotOwner {
+	if _, err := bob.Cancel(ctx, acc.OrderID); !errors.As(err, &rej) || rej.Reason != engine.RejectUnknownOrder {
 		t.Fatalf("bob cancels alice's order: %v", err)
 	}
 	if _, err := alice.Submit(ctx, wire.NewOrder{Instrument: 1, Side: engine.Buy, Type: engine.Limit,

@@ -212,31 +212,53 @@ type InstrumentInfo struct {
 	LotSize  string // decimal, e.g. "0.0001"
 }
 
-// Instruments answers QueryInstrument with the whole directory. Offsets:
+// Instruments answers QueryInstrument with the whole directory, split
+// into as many frames as it needs; all but the last have More set (bit 15
+// of the count). Offsets:
 //
-//	0 request u32 | 4 count u16 | 6 entries, each: id u32 |
-//	symbol len u8 + bytes | tick len u8 + bytes | lot len u8 + bytes
+//	0 request u32 | 4 more bit 15, count bits 0-14, u16 | 6 entries, each:
+//	id u32 | symbol len u8 + bytes | tick len u8 + bytes | lot len u8 + bytes
 type Instruments struct {
 	Request uint32
+	More    bool // more Instruments frames follow for this request
 }
 
-// Append appends the frame (strings longer than 255 bytes are cut).
+// instrumentsMore is the count's bit that says more frames follow.
+const instrumentsMore = 1 << 15
+
+// Append appends the frames of list (strings longer than 255 bytes are
+// cut; the server's config refuses them). Each frame stays within
+// MaxFrame.
 func (m *Instruments) Append(b []byte, list []InstrumentInfo) []byte {
-	size := 6
-	for _, in := range list {
-		size += 4 + 3 + min(len(in.Symbol), 255) + min(len(in.TickSize), 255) + min(len(in.LotSize), 255)
+	entry := func(in InstrumentInfo) int {
+		return 4 + 3 + min(len(in.Symbol), 255) + min(len(in.TickSize), 255) + min(len(in.LotSize), 255)
 	}
-	b = appendHeader(b, TypeInstruments, size)
-	b = be.AppendUint32(b, m.Request)
-	b = be.AppendUint16(b, uint16(len(list)))
-	for _, in := range list {
-		b = be.AppendUint32(b, uint32(in.ID))
-		for _, str := range []string{in.Symbol, in.TickSize, in.LotSize} {
-			str = str[:min(len(str), 255)]
-			b = append(append(b, byte(len(str))), str...)
+	for {
+		size, n := 1+6, 0 // the type byte, request and count
+		for n < len(list) && n < instrumentsMore-1 && size+entry(list[n]) <= MaxFrame-1 {
+			size += entry(list[n])
+			n++
+		}
+		more := n < len(list)
+		b = appendHeader(b, TypeInstruments, size-1)
+		b = be.AppendUint32(b, m.Request)
+		count := uint16(n)
+		if more {
+			count |= instrumentsMore
+		}
+		b = be.AppendUint16(b, count)
+		for _, in := range list[:n] {
+			b = be.AppendUint32(b, uint32(in.ID))
+			for _, str := range []string{in.Symbol, in.TickSize, in.LotSize} {
+				str = str[:min(len(str), 255)]
+				b = append(append(b, byte(len(str))), str...)
+			}
+		}
+		list = list[n:]
+		if !more {
+			return b
 		}
 	}
-	return b
 }
 
 // Decode fills m and appends the entries to out. It allocates the strings.
@@ -245,7 +267,9 @@ func (m *Instruments) Decode(body []byte, out []InstrumentInfo) ([]InstrumentInf
 		return out, fmt.Errorf("%w: instruments of %d bytes", ErrBadLength, len(body))
 	}
 	m.Request = be.Uint32(body)
-	n := int(be.Uint16(body[4:]))
+	count := be.Uint16(body[4:])
+	m.More = count&instrumentsMore != 0
+	n := int(count &^ instrumentsMore)
 	p := body[6:]
 	str := func() (string, bool) {
 		if len(p) < 1 || len(p) < 1+int(p[0]) {

@@ -3,8 +3,10 @@ package wire
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"testing"
 	"testing/iotest"
 
@@ -372,5 +374,37 @@ func TestVariableFramesOverTheirLimits(t *testing.T) {
 		if _, err := decodeAny(typ, body); !errors.Is(err, ErrBadLength) {
 			t.Errorf("%q over its limit: %v", typ, err)
 		}
+	}
+}
+
+// TestInstrumentDirectorySplits: a directory larger than one frame (3,000
+// instruments with long symbols) is split across frames, all but the last
+// with More, each within MaxFrame, and reads back whole.
+func TestInstrumentDirectorySplits(t *testing.T) {
+	var list []InstrumentInfo
+	for i := 1; i <= 3000; i++ {
+		list = append(list, InstrumentInfo{ID: engine.InstrumentID(i),
+			Symbol: fmt.Sprintf("SYMBOL-WITH-A-LONG-NAME-%06d", i), TickSize: "0.0001", LotSize: "0.00000001"})
+	}
+	b := (&Instruments{Request: 7}).Append(nil, list)
+	var got []InstrumentInfo
+	frames := 0
+	for len(b) > 0 {
+		typ, body, n, err := Parse(b, MaxFrame)
+		if err != nil || typ != TypeInstruments {
+			t.Fatalf("frame %d: %q %v", frames, typ, err)
+		}
+		b = b[n:]
+		frames++
+		var m Instruments
+		if got, err = m.Decode(body, got); err != nil {
+			t.Fatal(err)
+		}
+		if m.Request != 7 || m.More != (len(b) > 0) {
+			t.Fatalf("frame %d: %+v with %d bytes after it", frames, m, len(b))
+		}
+	}
+	if frames < 2 || !slices.Equal(got, list) {
+		t.Fatalf("%d frames, %d instruments back", frames, len(got))
 	}
 }

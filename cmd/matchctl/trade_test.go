@@ -71,7 +71,7 @@ func TestTradingCommands(t *testing.T) {
 		t.Fatalf("top: %d %q", code, out)
 	}
 	// Rejects and bad input: a clear message and a non-zero exit.
-	if code, _, errs := ctl(bob, "cancel", "1"); code != 1 || !strings.Contains(errs, "not-owner") {
+	if code, _, errs := ctl(bob, "cancel", "1"); code != 1 || !strings.Contains(errs, "unknown-order") {
 		t.Fatalf("cancel of another's order: %d %q", code, errs)
 	}
 	if code, _, errs := ctl(bob, "buy", "AAPL", "1", "100.005"); code != 1 || !strings.Contains(errs, "not a multiple of 0.01") {

@@ -72,6 +72,10 @@ func parseConfig(path string, data []byte) (*config, error) {
 		}
 		return nil, fmt.Errorf("config: %s: %w", path, err)
 	}
+	if off := dec.InputOffset(); len(bytes.TrimSpace(data[off:])) > 0 {
+		line, col := position(data, off+int64(len(data[off:])-len(bytes.TrimLeft(data[off:], " \t\r\n"))))
+		return nil, fmt.Errorf("config: %s:%d:%d: unexpected data after the JSON object", path, line, col)
+	}
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("config: %s: "+format, append([]any{path}, args...)...))
@@ -103,6 +107,13 @@ func parseConfig(path string, data []byte) (*config, error) {
 		cfg.Engine.DefaultSTP = m
 	}
 	for i, in := range fc.Instruments {
+		// The protocol carries each string with a one-byte length, and
+		// symbols as ASCII.
+		for _, f := range []struct{ name, v string }{{"symbol", in.Symbol}, {"tick_size", in.TickSize}, {"lot_size", in.LotSize}} {
+			if len(f.v) > 255 || !printableASCII(f.v) {
+				bad("instruments[%d]: %s must be at most 255 printable ASCII characters (%d bytes given)", i, f.name, len(f.v))
+			}
+		}
 		ei, err := in.Engine()
 		if err != nil {
 			bad("instruments[%d]: %v", i, err)
@@ -128,6 +139,10 @@ func parseConfig(path string, data []byte) (*config, error) {
 		if len(a.Token) < 8 || len(a.Token) > 32 {
 			bad("accounts[%d] (%s): token must be 8 to 32 bytes", i, a.Name)
 		}
+		if !printableASCII(a.Token) {
+			// A NUL could never be sent: Login pads the token with NULs.
+			bad("accounts[%d] (%s): token must be printable ASCII (no NUL, no control characters)", i, a.Name)
+		}
 		if a.STP != "" {
 			m, ok := engine.ParseSTPMode(a.STP)
 			if !ok || m == engine.STPDefault {
@@ -143,6 +158,16 @@ func parseConfig(path string, data []byte) (*config, error) {
 		errs = append(errs, err)
 	}
 	return cfg, errors.Join(errs...)
+}
+
+// printableASCII reports whether s is made of printable ASCII only.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // position converts a byte offset to a 1-based line and column.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -128,5 +129,29 @@ func TestSettingsReportEveryProblem(t *testing.T) {
 	}
 	if _, _, err := loadSettings([]string{"--no-such-flag"}, func(string) string { return "" }, io.Discard); !errors.Is(err, errUsage) {
 		t.Fatalf("unknown flag: %v", err)
+	}
+}
+
+// TestConfigInputsRefused: inputs that used to be accepted wrongly.
+func TestConfigInputsRefused(t *testing.T) {
+	base := `{"accounts": [{"id": 1, "name": "a", "token": "%s"}],
+ "instruments": [{"id": 1, "symbol": "%s", "tick_size": "0.01", "lot_size": "1"%s}]}`
+	cases := []struct{ name, cfg, want string }{
+		{"trailing garbage", fmt.Sprintf(base, "long-enough", "X", "") + `{"more": 1}`, "x.json:2:82: unexpected data after the JSON object"},
+		{"max_qty zero", fmt.Sprintf(base, "long-enough", "X", `, "max_qty": "0"`), `max_qty "0" must be positive`},
+		{"negative max_open", fmt.Sprintf(base, "long-enough", "X", `, "max_open_per_account": -1`), "max_open_per_account -1 must be positive"},
+		{"token with NUL", fmt.Sprintf(base, `long-enough\u0000`, "X", ""), "token must be printable ASCII"},
+		{"long symbol", fmt.Sprintf(base, "long-enough", strings.Repeat("S", 300), ""), "symbol must be at most 255 printable ASCII characters (300 bytes given)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseConfig("x.json", []byte(tc.cfg))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := parseConfig("x.json", []byte(fmt.Sprintf(base, "long-enough", "X", "")+"\n\n")); err != nil {
+		t.Fatalf("trailing white space refused: %v", err)
 	}
 }

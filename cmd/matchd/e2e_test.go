@@ -253,12 +253,23 @@ func TestOrderLifecycleOverTheWire(t *testing.T) {
 		t.Fatalf("alice's execution: %+v", ex)
 	}
 
-	// Bob may not cancel alice's order.
+	// Bob may not cancel alice's order, and cannot tell it from one that
+	// does not exist: both are unknown-order, and a replace too.
 	bob.send((&wire.Cancel{OrderID: acc.OrderID}).Append(nil))
-	var rej wire.Rejected
+	var rej, rej2 wire.Rejected
 	rej.Decode(bob.expect(wire.TypeRejected))
-	if rej.Reason != engine.RejectNotOwner {
-		t.Fatalf("bob's cancel: %+v", rej)
+	if rej.Reason != engine.RejectUnknownOrder {
+		t.Fatalf("bob's cancel of alice's live order: %+v", rej)
+	}
+	bob.send((&wire.Cancel{OrderID: acc.OrderID + 1000}).Append(nil))
+	rej2.Decode(bob.expect(wire.TypeRejected))
+	if rej2.Reason != rej.Reason {
+		t.Fatalf("cancel of a live order of another account %+v differs from one of no order %+v", rej, rej2)
+	}
+	bob.send((&wire.Replace{OrderID: acc.OrderID, Ref: 100, Qty: 9}).Append(nil))
+	rej.Decode(bob.expect(wire.TypeRejected))
+	if rej.Reason != engine.RejectUnknownOrder {
+		t.Fatalf("bob's replace of alice's live order: %+v", rej)
 	}
 
 	// Top of book and alice's own open orders; bob sees none of hers.

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"net"
+	"testing"
+
+	"github.com/matchd/matchd/api/wire"
+	"github.com/matchd/matchd/engine"
+)
+
+// orders returns n resting buy orders from ref first on, in one buffer.
+func orders(first, n int) []byte {
+	var b []byte
+	for i := range n {
+		ref := first + i
+		b = (&wire.NewOrder{Ref: engine.ClientRef(ref), Instrument: aapl, Side: engine.Buy, Type: engine.Limit,
+			TIF: engine.GTC, Price: engine.Price(9_000 + ref%500), Qty: 1}).Append(b)
+	}
+	return b
+}
+
+// TestEveryAnswerBeforeGoodbye: orders sent just before the session ends
+// (a Logout, a malformed frame, a second Login, a half-close) are answered
+// before the Goodbye, never executed in silence.
+func TestEveryAnswerBeforeGoodbye(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	var second wire.Login
+	second.Version, second.Account = wire.Version, 1
+	copy(second.Token[:], "alice-demo")
+	cases := []struct {
+		name   string
+		ending []byte // appended after the orders; nil: half-close
+		bye    uint8
+	}{
+		{"logout", wire.AppendEmpty(nil, wire.TypeLogout), wire.ByeLogout},
+		{"malformed", []byte{0, 3, 'N', 1, 2}, wire.ByeMalformed},
+		{"second login", second.Append(nil), wire.ByeMalformed},
+		{"half-close", nil, wire.ByeLogout},
+	}
+	const n = 300
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := login(t, srv.addr, 1, "alice-demo")
+			first := 1_000_000 * (i + 1)
+			c.send(append(orders(first, n), tc.ending...))
+			if tc.ending == nil {
+				c.c.(*net.TCPConn).CloseWrite()
+			}
+			got := 0
+			for {
+				typ, body := c.next()
+				if typ == wire.TypeGoodbye {
+					if body[0] != tc.bye {
+						t.Fatalf("Goodbye %d, want %d", body[0], tc.bye)
+					}
+					break
+				}
+				if typ != wire.TypeAccepted {
+					t.Fatalf("unexpected %q", typ)
+				}
+				got++
+			}
+			if got != n {
+				t.Fatalf("%d of %d orders answered before the Goodbye", got, n)
+			}
+		})
+	}
+}
+
+// TestGoodbyeReasons: what docs/PROTOCOL.md says each ending gets.
+func TestGoodbyeReasons(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	loggedIn := []struct {
+		name  string
+		frame []byte
+		bye   uint8
+	}{
+		{"unknown query kind", (&wire.Query{Request: 1, Kind: 99}).Append(nil), wire.ByeMalformed},
+		{"unknown subscribe action", (&wire.Subscribe{Request: 1, Instrument: aapl, Action: 9}).Append(nil), wire.ByeMalformed},
+		{"server-to-client type", wire.AppendEmpty(nil, wire.TypeGoodbye), wire.ByeMalformed},
+		{"logout", wire.AppendEmpty(nil, wire.TypeLogout), wire.ByeLogout},
+	}
+	for _, tc := range loggedIn {
+		t.Run(tc.name, func(t *testing.T) {
+			c := login(t, srv.addr, 1, "alice-demo")
+			c.send(tc.frame)
+			if bye, _ := c.readToEnd(); bye != tc.bye {
+				t.Fatalf("Goodbye %d, want %d", bye, tc.bye)
+			}
+		})
+	}
+	before := []struct {
+		name  string
+		frame []byte
+		bye   uint8
+	}{
+		{"message before login", orders(1, 1), wire.ByeNotLoggedIn},
+		{"malformed frame before login", []byte{0, 3, 'N', 1, 2}, wire.ByeMalformed},
+		{"unknown type before login", []byte{0, 1, '~'}, wire.ByeMalformed},
+	}
+	for _, tc := range before {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dial(t, srv.addr)
+			c.send(tc.frame)
+			if bye, _ := c.readToEnd(); bye != tc.bye {
+				t.Fatalf("Goodbye %d, want %d", bye, tc.bye)
+			}
+		})
+	}
+}
