@@ -1,6 +1,7 @@
 package api
 
 import (
+	"container/list"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -18,10 +19,16 @@ import (
 // session's read loop, which decodes frames in place and submits them to
 // the pipeline's ring in batches, and finally the session's end.
 
-func (s *Server) serveConn(c net.Conn) {
+func (s *Server) serveConn(c net.Conn, pre *list.Element) {
 	defer s.wg.Done()
 	defer s.conns.Add(-1)
-	rd := wire.NewReader(c, wire.MaxClientFrame, 64<<10)
+	loggedIn := false
+	defer func() {
+		if !loggedIn {
+			s.adm.done(pre)
+		}
+	}()
+	rd := wire.NewReader(c, wire.MaxClientFrame, preLoginBuffer)
 	c.SetReadDeadline(time.Now().Add(s.cfg.LoginTimeout))
 	reject := func(typ byte, reason uint8) {
 		if typ == wire.TypeLoginRejected {
@@ -37,6 +44,9 @@ func (s *Server) serveConn(c net.Conn) {
 	switch {
 	case isTimeout(err):
 		reject(wire.TypeGoodbye, wire.ByeLoginTimeout)
+		return
+	case err != nil && errors.Is(err, net.ErrClosed):
+		s.stats.disconnects[CauseEvicted].Add(1) // closed by Serve to make room
 		return
 	case err != nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)):
 		s.stats.disconnects[CauseClosed].Add(1)
@@ -55,6 +65,16 @@ func (s *Server) serveConn(c net.Conn) {
 		reject(wire.TypeLoginRejected, wire.LoginBadVersion)
 		return
 	}
+	addr := hostOf(c.RemoteAddr())
+	now := time.Now()
+	if s.adm.throttled(login.Account, addr, now) {
+		// Refused without looking at the token: guessing gains nothing.
+		s.stats.disconnects[CauseLoginThrottled].Add(1)
+		c.SetWriteDeadline(now.Add(time.Second))
+		c.Write(wire.AppendReason(nil, wire.TypeLoginRejected, wire.LoginRetryLater))
+		c.Close()
+		return
+	}
 	tok := login.Token[:]
 	for len(tok) > 0 && tok[len(tok)-1] == 0 {
 		tok = tok[:len(tok)-1]
@@ -62,14 +82,21 @@ func (s *Server) serveConn(c net.Conn) {
 	want, known := s.tokens[login.Account]
 	got := sha256.Sum256(tok)
 	if subtle.ConstantTimeCompare(want[:], got[:]) != 1 || !known {
-		s.log.Info("api: login rejected", "account", login.Account, "remote", c.RemoteAddr())
+		s.adm.failed(login.Account, addr, now)
+		s.stats.loginFailures.Add(1)
+		s.logs.warn(s.log, "login", "api: login rejected (logged at most once a second)", "account", login.Account,
+			"remote", c.RemoteAddr().String(), "failures_total", s.stats.loginFailures.Load())
 		reject(wire.TypeLoginRejected, wire.LoginBadCredentials)
 		return
 	}
-	ss := newSession(uint64(s.nextID.Add(1)), login.Account, c, login.Flags&wire.FlagCancelOnDisconnect != 0, &s.cfg)
+	s.adm.succeeded(login.Account, addr)
+	s.adm.done(pre)
+	loggedIn = true
+	rd.Grow(wire.MaxClientFrame, 64<<10)
+	ss := newSession(uint64(s.nextID.Add(1)), login.Account, c, login.Flags&wire.FlagCancelOnDisconnect != 0, &s.cfg, &s.outQueued)
 	// Queued before the session is visible to Deliver, so that nothing can
 	// overtake it.
-	ss.out = (&wire.LoginAccepted{Session: ss.id, Version: wire.Version}).Append(nil)
+	ss.appendLocked((&wire.LoginAccepted{Session: ss.id, Version: wire.Version}).Append(nil))
 	s.mu.Lock()
 	s.sessions[ss.id] = ss
 	if s.byAccount[ss.acct] == nil {

@@ -124,7 +124,38 @@ func (s *Server) Deliver(b *pipeline.Batch) {
 	if b.EndOfCommit {
 		s.flush()
 	}
+	if s.outQueued.Load() > s.cfg.OutboundBudget {
+		s.cutWorst()
+	}
 	s.stats.publish(&s.acks)
+}
+
+// cutWorst cuts off the sessions holding the most for their clients until
+// all together hold less than nine tenths of the outbound budget (under
+// mu). It runs only when the budget is passed.
+func (s *Server) cutWorst() {
+	type held struct {
+		ss *session
+		n  int
+	}
+	var all []held
+	for _, ss := range s.sessions {
+		if n := ss.heldBytes(); n > 0 {
+			all = append(all, held{ss, n})
+		}
+	}
+	slices.SortFunc(all, func(a, b held) int { return b.n - a.n })
+	target := s.cfg.OutboundBudget / 10 * 9
+	left := s.outQueued.Load()
+	for _, h := range all {
+		if left <= target {
+			break
+		}
+		h.ss.cut(wire.ByeSlowConsumer)
+		left -= int64(h.n)
+		s.logs.warn(s.log, "budget", "api: outbound budget spent; cutting off the session holding the most",
+			"session", h.ss.id, "account", h.ss.acct, "held", h.n, "budget", s.cfg.OutboundBudget)
+	}
 }
 
 // queue adds frames to what ss gets at the end of this batch (under mu).
@@ -140,6 +171,9 @@ func (s *Server) queue(ss *session, frames []byte) {
 func (s *Server) flush() {
 	for _, ss := range s.dirty {
 		ss.send(ss.pending)
+		if cap(ss.pending) > spareMax {
+			ss.pending = nil // give a spike back
+		}
 		ss.pending, ss.dirty = ss.pending[:0], false
 	}
 	s.dirty = s.dirty[:0]

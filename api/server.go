@@ -22,6 +22,14 @@ type Config struct {
 	Listen string
 	// MaxConns limits concurrent connections. Default 10,000.
 	MaxConns int
+	// MaxPreLogin limits connections that have not logged in yet; when
+	// it is reached the oldest of them is closed to make room. Default
+	// 4,096.
+	MaxPreLogin int
+	// MaxPreLoginPerAddr limits one source address's connections that
+	// have not logged in yet; when it is reached that address's oldest is
+	// closed to make room. Default 1,024.
+	MaxPreLoginPerAddr int
 	// LoginTimeout is how long a new connection has to log in. Default 5s.
 	LoginTimeout time.Duration
 	// Heartbeat is how long the server stays silent before it sends a
@@ -30,9 +38,14 @@ type Config struct {
 	// IdleTimeout ends a session that sends nothing for this long (clients
 	// should heartbeat). Default 15s.
 	IdleTimeout time.Duration
-	// OutboundLimit is how many bytes of responses may wait for a client
-	// that does not read them before it is disconnected. Default 4 MiB.
+	// OutboundLimit is how many bytes of responses and market data one
+	// session may hold for a client that does not read them (what waits
+	// and what is being written) before it is disconnected. Default 4 MiB.
 	OutboundLimit int
+	// OutboundBudget bounds what all sessions together may hold; when it
+	// is passed the sessions holding the most are cut off (Goodbye 5)
+	// until they hold less than nine tenths of it. Default 256 MiB.
+	OutboundBudget int64
 	// Logger receives session events. Default slog.Default().
 	Logger *slog.Logger
 	// Instruments is the directory answered to QueryInstrument.
@@ -47,6 +60,12 @@ func (c *Config) EnsureDefaults() {
 	if c.MaxConns == 0 {
 		c.MaxConns = 10_000
 	}
+	if c.MaxPreLogin == 0 {
+		c.MaxPreLogin = 4096
+	}
+	if c.MaxPreLoginPerAddr == 0 {
+		c.MaxPreLoginPerAddr = 1024
+	}
 	if c.LoginTimeout == 0 {
 		c.LoginTimeout = 5 * time.Second
 	}
@@ -59,6 +78,9 @@ func (c *Config) EnsureDefaults() {
 	if c.OutboundLimit == 0 {
 		c.OutboundLimit = 4 << 20
 	}
+	if c.OutboundBudget == 0 {
+		c.OutboundBudget = 256 << 20
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -70,11 +92,17 @@ func (c *Config) Validate() error {
 	if c.MaxConns < 1 {
 		errs = append(errs, fmt.Errorf("api: max connections %d must be positive", c.MaxConns))
 	}
+	if c.MaxPreLogin < 1 || c.MaxPreLoginPerAddr < 1 {
+		errs = append(errs, fmt.Errorf("api: pre-login limits %d and %d must be positive", c.MaxPreLogin, c.MaxPreLoginPerAddr))
+	}
 	if c.LoginTimeout <= 0 || c.Heartbeat <= 0 || c.IdleTimeout <= c.Heartbeat {
 		errs = append(errs, fmt.Errorf("api: timeouts must be positive and the idle timeout longer than the heartbeat"))
 	}
 	if c.OutboundLimit < 64<<10 {
 		errs = append(errs, fmt.Errorf("api: outbound limit %d is below 64 KiB", c.OutboundLimit))
+	}
+	if c.OutboundBudget < int64(c.OutboundLimit) {
+		errs = append(errs, fmt.Errorf("api: outbound budget %d is below the outbound limit %d", c.OutboundBudget, c.OutboundLimit))
 	}
 	return errors.Join(errs...)
 }
@@ -122,6 +150,10 @@ type Server struct {
 	epoch   time.Time // Request.Recv is nanoseconds since epoch
 
 	stats stats // counters, read through Metrics
+	adm   *admission
+	logs  rateLog // rate-limited log lines
+
+	outQueued atomic.Int64 // bytes all sessions hold for their clients
 
 	nextID  atomic.Uint32
 	conns   atomic.Int64
@@ -142,7 +174,7 @@ func NewServer(cfg Config, accounts []Account) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, tokens: map[engine.AccountID][32]byte{}, epoch: time.Now(),
 		sessions: map[uint64]*session{}, byAccount: map[engine.AccountID]map[uint64]*session{},
-		waiters: map[uint32]chan<- DepthAnswer{}, drained: make(chan struct{})}
+		waiters: map[uint32]chan<- DepthAnswer{}, drained: make(chan struct{}), adm: newAdmission()}
 	s.feed.subs, s.feed.srv = &s.stats.subscriptions, s
 	for _, a := range accounts {
 		s.tokens[a.ID] = sha256.Sum256([]byte(a.Token))
@@ -163,31 +195,54 @@ func (s *Server) Listen() (net.Addr, error) {
 	return ln.Addr(), nil
 }
 
-// Serve accepts connections until Shutdown.
+// Serve accepts connections until Shutdown. A failed accept (out of file
+// descriptors, most often) is counted, logged at most once a second and
+// retried after a backoff of up to a second: no client can make it
+// return.
 func (s *Server) Serve() error {
+	backoff := time.Duration(0)
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
 			if s.closing.Load() {
 				return nil
 			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
-			return err
+			s.stats.acceptErrors.Add(1)
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.logs.warn(s.log, "accept", "api: accept failed; retrying", "err", err, "backoff", backoff,
+				"total", s.stats.acceptErrors.Load())
+			time.Sleep(backoff)
+			continue
 		}
+		backoff = 0
 		if s.conns.Add(1) > int64(s.cfg.MaxConns) {
 			s.conns.Add(-1)
-			c.SetWriteDeadline(time.Now().Add(time.Second))
-			c.Write(wire.AppendReason(nil, wire.TypeLoginRejected, wire.LoginTooManyConnection))
-			c.Close()
+			refuse(c, wire.LoginTooManyConnection)
 			s.stats.disconnects[CauseTooManyConnections].Add(1)
 			continue
 		}
+		e, evict := s.adm.admit(c, s.cfg.MaxPreLogin, s.cfg.MaxPreLoginPerAddr)
+		if evict != nil {
+			evict.Close() // its goroutine sees the close and counts it
+		}
 		s.wg.Add(1)
-		go s.serveConn(c)
+		go s.serveConn(c, e)
 	}
+}
+
+// refuse answers a connection the server will not serve with
+// LoginRejected and closes it, without waiting for a slow client.
+func refuse(c net.Conn, reason uint8) {
+	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	c.Write(wire.AppendReason(nil, wire.TypeLoginRejected, reason))
+	c.Close()
 }
 
 // Closing reports whether Shutdown has begun.

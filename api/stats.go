@@ -13,7 +13,9 @@ const (
 	CauseClosed             = 0  // the client closed the connection, or it broke
 	CauseLoginRejected      = 9  // bad credentials or protocol version
 	CauseTooManyConnections = 10 // over the connection limit
-	NumCauses               = 11
+	CauseEvicted            = 11 // closed before login to make room for a newer connection
+	CauseLoginThrottled     = 12 // refused unchecked after repeated failed logins
+	NumCauses               = 13
 )
 
 // CauseNames are the disconnect causes' metric label values.
@@ -29,6 +31,8 @@ var CauseNames = [NumCauses]string{
 	wire.ByeFailStop:        "journal_failure",
 	CauseLoginRejected:      "login_rejected",
 	CauseTooManyConnections: "too_many_connections",
+	CauseEvicted:            "evicted_before_login",
+	CauseLoginThrottled:     "login_throttled",
 }
 
 // stats are the server's counters, each written by its owner and read by
@@ -38,6 +42,8 @@ type stats struct {
 	disconnects             [NumCauses]atomic.Int64
 	acks, ackNanos          atomic.Int64
 	ackLatency              [24]atomic.Int64
+	loginFailures           atomic.Int64
+	acceptErrors            atomic.Int64
 }
 
 // Metrics is a snapshot of the server's counters.
@@ -53,13 +59,21 @@ type Metrics struct {
 	// ones); AckNanos is the sum. Published by Deliver once per batch.
 	Acks, AckNanos int64
 	AckLatency     [24]int64
+	// PreLogin counts connections that have not logged in yet;
+	// LoginFailures the logins refused for bad credentials; AcceptErrors
+	// the failed accepts (out of file descriptors), each retried.
+	PreLogin, LoginFailures, AcceptErrors int64
+	// OutboundQueued is what all sessions hold for their clients.
+	OutboundQueued int64
 }
 
 // Metrics returns a snapshot of the server's counters.
 func (s *Server) Metrics() Metrics {
 	st := &s.stats
 	m := Metrics{Sessions: st.sessions.Load(), Subscriptions: st.subscriptions.Load(), Connections: s.conns.Load(),
-		Acks: st.acks.Load(), AckNanos: st.ackNanos.Load()}
+		Acks: st.acks.Load(), AckNanos: st.ackNanos.Load(), PreLogin: int64(s.adm.preLogin()),
+		LoginFailures: st.loginFailures.Load(), AcceptErrors: st.acceptErrors.Load(),
+		OutboundQueued: s.outQueued.Load()}
 	for i := range m.Disconnects {
 		m.Disconnects[i] = st.disconnects[i].Load()
 	}

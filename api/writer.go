@@ -43,6 +43,8 @@ type session struct {
 
 	mu      sync.Mutex
 	out     []byte // frames waiting for the writer
+	held    int    // bytes the session holds for its client: out and the write in progress
+	total   *atomic.Int64 // the server's sum of every session's held
 	spare   []byte
 	writing bool  // the writer has taken out and is writing it
 	wrote   bool  // something was written since the writer last looked
@@ -62,9 +64,9 @@ type session struct {
 }
 
 // newSession returns a session on c, its writer not yet started.
-func newSession(id uint64, acct engine.AccountID, c net.Conn, cod bool, cfg *Config) *session {
+func newSession(id uint64, acct engine.AccountID, c net.Conn, cod bool, cfg *Config, total *atomic.Int64) *session {
 	ss := &session{id: id, acct: acct, conn: c, log: cfg.Logger, cod: cod, limit: cfg.OutboundLimit,
-		beat: cfg.Heartbeat, wake: make(chan struct{}, 1), done: make(chan struct{})}
+		beat: cfg.Heartbeat, wake: make(chan struct{}, 1), done: make(chan struct{}), total: total}
 	if sc, ok := c.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			ss.raw = raw
@@ -112,12 +114,11 @@ func (ss *session) send(frames []byte) bool {
 		ss.mu.Unlock()
 		return false
 	}
-	// The limit is on what waits: one answer larger than it (a long list
-	// of open orders) is still queued whole if nothing else is waiting.
-	if len(ss.out) > 0 && len(ss.out)+len(frames) > ss.limit {
-		ss.closing = true
-		ss.byeWhy = wire.ByeSlowConsumer
-		ss.out = wire.AppendReason(ss.out[:0], wire.TypeGoodbye, wire.ByeSlowConsumer)
+	// The limit is on everything the session holds (what waits and what
+	// is being written): one answer larger than it (a page of open
+	// orders) is still taken whole if nothing else is held.
+	if ss.held > 0 && ss.held+len(frames) > ss.limit {
+		ss.cutLocked(wire.ByeSlowConsumer)
 		ss.mu.Unlock()
 		ss.log.Warn("api: disconnecting slow consumer", "session", ss.id, "account", ss.acct)
 		ss.signal()
@@ -130,11 +131,61 @@ func (ss *session) send(frames []byte) bool {
 			return true
 		}
 	}
-	ss.out = append(ss.out, frames...)
+	ss.appendLocked(frames)
 	ss.mu.Unlock()
 	ss.signal()
 	return true
 }
+
+// appendLocked queues frames for the writer and counts them as held
+// (under mu).
+func (ss *session) appendLocked(frames []byte) {
+	ss.out = append(ss.out, frames...)
+	ss.hold(len(frames))
+}
+
+// hold counts n more (or, negative, fewer) bytes held (under mu).
+func (ss *session) hold(n int) {
+	ss.held += n
+	if ss.total != nil {
+		ss.total.Add(int64(n))
+	}
+}
+
+// cutLocked drops what the session holds and closes it after a Goodbye
+// (under mu): a slow consumer, or the worst offender when the server's
+// outbound budget is spent. A write in progress is abandoned at once.
+func (ss *session) cutLocked(reason uint8) {
+	ss.closing = true
+	ss.byeWhy = reason
+	ss.hold(-len(ss.out))
+	ss.out = nil
+	ss.appendLocked(wire.AppendReason(nil, wire.TypeGoodbye, reason))
+	if ss.writing {
+		ss.conn.SetWriteDeadline(time.Now()) // the writer's write fails and it closes
+	}
+}
+
+// heldBytes returns what the session holds.
+func (ss *session) heldBytes() int {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.held
+}
+
+// cut is cutLocked for callers that do not hold mu.
+func (ss *session) cut(reason uint8) {
+	ss.mu.Lock()
+	if !ss.closing {
+		ss.cutLocked(reason)
+	}
+	ss.mu.Unlock()
+	ss.signal()
+}
+
+// spareMax is the largest buffer a session keeps for reuse once written:
+// a spike (a long answer, a burst of market data) is given back.
+const spareMax = 256 << 10
 
 // isClosing reports whether the session is closing.
 func (ss *session) isClosing() bool {
@@ -147,7 +198,7 @@ func (ss *session) isClosing() bool {
 func (ss *session) bye(reason uint8) {
 	ss.mu.Lock()
 	if !ss.closing {
-		ss.out = wire.AppendReason(ss.out, wire.TypeGoodbye, reason)
+		ss.appendLocked(wire.AppendReason(nil, wire.TypeGoodbye, reason))
 		ss.closing = true
 		ss.byeWhy = reason
 	}
@@ -168,7 +219,11 @@ func (ss *session) signal() {
 // fails it closes the connection at once.
 func (ss *session) writer() {
 	defer close(ss.done)
-	defer func() { // stop the reader too
+	defer func() { // stop the reader too, and give back what is held
+		ss.mu.Lock()
+		ss.hold(-ss.held)
+		ss.out, ss.spare = nil, nil
+		ss.mu.Unlock()
 		ss.stopped.Store(true)
 		ss.conn.SetReadDeadline(time.Now())
 	}()
@@ -184,7 +239,7 @@ func (ss *session) writer() {
 				ss.wrote, last = false, time.Now()
 			}
 			if time.Since(last) >= ss.beat && len(ss.out) == 0 && !ss.closing {
-				ss.out = wire.AppendEmpty(ss.out, wire.TypeHeartbeat)
+				ss.appendLocked(wire.AppendEmpty(nil, wire.TypeHeartbeat))
 			}
 			ss.mu.Unlock()
 		}
@@ -211,7 +266,12 @@ func (ss *session) writer() {
 			last = time.Now()
 		}
 		ss.mu.Lock()
-		ss.spare = buf[:0]
+		ss.hold(-len(buf))
+		if cap(buf) <= spareMax {
+			ss.spare = buf[:0]
+		} else {
+			ss.spare = nil
+		}
 		ss.writing = false
 		more := len(ss.out) > 0
 		ss.mu.Unlock()

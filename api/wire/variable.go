@@ -200,6 +200,18 @@ func (r *Reader) Next() (typ byte, body []byte, err error) {
 	}
 }
 
+// Grow makes the reader's buffer bufSize bytes (if larger), keeping what
+// it holds, and lets it read frames of up to max bytes. The server reads
+// a connection through a small buffer until it has logged in.
+func (r *Reader) Grow(max, bufSize int) {
+	if bufSize > len(r.buf) {
+		nb := make([]byte, bufSize)
+		r.end = copy(nb, r.buf[r.start:r.end])
+		r.start, r.buf = 0, nb
+	}
+	r.max = min(max, len(r.buf))
+}
+
 // Buffered returns how many bytes are buffered but not yet returned: if it
 // is zero, the next Next will read from the stream (and may block).
 func (r *Reader) Buffered() int { return r.end - r.start }

@@ -181,7 +181,8 @@ func AppendReason(b []byte, typ byte, reason uint8) []byte {
 const (
 	LoginBadCredentials    uint8 = 1 // unknown account or wrong token
 	LoginBadVersion        uint8 = 2 // protocol version not supported
-	LoginTooManyConnection uint8 = 3 // the server is at its connection limit
+	LoginTooManyConnection uint8 = 3 // the server, or this source address, is at its connection limit
+	LoginRetryLater        uint8 = 4 // too many failed logins for this account or address: retry later
 )
 
 // Goodbye reasons (wire-stable): the server sends Goodbye, then closes.

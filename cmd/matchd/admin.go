@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -21,7 +23,15 @@ import (
 // process is alive), /readyz (recovered, the journal is writable, orders are
 // accepted), /metrics (Prometheus), /api/book/SYMBOL (depth as JSON) and
 // /debug/pprof/. The last three answer 503 until the server is running.
+//
+// Every request's Host header must name an allowed host (a loopback name,
+// the admin address's own host, or one of --admin-hosts; "*" allows any):
+// that stops DNS rebinding from a browser on the operator's machine. With
+// --admin-token, every endpoint but /healthz and /readyz needs
+// "Authorization: Bearer TOKEN".
 type admin struct {
+	token   []byte          // empty: no token needed
+	hosts   map[string]bool // allowed Host names; nil: any
 	ready   atomic.Bool
 	reason  atomic.Pointer[string]
 	metrics atomic.Pointer[http.Handler]
@@ -29,8 +39,14 @@ type admin struct {
 	srv     *http.Server
 }
 
-func newAdmin() *admin {
-	a := &admin{}
+func newAdmin(token string, hosts []string) *admin {
+	a := &admin{token: []byte(token)}
+	if !slices.Contains(hosts, "*") {
+		a.hosts = map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true}
+		for _, h := range hosts {
+			a.hosts[strings.ToLower(h)] = true
+		}
+	}
 	starting := "starting"
 	a.reason.Store(&starting)
 	mux := http.NewServeMux()
@@ -60,8 +76,35 @@ func newAdmin() *admin {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	a.srv = &http.Server{Handler: a.guard(mux), ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10}
 	return a
+}
+
+// guard checks the Host header and the bearer token before mux.
+func (a *admin) guard(mux http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.hosts != nil {
+			host := r.Host
+			if h, _, err := net.SplitHostPort(host); err == nil {
+				host = h
+			}
+			host = strings.ToLower(strings.Trim(host, "[]"))
+			if !a.hosts[host] {
+				writeJSON(w, http.StatusForbidden, map[string]any{"error": fmt.Sprintf("host %q is not allowed (see --admin-hosts)", r.Host)})
+				return
+			}
+		}
+		if len(a.token) > 0 && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(got), a.token) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="matchd admin"`)
+				writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "this endpoint needs Authorization: Bearer <admin token>"})
+				return
+			}
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // serve installs the handlers that need the running server.
@@ -79,6 +122,9 @@ func (a *admin) listen(addr string) (net.Addr, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
+	}
+	if h, _, err := net.SplitHostPort(addr); err == nil && a.hosts != nil && h != "" {
+		a.hosts[strings.ToLower(strings.Trim(h, "[]"))] = true
 	}
 	go a.srv.Serve(ln)
 	return ln.Addr(), nil

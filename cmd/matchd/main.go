@@ -36,6 +36,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
@@ -59,6 +60,25 @@ const (
 	exitSettings = 2
 	exitData     = 3
 )
+
+// checkFileLimit says at start whether the process may open enough file
+// descriptors for --max-conns (plus the store's and the admin port's):
+// running out makes accepts fail (they are retried, and counted), not the
+// server stop. Go raises the soft limit to the hard one at start.
+func checkFileLimit(log *slog.Logger, maxConns int) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return
+	}
+	const reserve = 256 // Pebble's files, the admin port, the profile
+	if need := uint64(maxConns) + reserve; rl.Cur < need {
+		log.Warn("matchd: the file descriptor limit is below --max-conns; connections past it wait in the backlog "+
+			"until others close (raise ulimit -n, or lower --max-conns)",
+			"nofile", rl.Cur, "max_conns", maxConns, "needed", need)
+		return
+	}
+	log.Info("matchd: file descriptors", "nofile", rl.Cur, "max_conns", maxConns)
+}
 
 // refusedData reports whether err is the data directory's refusal (as
 // opposed to the environment's).
@@ -96,7 +116,13 @@ func run(args []string) int {
 		log.Warn("matchd: FSYNC IS OFF: acknowledged orders can be lost if the machine crashes. Use only for benchmarks.")
 	}
 
-	adm := newAdmin()
+	var hosts []string
+	for _, h := range strings.Split(st.adminHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			hosts = append(hosts, h)
+		}
+	}
+	adm := newAdmin(st.adminToken, hosts)
 	if st.admin != "" {
 		aa, err := adm.listen(st.admin)
 		if err != nil {
@@ -106,6 +132,7 @@ func run(args []string) int {
 		log.Info("matchd: admin endpoints", "admin", aa.String())
 		defer adm.srv.Close()
 	}
+	checkFileLimit(log, st.maxConns)
 	adm.setReady(false, "recovering")
 	accounts := make([]api.Account, len(cfg.Accounts))
 	for i, a := range cfg.Accounts {
@@ -130,7 +157,7 @@ func run(args []string) int {
 	rec := n.Recovery()
 	p := n.Pipeline()
 	n.Start()
-	adm.serve(promhttp.HandlerFor(newRegistry(newCollector(p, n.Server(), n.Snapshotter(), rec)), promhttp.HandlerOpts{}),
+	adm.serve(promhttp.HandlerFor(newRegistry(newCollector(p, n.Server(), n.Snapshotter(), n.Store(), rec)), promhttp.HandlerOpts{}),
 		bookHandler(n.Server(), cfg.Engine.Instruments))
 	adm.setReady(true, "")
 	addr := n.Addr()

@@ -22,6 +22,7 @@ type collector struct {
 	p        *pipeline.Pipeline
 	srv      *api.Server
 	sn       *persist.Snapshotter
+	store    *persist.Store
 	recovery persist.RecoveryStats
 
 	// Label values, worked out once.
@@ -34,6 +35,7 @@ type collector struct {
 	sequenced, durable, lag                                        *prometheus.Desc
 	snapSecs, snapBytes, snapSeq, snapsTaken, snapFails            *prometheus.Desc
 	recoverySecs, recoveryReplayed, sessions, subs, conns, discons *prometheus.Desc
+	preLogin, loginFails, acceptErrs, outQueued, storeBgErrs                 *prometheus.Desc
 	ackSecs                                                        *prometheus.Desc
 }
 
@@ -46,12 +48,12 @@ func labelName(name string) string {
 	return strings.ReplaceAll(name, "-", "_")
 }
 
-func newCollector(p *pipeline.Pipeline, srv *api.Server, sn *persist.Snapshotter, rec persist.RecoveryStats) *collector {
+func newCollector(p *pipeline.Pipeline, srv *api.Server, sn *persist.Snapshotter, store *persist.Store, rec persist.RecoveryStats) *collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("matchd_"+name, help, labels, nil)
 	}
 	c := &collector{
-		p: p, srv: srv, sn: sn, recovery: rec,
+		p: p, srv: srv, sn: sn, store: store, recovery: rec,
 		buildInfo: d("build_info", "Build of the running server (value 1).", "version", "revision", "goversion"),
 		commands:  d("commands_total", "Commands applied by the matching loop, by type and result.", "type", "result"),
 		rejects:   d("rejects_total", "Commands rejected, by reason.", "reason"),
@@ -77,6 +79,11 @@ func newCollector(p *pipeline.Pipeline, srv *api.Server, sn *persist.Snapshotter
 		subs:             d("market_data_subscriptions", "Market data subscriptions (session × instrument)."),
 		conns:            d("connections", "Open order-port connections, logged in or not."),
 		discons:          d("disconnects_total", "Connections ended, by cause.", "cause"),
+		preLogin:         d("prelogin_connections", "Order-port connections that have not logged in yet."),
+		loginFails:       d("login_failures_total", "Logins refused for bad credentials."),
+		acceptErrs:       d("accept_errors_total", "Failed accepts on the order port (each retried after a backoff)."),
+		outQueued:        d("outbound_queued_bytes", "Bytes of responses and market data waiting for clients, all sessions."),
+		storeBgErrs:      d("store_background_errors_total", "Background errors Pebble reported (flushes, compactions)."),
 		ackSecs: d("order_ack_seconds",
 			"From reading a command off the socket to queuing its first response (after it is durable)."),
 	}
@@ -96,7 +103,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.buildInfo, c.commands, c.rejects, c.fills, c.queries, c.ringUsed,
 		c.ringSize, c.batchSize, c.writeSecs, c.syncSecs, c.sequenced, c.durable, c.lag, c.snapSecs, c.snapBytes,
 		c.snapSeq, c.snapsTaken, c.snapFails, c.recoverySecs, c.recoveryReplayed, c.sessions, c.subs, c.conns,
-		c.discons, c.ackSecs} {
+		c.discons, c.ackSecs, c.preLogin, c.loginFails, c.acceptErrs, c.outQueued, c.storeBgErrs} {
 		ch <- d
 	}
 }
@@ -150,6 +157,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.conns, float64(ss.Connections))
 	for i, name := range api.CauseNames {
 		counter(c.discons, ss.Disconnects[i], name)
+	}
+	gauge(c.preLogin, float64(ss.PreLogin))
+	counter(c.loginFails, ss.LoginFailures)
+	counter(c.acceptErrs, ss.AcceptErrors)
+	gauge(c.outQueued, float64(ss.OutboundQueued))
+	if c.store != nil {
+		counter(c.storeBgErrs, c.store.BackgroundErrors())
 	}
 	ch <- log2Histogram(c.ackSecs, &ss.AckLatency, time.Duration(ss.AckNanos).Seconds(), 1e-6)
 }

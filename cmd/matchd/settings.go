@@ -24,6 +24,9 @@ type settings struct {
 	snapInterval, loginTimeout, heartbeat, idleTimeout time.Duration
 	shutdownWait                                       time.Duration
 	maxConns, outbound                                 int
+	maxPreLogin, maxPreLoginPerAddr                    int
+	outboundBudget                                     int64
+	adminToken, adminHosts                             string
 }
 
 // flags defines the command line. Defaults of the parts' settings are the
@@ -44,10 +47,15 @@ func (s *settings) flags(out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&s.snapInterval, "snapshot-interval", sd.Interval, "take a snapshot at least this often when busy")
 	fs.StringVar(&s.logFormat, "log-format", "text", "log format: text or json")
 	fs.IntVar(&s.maxConns, "max-conns", ad.MaxConns, "most concurrent connections")
+	fs.IntVar(&s.maxPreLogin, "max-prelogin", ad.MaxPreLogin, "most connections not yet logged in (the oldest is closed to make room)")
+	fs.IntVar(&s.maxPreLoginPerAddr, "max-prelogin-per-addr", ad.MaxPreLoginPerAddr, "most connections not yet logged in from one source address")
+	fs.StringVar(&s.adminToken, "admin-token", "", "bearer token the admin endpoints (all but /healthz and /readyz) require (empty: none)")
+	fs.StringVar(&s.adminHosts, "admin-hosts", "", "comma-separated Host names the admin endpoints accept besides loopback and the admin address (* for any)")
 	fs.DurationVar(&s.loginTimeout, "login-timeout", ad.LoginTimeout, "time a new connection has to log in")
 	fs.DurationVar(&s.heartbeat, "heartbeat", ad.Heartbeat, "send a heartbeat after this long without sending")
 	fs.DurationVar(&s.idleTimeout, "idle-timeout", ad.IdleTimeout, "end sessions that send nothing for this long")
-	fs.IntVar(&s.outbound, "outbound-limit", ad.OutboundLimit, "bytes of unread responses and market data before a client is disconnected")
+	fs.IntVar(&s.outbound, "outbound-limit", ad.OutboundLimit, "bytes of unread responses and market data one session may hold before it is disconnected")
+	fs.Int64Var(&s.outboundBudget, "outbound-budget", ad.OutboundBudget, "bytes all sessions together may hold; past it the sessions holding the most are disconnected")
 	fs.DurationVar(&s.shutdownWait, "shutdown-wait", 5*time.Second, "how long shutdown waits for sessions to finish")
 	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until shutdown")
 	return fs
@@ -181,14 +189,16 @@ func (s *settings) validate() []error {
 
 // apiConfig is the order server's part of the settings.
 func (s *settings) apiConfig() api.Config {
-	return api.Config{Listen: s.listen, MaxConns: s.maxConns, LoginTimeout: s.loginTimeout,
-		Heartbeat: s.heartbeat, IdleTimeout: s.idleTimeout, OutboundLimit: s.outbound}
+	return api.Config{Listen: s.listen, MaxConns: s.maxConns, MaxPreLogin: s.maxPreLogin, MaxPreLoginPerAddr: s.maxPreLoginPerAddr,
+		LoginTimeout: s.loginTimeout,
+		Heartbeat: s.heartbeat, IdleTimeout: s.idleTimeout, OutboundLimit: s.outbound, OutboundBudget: s.outboundBudget}
 }
 
 // logAttrs lists the settings for the start-up log line.
 func (s *settings) logAttrs() []any {
 	return []any{"config", s.config, "data", s.data, "listen", s.listen, "admin", s.admin, "fsync", s.fsync,
 		"snapshot_every", s.snapEvery, "snapshot_interval", s.snapInterval, "log_format", s.logFormat,
-		"max_conns", s.maxConns, "login_timeout", s.loginTimeout, "heartbeat", s.heartbeat,
-		"idle_timeout", s.idleTimeout, "outbound_limit", s.outbound, "shutdown_wait", s.shutdownWait}
+		"max_conns", s.maxConns, "max_prelogin", s.maxPreLogin, "max_prelogin_per_addr", s.maxPreLoginPerAddr,
+		"admin_token", s.adminToken != "", "admin_hosts", s.adminHosts, "login_timeout", s.loginTimeout, "heartbeat", s.heartbeat,
+		"idle_timeout", s.idleTimeout, "outbound_limit", s.outbound, "outbound_budget", s.outboundBudget, "shutdown_wait", s.shutdownWait}
 }
