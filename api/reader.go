@@ -154,6 +154,10 @@ func (s *Server) readLoop(ss *session, rd *wire.Reader) string {
 	reqs := make([]pipeline.Request, 0, 64)
 	flush := func() bool {
 		if len(reqs) > 0 {
+			if !s.awaitCredit(ss, len(reqs)) {
+				return false
+			}
+			ss.inflight.Add(int64(len(reqs)))
 			if err := s.p.Submit(reqs...); err != nil {
 				ss.bye(wire.ByeFailStop)
 				return false
@@ -221,6 +225,21 @@ func (s *Server) readLoop(ss *session, rd *wire.Reader) string {
 			return "read error: " + err.Error()
 		}
 		req, act, why := s.translate(ss, typ, body, recv)
+		if act == actSubmit && req.Query.Kind == pipeline.QueryOpenOrders {
+			// At most maxPagedQueries long answers at a time per session.
+			for ss.paged.Load() >= maxPagedQueries {
+				if !flush() || !s.awaitCredit(ss, 0) {
+					return "journal failure"
+				}
+				if s.closing.Load() {
+					return causeShutdown
+				}
+				if ss.stopped.Load() {
+					return causeWriterDone
+				}
+			}
+			ss.paged.Add(1)
+		}
 		switch act {
 		case actSubmit:
 			reqs = append(reqs, req)
@@ -243,6 +262,35 @@ func (s *Server) readLoop(ss *session, rd *wire.Reader) string {
 	}
 }
 
+// maxPagedQueries bounds a session's open-orders queries not yet answered
+// to their last page.
+const maxPagedQueries = 2
+
+// awaitCredit waits until ss may submit n more requests (n == 0: until
+// Deliver next wakes it, or a short while). It returns false if the
+// pipeline failed; the caller checks for shutdown and the writer's end.
+func (s *Server) awaitCredit(ss *session, n int) bool {
+	for n == 0 || ss.inflight.Load()+int64(n) > ss.credit {
+		ss.waiting.Store(true)
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-ss.creditWake:
+		case <-t.C:
+		case <-s.p.Failed():
+			t.Stop()
+			ss.waiting.Store(false)
+			ss.bye(wire.ByeFailStop)
+			return false
+		}
+		t.Stop()
+		ss.waiting.Store(false)
+		if n == 0 || s.closing.Load() || ss.stopped.Load() {
+			return true // the caller looks again
+		}
+	}
+	return true
+}
+
 // settleWait bounds how long an ending session waits for the answers to
 // what it sent.
 const settleWait = 5 * time.Second
@@ -256,6 +304,7 @@ func (s *Server) settle(ss *session) {
 	s.mu.Lock()
 	ss.settled = done
 	s.mu.Unlock()
+	ss.inflight.Add(1)
 	if err := s.p.Submit(pipeline.Request{Token: uint64(newRoute(ss.id, 0)), Query: pipeline.Query{Kind: pipeline.QueryBarrier}}); err != nil {
 		return
 	}
@@ -331,8 +380,11 @@ func (s *Server) translate(ss *session, typ byte, body []byte, recv int64) (req 
 		if kind < pipeline.QueryTop || kind > pipeline.QueryOpenOrders {
 			return req, actMalformed, "unknown query kind"
 		}
-		return pipeline.Request{Token: uint64(newRoute(ss.id, m.Request)), Query: pipeline.Query{
-			Kind: kind, Instrument: m.Instrument, Account: ss.acct, OrderID: m.OrderID, Levels: int32(m.Levels)}}, actSubmit, ""
+		q := pipeline.Query{Kind: kind, Instrument: m.Instrument, Account: ss.acct, OrderID: m.OrderID, Levels: int32(m.Levels)}
+		if kind == pipeline.QueryOpenOrders {
+			q.OrderID = 0 // from the first page
+		}
+		return pipeline.Request{Token: uint64(newRoute(ss.id, m.Request)), Query: q}, actSubmit, ""
 	}
 	// A second Login, or a server-to-client type: not ours to send.
 	return req, actMalformed, fmt.Sprintf("unexpected message type %q", typ)

@@ -34,6 +34,9 @@ func (s *Server) Deliver(b *pipeline.Batch) {
 		r := &b.Results[i]
 		rt := route(r.Token)
 		ss := s.sessions[rt.session()]
+		if ss != nil {
+			ss.returnCredit()
+		}
 		if r.Query != 0 && rt.session() == 0 { // an in-process query (session ids start at 1)
 			// Whoever asked may act on the answer at once (Shutdown says
 			// Goodbye after its barrier): hand over everything before it.
@@ -205,15 +208,55 @@ func (s *Server) answer(ss *session, b *pipeline.Batch, r *pipeline.Result) {
 		os := s.orders
 		for {
 			n := min(len(os), wire.MaxOrdersPerFrame)
-			f = (&wire.Orders{Request: req, Seq: r.Seq, More: n < len(os)}).Append(f, os[:n])
+			f = (&wire.Orders{Request: req, Seq: r.Seq, More: n < len(os) || r.More}).Append(f, os[:n])
 			os = os[n:]
 			if len(os) == 0 {
 				break
 			}
 		}
+		if r.Query == pipeline.QueryOpenOrders {
+			if r.More {
+				// The next page is asked for once the client has read
+				// most of this one.
+				page := b.OrdersOf(r)
+				go s.nextPage(ss, req, page[len(page)-1].ID)
+			} else {
+				ss.pagedDone()
+			}
+		}
+		if cap(s.orders) > 4*pipeline.OpenOrdersPage {
+			s.orders = nil
+		}
 	}
 	s.queue(ss, f)
 	s.scratch = f
+}
+
+// nextPage asks for the page of ss's open orders after order id after,
+// once the session holds less than half its outbound limit (the client
+// reads); it gives up, cutting the session off, if that takes longer than
+// the idle timeout.
+func (s *Server) nextPage(ss *session, req uint32, after engine.OrderID) {
+	deadline := time.Now().Add(s.cfg.IdleTimeout)
+	for ss.heldBytes() > ss.limit/2 {
+		if ss.isClosing() || s.closing.Load() {
+			ss.pagedDone()
+			return
+		}
+		if time.Now().After(deadline) {
+			ss.cut(wire.ByeSlowConsumer)
+			ss.pagedDone()
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ss.inflight.Add(1)
+	err := s.p.Submit(pipeline.Request{Token: uint64(newRoute(ss.id, req)),
+		Query: pipeline.Query{Kind: pipeline.QueryOpenOrders, Account: ss.acct, OrderID: after}})
+	if err != nil {
+		ss.inflight.Add(-1)
+		ss.pagedDone()
+	}
 }
 
 // DepthAnswer is the answer to Server.Depth.

@@ -46,6 +46,11 @@ type Config struct {
 	// is passed the sessions holding the most are cut off (Goodbye 5)
 	// until they hold less than nine tenths of it. Default 256 MiB.
 	OutboundBudget int64
+	// SessionCredit is how many requests one session may have in the
+	// pipeline, submitted and not yet answered; past it the server stops
+	// reading from that session until answers return, so one client's
+	// flood waits behind itself, not in front of everyone. Default 1,024.
+	SessionCredit int
 	// Logger receives session events. Default slog.Default().
 	Logger *slog.Logger
 	// Instruments is the directory answered to QueryInstrument.
@@ -78,6 +83,9 @@ func (c *Config) EnsureDefaults() {
 	if c.OutboundLimit == 0 {
 		c.OutboundLimit = 4 << 20
 	}
+	if c.SessionCredit == 0 {
+		c.SessionCredit = 1024
+	}
 	if c.OutboundBudget == 0 {
 		c.OutboundBudget = 256 << 20
 	}
@@ -91,6 +99,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.MaxConns < 1 {
 		errs = append(errs, fmt.Errorf("api: max connections %d must be positive", c.MaxConns))
+	}
+	if c.SessionCredit < 64 {
+		errs = append(errs, fmt.Errorf("api: session credit %d is below 64", c.SessionCredit))
 	}
 	if c.MaxPreLogin < 1 || c.MaxPreLoginPerAddr < 1 {
 		errs = append(errs, fmt.Errorf("api: pre-login limits %d and %d must be positive", c.MaxPreLogin, c.MaxPreLoginPerAddr))

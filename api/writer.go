@@ -58,6 +58,14 @@ type session struct {
 	rawN   int
 	rawFn  func(fd uintptr) bool
 
+	// Credit (reader.go): requests submitted and not yet answered, and
+	// open-orders queries not yet answered to their last page.
+	inflight   atomic.Int64
+	paged      atomic.Int32
+	creditWake chan struct{} // Deliver wakes a reader waiting for credit
+	waiting    atomic.Bool   // the reader waits for credit
+	credit     int64
+
 	wake    chan struct{}
 	done    chan struct{} // closed when the writer has finished
 	stopped atomic.Bool   // set when the writer has finished
@@ -66,7 +74,8 @@ type session struct {
 // newSession returns a session on c, its writer not yet started.
 func newSession(id uint64, acct engine.AccountID, c net.Conn, cod bool, cfg *Config, total *atomic.Int64) *session {
 	ss := &session{id: id, acct: acct, conn: c, log: cfg.Logger, cod: cod, limit: cfg.OutboundLimit,
-		beat: cfg.Heartbeat, wake: make(chan struct{}, 1), done: make(chan struct{}), total: total}
+		beat: cfg.Heartbeat, wake: make(chan struct{}, 1), done: make(chan struct{}), total: total,
+		creditWake: make(chan struct{}, 1), credit: int64(cfg.SessionCredit)}
 	if sc, ok := c.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			ss.raw = raw
@@ -74,6 +83,26 @@ func newSession(id uint64, acct engine.AccountID, c net.Conn, cod bool, cfg *Con
 		}
 	}
 	return ss
+}
+
+// returnCredit counts one of the session's requests answered (on the
+// release stage), waking its reader if it waits for credit.
+func (ss *session) returnCredit() {
+	if n := ss.inflight.Add(-1); n <= ss.credit/2 && ss.waiting.Load() {
+		select {
+		case ss.creditWake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// pagedDone counts an open-orders query answered to its last page.
+func (ss *session) pagedDone() {
+	ss.paged.Add(-1)
+	select {
+	case ss.creditWake <- struct{}{}:
+	default:
+	}
 }
 
 // rawWrite is the body of a non-blocking write: one write(2) of rawBuf,

@@ -104,6 +104,36 @@ func (e *Engine) OpenOrders(a AccountID, out []OrderInfo) []OrderInfo {
 	return out
 }
 
+// OpenOrdersPage appends up to limit of an account's open orders to out,
+// oldest first, starting after order id after (0: from the oldest), and
+// reports whether more follow. An account's open orders are kept in the
+// order they were entered, which is order-id order, so pages read one
+// after another list every order that stayed open, once.
+func (e *Engine) OpenOrdersPage(a AccountID, after OrderID, limit int, out []OrderInfo) ([]OrderInfo, bool) {
+	acct := e.lookupAccount(a)
+	if acct == nil {
+		return out, false
+	}
+	o := acct.head
+	if after != 0 {
+		if p := e.orders.get(after); p != nil && p.acct == acct.idx {
+			o = p.anext // still open: go on from it
+		} else {
+			for o != nil && o.id <= after {
+				o = o.anext
+			}
+		}
+	}
+	for n := 0; o != nil; o = o.anext {
+		if n == limit {
+			return out, true
+		}
+		out = append(out, e.info(o))
+		n++
+	}
+	return out, false
+}
+
 // OpenOrderCount returns the number of open orders in the engine.
 func (e *Engine) OpenOrderCount() int { return e.orders.len() }
 

@@ -112,7 +112,7 @@ func (p *Pipeline) handle(b *Batch, r *Request) {
 	case QueryOpenOrders:
 		p.counts.queries++
 		start := int32(len(b.orders))
-		b.orders = p.e.OpenOrders(q.Account, b.orders)
+		b.orders, res.More = p.e.OpenOrdersPage(q.Account, q.OrderID, OpenOrdersPage, b.orders)
 		res.orders = [2]int32{start, int32(len(b.orders))}
 		res.Found = true
 	}

@@ -44,13 +44,25 @@ const (
 	QueryTop        QueryKind = 1 // best bid and ask of Instrument
 	QueryDepth      QueryKind = 2 // up to Levels levels of each side of Instrument
 	QueryOrder      QueryKind = 3 // the open order OrderID
-	QueryOpenOrders QueryKind = 4 // every open order of Account
+	// QueryOpenOrders reads one page of Account's open orders: up to
+	// OpenOrdersPage of them after order id OrderID (0: from the oldest);
+	// Result.More says whether more follow. A long list is read page by
+	// page, each in its own batch, so that no answer can hold the loop
+	// (or its memory) for long.
+	QueryOpenOrders QueryKind = 4
 	QueryBook       QueryKind = 5 // every level of both sides of Instrument (a market data snapshot)
 	// QueryBarrier reads nothing: its result is delivered after the
 	// results of everything submitted before it (a session ending uses
 	// one to answer everything it sent before its Goodbye).
 	QueryBarrier QueryKind = 6
 )
+
+// maxKeptAnswers is the most levels or orders a recycled batch keeps room
+// for.
+const maxKeptAnswers = 4 * OpenOrdersPage
+
+// OpenOrdersPage is how many open orders one QueryOpenOrders reads.
+const OpenOrdersPage = 1000
 
 // Query is a read-only question to the engine.
 type Query struct {
@@ -93,6 +105,8 @@ type Result struct {
 	// order) exists for the queries that look one up.
 	Top   engine.TopOfBook
 	Found bool
+	// More says a QueryOpenOrders page is not the last.
+	More bool
 }
 
 // Batch is what one turn of the matching loop produced: the commands it
@@ -146,6 +160,14 @@ func (b *Batch) OrdersOf(r *Result) []engine.OrderInfo { return b.orders[r.order
 func (b *Batch) reset() {
 	b.Cmds, b.Results = b.Cmds[:0], b.Results[:0]
 	b.events, b.levels, b.orders = b.events[:0], b.levels[:0], b.orders[:0]
+	// A batch that answered a big query (a deep book, pages of orders)
+	// gives the memory back instead of keeping it for every later batch.
+	if cap(b.levels) > maxKeptAnswers {
+		b.levels = nil
+	}
+	if cap(b.orders) > maxKeptAnswers {
+		b.orders = nil
+	}
 }
 
 // Config configures a Pipeline.

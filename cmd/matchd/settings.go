@@ -26,6 +26,7 @@ type settings struct {
 	maxConns, outbound                                 int
 	maxPreLogin, maxPreLoginPerAddr                    int
 	outboundBudget                                     int64
+	sessionCredit                                      int
 	adminToken, adminHosts                             string
 }
 
@@ -55,6 +56,7 @@ func (s *settings) flags(out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&s.heartbeat, "heartbeat", ad.Heartbeat, "send a heartbeat after this long without sending")
 	fs.DurationVar(&s.idleTimeout, "idle-timeout", ad.IdleTimeout, "end sessions that send nothing for this long")
 	fs.IntVar(&s.outbound, "outbound-limit", ad.OutboundLimit, "bytes of unread responses and market data one session may hold before it is disconnected")
+	fs.IntVar(&s.sessionCredit, "session-credit", ad.SessionCredit, "requests one session may have in the pipeline before the server stops reading it")
 	fs.Int64Var(&s.outboundBudget, "outbound-budget", ad.OutboundBudget, "bytes all sessions together may hold; past it the sessions holding the most are disconnected")
 	fs.DurationVar(&s.shutdownWait, "shutdown-wait", 5*time.Second, "how long shutdown waits for sessions to finish")
 	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until shutdown")
@@ -191,7 +193,8 @@ func (s *settings) validate() []error {
 func (s *settings) apiConfig() api.Config {
 	return api.Config{Listen: s.listen, MaxConns: s.maxConns, MaxPreLogin: s.maxPreLogin, MaxPreLoginPerAddr: s.maxPreLoginPerAddr,
 		LoginTimeout: s.loginTimeout,
-		Heartbeat: s.heartbeat, IdleTimeout: s.idleTimeout, OutboundLimit: s.outbound, OutboundBudget: s.outboundBudget}
+		Heartbeat: s.heartbeat, IdleTimeout: s.idleTimeout, OutboundLimit: s.outbound, OutboundBudget: s.outboundBudget,
+		SessionCredit: s.sessionCredit}
 }
 
 // logAttrs lists the settings for the start-up log line.
@@ -200,5 +203,5 @@ func (s *settings) logAttrs() []any {
 		"snapshot_every", s.snapEvery, "snapshot_interval", s.snapInterval, "log_format", s.logFormat,
 		"max_conns", s.maxConns, "max_prelogin", s.maxPreLogin, "max_prelogin_per_addr", s.maxPreLoginPerAddr,
 		"admin_token", s.adminToken != "", "admin_hosts", s.adminHosts, "login_timeout", s.loginTimeout, "heartbeat", s.heartbeat,
-		"idle_timeout", s.idleTimeout, "outbound_limit", s.outbound, "outbound_budget", s.outboundBudget, "shutdown_wait", s.shutdownWait}
+		"idle_timeout", s.idleTimeout, "outbound_limit", s.outbound, "outbound_budget", s.outboundBudget, "session_credit", s.sessionCredit, "shutdown_wait", s.shutdownWait}
 }
