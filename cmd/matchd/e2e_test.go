@@ -32,7 +32,10 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	matchdBin = filepath.Join(dir, "matchd")
-	if out, err := exec.Command("go", "build", "-o", matchdBin, ".").CombinedOutput(); err != nil {
+	if bin := os.Getenv("MATCHD_BIN"); bin != "" {
+		// Another build (an older one, to see a test fail on it).
+		matchdBin = bin
+	} else if out, err := exec.Command("go", "build", "-o", matchdBin, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building matchd: %v\n%s", err, out)
 		os.Exit(1)
 	}
@@ -43,10 +46,11 @@ func TestMain(m *testing.M) {
 
 // server is a matchd process on 127.0.0.1 and an ephemeral port.
 type server struct {
-	cmd   *exec.Cmd
-	addr  string
-	admin string
-	exit  chan error
+	cmd          *exec.Cmd
+	addr         string
+	admin        string
+	exit         chan error
+	data, config string // set by startAttackServer
 
 	mu  sync.Mutex
 	log []string // every line it has logged
@@ -698,7 +702,7 @@ func (s *server) scrape(t *testing.T) map[string]float64 {
 	}
 	out := map[string]float64{}
 	for _, line := range strings.Split(body, "\n") {
-		if !strings.HasPrefix(line, "matchd_") {
+		if !strings.HasPrefix(line, "matchd_") && !strings.HasPrefix(line, "go_goroutines ") {
 			continue
 		}
 		i := strings.LastIndexByte(line, ' ')

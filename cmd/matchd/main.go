@@ -35,6 +35,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -52,6 +53,10 @@ import (
 func main() {
 	os.Exit(run(os.Args[1:]))
 }
+
+// defaultMemoryLimit is the Go runtime's soft memory limit unless
+// GOMEMLIMIT says otherwise (docs/OPERATIONS.md).
+const defaultMemoryLimit = 768 << 20
 
 // Exit statuses.
 const (
@@ -133,6 +138,12 @@ func run(args []string) int {
 		defer adm.srv.Close()
 	}
 	checkFileLimit(log, st.maxConns)
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// A soft limit makes the collector work harder as the heap nears
+		// it, so memory freed after a spike (sessions cut off, long
+		// answers) is given back before the heap doubles.
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	adm.setReady(false, "recovering")
 	accounts := make([]api.Account, len(cfg.Accounts))
 	for i, a := range cfg.Accounts {
