@@ -34,8 +34,8 @@ type admission struct {
 	mu     sync.Mutex
 	order  *list.List            // pre-login connections, oldest first (*preConn)
 	byAddr map[string]*list.List // each address's elements of order, oldest first
-	fails  map[failKey]*failure // recent login failures
-	sweep  time.Time            // when fails was last swept
+	fails  map[failKey]*failure  // recent login failures
+	sweep  time.Time             // when fails was last swept
 }
 
 type preConn struct {

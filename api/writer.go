@@ -42,8 +42,8 @@ type session struct {
 	settled chan struct{}         // closed by Deliver at the session's barrier (under Server.mu)
 
 	mu      sync.Mutex
-	out     []byte // frames waiting for the writer
-	held    int    // bytes the session holds for its client: out and the write in progress
+	out     []byte        // frames waiting for the writer
+	held    int           // bytes the session holds for its client: out and the write in progress
 	total   *atomic.Int64 // the server's sum of every session's held
 	spare   []byte
 	writing bool  // the writer has taken out and is writing it

@@ -41,9 +41,9 @@ type QueryKind uint8
 
 // Query kinds.
 const (
-	QueryTop        QueryKind = 1 // best bid and ask of Instrument
-	QueryDepth      QueryKind = 2 // up to Levels levels of each side of Instrument
-	QueryOrder      QueryKind = 3 // the open order OrderID
+	QueryTop   QueryKind = 1 // best bid and ask of Instrument
+	QueryDepth QueryKind = 2 // up to Levels levels of each side of Instrument
+	QueryOrder QueryKind = 3 // the open order OrderID
 	// QueryOpenOrders reads one page of Account's open orders: up to
 	// OpenOrdersPage of them after order id OrderID (0: from the oldest);
 	// Result.More says whether more follow. A long list is read page by

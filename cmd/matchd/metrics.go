@@ -35,7 +35,7 @@ type collector struct {
 	sequenced, durable, lag                                        *prometheus.Desc
 	snapSecs, snapBytes, snapSeq, snapsTaken, snapFails            *prometheus.Desc
 	recoverySecs, recoveryReplayed, sessions, subs, conns, discons *prometheus.Desc
-	preLogin, loginFails, acceptErrs, outQueued, storeBgErrs                 *prometheus.Desc
+	preLogin, loginFails, acceptErrs, outQueued, storeBgErrs       *prometheus.Desc
 	ackSecs                                                        *prometheus.Desc
 }
 

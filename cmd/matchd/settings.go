@@ -193,7 +193,7 @@ func (s *settings) validate() []error {
 func (s *settings) apiConfig() api.Config {
 	return api.Config{Listen: s.listen, MaxConns: s.maxConns, MaxPreLogin: s.maxPreLogin, MaxPreLoginPerAddr: s.maxPreLoginPerAddr,
 		LoginTimeout: s.loginTimeout,
-		Heartbeat: s.heartbeat, IdleTimeout: s.idleTimeout, OutboundLimit: s.outbound, OutboundBudget: s.outboundBudget,
+		Heartbeat:    s.heartbeat, IdleTimeout: s.idleTimeout, OutboundLimit: s.outbound, OutboundBudget: s.outboundBudget,
 		SessionCredit: s.sessionCredit}
 }
 
