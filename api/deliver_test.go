@@ -30,8 +30,11 @@ func TestDeliverDoesNotAllocate(t *testing.T) {
 	}
 	drain := func() {
 		for _, ss := range s.sessions {
-			ss.mu.Lock()
-			ss.out = ss.out[:0]
+			ss.mu.Lock() // as the writer does
+			chunks := ss.out
+			ss.out, ss.outOwn = ss.spareQ[:0], false
+			ss.release(chunks)
+			ss.recycle(chunks)
 			ss.mu.Unlock()
 			select {
 			case <-ss.wake:

@@ -10,8 +10,9 @@ import (
 
 // feed publishes market data (docs/PROTOCOL.md, "Market data"). It lives
 // under Server.mu: Deliver numbers and encodes each durable batch's trades
-// and level changes per instrument, then hands every subscriber of the
-// instrument the batch's frames in one send. Sessions subscribe through a
+// and level changes per instrument once, into a buffer every subscriber
+// of the instrument shares (by reference, never a copy: a subscriber that
+// does not keep up holds only references until it is cut off). Sessions subscribe through a
 // QueryBook request, so the snapshot is taken by the matching loop at an
 // exact point in the command sequence, and Deliver, which sees results in
 // that order, stamps it with the feed sequence of that same point.
@@ -157,18 +158,29 @@ func (f *feed) drop(ss *session) {
 // it when its session ends.
 func (f *feed) flush() {
 	for _, fi := range f.dirty {
-		if len(fi.buf) > 0 {
+		var sh *shared
+		if len(fi.buf) > 0 && (len(fi.subs) > 0 || len(fi.joins) > 0) {
+			sh = &shared{b: fi.buf, total: &f.srv.outQueued}
+		}
+		if sh != nil {
 			for _, ss := range fi.subs {
-				f.srv.queue(ss, fi.buf)
+				f.srv.queueShared(ss, sh, 0)
 			}
 		}
 		for _, j := range fi.joins {
-			if j.from < len(fi.buf) {
-				f.srv.queue(j.ss, fi.buf[j.from:])
+			if sh != nil && j.from < len(fi.buf) {
+				f.srv.queueShared(j.ss, sh, j.from)
 			}
 			fi.subs[j.ss.id] = j.ss
 		}
-		fi.buf, fi.joins, fi.dirty = fi.buf[:0], fi.joins[:0], false
+		if sh != nil {
+			// Every subscriber holds this buffer, until it is written or
+			// copied by nobody: the next batch's frames go to a new one.
+			fi.buf = make([]byte, 0, max(cap(fi.buf), 1024))
+		} else {
+			fi.buf = fi.buf[:0]
+		}
+		fi.joins, fi.dirty = fi.joins[:0], false
 	}
 	f.dirty = f.dirty[:0]
 }

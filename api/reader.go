@@ -266,11 +266,14 @@ func (s *Server) readLoop(ss *session, rd *wire.Reader) string {
 // to their last page.
 const maxPagedQueries = 2
 
-// awaitCredit waits until ss may submit n more requests (n == 0: until
-// Deliver next wakes it, or a short while). It returns false if the
-// pipeline failed; the caller checks for shutdown and the writer's end.
+// awaitCredit waits until ss may submit n more requests: fewer than its
+// credit in the pipeline, and no more than half its outbound limit held
+// for it (a client that sends faster than it reads is read more slowly,
+// rather than cut off). n == 0 waits until Deliver or the writer next
+// wakes it, or a short while. It returns false if the pipeline failed;
+// the caller checks for shutdown and the writer's end.
 func (s *Server) awaitCredit(ss *session, n int) bool {
-	for n == 0 || ss.inflight.Load()+int64(n) > ss.credit {
+	for n == 0 || ss.inflight.Load()+int64(n) > ss.credit || ss.heldBytes() > ss.limit/2 {
 		ss.waiting.Store(true)
 		t := time.NewTimer(50 * time.Millisecond)
 		select {

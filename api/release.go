@@ -133,51 +133,97 @@ func (s *Server) Deliver(b *pipeline.Batch) {
 	s.stats.publish(&s.acks)
 }
 
-// cutWorst cuts off the sessions holding the most for their clients until
-// all together hold less than nine tenths of the outbound budget (under
-// mu). It runs only when the budget is passed.
+// cutWorst cuts off sessions until all together hold less than nine
+// tenths of the outbound budget (under mu), and only sessions holding
+// more than their fair share of it (the budget over the sessions holding
+// anything): a client that reads, and so holds little, is never cut for
+// others' backlog. Past the budget it cuts the stalled ones (whose client
+// has taken nothing for stallTime), largest first; past twice the budget
+// also those still reading, largest first. It runs only when the budget
+// is passed.
 func (s *Server) cutWorst() {
 	type held struct {
-		ss *session
-		n  int
+		ss      *session
+		n       int
+		stalled bool
 	}
 	var all []held
+	now := time.Now().UnixNano()
 	for _, ss := range s.sessions {
 		if n := ss.heldBytes(); n > 0 {
-			all = append(all, held{ss, n})
+			all = append(all, held{ss, n, now-ss.progress.Load() > int64(stallTime)})
 		}
 	}
-	slices.SortFunc(all, func(a, b held) int { return b.n - a.n })
+	if len(all) == 0 {
+		return
+	}
+	slices.SortFunc(all, func(a, b held) int {
+		if a.stalled != b.stalled {
+			if a.stalled {
+				return -1
+			}
+			return 1
+		}
+		return b.n - a.n
+	})
 	target := s.cfg.OutboundBudget / 10 * 9
+	fair := max(s.cfg.OutboundBudget/int64(len(all)), 64<<10)
 	left := s.outQueued.Load()
 	for _, h := range all {
 		if left <= target {
 			break
 		}
+		if int64(h.n) <= fair || (!h.stalled && left <= 2*s.cfg.OutboundBudget) {
+			continue
+		}
 		h.ss.cut(wire.ByeSlowConsumer)
 		left -= int64(h.n)
-		s.logs.warn(s.log, "budget", "api: outbound budget spent; cutting off the session holding the most",
-			"session", h.ss.id, "account", h.ss.acct, "held", h.n, "budget", s.cfg.OutboundBudget)
+		s.logs.warn(s.log, "budget", "api: outbound budget spent; cutting off a session holding more than its share",
+			"session", h.ss.id, "account", h.ss.acct, "held", h.n, "stalled", h.stalled, "budget", s.cfg.OutboundBudget)
 	}
 }
 
-// queue adds frames to what ss gets at the end of this batch (under mu).
+// stallTime is how long a client must have taken nothing to count as
+// stalled.
+const stallTime = 100 * time.Millisecond
+
+// queue adds frames of the session's own to what ss gets at the end of
+// this group commit (under mu).
 func (s *Server) queue(ss *session, frames []byte) {
+	s.markDirty(ss)
+	off := len(ss.pendBuf)
+	ss.pendBuf = append(ss.pendBuf, frames...)
+	if n := len(ss.pend); n > 0 && ss.pend[n-1].sh == nil && ss.pend[n-1].off+ss.pend[n-1].n == off {
+		ss.pend[n-1].n += len(frames)
+		return
+	}
+	ss.pend = append(ss.pend, segment{off: off, n: len(frames)})
+}
+
+// queueShared adds sh.b[from:] (market data), by reference: sh.b must
+// not change afterwards (under mu).
+func (s *Server) queueShared(ss *session, sh *shared, from int) {
+	s.markDirty(ss)
+	ss.pend = append(ss.pend, segment{sh: sh, off: from, n: len(sh.b) - from})
+}
+
+func (s *Server) markDirty(ss *session) {
 	if !ss.dirty {
 		ss.dirty = true
 		s.dirty = append(s.dirty, ss)
 	}
-	ss.pending = append(ss.pending, frames...)
 }
 
-// flush hands every session its frames of this batch, in one send each.
+// flush hands every session its frames of this group commit, in one send
+// each.
 func (s *Server) flush() {
 	for _, ss := range s.dirty {
-		ss.send(ss.pending)
-		if cap(ss.pending) > spareMax {
-			ss.pending = nil // give a spike back
+		ss.sendSegments(ss.pendBuf, ss.pend)
+		clear(ss.pend) // no reference to shared buffers stays behind
+		if cap(ss.pendBuf) > spareMax {
+			ss.pendBuf = nil // give a spike back
 		}
-		ss.pending, ss.dirty = ss.pending[:0], false
+		ss.pend, ss.pendBuf, ss.dirty = ss.pend[:0], ss.pendBuf[:0], false
 	}
 	s.dirty = s.dirty[:0]
 }

@@ -43,8 +43,10 @@ type Config struct {
 	// and what is being written) before it is disconnected. Default 4 MiB.
 	OutboundLimit int
 	// OutboundBudget bounds what all sessions together may hold; when it
-	// is passed the sessions holding the most are cut off (Goodbye 5)
-	// until they hold less than nine tenths of it. Default 256 MiB.
+	// is passed, sessions holding more than their share whose clients
+	// have stopped reading are cut off (Goodbye 5), largest first, until
+	// all hold less than nine tenths of it; past twice the budget, the
+	// largest are cut whether they read or not. Default 256 MiB.
 	OutboundBudget int64
 	// SessionCredit is how many requests one session may have in the
 	// pipeline, submitted and not yet answered; past it the server stops

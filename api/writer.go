@@ -33,23 +33,32 @@ type session struct {
 	log   *slog.Logger
 	beat  time.Duration
 
-	// Owned by the release stage (under Server.mu): this batch's frames for
-	// the session, sent in one piece at the end of the batch, and whether
-	// the session is on Server.dirty.
-	pending []byte
+	// Owned by the release stage (under Server.mu): this group commit's
+	// frames for the session, sent together at its end: its own frames in
+	// pendBuf, market data as references to the feed's shared buffers,
+	// in order (pend); and whether the session is on Server.dirty.
+	pend    []segment
+	pendBuf []byte
 	dirty   bool
 	feeds   []engine.InstrumentID // subscribed instruments (under Server.mu)
 	settled chan struct{}         // closed by Deliver at the session's barrier (under Server.mu)
 
-	mu      sync.Mutex
-	out     []byte        // frames waiting for the writer
-	held    int           // bytes the session holds for its client: out and the write in progress
-	total   *atomic.Int64 // the server's sum of every session's held
-	spare   []byte
-	writing bool  // the writer has taken out and is writing it
-	wrote   bool  // something was written since the writer last looked
-	closing bool  // flush what is queued, then close
-	byeWhy  uint8 // the first Goodbye reason queued or meant (0: none)
+	mu       sync.Mutex
+	out      []chunk       // frames waiting for the writer: the session's own, or shared market data
+	outOwn   bool          // the last chunk of out is the session's own (it may grow)
+	held     int           // bytes the session holds for its client: out and the write in progress
+	total    *atomic.Int64 // what all sessions hold, each shared buffer counted once
+	spareQ   []chunk       // the chunk list, written, for reuse
+	spare    []byte        // an own chunk, written, for reuse
+	bufs     net.Buffers   // the writer's list of the chunks it writes
+	inFlight []chunk       // the chunks the writer is writing (under mu)
+	writing  bool          // the writer has taken out and is writing it
+	wrote    bool          // something was written since the writer last looked
+	// progress is when the client last took bytes (unix nanoseconds): a
+	// write completed, or a direct write took something.
+	progress atomic.Int64
+	closing  bool  // flush what is queued, then close
+	byeWhy   uint8 // the first Goodbye reason queued or meant (0: none)
 
 	// Non-blocking writes from the release stage (under mu): raw is nil
 	// for connections that are not sockets (tests).
@@ -129,15 +138,63 @@ func (ss *session) tryWrite(frames []byte) int {
 	ss.rawBuf = nil
 	if ss.rawN > 0 {
 		ss.wrote = true
+		ss.progress.Store(time.Now().UnixNano())
 	}
 	return ss.rawN
 }
 
-// send delivers one or more whole frames: straight to the socket if
-// nothing is queued before them and it takes them, queued for the writer
-// otherwise. It reports false if the session is closing or has just been
-// cut off as a slow consumer.
+// segment is a piece of what a session is sent: the session's own bytes
+// (pendBuf[off:off+n]) or a shared buffer's (sh.b[off:off+n]).
+type segment struct {
+	sh     *shared
+	off, n int
+}
+
+// chunk is a piece of a session's outbound queue: its own bytes, or part
+// of a shared buffer it holds a reference to.
+type chunk struct {
+	b  []byte
+	sh *shared
+}
+
+// shared is a buffer of market data every subscriber of an instrument is
+// sent by reference: written once by the feed, never changed. It counts
+// in the server's outbound total once, while any session holds it.
+type shared struct {
+	b     []byte
+	refs  atomic.Int32
+	total *atomic.Int64
+}
+
+func (sh *shared) ref() {
+	if sh.refs.Add(1) == 1 {
+		sh.total.Add(int64(len(sh.b)))
+	}
+}
+
+func (sh *shared) unref() {
+	if sh.refs.Add(-1) == 0 {
+		sh.total.Add(-int64(len(sh.b)))
+	}
+}
+
+// send delivers one or more whole frames of the session's own: see
+// sendSegments.
 func (ss *session) send(frames []byte) bool {
+	return ss.sendSegments(frames, []segment{{off: 0, n: len(frames)}})
+}
+
+// sendSegments delivers whole frames, the segments of own in order
+// (those with b set are shared buffers, the others ranges of own):
+// straight to the socket if nothing is queued before them and it takes
+// them, queued for the writer otherwise, shared buffers by reference (a
+// slow subscriber holds no copy of the market data). It reports false if
+// the session is closing or has just been cut off as a slow consumer.
+func (ss *session) sendSegments(own []byte, segs []segment) bool {
+	total := 0
+	for _, sg := range segs {
+		total += sg.n
+	}
 	ss.mu.Lock()
 	if ss.closing {
 		ss.mu.Unlock()
@@ -146,39 +203,92 @@ func (ss *session) send(frames []byte) bool {
 	// The limit is on everything the session holds (what waits and what
 	// is being written): one answer larger than it (a page of open
 	// orders) is still taken whole if nothing else is held.
-	if ss.held > 0 && ss.held+len(frames) > ss.limit {
+	if ss.held > 0 && ss.held+total > ss.limit {
 		ss.cutLocked(wire.ByeSlowConsumer)
 		ss.mu.Unlock()
 		ss.log.Warn("api: disconnecting slow consumer", "session", ss.id, "account", ss.acct)
 		ss.signal()
 		return false
 	}
-	if len(ss.out) == 0 && !ss.writing {
-		frames = frames[ss.tryWrite(frames):]
-		if len(frames) == 0 {
-			ss.mu.Unlock()
-			return true
+	direct := len(ss.out) == 0 && !ss.writing
+	queued := false
+	for _, sg := range segs {
+		var data []byte
+		if sg.sh != nil {
+			data = sg.sh.b[sg.off : sg.off+sg.n]
+		} else {
+			data = own[sg.off : sg.off+sg.n]
+		}
+		if direct {
+			data = data[ss.tryWrite(data):]
+			direct = len(data) == 0
+		}
+		if len(data) == 0 {
+			continue
+		}
+		queued = true
+		if sg.sh != nil {
+			ss.appendShared(sg.sh, data)
+		} else {
+			ss.appendLocked(data)
 		}
 	}
-	ss.appendLocked(frames)
 	ss.mu.Unlock()
-	ss.signal()
+	if queued {
+		ss.signal()
+	}
 	return true
 }
 
-// appendLocked queues frames for the writer and counts them as held
-// (under mu).
+// appendLocked queues frames of the session's own for the writer (a copy)
+// and counts them as held (under mu).
 func (ss *session) appendLocked(frames []byte) {
-	ss.out = append(ss.out, frames...)
+	if ss.outOwn && len(ss.out) > 0 {
+		last := &ss.out[len(ss.out)-1]
+		last.b = append(last.b, frames...)
+	} else {
+		buf := ss.spare
+		ss.spare = nil
+		if buf == nil {
+			buf = make([]byte, 0, max(len(frames), 512))
+		}
+		ss.out = append(ss.out, chunk{b: append(buf[:0], frames...)})
+		ss.outOwn = true
+	}
 	ss.hold(len(frames))
 }
 
-// hold counts n more (or, negative, fewer) bytes held (under mu).
+// appendShared queues part of a shared buffer by reference (under mu).
+func (ss *session) appendShared(sh *shared, frames []byte) {
+	ss.out = append(ss.out, chunk{b: frames, sh: sh})
+	ss.outOwn = false
+	sh.ref()
+	ss.held += len(frames)
+}
+
+// hold counts n more (or, negative, fewer) bytes of the session's own
+// held (under mu).
 func (ss *session) hold(n int) {
 	ss.held += n
 	if ss.total != nil {
 		ss.total.Add(int64(n))
 	}
+}
+
+// release lets go of written or dropped chunks (under mu): own bytes are
+// no longer held, shared buffers lose a reference. It returns the bytes.
+func (ss *session) release(chunks []chunk) int {
+	n := 0
+	for _, c := range chunks {
+		n += len(c.b)
+		if c.sh != nil {
+			ss.held -= len(c.b)
+			c.sh.unref()
+		} else {
+			ss.hold(-len(c.b))
+		}
+	}
+	return n
 }
 
 // cutLocked drops what the session holds and closes it after a Goodbye
@@ -187,8 +297,8 @@ func (ss *session) hold(n int) {
 func (ss *session) cutLocked(reason uint8) {
 	ss.closing = true
 	ss.byeWhy = reason
-	ss.hold(-len(ss.out))
-	ss.out = nil
+	ss.release(ss.out)
+	ss.out, ss.outOwn = nil, false
 	ss.appendLocked(wire.AppendReason(nil, wire.TypeGoodbye, reason))
 	if ss.writing {
 		ss.conn.SetWriteDeadline(time.Now()) // the writer's write fails and it closes
@@ -210,6 +320,21 @@ func (ss *session) cut(reason uint8) {
 	}
 	ss.mu.Unlock()
 	ss.signal()
+}
+
+// recycle keeps written chunks for reuse (under mu): the list, and an
+// own chunk unless a spike made it large. Shared chunks are only let go:
+// no one may write into them.
+func (ss *session) recycle(chunks []chunk) {
+	for _, c := range chunks {
+		if c.sh == nil && ss.spare == nil && cap(c.b) <= spareMax {
+			ss.spare = c.b[:0]
+		}
+	}
+	clear(chunks)
+	if cap(chunks) <= 1024 {
+		ss.spareQ = chunks[:0]
+	}
 }
 
 // spareMax is the largest buffer a session keeps for reuse once written:
@@ -250,8 +375,9 @@ func (ss *session) writer() {
 	defer close(ss.done)
 	defer func() { // stop the reader too, and give back what is held
 		ss.mu.Lock()
-		ss.hold(-ss.held)
-		ss.out, ss.spare = nil, nil
+		ss.release(ss.out)
+		ss.release(ss.inFlight)
+		ss.out, ss.outOwn, ss.spareQ, ss.spare, ss.inFlight = nil, false, nil, nil, nil
 		ss.mu.Unlock()
 		ss.stopped.Store(true)
 		ss.conn.SetReadDeadline(time.Now())
@@ -273,13 +399,19 @@ func (ss *session) writer() {
 			ss.mu.Unlock()
 		}
 		ss.mu.Lock()
-		buf, closing := ss.out, ss.closing
-		ss.out = ss.spare[:0]
-		ss.writing = len(buf) > 0
+		chunks, closing := ss.out, ss.closing
+		ss.out, ss.outOwn = ss.spareQ[:0], false
+		ss.spareQ, ss.inFlight = nil, chunks
+		ss.writing = len(chunks) > 0
 		ss.mu.Unlock()
-		if len(buf) > 0 {
+		ss.bufs = ss.bufs[:0]
+		for _, c := range chunks {
+			ss.bufs = append(ss.bufs, c.b)
+		}
+		if len(chunks) > 0 {
 			ss.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			if _, err := ss.conn.Write(buf); err != nil {
+			bufs := ss.bufs // WriteTo consumes its copy of the list
+			if _, err := bufs.WriteTo(ss.conn); err != nil {
 				ss.mu.Lock()
 				ss.closing = true
 				if isTimeout(err) && ss.byeWhy == 0 {
@@ -294,14 +426,19 @@ func (ss *session) writer() {
 			}
 			last = time.Now()
 		}
+		ss.progress.Store(time.Now().UnixNano())
+		clear(ss.bufs)
 		ss.mu.Lock()
-		ss.hold(-len(buf))
-		if cap(buf) <= spareMax {
-			ss.spare = buf[:0]
-		} else {
-			ss.spare = nil
-		}
+		ss.release(chunks)
+		ss.recycle(chunks)
+		ss.inFlight = nil
 		ss.writing = false
+		if ss.waiting.Load() { // its reader waits for the backlog to shrink
+			select {
+			case ss.creditWake <- struct{}{}:
+			default:
+			}
+		}
 		more := len(ss.out) > 0
 		ss.mu.Unlock()
 		if more {

@@ -33,6 +33,9 @@ const attackRSSBound = 1 << 30
 
 var attackLong = os.Getenv("ATTACK") == "long"
 
+// debugServer is the server of the attack running, for failure messages.
+var debugServer *server
+
 // scale picks the short or the long size of an attack.
 func scale(short, long int) int {
 	if attackLong {
@@ -63,6 +66,7 @@ func startAttackServer(t *testing.T, extra ...string) *server {
 	data := filepath.Join(t.TempDir(), "data")
 	srv := startWith(t, append([]string{"--config", path, "--data", data}, extra...)...)
 	srv.data, srv.config = data, path
+	debugServer = srv
 	return srv
 }
 
@@ -447,6 +451,15 @@ func marketMaker(t *testing.T, addr string, acct, n int) {
 			typ, _, err := c.rd.Next()
 			if err != nil {
 				t.Errorf("market maker: %v after %d acceptances", err, got)
+				if srv := debugServer; srv != nil {
+					srv.mu.Lock()
+					for _, l := range srv.log {
+						if strings.Contains(l, fmt.Sprintf("account=%d", acct)) || strings.Contains(l, "budget") || strings.Contains(l, "WARN") {
+							t.Log(l)
+						}
+					}
+					srv.mu.Unlock()
+				}
 				return
 			}
 			if typ == wire.TypeAccepted || typ == wire.TypeRejected {
