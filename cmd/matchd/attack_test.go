@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -550,4 +551,126 @@ func TestAttackOverload(t *testing.T) {
 		}
 		wg.Wait()
 	})
+}
+
+// TestAttackLoginBruteForce: wrong tokens back off per account and per
+// address; a guess during the backoff is refused without being checked;
+// failures are counted and logged at most once a second; other accounts
+// from other addresses log in as usual.
+func TestAttackLoginBruteForce(t *testing.T) {
+	srv := startAttackServer(t)
+	checked, throttled := 0, 0
+	start := time.Now()
+	for i := 0; i < 200; i++ {
+		c, err := dialFrom(srv.addr, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.Write(loginFrame(3, fmt.Sprintf("guess-%08d", i), 0))
+		rd := wire.NewReader(c, wire.MaxFrame, 512)
+		typ, body, err := rd.Next()
+		c.Close()
+		if err != nil || typ != wire.TypeLoginRejected {
+			t.Fatalf("guess %d: %q % x %v", i, typ, body, err)
+		}
+		switch body[0] {
+		case wire.LoginBadCredentials:
+			checked++
+		case wire.LoginRetryLater:
+			throttled++
+		default:
+			t.Fatalf("guess %d: reason %d", i, body[0])
+		}
+	}
+	took := time.Since(start)
+	rate := float64(checked) / took.Seconds()
+	t.Logf("200 guesses in %v: %d checked (%.0f checked guesses/s), %d refused unchecked", took, checked, rate, throttled)
+	if checked > 10 {
+		t.Errorf("%d of 200 rapid guesses were checked; the backoff should refuse all but a few", checked)
+	}
+	// Another account from another address is not held back.
+	c, err := dialFrom(srv.addr, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write(loginFrame(4, attackToken(4), 0))
+	rd := wire.NewReader(c, wire.MaxFrame, 512)
+	if typ, _, err := rd.Next(); err != nil || typ != wire.TypeLoginAccepted {
+		t.Fatalf("honest login of another account: %q %v", typ, err)
+	}
+	c.Close()
+	m := srv.scrape(t)
+	if m["matchd_login_failures_total"] != float64(checked) ||
+		m[`matchd_disconnects_total{cause="login_throttled"}`] != float64(throttled) {
+		t.Errorf("metrics: failures %v throttled %v, want %d %d", m["matchd_login_failures_total"],
+			m[`matchd_disconnects_total{cause="login_throttled"}`], checked, throttled)
+	}
+	srv.mu.Lock()
+	logged := 0
+	for _, l := range srv.log {
+		if strings.Contains(l, "login rejected") {
+			logged++
+		}
+	}
+	srv.mu.Unlock()
+	if limit := int(took.Seconds()) + 2; logged > limit {
+		t.Errorf("%d log lines for failed logins in %v; want at most one a second", logged, took)
+	}
+}
+
+// TestAttackOutOfFileDescriptors: a server whose descriptors run out
+// (ulimit -n 64, then 200 connections held open) keeps running: accepts
+// fail, are counted and retried, and once the flood closes an honest
+// client logs in.
+func TestAttackOutOfFileDescriptors(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command("sh", "-c", `ulimit -n 64 && exec "$0" "$@"`, matchdBin,
+		"--config", "../../configs/demo.json", "--data", filepath.Join(dir, "data"), "--max-conns", "1000",
+		"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")
+	srv := startCmd(t, cmd)
+	if srv.logLine("file descriptor limit is below --max-conns") == "" {
+		t.Error("no warning about the descriptor limit at start")
+	}
+	var held []net.Conn
+	for i := 0; i < 200; i++ {
+		if c, err := dialFrom(srv.addr, 2+i%5); err == nil {
+			held = append(held, c)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	for _, c := range held {
+		c.Close()
+	}
+	select {
+	case err := <-srv.exit:
+		t.Fatalf("matchd exited when its descriptors ran out: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", srv.addr, time.Second)
+		if err == nil {
+			c.SetDeadline(time.Now().Add(3 * time.Second))
+			c.Write(loginFrame(1, "alice-demo", 0))
+			rd := wire.NewReader(c, wire.MaxFrame, 512)
+			typ, _, err := rd.Next()
+			c.Close()
+			if err == nil && typ == wire.TypeLoginAccepted {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no honest login after the flood closed")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := srv.scrape(t)["matchd_accept_errors_total"]; n == 0 {
+		t.Error("no accept error counted")
+	} else {
+		t.Logf("%v failed accepts, retried", n)
+	}
+	if l := srv.logLine("accept failed; retrying"); !strings.Contains(l, "too many open files") {
+		t.Errorf("accept failure log line: %q", l)
+	}
 }

@@ -82,7 +82,13 @@ func startServer(t testing.TB, data string) *server {
 // waits until it is ready.
 func startWith(t testing.TB, args ...string) *server {
 	t.Helper()
-	cmd := exec.Command(matchdBin, append(args, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")...)
+	return startCmd(t, exec.Command(matchdBin, append(args, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")...))
+}
+
+// startCmd starts a matchd command line that listens on ephemeral
+// loopback ports and waits until it is ready.
+func startCmd(t testing.TB, cmd *exec.Cmd) *server {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -677,6 +683,91 @@ func TestAdminEndpoints(t *testing.T) {
 		if path == "/readyz" && !strings.Contains(string(body), `"ready"`) {
 			t.Fatalf("/readyz: %s", body)
 		}
+	}
+}
+
+// TestAdminTokenAndHost: with --admin-token every endpoint but /healthz
+// and /readyz needs the bearer token (pprof included); a request whose
+// Host is not an allowed name is refused, token or not (DNS rebinding).
+func TestAdminTokenAndHost(t *testing.T) {
+	srv := startWith(t, "--config", "../../configs/demo.json", "--data", t.TempDir(), "--admin-token", "s3cret-admin")
+	do := func(path, host, token string) int {
+		req, _ := http.NewRequest("GET", "http://"+srv.admin+path, nil)
+		if host != "" {
+			req.Host = host
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	cases := []struct {
+		path, host, token string
+		want              int
+	}{
+		{"/healthz", "", "", 200},
+		{"/readyz", "", "", 200},
+		{"/metrics", "", "", 401},
+		{"/debug/pprof/", "", "", 401},
+		{"/api/book/AAPL", "", "wrong", 401},
+		{"/metrics", "", "s3cret-admin", 200},
+		{"/debug/pprof/", "", "s3cret-admin", 200},
+		{"/api/book/AAPL", "localhost", "s3cret-admin", 200},
+		{"/metrics", "evil.example", "s3cret-admin", 403},
+		{"/healthz", "evil.example:7002", "", 403},
+	}
+	for _, tc := range cases {
+		if got := do(tc.path, tc.host, tc.token); got != tc.want {
+			t.Errorf("%s (host %q, token %q): %d, want %d", tc.path, tc.host, tc.token, got, tc.want)
+		}
+	}
+}
+
+// TestOpenOrdersInPages: an account with more open orders than a page
+// gets them all, in order, over several pages (the last frame without
+// More), and the Go client puts them together.
+func TestOpenOrdersInPages(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	alice := login(t, srv.addr, 1, "alice-demo")
+	const n = 2500
+	acknowledge(t, alice, 1, n)
+	alice.send((&wire.Query{Request: 5, Kind: wire.QueryOpenOrders}).Append(nil))
+	var all []engine.OrderInfo
+	frames := 0
+	for {
+		var om wire.Orders
+		list, err := om.Decode(alice.expect(wire.TypeOrders), nil)
+		if err != nil || om.Request != 5 {
+			t.Fatalf("frame %d: %+v %v", frames, om, err)
+		}
+		frames++
+		all = append(all, list...)
+		if !om.More {
+			break
+		}
+	}
+	if len(all) != n || frames < 3 {
+		t.Fatalf("%d orders in %d frames, want %d", len(all), frames, n)
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i].ID <= all[i-1].ID {
+			t.Fatalf("order %d (%d) after %d", i, all[i].ID, all[i-1].ID)
+		}
+	}
+	cl, err := mclient.Dial(context.Background(), mclient.Config{Addr: srv.addr, Account: 1, Token: "alice-demo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	got, err := cl.OpenOrders(context.Background())
+	if err != nil || len(got) != n {
+		t.Fatalf("client: %d orders, %v", len(got), err)
 	}
 }
 
