@@ -18,7 +18,7 @@ DURATION ?= 15s
 FSYNC    ?= true
 LOADTEST_OUT ?= ./loadtest-out
 
-.PHONY: all run test vet unit race fuzz-short fuzz bench lint diff-long crashtest loadtest latency
+.PHONY: all run test vet unit race fuzz-short fuzz bench lint diff-long crashtest loadtest latency attack
 
 all: test
 
@@ -61,6 +61,11 @@ crashtest:
 
 # Engine and ring benchmarks (COUNT runs each); the pipeline's are heavier
 # and run once each. Commands for single benchmarks: docs/BENCHMARKS.md.
+# The adversarial and disk-fault suites at full size against a live matchd
+# on loopback (make test runs them smaller). Bounded: about 2 minutes here.
+attack:
+	ATTACK=long $(GO) test -count=1 -run '^Test(Attack|DiskFault|DiskFull|ConfigDisagrees)' -v -timeout 30m ./cmd/matchd/ | grep -v '^=== RUN'
+
 # Starts a fresh matchd on a temporary data directory, runs matchload
 # against it, prints the table, writes result.json and latency.svg to
 # LOADTEST_OUT, stops the server; fails if verification failed.

@@ -157,7 +157,9 @@ func (s *Server) readLoop(ss *session, rd *wire.Reader) string {
 			if !s.awaitCredit(ss, len(reqs)) {
 				return false
 			}
-			ss.inflight.Add(int64(len(reqs)))
+			if ss.inflight.Add(int64(len(reqs))) == int64(len(reqs)) {
+				s.active.Add(1) // it had nothing in the pipeline
+			}
 			if err := s.p.Submit(reqs...); err != nil {
 				ss.bye(wire.ByeFailStop)
 				return false
@@ -266,14 +268,25 @@ func (s *Server) readLoop(ss *session, rd *wire.Reader) string {
 // to their last page.
 const maxPagedQueries = 2
 
-// awaitCredit waits until ss may submit n more requests: fewer than its
-// credit in the pipeline, and no more than half its outbound limit held
-// for it (a client that sends faster than it reads is read more slowly,
-// rather than cut off). n == 0 waits until Deliver or the writer next
-// wakes it, or a short while. It returns false if the pipeline failed;
-// the caller checks for shutdown and the writer's end.
+// creditOf is how many requests ss may have in the pipeline: its credit
+// while other sessions have requests there too, four times that while it
+// is alone (a lone client pipelining gets more throughput, and the
+// backlog anyone joining finds is still short).
+func (s *Server) creditOf(ss *session) int64 {
+	if s.active.Load() > 1 {
+		return ss.credit
+	}
+	return 4 * ss.credit
+}
+
+// awaitCredit waits until ss may submit n more requests: no more than
+// its credit (creditOf) in the pipeline, and no more than half its
+// outbound limit held for it (a client that sends faster than it reads is
+// read more slowly, rather than cut off). n == 0 waits until Deliver or
+// the writer next wakes it, or a short while. It returns false if the
+// pipeline failed; the caller checks for shutdown and the writer's end.
 func (s *Server) awaitCredit(ss *session, n int) bool {
-	for n == 0 || ss.inflight.Load()+int64(n) > ss.credit || ss.heldBytes() > ss.limit/2 {
+	for n == 0 || ss.heldBytes() > ss.limit/2 || ss.inflight.Load()+int64(n) > s.creditOf(ss) {
 		ss.waiting.Store(true)
 		t := time.NewTimer(50 * time.Millisecond)
 		select {
@@ -307,7 +320,9 @@ func (s *Server) settle(ss *session) {
 	s.mu.Lock()
 	ss.settled = done
 	s.mu.Unlock()
-	ss.inflight.Add(1)
+	if ss.inflight.Add(1) == 1 {
+		s.active.Add(1)
+	}
 	if err := s.p.Submit(pipeline.Request{Token: uint64(newRoute(ss.id, 0)), Query: pipeline.Query{Kind: pipeline.QueryBarrier}}); err != nil {
 		return
 	}

@@ -34,8 +34,8 @@ func (s *Server) Deliver(b *pipeline.Batch) {
 		r := &b.Results[i]
 		rt := route(r.Token)
 		ss := s.sessions[rt.session()]
-		if ss != nil {
-			ss.returnCredit()
+		if ss != nil && ss.returnCredit() {
+			s.active.Add(-1)
 		}
 		if r.Query != 0 && rt.session() == 0 { // an in-process query (session ids start at 1)
 			// Whoever asked may act on the answer at once (Shutdown says
@@ -296,11 +296,15 @@ func (s *Server) nextPage(ss *session, req uint32, after engine.OrderID) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	ss.inflight.Add(1)
+	if ss.inflight.Add(1) == 1 {
+		s.active.Add(1)
+	}
 	err := s.p.Submit(pipeline.Request{Token: uint64(newRoute(ss.id, req)),
 		Query: pipeline.Query{Kind: pipeline.QueryOpenOrders, Account: ss.acct, OrderID: after}})
 	if err != nil {
-		ss.inflight.Add(-1)
+		if ss.returnCredit() {
+			s.active.Add(-1)
+		}
 		ss.pagedDone()
 	}
 }

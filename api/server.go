@@ -49,9 +49,11 @@ type Config struct {
 	// largest are cut whether they read or not. Default 256 MiB.
 	OutboundBudget int64
 	// SessionCredit is how many requests one session may have in the
-	// pipeline, submitted and not yet answered; past it the server stops
-	// reading from that session until answers return, so one client's
-	// flood waits behind itself, not in front of everyone. Default 1,024.
+	// pipeline, submitted and not yet answered, while other sessions have
+	// requests there too; past it the server stops reading from that
+	// session until answers return, so one client's flood waits behind
+	// itself, not in front of everyone. A session alone in the pipeline
+	// may have four times as many. Default 256.
 	SessionCredit int
 	// Logger receives session events. Default slog.Default().
 	Logger *slog.Logger
@@ -86,7 +88,7 @@ func (c *Config) EnsureDefaults() {
 		c.OutboundLimit = 4 << 20
 	}
 	if c.SessionCredit == 0 {
-		c.SessionCredit = 1024
+		c.SessionCredit = 256
 	}
 	if c.OutboundBudget == 0 {
 		c.OutboundBudget = 256 << 20
@@ -167,6 +169,7 @@ type Server struct {
 	logs  rateLog // rate-limited log lines
 
 	outQueued atomic.Int64 // bytes all sessions hold for their clients
+	active    atomic.Int64 // sessions with requests in the pipeline
 
 	nextID  atomic.Uint32
 	conns   atomic.Int64

@@ -65,6 +65,8 @@ type Metrics struct {
 	PreLogin, LoginFailures, AcceptErrors int64
 	// OutboundQueued is what all sessions hold for their clients.
 	OutboundQueued int64
+	// InPipeline counts sessions with requests in the pipeline.
+	InPipeline int64
 }
 
 // Metrics returns a snapshot of the server's counters.
@@ -73,7 +75,7 @@ func (s *Server) Metrics() Metrics {
 	m := Metrics{Sessions: st.sessions.Load(), Subscriptions: st.subscriptions.Load(), Connections: s.conns.Load(),
 		Acks: st.acks.Load(), AckNanos: st.ackNanos.Load(), PreLogin: int64(s.adm.preLogin()),
 		LoginFailures: st.loginFailures.Load(), AcceptErrors: st.acceptErrors.Load(),
-		OutboundQueued: s.outQueued.Load()}
+		OutboundQueued: s.outQueued.Load(), InPipeline: s.active.Load()}
 	for i := range m.Disconnects {
 		m.Disconnects[i] = st.disconnects[i].Load()
 	}

@@ -95,14 +95,17 @@ func newSession(id uint64, acct engine.AccountID, c net.Conn, cod bool, cfg *Con
 }
 
 // returnCredit counts one of the session's requests answered (on the
-// release stage), waking its reader if it waits for credit.
-func (ss *session) returnCredit() {
-	if n := ss.inflight.Add(-1); n <= ss.credit/2 && ss.waiting.Load() {
+// release stage), waking its reader if it waits for credit. It reports
+// whether the session has nothing left in the pipeline.
+func (ss *session) returnCredit() bool {
+	n := ss.inflight.Add(-1)
+	if n <= ss.credit/2 && ss.waiting.Load() {
 		select {
 		case ss.creditWake <- struct{}{}:
 		default:
 		}
 	}
+	return n == 0
 }
 
 // pagedDone counts an open-orders query answered to its last page.

@@ -538,9 +538,23 @@ func acknowledgeAs(t *testing.T, c *client, n int) {
 // TestAttackOverload: four clients pipelining orders with no window; the
 // canary's latency must not pay for their flood.
 func TestAttackOverload(t *testing.T) {
-	srv := startAttackServer(t)
+	srv := startAttackServer(t, strings.Fields(os.Getenv("ATTACK_FLAGS"))...)
 	n := scale(50_000, 300_000)
 	attacked(t, srv, func() {
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			most := 0.0
+			for {
+				select {
+				case <-stop:
+					t.Logf("at most %v sessions in the pipeline at once", most)
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				most = max(most, srv.scrape(t)["matchd_sessions_in_pipeline"])
+			}
+		}()
 		var wg sync.WaitGroup
 		for a := 0; a < 4; a++ {
 			wg.Add(1)

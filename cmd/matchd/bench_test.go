@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,6 +48,7 @@ func benchTCP(b *testing.B, fsync bool, conns, perConn, subs int) {
 		b.StopTimer()
 		args := []string{"--config", cfgPath, "--data", filepath.Join(dir, fmt.Sprint("data", i)),
 			fmt.Sprintf("--fsync=%v", fsync)}
+		args = append(args, strings.Fields(os.Getenv("MATCHD_BENCH_FLAGS"))...) // e.g. --session-credit 256
 		profile := os.Getenv("MATCHD_BENCH_CPUPROFILE") // profile the server under this load
 		if profile != "" {
 			args = append(args, "--cpuprofile", profile)

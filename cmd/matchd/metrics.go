@@ -30,13 +30,13 @@ type collector struct {
 	kindNames         [pipeline.NumCommandKinds]string
 	reasonNames       [pipeline.NumRejectReasons]string // "" for numbers that are no reason
 
-	buildInfo, commands, rejects, fills, queries                   *prometheus.Desc
-	ringUsed, ringSize, batchSize, writeSecs, syncSecs             *prometheus.Desc
-	sequenced, durable, lag                                        *prometheus.Desc
-	snapSecs, snapBytes, snapSeq, snapsTaken, snapFails            *prometheus.Desc
-	recoverySecs, recoveryReplayed, sessions, subs, conns, discons *prometheus.Desc
-	preLogin, loginFails, acceptErrs, outQueued, storeBgErrs       *prometheus.Desc
-	ackSecs                                                        *prometheus.Desc
+	buildInfo, commands, rejects, fills, queries                         *prometheus.Desc
+	ringUsed, ringSize, batchSize, writeSecs, syncSecs                   *prometheus.Desc
+	sequenced, durable, lag                                              *prometheus.Desc
+	snapSecs, snapBytes, snapSeq, snapsTaken, snapFails                  *prometheus.Desc
+	recoverySecs, recoveryReplayed, sessions, subs, conns, discons       *prometheus.Desc
+	preLogin, loginFails, acceptErrs, outQueued, storeBgErrs, inPipeline *prometheus.Desc
+	ackSecs                                                              *prometheus.Desc
 }
 
 // labelName turns an engine name ("new-order") into a label value
@@ -84,6 +84,7 @@ func newCollector(p *pipeline.Pipeline, srv *api.Server, sn *persist.Snapshotter
 		acceptErrs:       d("accept_errors_total", "Failed accepts on the order port (each retried after a backoff)."),
 		outQueued:        d("outbound_queued_bytes", "Bytes of responses and market data waiting for clients, all sessions."),
 		storeBgErrs:      d("store_background_errors_total", "Background errors Pebble reported (flushes, compactions)."),
+		inPipeline:       d("sessions_in_pipeline", "Sessions with requests in the pipeline (the session credit applies when more than one)."),
 		ackSecs: d("order_ack_seconds",
 			"From reading a command off the socket to queuing its first response (after it is durable)."),
 	}
@@ -103,7 +104,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.buildInfo, c.commands, c.rejects, c.fills, c.queries, c.ringUsed,
 		c.ringSize, c.batchSize, c.writeSecs, c.syncSecs, c.sequenced, c.durable, c.lag, c.snapSecs, c.snapBytes,
 		c.snapSeq, c.snapsTaken, c.snapFails, c.recoverySecs, c.recoveryReplayed, c.sessions, c.subs, c.conns,
-		c.discons, c.ackSecs, c.preLogin, c.loginFails, c.acceptErrs, c.outQueued, c.storeBgErrs} {
+		c.discons, c.ackSecs, c.preLogin, c.loginFails, c.acceptErrs, c.outQueued, c.storeBgErrs, c.inPipeline} {
 		ch <- d
 	}
 }
@@ -162,6 +163,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.loginFails, ss.LoginFailures)
 	counter(c.acceptErrs, ss.AcceptErrors)
 	gauge(c.outQueued, float64(ss.OutboundQueued))
+	gauge(c.inPipeline, float64(ss.InPipeline))
 	if c.store != nil {
 		counter(c.storeBgErrs, c.store.BackgroundErrors())
 	}
