@@ -6,9 +6,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
-	"strings"
 	"testing"
 	"time"
 
@@ -49,7 +49,7 @@ func benchTCP(b *testing.B, fsync bool, conns, perConn, subs int) {
 		args := []string{"--config", cfgPath, "--data", filepath.Join(dir, fmt.Sprint("data", i)),
 			fmt.Sprintf("--fsync=%v", fsync)}
 		args = append(args, strings.Fields(os.Getenv("MATCHD_BENCH_FLAGS"))...) // e.g. --session-credit 256
-		profile := os.Getenv("MATCHD_BENCH_CPUPROFILE") // profile the server under this load
+		profile := os.Getenv("MATCHD_BENCH_CPUPROFILE")                         // profile the server under this load
 		if profile != "" {
 			args = append(args, "--cpuprofile", profile)
 		}
