@@ -42,14 +42,34 @@
 // pebble.Sync, so a command is durable exactly when Sync returns. Nothing may
 // be acknowledged before that (the pipeline enforces it).
 //
-// The first Open of an empty database stores the initial engine as the
-// snapshot at sequence 0, so recovery always starts from a snapshot and the
-// journal never needs the configuration to be replayed. Recover loads the
-// newest snapshot that decodes (falling back to older ones, logged), then
-// replays every journal record after it. A record that fails its checksum
-// and is the very last one is a torn tail: it is removed and recovery goes
-// on. A bad record with records after it, or a missing sequence number, is
-// corruption: Recover refuses, naming the sequence number.
+// The first Open of an empty (or absent) directory stores the initial
+// engine as the snapshot at sequence 0, so recovery always starts from a
+// snapshot and the journal never needs the configuration to be replayed.
+// A directory that holds files but is not a valid store (its MANIFEST is
+// gone) is refused with ErrNotStore, never opened as a new, empty store.
+// Recover loads the newest snapshot that decodes (falling back to older
+// ones, logged), then replays every journal record after it. A record
+// that fails its checksum is corruption wherever it is, the last one
+// included (a committed batch is atomic, so it cannot be torn); so is a
+// missing sequence number: Recover refuses, naming the sequence number,
+// and TruncateJournal is the operator's explicit repair.
+//
+// # The high-water mark
+//
+// Pebble replays its newest write-ahead log up to the first bad byte and
+// drops the rest, so a WAL that lost its tail opens without complaint. The
+// store therefore keeps the highest sequence number it has seen become
+// durable in a file of its own beside Pebble's (highwater.go), written and
+// synced every Options.HighWaterInterval, and Recover refuses (ErrLost) a
+// journal that ends before it.
+//
+// # Failure
+//
+// Any write, sync or read error, and Pebble's DataCorruption and
+// background ENOSPC events, fail the store: Failed is closed, Err says
+// why, and nothing more is acknowledged. Pebble's Fatalf, which it calls
+// when a commit cannot continue, fails the store too and is recovered
+// into an error where the store called Pebble.
 //
 // Snapshots are written by a Snapshotter that keeps a replica engine and
 // catches it up by replaying the journal, so taking one never pauses the
