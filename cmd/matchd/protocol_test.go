@@ -1,9 +1,15 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
+	mclient "github.com/matchd/matchd/api/client"
 	"github.com/matchd/matchd/api/wire"
 	"github.com/matchd/matchd/engine"
 )
@@ -107,4 +113,31 @@ func TestGoodbyeReasons(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLargeInstrumentDirectory: 3,000 instruments with long symbols do not
+// fit one frame; the directory comes split, and the client reads it whole
+// (and can trade on the last instrument).
+func TestLargeInstrumentDirectory(t *testing.T) {
+	var ins []string
+	for i := 1; i <= 3000; i++ {
+		ins = append(ins, fmt.Sprintf(`{"id": %d, "symbol": "INSTRUMENT-WITH-A-LONG-NAME-%05d", "tick_size": "0.0001", "lot_size": "0.000001"}`, i, i))
+	}
+	cfg := filepath.Join(t.TempDir(), "big.json")
+	os.WriteFile(cfg, []byte(`{"accounts": [{"id": 1, "name": "a", "token": "token-of-a"}], "instruments": [`+
+		strings.Join(ins, ",\n")+`]}`), 0o644)
+	srv := startWith(t, "--config", cfg, "--data", t.TempDir())
+	cl, err := mclient.Dial(context.Background(), mclient.Config{Addr: srv.addr, Account: 1, Token: "token-of-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	dir, err := cl.Instruments(context.Background())
+	if err != nil || len(dir) != 3000 || dir[2999].Symbol != "INSTRUMENT-WITH-A-LONG-NAME-03000" {
+		t.Fatalf("%d instruments, %v", len(dir), err)
+	}
+	c := login(t, srv.addr, 1, "token-of-a")
+	c.send((&wire.NewOrder{Ref: 1, Instrument: 3000, Side: engine.Buy, Type: engine.Limit, TIF: engine.GTC,
+		Price: 100, Qty: 1}).Append(nil))
+	c.expect(wire.TypeAccepted)
 }
