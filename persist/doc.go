@@ -59,9 +59,9 @@
 // Pebble replays its newest write-ahead log up to the first bad byte and
 // drops the rest, so a WAL that lost its tail opens without complaint. The
 // store therefore keeps the highest sequence number it has seen become
-// durable in a file of its own beside Pebble's (highwater.go), written and
-// synced every Options.HighWaterInterval, and Recover refuses (ErrLost) a
-// journal that ends before it.
+// durable in a file of its own beside Pebble's (highwater.go), written
+// every Options.HighWaterInterval and synced every Options.HighWaterSync,
+// and Recover refuses (ErrLost) a journal that ends before it.
 //
 // # Failure
 //

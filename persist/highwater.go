@@ -100,7 +100,7 @@ func openHighWater(fs vfs.FS, dir string, seq engine.Seq, gen uint64, sync bool)
 	h := &highWater{f: f, gen: gen, seq: seq, sync: sync}
 	if gen == 0 {
 		// A new file: write its first slot, and make the file's name durable.
-		if err := h.write(seq); err != nil {
+		if err := h.write(seq, true); err != nil {
 			f.Close()
 			return nil, err
 		}
@@ -116,15 +116,16 @@ func openHighWater(fs vfs.FS, dir string, seq engine.Seq, gen uint64, sync bool)
 	return h, nil
 }
 
-// write stores seq as the new mark, durably (unless sync is off).
-func (h *highWater) write(seq engine.Seq) error {
+// write stores seq as the new mark; with sync (and unless the store's
+// syncs are off) durably.
+func (h *highWater) write(seq engine.Seq, sync bool) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.gen++
 	if _, err := h.f.WriteAt(encodeHighWaterSlot(h.gen, seq), int64(h.gen%2)*highWaterSlot); err != nil {
 		return fmt.Errorf("persist: high-water mark: %w", err)
 	}
-	if h.sync {
+	if h.sync && sync {
 		if err := h.f.SyncData(); err != nil {
 			return fmt.Errorf("persist: high-water mark: %w", err)
 		}

@@ -77,7 +77,10 @@ func (s *persistScenario) run(t *testing.T, td *datadriven.TestData) string {
 	switch td.Cmd {
 	case "open":
 		s.retain = intArg(t, td, "retain", 2)
-		st, err := Open("db", cfg, Options{FS: s.fs, Logger: quiet, RetainSnapshots: s.retain})
+		// The crashes here lose whatever was not synced (a power loss):
+		// sync the high-water mark every time it is written.
+		st, err := Open("db", cfg, Options{FS: s.fs, Logger: quiet, RetainSnapshots: s.retain,
+			HighWaterSync: time.Nanosecond})
 		if err != nil {
 			return "error: " + err.Error()
 		}
