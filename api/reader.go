@@ -227,8 +227,9 @@ func (s *Server) readLoop(ss *session, rd *wire.Reader) string {
 			return "read error: " + err.Error()
 		}
 		req, act, why := s.translate(ss, typ, body, recv)
-		if act == actSubmit && req.Query.Kind == pipeline.QueryOpenOrders {
-			// At most maxPagedQueries long answers at a time per session.
+		if act == actSubmit && (req.Query.Kind == pipeline.QueryOpenOrders || req.Query.Kind == pipeline.QueryBook) {
+			// At most maxPagedQueries long answers (open orders, book
+			// snapshots) at a time per session.
 			for ss.paged.Load() >= maxPagedQueries {
 				if !flush() || !s.awaitCredit(ss, 0) {
 					return "journal failure"
@@ -264,8 +265,9 @@ func (s *Server) readLoop(ss *session, rd *wire.Reader) string {
 	}
 }
 
-// maxPagedQueries bounds a session's open-orders queries not yet answered
-// to their last page.
+// maxPagedQueries bounds a session's long answers not yet given: open-
+// orders queries not answered to their last page, and subscriptions whose
+// book snapshot has not been sent.
 const maxPagedQueries = 2
 
 // creditOf is how many requests ss may have in the pipeline: its credit

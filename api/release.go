@@ -59,6 +59,7 @@ func (s *Server) Deliver(b *pipeline.Batch) {
 		if r.Query == pipeline.QueryBook {
 			if ss != nil {
 				s.scratch = s.feed.subscribe(ss, b, r, s.scratch)
+				ss.pagedDone()
 			}
 			continue
 		}

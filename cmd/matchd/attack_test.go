@@ -487,7 +487,8 @@ func marketMaker(t *testing.T, addr string, acct, n int) {
 }
 
 // TestAttackQueryAmplification: an account with many open orders asks for
-// them again and again without reading the answers.
+// them again and again, and for snapshots of the deep book they make,
+// without reading the answers.
 func TestAttackQueryAmplification(t *testing.T) {
 	srv := startAttackServer(t)
 	orders := scale(20_000, 100_000)
@@ -510,6 +511,10 @@ func TestAttackQueryAmplification(t *testing.T) {
 			b := loginFrame(4, attackToken(4), 0)
 			for q := 0; q < 30; q++ {
 				b = (&wire.Query{Request: uint32(q), Kind: wire.QueryOpenOrders}).Append(b)
+			}
+			// And book snapshots of the deep book, over and over.
+			for q := 0; q < 2000; q++ {
+				b = (&wire.Subscribe{Request: uint32(q), Instrument: aapl, Action: wire.SubscribeOn}).Append(b)
 			}
 			c.Write(b)
 			conns = append(conns, c)
