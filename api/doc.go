@@ -15,10 +15,27 @@
 //     each session's frames of the batch, and hands them over in one
 //     piece, usually as one non-blocking write straight to the socket.
 //   - Each session's writer goroutine (writer.go) writes only what the
-//     socket did not take at once, heartbeats, and the final Goodbye. A
-//     client whose waiting responses pass Config.OutboundLimit is
-//     disconnected; the matching loop and the release stage never wait
-//     for a client.
+//     socket did not take at once (its own frames, and shared market
+//     data buffers by reference), heartbeats, and the final Goodbye. A
+//     client that holds more than Config.OutboundLimit is disconnected,
+//     and past Config.OutboundBudget for all sessions the stalled ones
+//     holding most are; the matching loop and the release stage never
+//     wait for a client.
+//   - A page of open orders after the first is asked for by a short
+//     goroutine of its own (release.go, nextPage) once the client has
+//     read most of the last: the release stage never submits.
+//
+// # Bounds (admission.go, reader.go)
+//
+// Before login a connection has a 128-byte buffer and a place in a
+// bounded table that evicts the oldest (in all and per address); failed
+// logins back off per account and address. After login a session may
+// have Config.SessionCredit requests in the pipeline (four times that
+// while alone) and two long answers (open orders, book snapshots) at a
+// time; past those, or while half its outbound limit is unread, its
+// reader stops reading. A session that ends (Logout, half-close, a
+// protocol error) first waits for a barrier through the pipeline, so that
+// everything it sent is answered before its Goodbye.
 //
 // # Locks, in the order they may be taken
 //
