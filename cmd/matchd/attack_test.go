@@ -218,6 +218,11 @@ func attacked(t *testing.T, srv *server, attack func()) {
 	if g > base+10 {
 		t.Errorf("goroutines %v after the attack, %v before", g, base)
 	}
+	// Everything held for clients was given back (a leaked reference to
+	// a shared buffer would show here).
+	if q := srv.scrape(t)["matchd_outbound_queued_bytes"]; q > 64<<10 {
+		t.Errorf("%v bytes still held for clients after the attack", q)
+	}
 	rss := srv.peakRSS(t)
 	t.Logf("attack took %v; canary: %d orders, p99 %v; server peak RSS %d MiB; goroutines %v (before %v)",
 		took.Round(time.Millisecond), k.orders, p99, rss>>20, g, base)
