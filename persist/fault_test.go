@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,4 +72,52 @@ func TestCorruptionIsFailStopNotPanic(t *testing.T) {
 		t.Fatal("a failed store accepted a write")
 	}
 	t.Logf("replay: %v; store: %v", err, st.Err())
+}
+
+// TestFullDiskFailsTheStore fills a real tmpfs with small memtables, so
+// that flushes as well as the write-ahead log run out of space: the store
+// must fail (Failed closed, an error naming the disk), never hang in a
+// write stall with nothing said.
+func TestFullDiskFailsTheStore(t *testing.T) {
+	mnt := t.TempDir()
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=6m"); err != nil {
+		t.Skipf("cannot mount a tmpfs (needs root; CI runs as root): %v", err)
+	}
+	defer syscall.Unmount(mnt, syscall.MNT_DETACH)
+	cfg, cmds := commands()
+	st, err := Open(filepath.Join(mnt, "db"), cfg, Options{Logger: quiet, MemTableSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; ; i = (i + 1000) % (len(cmds) - 1000) {
+			batch := append([]engine.Command(nil), cmds[i:i+1000]...)
+			if err := st.Write(batch); err != nil {
+				done <- err
+				return
+			}
+			if err := st.Sync(); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-done:
+		t.Logf("writes stopped: %v", err)
+	case <-st.Failed():
+		t.Logf("store failed: %v", st.Err())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no failure 30 s into filling a 6 MiB disk (background errors: %d)", st.BackgroundErrors())
+	}
+	select {
+	case <-st.Failed():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the store did not fail")
+	}
+	if !strings.Contains(st.Err().Error(), "no space") {
+		t.Fatalf("Err: %v", st.Err())
+	}
 }
