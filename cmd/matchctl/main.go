@@ -178,7 +178,8 @@ func verify(store *persist.Store, stdout, stderr io.Writer) int {
 	bad := 0
 	e, err := store.LoadSnapshot(snaps[0].Seq)
 	if err != nil {
-		fmt.Fprintf(stderr, "matchctl: oldest snapshot %d: %v\n", snaps[0].Seq, err)
+		fmt.Fprintf(stdout, "snapshot %d: CORRUPT (the oldest: replay cannot start): %v\n", snaps[0].Seq, err)
+		fmt.Fprintln(stdout, "verify: 1 problem(s)")
 		return 1
 	}
 	fmt.Fprintf(stdout, "snapshot %d: ok (oldest, replay starts here)\n", snaps[0].Seq)
