@@ -128,6 +128,11 @@ func (s *Server) serveConn(c net.Conn, pre *list.Element) {
 	delete(s.sessions, ss.id)
 	delete(s.byAccount[ss.acct], ss.id)
 	s.feed.drop(ss)
+	if ss.inflight.Load() > 0 {
+		// Its last answers will find no session to return credit to
+		// (Deliver holds mu too, so this and they agree).
+		s.active.Add(-1)
+	}
 	s.mu.Unlock()
 	if ss.cod {
 		s.p.Submit(pipeline.Request{Cmd: engine.Command{Kind: engine.CmdMassCancel, Account: ss.acct}})

@@ -297,9 +297,18 @@ func (s *Server) nextPage(ss *session, req uint32, after engine.OrderID) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	// Counted in the pipeline only while the session is registered (its
+	// removal, under mu too, settles the count of a session that ends).
+	s.mu.Lock()
+	if s.sessions[ss.id] != ss || ss.stopped.Load() {
+		s.mu.Unlock()
+		ss.pagedDone()
+		return
+	}
 	if ss.inflight.Add(1) == 1 {
 		s.active.Add(1)
 	}
+	s.mu.Unlock()
 	err := s.p.Submit(pipeline.Request{Token: uint64(newRoute(ss.id, req)),
 		Query: pipeline.Query{Kind: pipeline.QueryOpenOrders, Account: ss.acct, OrderID: after}})
 	if err != nil {

@@ -223,6 +223,20 @@ func attacked(t *testing.T, srv *server, attack func()) {
 	if q := srv.scrape(t)["matchd_outbound_queued_bytes"]; q > 64<<10 {
 		t.Errorf("%v bytes still held for clients after the attack", q)
 	}
+	// The attackers' sessions end (within their linger and write
+	// timeouts); none stays counted in the pipeline.
+	var n, sessions float64
+	for i := 0; i < 100; i++ {
+		m := srv.scrape(t)
+		n, sessions = m["matchd_sessions_in_pipeline"], m["matchd_sessions"]
+		if n <= 1 && sessions <= 1 { // the canary's order may be in flight
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n > 1 || sessions > 1 {
+		t.Errorf("%v sessions, %v counted in the pipeline, after the attack", sessions, n)
+	}
 	rss := srv.peakRSS(t)
 	t.Logf("attack took %v; canary: %d orders, p99 %v; server peak RSS %d MiB; goroutines %v (before %v)",
 		took.Round(time.Millisecond), k.orders, p99, rss>>20, g, base)
@@ -508,6 +522,7 @@ func TestAttackQueryAmplification(t *testing.T) {
 	// Account 4 rests orders (reading the answers).
 	c := login(t, srv.addr, 4, attackToken(4))
 	acknowledgeAs(t, c, orders)
+	c.c.Close()
 	attacked(t, srv, func() {
 		var conns []net.Conn
 		defer func() {
