@@ -137,6 +137,11 @@ func run(args []string) int {
 		log.Info("matchd: admin endpoints", "admin", aa.String())
 		defer adm.srv.Close()
 	}
+	// Caught from here on: a SIGTERM that arrives as soon as the server
+	// says it is ready (a supervisor, a test) must stop it gracefully,
+	// not kill it.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	checkFileLimit(log, st.maxConns)
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// A soft limit makes the collector work harder as the heap nears
@@ -180,8 +185,6 @@ func run(args []string) int {
 		"Demo logins: account 1 token alice-demo, account 2 token bob-demo (local use only).\n"+
 		"Press Ctrl-C to stop.\n\n", addr, st.admin, addr)
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	code := exitOK
 	select {
 	case s := <-sig:
