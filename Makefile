@@ -62,7 +62,7 @@ crashtest:
 # Engine and ring benchmarks (COUNT runs each); the pipeline's are heavier
 # and run once each. Commands for single benchmarks: docs/BENCHMARKS.md.
 # The adversarial and disk-fault suites at full size against a live matchd
-# on loopback (make test runs them smaller). Bounded: about 2 minutes here.
+# on loopback (make test runs them smaller). Bounded: about 45 seconds here.
 attack:
 	ATTACK=long $(GO) test -count=1 -run '^Test(Attack|DiskFault|DiskFull|ConfigDisagrees)' -v -timeout 30m ./cmd/matchd/ | grep -v '^=== RUN'
 

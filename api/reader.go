@@ -70,9 +70,7 @@ func (s *Server) serveConn(c net.Conn, pre *list.Element) {
 	if s.adm.throttled(login.Account, addr, now) {
 		// Refused without looking at the token: guessing gains nothing.
 		s.stats.disconnects[CauseLoginThrottled].Add(1)
-		c.SetWriteDeadline(now.Add(time.Second))
-		c.Write(wire.AppendReason(nil, wire.TypeLoginRejected, wire.LoginRetryLater))
-		c.Close()
+		refuse(c, wire.LoginRetryLater)
 		return
 	}
 	tok := login.Token[:]
@@ -162,9 +160,7 @@ func (s *Server) readLoop(ss *session, rd *wire.Reader) string {
 			if !s.awaitCredit(ss, len(reqs)) {
 				return false
 			}
-			if ss.inflight.Add(int64(len(reqs))) == int64(len(reqs)) {
-				s.active.Add(1) // it had nothing in the pipeline
-			}
+			s.takeCredit(ss, len(reqs))
 			if err := s.p.Submit(reqs...); err != nil {
 				ss.bye(wire.ByeFailStop)
 				return false
@@ -286,6 +282,22 @@ func (s *Server) creditOf(ss *session) int64 {
 	return 4 * ss.credit
 }
 
+// takeCredit counts n requests of ss about to be submitted, and ss as in
+// the pipeline if it had nothing there.
+func (s *Server) takeCredit(ss *session, n int) {
+	if ss.inflight.Add(int64(n)) == int64(n) {
+		s.active.Add(1)
+	}
+}
+
+// giveCredit counts one request of ss answered (or not submitted after
+// all), and ss as out of the pipeline when it was its last.
+func (s *Server) giveCredit(ss *session) {
+	if ss.returnCredit() {
+		s.active.Add(-1)
+	}
+}
+
 // awaitCredit waits until ss may submit n more requests: no more than
 // its credit (creditOf) in the pipeline, and no more than half its
 // outbound limit held for it (a client that sends faster than it reads is
@@ -327,9 +339,7 @@ func (s *Server) settle(ss *session) {
 	s.mu.Lock()
 	ss.settled = done
 	s.mu.Unlock()
-	if ss.inflight.Add(1) == 1 {
-		s.active.Add(1)
-	}
+	s.takeCredit(ss, 1)
 	if err := s.p.Submit(pipeline.Request{Token: uint64(newRoute(ss.id, 0)), Query: pipeline.Query{Kind: pipeline.QueryBarrier}}); err != nil {
 		return
 	}

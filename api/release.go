@@ -34,8 +34,8 @@ func (s *Server) Deliver(b *pipeline.Batch) {
 		r := &b.Results[i]
 		rt := route(r.Token)
 		ss := s.sessions[rt.session()]
-		if ss != nil && ss.returnCredit() {
-			s.active.Add(-1)
+		if ss != nil {
+			s.giveCredit(ss)
 		}
 		if r.Query != 0 && rt.session() == 0 { // an in-process query (session ids start at 1)
 			// Whoever asked may act on the answer at once (Shutdown says
@@ -305,16 +305,12 @@ func (s *Server) nextPage(ss *session, req uint32, after engine.OrderID) {
 		ss.pagedDone()
 		return
 	}
-	if ss.inflight.Add(1) == 1 {
-		s.active.Add(1)
-	}
+	s.takeCredit(ss, 1)
 	s.mu.Unlock()
 	err := s.p.Submit(pipeline.Request{Token: uint64(newRoute(ss.id, req)),
 		Query: pipeline.Query{Kind: pipeline.QueryOpenOrders, Account: ss.acct, OrderID: after}})
 	if err != nil {
-		if ss.returnCredit() {
-			s.active.Add(-1)
-		}
+		s.giveCredit(ss)
 		ss.pagedDone()
 	}
 }

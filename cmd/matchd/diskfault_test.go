@@ -8,6 +8,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -101,18 +102,23 @@ func filesOf(t *testing.T, dir, pattern string) []string {
 
 var recoveredRE = `recovered_to_seq=`
 
-// recoveredSeq starts matchd on data and returns the sequence it recovered
-// to (it must start).
+// recoveredSeq starts matchd on data (with the demo config) and returns
+// the sequence it recovered to (it must start).
 func recoveredSeq(t *testing.T, data string) engine.Seq {
 	t.Helper()
-	srv := startServer(t, data)
+	return recoveredSeqWith(t, "../../configs/demo.json", data)
+}
+
+// recoveredSeqWith is recoveredSeq on a config of its own.
+func recoveredSeqWith(t *testing.T, config, data string) engine.Seq {
+	t.Helper()
+	srv := startWith(t, "--config", config, "--data", data)
 	line := srv.logLine("matchd: ready")
 	i := strings.Index(line, recoveredRE)
 	if i < 0 {
 		t.Fatalf("no recovered_to_seq in %q", line)
 	}
-	f := strings.Fields(line[i+len(recoveredRE):])[0]
-	seq, err := strconv.ParseUint(f, 10, 64)
+	seq, err := strconv.ParseUint(strings.Fields(line[i+len(recoveredRE):])[0], 10, 64)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +305,7 @@ func diskFull(t *testing.T, size string) {
 			}
 			switch typ {
 			case wire.TypeAccepted, wire.TypeCanceled:
-				acked = engine.Seq(be64(body))
+				acked = engine.Seq(binary.BigEndian.Uint64(body)) // every report starts with its sequence
 			case wire.TypeGoodbye:
 				bye = body[0]
 			case wire.TypeHeartbeat:
@@ -335,14 +341,6 @@ func diskFull(t *testing.T, size string) {
 		t.Fatalf("recovered to seq %d, but seq %d was acknowledged", got, acked)
 	}
 	t.Logf("acknowledged through %d before the disk filled; all recovered", acked)
-}
-
-func be64(b []byte) uint64 {
-	var v uint64
-	for _, c := range b[:8] {
-		v = v<<8 | uint64(c)
-	}
-	return v
 }
 
 // TestConfigDisagreesWithData: instruments changed in the config of an

@@ -4,7 +4,10 @@
 //	       [--fsync=true] [--snapshot-every 1000000] [--snapshot-interval 5m]
 //	       [--log-format text|json] [--max-conns 10000] [--login-timeout 5s]
 //	       [--heartbeat 1s] [--idle-timeout 15s] [--outbound-limit 4194304]
-//	       [--cpuprofile FILE] [--admin 127.0.0.1:7002] [--shutdown-wait 5s]
+//	       [--outbound-budget 268435456] [--session-credit 256]
+//	       [--max-prelogin 4096] [--max-prelogin-per-addr 1024]
+//	       [--cpuprofile FILE] [--admin 127.0.0.1:7002] [--admin-token T]
+//	       [--admin-hosts H,...] [--shutdown-wait 5s]
 //
 // Every setting can come from its flag, the environment variable
 // MATCHD_<FLAG> (upper case, '-' as '_', e.g. MATCHD_OUTBOUND_LIMIT) or the
