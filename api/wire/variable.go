@@ -240,7 +240,9 @@ const instrumentsMore = 1 << 15
 
 // Append appends the frames of list (strings longer than 255 bytes are
 // cut; the server's config refuses them). Each frame stays within
-// MaxFrame.
+// MaxFrame. All frames but the last have More set; the last has it when
+// m.More is set (a caller sending the directory in several calls), so a
+// decoded frame encodes back to the same bytes.
 func (m *Instruments) Append(b []byte, list []InstrumentInfo) []byte {
 	entry := func(in InstrumentInfo) int {
 		return 4 + 3 + min(len(in.Symbol), 255) + min(len(in.TickSize), 255) + min(len(in.LotSize), 255)
@@ -255,7 +257,7 @@ func (m *Instruments) Append(b []byte, list []InstrumentInfo) []byte {
 		b = appendHeader(b, TypeInstruments, size-1)
 		b = be.AppendUint32(b, m.Request)
 		count := uint16(n)
-		if more {
+		if more || m.More {
 			count |= instrumentsMore
 		}
 		b = be.AppendUint16(b, count)

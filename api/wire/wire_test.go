@@ -408,3 +408,23 @@ func TestInstrumentDirectorySplits(t *testing.T) {
 		t.Fatalf("%d frames, %d instruments back", frames, len(got))
 	}
 }
+
+// TestInstrumentsMoreRoundTrips: one frame of a split directory (More set)
+// decodes and encodes back to the same bytes. The fuzzer found that Append
+// dropped More on a frame whose entries all fit (CI, FuzzFrames).
+func TestInstrumentsMoreRoundTrips(t *testing.T) {
+	list := []InstrumentInfo{{ID: 1, Symbol: "AAPL", TickSize: "0.01", LotSize: "1"}}
+	b := (&Instruments{Request: 9, More: true}).Append(nil, list)
+	_, body, _, err := Parse(b, MaxFrame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m Instruments
+	got, err := m.Decode(body, nil)
+	if err != nil || !m.More || !slices.Equal(got, list) {
+		t.Fatalf("%+v %v %v", m, got, err)
+	}
+	if again := m.Append(nil, got); !bytes.Equal(again, b) {
+		t.Fatalf("re-encoded\n%x\nnot\n%x", again, b)
+	}
+}
