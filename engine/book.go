@@ -17,6 +17,7 @@ type order struct {
 	aprev, anext *order // the account's open orders, oldest first
 
 	acct    int32 // index of its account in Engine.accts
+	sess    int32 // index of the session that entered it in Engine.sess
 	handle  int32 // its place in the orderStore; never changes
 	bookIdx int32 // index of its book in Engine.books
 	side    Side
@@ -74,8 +75,9 @@ func (s *bookSide) better(a, b Price) bool {
 // book is the order book of one instrument.
 type book struct {
 	inst     Instrument
-	idx      int   // position in Engine.books, also the index into account.open
-	refPrice Price // last trade price, or the start price before the first trade
+	idx      int    // position in Engine.books, also the index into account.open
+	refPrice Price  // last trade price, or the start price before the first trade
+	feedSeq  uint64 // market data messages (trades and level changes) numbered so far
 	bids     bookSide
 	asks     bookSide
 

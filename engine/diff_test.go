@@ -47,14 +47,14 @@ func diffConfig() engine.Config {
 type gen struct {
 	r    *rand.Rand
 	seq  engine.Seq
-	refs map[engine.AccountID]engine.ClientRef
+	refs map[refSess]engine.ClientRef
 	mid  map[engine.InstrumentID]engine.Price
 }
 
 func newGen(seed uint64) *gen {
 	return &gen{
 		r:    rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-		refs: map[engine.AccountID]engine.ClientRef{},
+		refs: map[refSess]engine.ClientRef{},
 		mid:  map[engine.InstrumentID]engine.Price{1: 1000, 7: 1000},
 	}
 }
@@ -78,15 +78,19 @@ func (g *gen) pick(weights ...int) int {
 func (g *gen) next(live []*refOrder) engine.Command {
 	g.seq++
 	c := engine.Command{Seq: g.seq, Time: int64(g.seq) * 10, Account: engine.AccountID(1 + g.r.IntN(4))}
+	c.Session = engine.SessionID(g.r.IntN(3)) // a few sessions per account
 	if g.r.IntN(200) == 0 {
 		c.Account = engine.AccountID(100 + g.r.IntN(3)) // occasional new accounts
+		// with many sessions: past MaxSessionsPerAccount
+		c.Session = engine.SessionID(g.r.IntN(engine.MaxSessionsPerAccount + 8))
 	}
 	ref := func() engine.ClientRef {
+		k := refSess{c.Account, c.Session}
 		if g.r.IntN(100) == 0 {
-			return g.refs[c.Account] - engine.ClientRef(g.r.IntN(2)) // stale or duplicate
+			return g.refs[k] - engine.ClientRef(g.r.IntN(2)) // stale or duplicate
 		}
-		g.refs[c.Account] += engine.ClientRef(1 + g.r.IntN(3))
-		return g.refs[c.Account]
+		g.refs[k] += engine.ClientRef(1 + g.r.IntN(3))
+		return g.refs[k]
 	}
 	insts := []engine.InstrumentID{1, 7}
 	inst := insts[g.r.IntN(2)]
@@ -103,6 +107,9 @@ func (g *gen) next(live []*refOrder) engine.Command {
 		o := live[g.r.IntN(len(live))]
 		if g.r.IntN(10) != 0 {
 			c.Account = o.acct // mostly the owner
+			if g.r.IntN(4) != 0 {
+				c.Session = o.sess // mostly the session that entered it
+			}
 		}
 		return o.id
 	}
@@ -196,6 +203,7 @@ func (g *gen) next(live []*refOrder) engine.Command {
 		if g.r.IntN(2) == 0 {
 			c.Instrument = inst
 		}
+		c.SessionOnly = g.r.IntN(2) == 0
 		if g.r.IntN(20) == 0 {
 			c.Instrument = 99
 		}

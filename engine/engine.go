@@ -5,16 +5,17 @@ import (
 	"slices"
 )
 
-// account is the per-account state the engine keeps: the last client
-// reference, the self-trade default, and the open orders.
+// account is the per-account state the engine keeps: its sessions, the
+// self-trade default, and the open orders.
 type account struct {
-	id      AccountID
-	idx     int32 // position in Engine.accts
-	lastRef ClientRef
-	stp     STPMode
-	open    []int32 // open orders per book index
-	head    *order  // oldest open order
-	tail    *order
+	id       AccountID
+	idx      int32   // position in Engine.accts
+	sessions []int32 // its sessions' indexes in Engine.sess, in order of first use
+	lastSess int32   // the session last looked up, or -1
+	stp      STPMode
+	open     []int32 // open orders per book index
+	head     *order  // oldest open order
+	tail     *order
 }
 
 // Engine is the matching engine: every instrument's book and every account's
@@ -29,6 +30,7 @@ type Engine struct {
 	acctSTP    map[AccountID]STPMode // configured defaults
 	defaultSTP STPMode
 	orders     orderStore
+	sess       []*session // every session seen, in order of first use
 
 	nextOrder OrderID // last assigned
 	nextTrade TradeID // last assigned
@@ -40,6 +42,7 @@ type Engine struct {
 	// Per-command scratch state.
 	seq     Seq
 	time    int64
+	cs      int32 // the command's session (index in sess), or -1
 	out     []Event
 	epoch   uint64
 	touched []*book
@@ -122,7 +125,13 @@ func (e *Engine) Apply(cmd *Command, out []Event) []Event {
 	e.epoch++
 	e.touched = e.touched[:0]
 	e.levels = e.levels[:0]
+	e.cs = e.sessionOf(e.account(cmd.Account), cmd.Session)
 
+	if e.cs < 0 {
+		e.reject(cmd, RejectTooManySessions)
+		out, e.out = e.out, nil
+		return out
+	}
 	switch cmd.Kind {
 	case CmdNewOrder:
 		e.newOrder(cmd)
@@ -243,9 +252,11 @@ func (e *Engine) emitLevel(t *levelTouch, l *level) {
 		qty, count = l.qty, l.count
 	}
 	if qty != t.qty || count != t.count {
+		b := e.byID[t.inst]
+		b.feedSeq++
 		e.out = append(e.out, Event{
 			Seq: e.seq, Time: e.time, Kind: EvLevel, Side: t.side, Instrument: t.inst,
-			Price: t.price, Qty: qty, Orders: count,
+			Price: t.price, Qty: qty, Orders: count, FeedSeq: b.feedSeq,
 		})
 	}
 }
@@ -284,11 +295,11 @@ func (e *Engine) account(id AccountID) *account {
 	if !ok {
 		stp = e.defaultSTP
 	}
-	return e.addAccount(id, 0, stp)
+	return e.addAccount(id, stp)
 }
 
-func (e *Engine) addAccount(id AccountID, lastRef ClientRef, stp STPMode) *account {
-	a := &account{id: id, idx: int32(len(e.accts)), lastRef: lastRef, stp: stp, open: make([]int32, len(e.books))}
+func (e *Engine) addAccount(id AccountID, stp STPMode) *account {
+	a := &account{id: id, idx: int32(len(e.accts)), lastSess: -1, stp: stp, open: make([]int32, len(e.books))}
 	e.accts = append(e.accts, a)
 	if id < acctLowLimit {
 		if int(id) >= len(e.acctLow) {
@@ -301,12 +312,18 @@ func (e *Engine) addAccount(id AccountID, lastRef ClientRef, stp STPMode) *accou
 	return a
 }
 
+// reject answers the command with EvRejected, in its session's stream
+// (unnumbered when the session could not be opened).
 func (e *Engine) reject(c *Command, r RejectReason) {
-	e.out = append(e.out, Event{
+	ev := Event{
 		Seq: e.seq, Time: e.time, Kind: EvRejected, Reason: uint8(r),
-		Side: c.Side, Instrument: c.Instrument, Account: c.Account,
+		Side: c.Side, Instrument: c.Instrument, Account: c.Account, Session: c.Session,
 		OrderID: c.OrderID, Ref: c.Ref, Price: c.Price, Qty: c.Qty,
-	})
+	}
+	if e.cs >= 0 {
+		ev.Session, ev.SessSeq = e.to(e.cs)
+	}
+	e.out = append(e.out, ev)
 }
 
 // validate checks a new order against everything but the book's contents.
@@ -353,8 +370,8 @@ func (e *Engine) validate(c *Command, b *book, a *account) RejectReason {
 }
 
 func (e *Engine) newOrder(c *Command) {
-	a := e.account(c.Account)
-	if c.Ref <= a.lastRef {
+	a := e.accts[e.sess[e.cs].acct]
+	if c.Ref <= e.sess[e.cs].lastRef {
 		e.reject(c, RejectStaleClientRef)
 		return
 	}
@@ -381,18 +398,20 @@ func (e *Engine) newOrder(c *Command) {
 		return
 	}
 
-	a.lastRef = c.Ref // only an accepted command uses up its reference
+	e.sess[e.cs].lastRef = c.Ref // only an accepted command uses up its reference
 	e.touch(b)
 	e.nextOrder++
 	o := e.allocOrder()
 	*o = order{
 		handle: o.handle, id: e.nextOrder, ref: c.Ref, price: limit, qty: c.Qty, time: e.time,
-		acct: a.idx, bookIdx: int32(b.idx), side: c.Side, typ: c.Type, tif: c.TIF, stp: stp,
+		acct: a.idx, sess: e.cs, bookIdx: int32(b.idx), side: c.Side, typ: c.Type, tif: c.TIF, stp: stp,
 	}
-	e.out = append(e.out, Event{
+	ev := Event{
 		Seq: e.seq, Time: e.time, Kind: EvAccepted, Side: c.Side, Instrument: b.inst.ID,
 		Account: a.id, OrderID: o.id, Ref: o.ref, Price: o.eventPrice(), Qty: c.Qty, Leaves: c.Qty,
-	})
+	}
+	ev.Session, ev.SessSeq = e.to(e.cs)
+	e.out = append(e.out, ev)
 	e.match(b, o)
 	switch {
 	case o.qty == 0:
@@ -401,7 +420,7 @@ func (e *Engine) newOrder(c *Command) {
 		e.addToLevel(b.sideOf(o.side), o)
 		e.addOpen(o)
 	default:
-		e.cancelRemainder(o, CancelUnfilled)
+		e.cancelRemainder(o, CancelUnfilled, o.sess)
 		e.freeOrder(o)
 	}
 }
@@ -447,14 +466,14 @@ func (e *Engine) match(b *book, t *order) {
 			if m.acct == t.acct {
 				switch t.stp {
 				case STPCancelIncoming:
-					e.cancelRemainder(t, CancelSelfTrade)
+					e.cancelRemainder(t, CancelSelfTrade, t.sess)
 					return
 				case STPCancelBoth:
-					e.cancelResting(m, CancelSelfTrade)
-					e.cancelRemainder(t, CancelSelfTrade)
+					e.cancelResting(m, CancelSelfTrade, m.sess)
+					e.cancelRemainder(t, CancelSelfTrade, t.sess)
 					return
 				default:
-					e.cancelResting(m, CancelSelfTrade)
+					e.cancelResting(m, CancelSelfTrade, m.sess)
 					m = next
 					continue
 				}
@@ -467,12 +486,16 @@ func (e *Engine) match(b *book, t *order) {
 			l.qty -= q
 			b.refPrice = l.price
 			e.nextTrade++
-			e.out = append(e.out, Event{
+			b.feedSeq++
+			ev := Event{
 				Seq: e.seq, Time: e.time, Kind: EvFill, Side: t.side, Instrument: b.inst.ID,
 				Account: e.accts[t.acct].id, OrderID: t.id, Ref: t.ref, Price: l.price, Qty: q, Leaves: t.qty,
 				MakerAccount: e.accts[m.acct].id, MakerOrder: m.id, MakerRef: m.ref, MakerLeaves: m.qty,
-				TradeID: e.nextTrade,
-			})
+				TradeID: e.nextTrade, FeedSeq: b.feedSeq,
+			}
+			ev.Session, ev.SessSeq = e.to(t.sess)
+			ev.MakerSession, ev.MakerSessSeq = e.to(m.sess)
+			e.out = append(e.out, ev)
 			if m.qty == 0 {
 				e.removeFromLevel(m)
 				e.removeOpen(m)
@@ -483,26 +506,29 @@ func (e *Engine) match(b *book, t *order) {
 	}
 }
 
-// cancelRemainder cancels what is left of an order that is not resting.
-func (e *Engine) cancelRemainder(o *order, r CancelReason) {
-	e.out = append(e.out, Event{
+// cancelRemainder cancels what is left of an order that is not resting,
+// telling session to.
+func (e *Engine) cancelRemainder(o *order, r CancelReason, to int32) {
+	ev := Event{
 		Seq: e.seq, Time: e.time, Kind: EvCanceled, Reason: uint8(r), Side: o.side,
 		Instrument: e.books[o.bookIdx].inst.ID, Account: e.accts[o.acct].id, OrderID: o.id, Ref: o.ref,
 		Price: o.eventPrice(), Qty: o.qty,
-	})
+	}
+	ev.Session, ev.SessSeq = e.to(to)
+	e.out = append(e.out, ev)
 	o.qty = 0
 }
 
-// cancelResting cancels a resting order and frees it.
-func (e *Engine) cancelResting(o *order, r CancelReason) {
+// cancelResting cancels a resting order and frees it, telling session to.
+func (e *Engine) cancelResting(o *order, r CancelReason, to int32) {
 	e.removeFromLevel(o)
 	e.removeOpen(o)
-	e.cancelRemainder(o, r)
+	e.cancelRemainder(o, r, to)
 	e.freeOrder(o)
 }
 
 func (e *Engine) cancel(c *Command) {
-	a := e.account(c.Account)
+	a := e.accts[e.sess[e.cs].acct]
 	o := e.orders.get(c.OrderID)
 	if o == nil {
 		e.reject(c, RejectUnknownOrder)
@@ -513,12 +539,12 @@ func (e *Engine) cancel(c *Command) {
 		return
 	}
 	e.touch(e.books[o.bookIdx])
-	e.cancelResting(o, CancelUser)
+	e.cancelResting(o, CancelUser, e.cs) // the answer goes to the session that asked
 }
 
 func (e *Engine) replace(c *Command) {
-	a := e.account(c.Account)
-	if c.Ref <= a.lastRef {
+	a := e.accts[e.sess[e.cs].acct]
+	if c.Ref <= e.sess[e.cs].lastRef {
 		e.reject(c, RejectStaleClientRef)
 		return
 	}
@@ -559,16 +585,18 @@ func (e *Engine) replace(c *Command) {
 		return
 	}
 
-	a.lastRef = c.Ref
+	e.sess[e.cs].lastRef = c.Ref
 	e.touch(b)
 	origRef := o.ref
 	o.ref = c.Ref
 	if total <= o.filled {
-		e.out = append(e.out, Event{
+		ev := Event{
 			Seq: e.seq, Time: e.time, Kind: EvCanceled, Reason: uint8(CancelReplaced), Side: o.side,
 			Instrument: b.inst.ID, Account: a.id, OrderID: o.id, Ref: o.ref, OrigRef: origRef,
 			Price: o.price, Qty: o.qty,
-		})
+		}
+		ev.Session, ev.SessSeq = e.to(e.cs)
+		e.out = append(e.out, ev)
 		e.removeFromLevel(o)
 		e.removeOpen(o)
 		e.freeOrder(o)
@@ -576,11 +604,13 @@ func (e *Engine) replace(c *Command) {
 	}
 	leaves := total - o.filled
 	replaced := func() {
-		e.out = append(e.out, Event{
+		ev := Event{
 			Seq: e.seq, Time: e.time, Kind: EvReplaced, Side: o.side, Instrument: b.inst.ID,
 			Account: a.id, OrderID: o.id, Ref: o.ref, OrigRef: origRef,
 			Price: price, Qty: total, Leaves: leaves,
-		})
+		}
+		ev.Session, ev.SessSeq = e.to(e.cs)
+		e.out = append(e.out, ev)
 	}
 	l := o.level
 	switch {
@@ -613,7 +643,7 @@ func (e *Engine) replace(c *Command) {
 }
 
 func (e *Engine) massCancel(c *Command) {
-	a := e.account(c.Account)
+	a := e.accts[e.sess[e.cs].acct]
 	if c.Instrument != 0 && e.book(c.Instrument) == nil {
 		e.reject(c, RejectUnknownInstrument)
 		return
@@ -621,17 +651,19 @@ func (e *Engine) massCancel(c *Command) {
 	n := Qty(0)
 	for o := a.head; o != nil; {
 		next := o.anext
-		if b := e.books[o.bookIdx]; c.Instrument == 0 || b.inst.ID == c.Instrument {
+		if b := e.books[o.bookIdx]; (c.Instrument == 0 || b.inst.ID == c.Instrument) && (!c.SessionOnly || o.sess == e.cs) {
 			e.touch(b)
-			e.cancelResting(o, CancelMass)
+			e.cancelResting(o, CancelMass, o.sess)
 			n++
 		}
 		o = next
 	}
-	e.out = append(e.out, Event{
+	ev := Event{
 		Seq: e.seq, Time: e.time, Kind: EvMassCanceled, Instrument: c.Instrument,
 		Account: a.id, Qty: n,
-	})
+	}
+	ev.Session, ev.SessSeq = e.to(e.cs)
+	e.out = append(e.out, ev)
 }
 
 // addToLevel appends o to the back of its price level on side s, creating

@@ -12,13 +12,22 @@ import (
 type refModel struct {
 	insts      map[InstrumentID]*refInst
 	instOrder  []InstrumentID
-	orders     []*refOrder // open orders, in order of ID
-	lastRef    map[AccountID]ClientRef
+	orders     []*refOrder           // open orders, in order of ID
+	lastRef    map[refSess]ClientRef // per session
+	msgs       map[refSess]uint64    // messages numbered per session
+	sessions   map[AccountID]int     // sessions seen per account
+	feed       map[InstrumentID]uint64
 	acctSTP    map[AccountID]STPMode
 	defaultSTP STPMode
 	nextOrder  OrderID
 	nextTrade  TradeID
 	prio       int64
+}
+
+// refSess names one session of one account.
+type refSess struct {
+	acct AccountID
+	sess SessionID
 }
 
 type refInst struct {
@@ -29,6 +38,7 @@ type refInst struct {
 type refOrder struct {
 	id     OrderID
 	acct   AccountID
+	sess   SessionID
 	inst   InstrumentID
 	side   Side
 	tif    TimeInForce
@@ -47,7 +57,10 @@ func newRefModel(cfg Config) *refModel {
 	cfg.EnsureDefaults()
 	m := &refModel{
 		insts:      map[InstrumentID]*refInst{},
-		lastRef:    map[AccountID]ClientRef{},
+		lastRef:    map[refSess]ClientRef{},
+		msgs:       map[refSess]uint64{},
+		sessions:   map[AccountID]int{},
+		feed:       map[InstrumentID]uint64{},
 		acctSTP:    map[AccountID]STPMode{},
 		defaultSTP: cfg.DefaultSTP,
 	}
@@ -200,23 +213,44 @@ func (r *refRun) emit(ev Event) {
 	r.out = append(r.out, ev)
 }
 
+// own returns the command's session.
+func (r *refRun) own() refSess { return refSess{r.c.Account, r.c.Session} }
+
+// tell emits ev as the next message of session to.
+func (r *refRun) tell(to refSess, ev Event) {
+	r.m.msgs[to]++
+	ev.Session, ev.SessSeq = to.sess, r.m.msgs[to]
+	r.emit(ev)
+}
+
 func (r *refRun) reject(reason RejectReason) {
 	c := r.c
 	if r.refTaken {
-		r.m.lastRef[c.Account] = r.prevRef
+		r.m.lastRef[r.own()] = r.prevRef
 	}
-	r.emit(Event{Kind: EvRejected, Reason: uint8(reason), Side: c.Side, Instrument: c.Instrument,
+	r.tell(r.own(), Event{Kind: EvRejected, Reason: uint8(reason), Side: c.Side, Instrument: c.Instrument,
 		Account: c.Account, OrderID: c.OrderID, Ref: c.Ref, Price: c.Price, Qty: c.Qty})
 }
 
-func (r *refRun) canceled(o *refOrder, reason CancelReason, price Price) {
-	r.emit(Event{Kind: EvCanceled, Reason: uint8(reason), Side: o.side, Instrument: o.inst,
+func (r *refRun) canceled(o *refOrder, reason CancelReason, price Price, to refSess) {
+	r.tell(to, Event{Kind: EvCanceled, Reason: uint8(reason), Side: o.side, Instrument: o.inst,
 		Account: o.acct, OrderID: o.id, Ref: o.ref, Price: price, Qty: o.qty})
 }
+
+func (o *refOrder) owner() refSess { return refSess{o.acct, o.sess} }
 
 // Apply mirrors engine.Apply.
 func (m *refModel) Apply(c *Command) []Event {
 	r := &refRun{m: m, c: c, before: map[InstrumentID]TopOfBook{}}
+	if _, ok := m.msgs[r.own()]; !ok {
+		if m.sessions[c.Account] == MaxSessionsPerAccount {
+			r.emit(Event{Kind: EvRejected, Reason: uint8(RejectTooManySessions), Side: c.Side, Instrument: c.Instrument,
+				Account: c.Account, Session: c.Session, OrderID: c.OrderID, Ref: c.Ref, Price: c.Price, Qty: c.Qty})
+			return r.out
+		}
+		m.sessions[c.Account]++
+		m.msgs[r.own()] = 0
+	}
 	levelsBefore := m.levels()
 	switch c.Kind {
 	case CmdNewOrder:
@@ -253,7 +287,9 @@ func (m *refModel) Apply(c *Command) []Event {
 	})
 	for _, k := range changed {
 		v := levelsAfter[k]
-		r.emit(Event{Kind: EvLevel, Instrument: k.inst, Side: k.side, Price: k.price, Qty: v.qty, Orders: v.orders})
+		m.feed[k.inst]++
+		r.emit(Event{Kind: EvLevel, Instrument: k.inst, Side: k.side, Price: k.price, Qty: v.qty, Orders: v.orders,
+			FeedSeq: m.feed[k.inst]})
 	}
 	for _, inst := range r.touched {
 		if t := m.top(inst); t != r.before[inst] {
@@ -266,14 +302,14 @@ func (m *refModel) Apply(c *Command) []Event {
 
 func (r *refRun) newOrder() {
 	m, c := r.m, r.c
-	if c.Ref <= m.lastRef[c.Account] {
+	if c.Ref <= m.lastRef[r.own()] {
 		r.reject(RejectStaleClientRef)
 		return
 	}
 	// A rejected command does not use up its reference: reject puts the
 	// last one back.
-	r.prevRef, r.refTaken = m.lastRef[c.Account], true
-	m.lastRef[c.Account] = c.Ref
+	r.prevRef, r.refTaken = m.lastRef[r.own()], true
+	m.lastRef[r.own()] = c.Ref
 	ri := m.insts[c.Instrument]
 	switch {
 	case ri == nil:
@@ -356,13 +392,13 @@ func (r *refRun) newOrder() {
 	}
 	r.touch(c.Instrument)
 	m.nextOrder++
-	t := &refOrder{id: m.nextOrder, acct: c.Account, inst: c.Instrument, side: c.Side, tif: c.TIF,
+	t := &refOrder{id: m.nextOrder, acct: c.Account, sess: c.Session, inst: c.Instrument, side: c.Side, tif: c.TIF,
 		stp: stp, ref: c.Ref, price: limit, qty: c.Qty, time: c.Time}
 	evPrice := c.Price
 	if c.Type == Market {
 		evPrice = 0
 	}
-	r.emit(Event{Kind: EvAccepted, Side: c.Side, Instrument: c.Instrument, Account: c.Account,
+	r.tell(r.own(), Event{Kind: EvAccepted, Side: c.Side, Instrument: c.Instrument, Account: c.Account,
 		OrderID: t.id, Ref: t.ref, Price: evPrice, Qty: c.Qty, Leaves: c.Qty})
 	r.match(t, makers, evPrice)
 	switch {
@@ -372,7 +408,7 @@ func (r *refRun) newOrder() {
 		t.prio = m.prio
 		m.orders = append(m.orders, t) // the newest ID: the slice stays in ID order
 	default:
-		r.canceled(t, CancelUnfilled, evPrice)
+		r.canceled(t, CancelUnfilled, evPrice, t.owner())
 		t.qty = 0
 	}
 }
@@ -387,17 +423,17 @@ func (r *refRun) match(t *refOrder, makers []*refOrder, evPrice Price) {
 		if mk.acct == t.acct {
 			switch t.stp {
 			case STPCancelIncoming:
-				r.canceled(t, CancelSelfTrade, evPrice)
+				r.canceled(t, CancelSelfTrade, evPrice, t.owner())
 				t.qty = 0
 				return
 			case STPCancelBoth:
-				r.canceled(mk, CancelSelfTrade, mk.price)
+				r.canceled(mk, CancelSelfTrade, mk.price, mk.owner())
 				m.remove(mk)
-				r.canceled(t, CancelSelfTrade, evPrice)
+				r.canceled(t, CancelSelfTrade, evPrice, t.owner())
 				t.qty = 0
 				return
 			default:
-				r.canceled(mk, CancelSelfTrade, mk.price)
+				r.canceled(mk, CancelSelfTrade, mk.price, mk.owner())
 				m.remove(mk)
 				continue
 			}
@@ -409,9 +445,14 @@ func (r *refRun) match(t *refOrder, makers []*refOrder, evPrice Price) {
 		mk.filled += q
 		m.insts[t.inst].ref = mk.price
 		m.nextTrade++
+		m.feed[t.inst]++
+		m.msgs[t.owner()]++
+		m.msgs[mk.owner()]++
 		r.emit(Event{Kind: EvFill, Side: t.side, Instrument: t.inst, Account: t.acct, OrderID: t.id,
 			Ref: t.ref, Price: mk.price, Qty: q, Leaves: t.qty, MakerAccount: mk.acct,
-			MakerOrder: mk.id, MakerRef: mk.ref, MakerLeaves: mk.qty, TradeID: m.nextTrade})
+			MakerOrder: mk.id, MakerRef: mk.ref, MakerLeaves: mk.qty, TradeID: m.nextTrade,
+			Session: t.sess, SessSeq: m.msgs[t.owner()], MakerSession: mk.sess, MakerSessSeq: m.msgs[mk.owner()],
+			FeedSeq: m.feed[t.inst]})
 		if mk.qty == 0 {
 			m.remove(mk)
 		}
@@ -434,21 +475,21 @@ func (r *refRun) owned() *refOrder {
 func (r *refRun) cancel() {
 	if o := r.owned(); o != nil {
 		r.touch(o.inst)
-		r.canceled(o, CancelUser, o.price)
+		r.canceled(o, CancelUser, o.price, r.own())
 		r.m.remove(o)
 	}
 }
 
 func (r *refRun) replace() {
 	m, c := r.m, r.c
-	if c.Ref <= m.lastRef[c.Account] {
+	if c.Ref <= m.lastRef[r.own()] {
 		r.reject(RejectStaleClientRef)
 		return
 	}
 	// A rejected command does not use up its reference: reject puts the
 	// last one back.
-	r.prevRef, r.refTaken = m.lastRef[c.Account], true
-	m.lastRef[c.Account] = c.Ref
+	r.prevRef, r.refTaken = m.lastRef[r.own()], true
+	m.lastRef[r.own()] = c.Ref
 	o := r.owned()
 	if o == nil {
 		return
@@ -485,13 +526,13 @@ func (r *refRun) replace() {
 	orig := o.ref
 	o.ref = c.Ref
 	if total <= o.filled {
-		r.emit(Event{Kind: EvCanceled, Reason: uint8(CancelReplaced), Side: o.side, Instrument: o.inst,
+		r.tell(r.own(), Event{Kind: EvCanceled, Reason: uint8(CancelReplaced), Side: o.side, Instrument: o.inst,
 			Account: o.acct, OrderID: o.id, Ref: o.ref, OrigRef: orig, Price: o.price, Qty: o.qty})
 		m.remove(o)
 		return
 	}
 	leaves := total - o.filled
-	r.emit(Event{Kind: EvReplaced, Side: o.side, Instrument: o.inst, Account: o.acct, OrderID: o.id,
+	r.tell(r.own(), Event{Kind: EvReplaced, Side: o.side, Instrument: o.inst, Account: o.acct, OrderID: o.id,
 		Ref: o.ref, OrigRef: orig, Price: price, Qty: total, Leaves: leaves})
 	switch {
 	case price == o.price && leaves <= o.qty:
@@ -521,12 +562,12 @@ func (r *refRun) massCancel() {
 	}
 	n := Qty(0)
 	for _, o := range slices.Clone(m.orders) {
-		if o.acct == c.Account && (c.Instrument == 0 || o.inst == c.Instrument) {
+		if o.acct == c.Account && (c.Instrument == 0 || o.inst == c.Instrument) && (!c.SessionOnly || o.sess == c.Session) {
 			r.touch(o.inst)
-			r.canceled(o, CancelMass, o.price)
+			r.canceled(o, CancelMass, o.price, o.owner())
 			m.remove(o)
 			n++
 		}
 	}
-	r.emit(Event{Kind: EvMassCanceled, Instrument: c.Instrument, Account: c.Account, Qty: n})
+	r.tell(r.own(), Event{Kind: EvMassCanceled, Instrument: c.Instrument, Account: c.Account, Qty: n})
 }

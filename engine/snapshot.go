@@ -10,34 +10,41 @@ import (
 	"slices"
 )
 
-// Snapshot format, version 1. All integers are big-endian; strings are a
+// Snapshot format, version 2. All integers are big-endian; strings are a
 // uint16 length then the bytes. The layout is part of the on-disk format:
 // change it only with a new version number.
 //
 //	magic      "MXSNAP" (6 bytes)
-//	version    uint16 = 1
+//	version    uint16 = 2
 //	lastSeq    uint64   nextOrder uint64   nextTrade uint64
 //	defaultSTP uint8
 //	nDefaults  uint32, then per configured account, by ID:
 //	           id uint32, stp uint8
 //	nAccounts  uint32, then per account that has been seen, by ID:
-//	           id uint32, lastRef uint64, stp uint8
+//	           id uint32, stp uint8, nSessions uint32, then per session in
+//	           order of first use: name uint64, lastRef uint64, msgs uint64
 //	nInstr     uint32, then per instrument in configuration order:
 //	           id uint32, symbol, tickSize, lotSize (strings),
 //	           maxQty int64, bandBps int64, startPrice int64,
-//	           maxOpen int32, refPrice int64,
+//	           maxOpen int32, refPrice int64, feedSeq uint64,
 //	           then bids and asks, each: nOrders uint32, then the orders in
 //	           priority order (best level first, FIFO within a level):
-//	           id uint64, account uint32, ref uint64, price int64, qty int64,
-//	           filled int64, time int64, tif uint8, stp uint8
+//	           id uint64, account uint32, session uint64, ref uint64,
+//	           price int64, qty int64, filled int64, time int64, tif uint8,
+//	           stp uint8
 //	nLists     uint32, then per account with open orders, by ID:
 //	           id uint32, n uint32, n order IDs uint64 (oldest first)
 //	crc        uint32: CRC-32C (Castagnoli) of every byte before it
 //
+// Version 1 (before sessions) had per account id, lastRef, stp; no
+// feedSeq; no order session. Restore reads it as version 2 with every
+// account's one session named 0 holding its lastRef and no messages, and
+// feed numbers from 0.
+//
 // The same state always produces the same bytes.
 const (
 	snapMagic   = "MXSNAP"
-	snapVersion = 1
+	snapVersion = 2
 )
 
 // ErrBadSnapshot is returned (wrapped) by Restore for bytes that are not a
@@ -73,8 +80,14 @@ func (e *Engine) Snapshot(out []byte) []byte {
 	out = be.AppendUint32(out, uint32(len(accts)))
 	for _, a := range accts {
 		out = be.AppendUint32(out, uint32(a.id))
-		out = be.AppendUint64(out, uint64(a.lastRef))
 		out = append(out, byte(a.stp))
+		out = be.AppendUint32(out, uint32(len(a.sessions)))
+		for _, i := range a.sessions {
+			ss := e.sess[i]
+			out = be.AppendUint64(out, uint64(ss.name))
+			out = be.AppendUint64(out, uint64(ss.lastRef))
+			out = be.AppendUint64(out, ss.msgs)
+		}
 	}
 
 	out = be.AppendUint32(out, uint32(len(e.books)))
@@ -89,6 +102,7 @@ func (e *Engine) Snapshot(out []byte) []byte {
 		out = be.AppendUint64(out, uint64(in.StartPrice))
 		out = be.AppendUint32(out, uint32(in.MaxOpenPerAccount))
 		out = be.AppendUint64(out, uint64(b.refPrice))
+		out = be.AppendUint64(out, b.feedSeq)
 		for _, s := range []*bookSide{&b.bids, &b.asks} {
 			n := 0
 			s.levels.Scan(func(_ Price, l *level) bool { n += int(l.count); return true })
@@ -97,6 +111,7 @@ func (e *Engine) Snapshot(out []byte) []byte {
 				for o := l.head; o != nil; o = o.next {
 					out = be.AppendUint64(out, uint64(o.id))
 					out = be.AppendUint32(out, uint32(e.accts[o.acct].id))
+					out = be.AppendUint64(out, uint64(e.sess[o.sess].name))
 					out = be.AppendUint64(out, uint64(o.ref))
 					out = be.AppendUint64(out, uint64(o.price))
 					out = be.AppendUint64(out, uint64(o.qty))
@@ -219,8 +234,9 @@ func Restore(data []byte) (*Engine, error) {
 	if string(r.take(len(snapMagic))) != snapMagic {
 		return nil, fmt.Errorf("%w: bad magic", ErrBadSnapshot)
 	}
-	if v := r.u16(); v != snapVersion {
-		return nil, fmt.Errorf("%w: version %d not supported", ErrBadSnapshot, v)
+	version := r.u16()
+	if version != 1 && version != snapVersion {
+		return nil, fmt.Errorf("%w: version %d not supported", ErrBadSnapshot, version)
 	}
 	lastSeq, nextOrder, nextTrade := Seq(r.u64()), OrderID(r.u64()), TradeID(r.u64())
 	var cfg Config
@@ -232,21 +248,42 @@ func Restore(data []byte) (*Engine, error) {
 		}
 	}
 	type acctState struct {
-		id      AccountID
-		lastRef ClientRef
-		stp     STPMode
+		id       AccountID
+		stp      STPMode
+		sessions []session
 	}
-	accts := make([]acctState, r.count(13))
+	accts := make([]acctState, r.count(9))
 	for i := range accts {
-		accts[i] = acctState{AccountID(r.u32()), ClientRef(r.u64()), STPMode(r.u8())}
+		a := &accts[i]
+		if version == 1 {
+			a.id = AccountID(r.u32())
+			a.sessions = []session{{lastRef: ClientRef(r.u64())}}
+			a.stp = STPMode(r.u8())
+		} else {
+			a.id, a.stp = AccountID(r.u32()), STPMode(r.u8())
+			a.sessions = make([]session, r.count(24))
+			for j := range a.sessions {
+				a.sessions[j] = session{name: SessionID(r.u64()), lastRef: ClientRef(r.u64()), msgs: r.u64()}
+				for k := range j {
+					if a.sessions[k].name == a.sessions[j].name {
+						return nil, fmt.Errorf("%w: account %d lists session %d twice", ErrBadSnapshot, a.id, a.sessions[j].name)
+					}
+				}
+			}
+			if len(a.sessions) > MaxSessionsPerAccount {
+				return nil, fmt.Errorf("%w: account %d has %d sessions", ErrBadSnapshot, a.id, len(a.sessions))
+			}
+		}
 		if i > 0 && accts[i].id <= accts[i-1].id {
 			return nil, fmt.Errorf("%w: accounts not in ID order", ErrBadSnapshot)
 		}
 	}
 	type bookState struct {
 		refPrice Price
+		feedSeq  uint64
 		sides    [2][]order // bids, asks; acct holds nil, accts resolved below
 		acctIDs  [2][]AccountID
+		sessIDs  [2][]SessionID
 	}
 	var books []bookState
 	for range r.count(4) {
@@ -255,14 +292,23 @@ func Restore(data []byte) (*Engine, error) {
 		in.MaxOpenPerAccount = int32(r.u32())
 		cfg.Instruments = append(cfg.Instruments, in)
 		bs := bookState{refPrice: Price(r.u64())}
+		orderSize := 58
+		if version > 1 {
+			bs.feedSeq = r.u64()
+			orderSize += 8
+		}
 		for s := range 2 {
-			n := r.count(58)
+			n := r.count(orderSize)
 			bs.sides[s] = make([]order, n)
 			bs.acctIDs[s] = make([]AccountID, n)
+			bs.sessIDs[s] = make([]SessionID, n)
 			for i := range n {
 				o := &bs.sides[s][i]
 				o.id = OrderID(r.u64())
 				bs.acctIDs[s][i] = AccountID(r.u32())
+				if version > 1 {
+					bs.sessIDs[s][i] = SessionID(r.u64())
+				}
 				o.ref, o.price, o.qty = ClientRef(r.u64()), Price(r.u64()), Qty(r.u64())
 				o.filled, o.time = Qty(r.u64()), int64(r.u64())
 				o.tif, o.stp = TimeInForce(r.u8()), STPMode(r.u8())
@@ -294,20 +340,34 @@ func Restore(data []byte) (*Engine, error) {
 		if !validSTP(a.stp) || a.stp == STPDefault {
 			return nil, fmt.Errorf("%w: account %d invalid", ErrBadSnapshot, a.id)
 		}
-		e.addAccount(a.id, a.lastRef, a.stp)
+		na := e.addAccount(a.id, a.stp)
+		for _, ss := range a.sessions {
+			e.addSession(na, ss.name, ss.lastRef, ss.msgs)
+		}
+		na.lastSess = -1
 	}
 	resting := 0
 	for bi, bs := range books {
 		b := e.books[bi]
-		b.refPrice = bs.refPrice
+		b.refPrice, b.feedSeq = bs.refPrice, bs.feedSeq
 		for s, side := range []Side{Buy, Sell} {
 			var last *order
 			for i := range bs.sides[s] {
 				src := &bs.sides[s][i]
 				a := e.lookupAccount(bs.acctIDs[s][i])
+				sess := int32(-1)
+				if a != nil {
+					for _, j := range a.sessions {
+						if e.sess[j].name == bs.sessIDs[s][i] {
+							sess = j
+						}
+					}
+				}
 				switch {
 				case a == nil:
 					return nil, fmt.Errorf("%w: order %d of unknown account", ErrBadSnapshot, src.id)
+				case sess < 0:
+					return nil, fmt.Errorf("%w: order %d of a session its account does not have", ErrBadSnapshot, src.id)
 				case src.id == 0 || src.id > nextOrder || e.orders.get(src.id) != nil:
 					return nil, fmt.Errorf("%w: order id %d duplicate or out of range", ErrBadSnapshot, src.id)
 				case src.qty <= 0 || src.filled < 0 || src.price <= 0 || src.price > MaxPrice:
@@ -322,7 +382,7 @@ func Restore(data []byte) (*Engine, error) {
 				h := o.handle
 				*o = *src
 				o.handle = h
-				o.acct, o.bookIdx, o.side, o.typ = a.idx, int32(b.idx), side, Limit
+				o.acct, o.sess, o.bookIdx, o.side, o.typ = a.idx, sess, int32(b.idx), side, Limit
 				e.addToLevel(b.sideOf(side), o)
 				e.orders.put(o)
 				a.open[b.idx]++

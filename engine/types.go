@@ -28,9 +28,10 @@ type AccountID uint32
 type InstrumentID uint32
 
 // ClientRef is the client's own reference for a new order or a replace. Per
-// account they must strictly increase (like OUCH's UserRefNum): a command
-// whose ref is not greater than the last one the account used is rejected
-// with RejectStaleClientRef, which makes resubmission after a reconnect safe.
+// session they must strictly increase (like OUCH's UserRefNum per port): a
+// command whose ref is not greater than the last one its session used is
+// rejected with RejectStaleClientRef, which makes resubmission after a
+// reconnect safe. Sessions of one account never collide.
 type ClientRef uint64
 
 // Limits on values the engine accepts.
@@ -120,7 +121,13 @@ const (
 //	CmdReplace:    Account, OrderID, Ref (the new ref), Price (new price, 0
 //	               keeps it), Qty (new total quantity including what has
 //	               already filled, 0 keeps it).
-//	CmdMassCancel: Account, Instrument (0 for all instruments).
+//	CmdMassCancel: Account, Instrument (0 for all instruments),
+//	               SessionOnly (only the orders Session entered: the
+//	               server's cancel-on-disconnect).
+//
+// Every command also names its Session: refs are checked per session, the
+// orders it enters belong to the session, and its events are numbered in
+// the streams of the sessions they go to (see Event.Session).
 type Command struct {
 	Seq        Seq
 	Time       int64 // nanoseconds since the Unix epoch, stamped by the pipeline
@@ -135,6 +142,9 @@ type Command struct {
 	Qty        Qty
 	OrderID    OrderID
 	Ref        ClientRef
+	Session    SessionID
+	// SessionOnly limits a mass cancel to the orders of Session.
+	SessionOnly bool
 }
 
 // EventKind says what an event reports. The values are wire-stable.
@@ -196,6 +206,7 @@ const (
 	RejectNotOwner          RejectReason = 14 // the order belongs to another account
 	RejectStaleClientRef    RejectReason = 15 // client ref not greater than the account's last
 	RejectTooManyOpenOrders RejectReason = 16 // account at its open-order limit for the instrument
+	RejectTooManySessions   RejectReason = 17 // the account already has MaxSessionsPerAccount other sessions
 )
 
 // CancelReason says why an order or remainder was canceled. Wire-stable.
@@ -240,4 +251,20 @@ type Event struct {
 	BidQty   Qty
 	AskPrice Price
 	AskQty   Qty
+
+	// The session stream this event is a message of, and its number there
+	// (1, 2, 3, … per session; 0: not a session message, as EvLevel and
+	// EvTopOfBook, or a reject of a session that could not be opened).
+	// Answers to a command (accepted, rejected, replaced, canceled by a
+	// cancel or replace, mass canceled) go to the command's session; what
+	// happens to an order otherwise (fills, self-trade and mass cancels,
+	// an IOC remainder) goes to the session that entered it. A fill is
+	// also a message of the maker's session: MakerSession, MakerSessSeq.
+	Session      SessionID
+	SessSeq      uint64
+	MakerSession SessionID
+	MakerSessSeq uint64
+	// FeedSeq numbers the instrument's market data: every EvFill (a trade)
+	// and EvLevel of an instrument, 1, 2, 3, … from the journal's start.
+	FeedSeq uint64
 }

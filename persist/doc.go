@@ -12,19 +12,25 @@
 //	'c' seq index   the snapshot's bytes, in chunks of at most 1 MiB
 //	                (index is a big-endian uint32 from 0)
 //
-// # Journal record, version 1 (66 bytes, big-endian)
+// # Journal record, version 2 (75 bytes, big-endian)
 //
 //	 0       1       5              13             21  22  23  24  25  26
 //	+-------+-------+--------------+--------------+---+---+---+---+---+
-//	| ver=1 | crc32c|     seq      |     time     |knd|sid|typ|tif|stp|
+//	| ver=2 | crc32c|     seq      |     time     |knd|sid|typ|tif|stp|
 //	+-------+-------+--------------+--------------+---+---+---+---+---+
 //	 26         30          34           42           50           58           66
 //	+----------+-----------+------------+------------+------------+------------+
 //	| account  | instrument|   price    |    qty     |  order id  | client ref |
 //	+----------+-----------+------------+------------+------------+------------+
+//	 66           74    75
+//	+------------+-----+
+//	|  session   |flags|   flags bit 0: SessionOnly (a session's own mass cancel)
+//	+------------+-----+
 //
-// The CRC-32C (Castagnoli) covers bytes 5..66. The layout is part of the
-// on-disk format: a change needs a new version byte.
+// The CRC-32C (Castagnoli) covers bytes 5..75. Version 1 records (66
+// bytes, written before sessions) are the first 66 bytes with ver=1 and
+// the CRC over bytes 5..66; they read as session 0. The layout is part of
+// the on-disk format: a change needs a new version byte.
 //
 // # Snapshot header, version 1 (29 bytes, big-endian)
 //

@@ -11,8 +11,9 @@ import (
 
 // Format constants. They are part of the on-disk format.
 const (
-	recordVersion   = 1
-	recordSize      = 66
+	recordVersion   = 2
+	recordSize      = 75
+	recordV1Size    = 66 // version 1: no session
 	snapshotVersion = 1
 	prefixJournal   = 'j'
 	prefixSnapshot  = 's'
@@ -58,17 +59,27 @@ func AppendRecord(b []byte, c *engine.Command) []byte {
 	b = be.AppendUint64(b, uint64(c.Qty))
 	b = be.AppendUint64(b, uint64(c.OrderID))
 	b = be.AppendUint64(b, uint64(c.Ref))
+	b = be.AppendUint64(b, uint64(c.Session))
+	var flags byte
+	if c.SessionOnly {
+		flags |= recordSessionOnly
+	}
+	b = append(b, flags)
 	be.PutUint32(b[start+1:], crc32.Checksum(b[start+5:], castagnoli))
 	return b
 }
 
+// recordSessionOnly is the flags bit of Command.SessionOnly.
+const recordSessionOnly = 1 << 0
+
 // DecodeRecord decodes a journal record into c.
 func DecodeRecord(b []byte, c *engine.Command) error {
-	if len(b) != recordSize {
-		return fmt.Errorf("%w: length %d, want %d", ErrCorrupt, len(b), recordSize)
-	}
-	if b[0] != recordVersion {
+	switch {
+	case len(b) == recordSize && b[0] == recordVersion, len(b) == recordV1Size && b[0] == 1:
+	case len(b) > 0 && b[0] != recordVersion && b[0] != 1:
 		return fmt.Errorf("%w: version %d", ErrCorrupt, b[0])
+	default:
+		return fmt.Errorf("%w: length %d, want %d", ErrCorrupt, len(b), recordSize)
 	}
 	be := binary.BigEndian
 	if crc32.Checksum(b[5:], castagnoli) != be.Uint32(b[1:]) {
@@ -88,6 +99,13 @@ func DecodeRecord(b []byte, c *engine.Command) error {
 		Qty:        engine.Qty(be.Uint64(b[42:])),
 		OrderID:    engine.OrderID(be.Uint64(b[50:])),
 		Ref:        engine.ClientRef(be.Uint64(b[58:])),
+	}
+	if b[0] == recordVersion {
+		if b[74]&^recordSessionOnly != 0 {
+			return fmt.Errorf("%w: unknown flags %#x", ErrCorrupt, b[74])
+		}
+		c.Session = engine.SessionID(be.Uint64(b[66:]))
+		c.SessionOnly = b[74]&recordSessionOnly != 0
 	}
 	return nil
 }
