@@ -88,30 +88,34 @@ func (s *Server) serveConn(c net.Conn, pre *list.Element) {
 		return
 	}
 	s.adm.succeeded(login.Account, addr)
+	name := login.Session
+	if name != (wire.SessionName{}) && !name.Valid() || name == (wire.SessionName{}) && login.Next != 0 {
+		reject(wire.TypeLoginRejected, wire.LoginBadSession)
+		return
+	}
+	ss := newSession(uint64(s.nextID.Add(1)), login.Account, c, login.Flags&wire.FlagCancelOnDisconnect != 0, &s.cfg, &s.outQueued)
+	ss.name = name.ID()
+	if refused := s.attach(ss, login.Next, login.Flags&wire.FlagTakeOver != 0); refused != 0 {
+		reject(wire.TypeLoginRejected, refused)
+		return
+	}
+	from := ss.next
 	s.adm.done(pre)
 	loggedIn = true
 	rd.Grow(wire.MaxClientFrame, 64<<10)
-	ss := newSession(uint64(s.nextID.Add(1)), login.Account, c, login.Flags&wire.FlagCancelOnDisconnect != 0, &s.cfg, &s.outQueued)
-	// Queued before the session is visible to Deliver, so that nothing can
-	// overtake it.
-	ss.appendLocked((&wire.LoginAccepted{Session: ss.id, Version: wire.Version}).Append(nil))
-	s.mu.Lock()
-	s.sessions[ss.id] = ss
-	if s.byAccount[ss.acct] == nil {
-		s.byAccount[ss.acct] = map[uint64]*session{}
-	}
-	s.byAccount[ss.acct][ss.id] = ss
-	s.mu.Unlock()
 	s.stats.sessions.Add(1)
 	go ss.writer()
+	if ss.replaying {
+		go s.replay(ss)
+	}
 	ss.signal()
 	if s.closing.Load() {
 		// Shutdown may have said goodbye to everyone just before this
 		// session became visible to it.
 		ss.bye(wire.ByeShutdown)
 	}
-	s.log.Info("api: session opened", "session", ss.id, "account", ss.acct, "remote", c.RemoteAddr(),
-		"cancel_on_disconnect", ss.cod)
+	s.log.Info("api: session opened", "connection", ss.id, "session", name.String(), "account", ss.acct,
+		"remote", c.RemoteAddr(), "cancel_on_disconnect", ss.cod, "from", from)
 	cause := s.readLoop(ss, rd)
 	if cause == causeShutdown {
 		<-s.drained // everything this session sent is answered
@@ -131,14 +135,177 @@ func (s *Server) serveConn(c net.Conn, pre *list.Element) {
 		// (Deliver holds mu too, so this and they agree).
 		s.active.Add(-1)
 	}
+	current := ss.name == 0 || ss.stream.live == ss // not taken over by a newer connection
+	if ss.name != 0 && current {
+		ss.stream.live = nil
+	}
 	s.mu.Unlock()
-	if ss.cod {
-		s.p.Submit(pipeline.Request{Cmd: engine.Command{Kind: engine.CmdMassCancel, Account: ss.acct}})
+	if ss.cod && current {
+		// Only the orders this session entered; its stream tells the
+		// client, when it resumes, what was canceled.
+		s.p.Submit(pipeline.Request{Cmd: engine.Command{Kind: engine.CmdMassCancel, Account: ss.acct,
+			Session: ss.name, SessionOnly: true}})
 	}
 	ss.bye(wire.ByeLogout) // no-op if a Goodbye is already queued
 	<-ss.done
 	linger(c)
-	s.log.Info("api: session closed", "session", ss.id, "account", ss.acct, "cause", cause)
+	s.log.Info("api: session closed", "connection", ss.id, "session", wire.NameOf(ss.name).String(), "account", ss.acct, "cause", cause)
+	close(ss.ended)
+}
+
+// attach makes ss the connection of its session, to be sent the
+// session's stream from message next (0: only what comes next), or
+// answers why not with a LoginRejected reason. A session has one
+// connection at a time: a login to a session that has one is refused,
+// unless it takes over (the client knows its old connection is gone; the
+// server may not have noticed yet), which ends the old connection and
+// waits until everything it sent is answered into the stream. Then a
+// barrier through the pipeline: whatever any connection of the session
+// submitted before this login is in the stream up to LoginAccepted.Last,
+// so a client that has read that far and misses an answer knows the
+// command never reached the engine. LoginAccepted is queued before ss is
+// visible to Deliver, so nothing can overtake it. Unnamed sessions (name
+// 0) have no stream and share the account's session 0.
+func (s *Server) attach(ss *session, next uint64, takeOver bool) (why uint8) {
+	k := streamKey{ss.acct, ss.name}
+	if ss.name != 0 {
+		s.mu.Lock()
+		st := s.streams.get(k, false)
+		switch {
+		case st == nil && s.streams.count[ss.acct] >= engine.MaxSessionsPerAccount:
+			why = wire.LoginTooManySessions
+		case st != nil && st.live != nil && !takeOver:
+			why = wire.LoginSessionInUse
+		case st != nil && next > st.last+1 && st.live == nil:
+			// (with a connection still there, its answers may be on the
+			// way: checked again below)
+			why = wire.LoginAheadOfStream
+		case st != nil && next != 0 && next < st.first:
+			why = wire.LoginBeforeRetention
+		}
+		var old *session
+		if why == 0 && st != nil {
+			old = st.live
+			st.live = nil // old's end neither cancels on disconnect nor touches the stream
+		}
+		s.mu.Unlock()
+		if why != 0 {
+			return why
+		}
+		if old != nil {
+			s.log.Info("api: session taken over by a new connection", "session", wire.NameOf(ss.name).String(),
+				"account", ss.acct, "old", old.id, "new", ss.id)
+			old.cut(wire.ByeTakenOver)
+			select {
+			case <-old.ended:
+			case <-time.After(settleWait):
+			}
+		}
+		s.barrier()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := &stream{}
+	if ss.name != 0 {
+		st = s.streams.get(k, false)
+		switch {
+		case st == nil && s.streams.count[ss.acct] >= engine.MaxSessionsPerAccount:
+			return wire.LoginTooManySessions
+		case st == nil:
+			st = s.streams.get(k, true)
+		case st.live != nil && !takeOver:
+			return wire.LoginSessionInUse // another login got in first
+		}
+		switch {
+		case next == 0:
+			next = st.last + 1
+		case next > st.last+1:
+			return wire.LoginAheadOfStream
+		case next < st.first:
+			return wire.LoginBeforeRetention
+		}
+		if st.live != nil {
+			st.live.cut(wire.ByeTakenOver) // a login that got in meanwhile: the newest wins
+		}
+		st.live = ss
+	}
+	ss.stream, ss.next, ss.replaying = st, next, next != 0 && next <= st.last
+	ss.appendLocked((&wire.LoginAccepted{Connection: ss.id, Version: wire.Version, Session: wire.NameOf(ss.name),
+		Next: next, Last: st.last}).Append(nil))
+	s.sessions[ss.id] = ss
+	if s.byAccount[ss.acct] == nil {
+		s.byAccount[ss.acct] = map[uint64]*session{}
+	}
+	s.byAccount[ss.acct][ss.id] = ss
+	return 0
+}
+
+// barrier waits until everything submitted before it has been delivered,
+// bounded by settleWait and the pipeline's failure.
+func (s *Server) barrier() {
+	ch := make(chan DepthAnswer, 1)
+	id := s.addWaiter(ch)
+	defer s.dropWaiter(id)
+	if err := s.p.Submit(pipeline.Request{Token: uint64(newRoute(0, id)), Query: pipeline.Query{Kind: pipeline.QueryBarrier}}); err != nil {
+		return
+	}
+	t := time.NewTimer(settleWait)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	case <-s.p.Failed():
+	}
+}
+
+// replayChunk is how much of its stream a resuming session is sent at a
+// time.
+const replayChunk = 64 << 10
+
+// replay sends ss its stream from ss.next until it has caught up, a chunk
+// at a time while its client holds less than half its outbound limit;
+// then Deliver sends it what follows. A client that reads nothing for the
+// idle timeout is cut off, as is one whose place in the stream the
+// retention dropped meanwhile.
+func (s *Server) replay(ss *session) {
+	deadline := time.Now().Add(s.cfg.IdleTimeout)
+	for {
+		for ss.heldBytes() > ss.limit/2 {
+			if ss.isClosing() || ss.stopped.Load() || s.closing.Load() {
+				return
+			}
+			if time.Now().After(deadline) {
+				ss.cut(wire.ByeSlowConsumer)
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		deadline = time.Now().Add(s.cfg.IdleTimeout)
+		s.mu.Lock()
+		st := ss.stream
+		switch {
+		case s.sessions[ss.id] != ss || st.live != ss:
+			s.mu.Unlock()
+			return
+		case ss.next > st.last:
+			ss.replaying = false // Deliver sends the rest
+			s.mu.Unlock()
+			return
+		case ss.next < st.first:
+			s.mu.Unlock()
+			s.log.Warn("api: a resuming session fell behind its stream's retention", "session", wire.NameOf(ss.name).String(),
+				"account", ss.acct, "next", ss.next, "first_retained", st.first)
+			ss.cut(wire.ByeSlowConsumer)
+			return
+		}
+		f, next := st.frames(ss.next, replayChunk)
+		ss.next = next
+		ok := ss.send(f)
+		s.mu.Unlock()
+		if !ok {
+			return
+		}
+	}
 }
 
 // readLoop's answers when the server stopped it: Shutdown, or the end of
@@ -374,21 +541,23 @@ func (s *Server) translate(ss *session, typ byte, body []byte, recv int64) (req 
 	case wire.TypeNewOrder:
 		var m wire.NewOrder
 		m.Decode(body)
-		return pipeline.Request{Cmd: m.Command(ss.acct), Token: own, Recv: recv}, actSubmit, ""
+		cmd := m.Command(ss.acct)
+		cmd.Session = ss.name
+		return pipeline.Request{Cmd: cmd, Token: own, Recv: recv}, actSubmit, ""
 	case wire.TypeCancel:
 		var m wire.Cancel
 		m.Decode(body)
-		return pipeline.Request{Cmd: engine.Command{Kind: engine.CmdCancel, Account: ss.acct, OrderID: m.OrderID},
-			Token: own, Recv: recv}, actSubmit, ""
+		return pipeline.Request{Cmd: engine.Command{Kind: engine.CmdCancel, Account: ss.acct, Session: ss.name,
+			OrderID: m.OrderID}, Token: own, Recv: recv}, actSubmit, ""
 	case wire.TypeReplace:
 		var m wire.Replace
 		m.Decode(body)
-		return pipeline.Request{Cmd: engine.Command{Kind: engine.CmdReplace, Account: ss.acct,
+		return pipeline.Request{Cmd: engine.Command{Kind: engine.CmdReplace, Account: ss.acct, Session: ss.name,
 			OrderID: m.OrderID, Ref: m.Ref, Price: m.Price, Qty: m.Qty}, Token: own, Recv: recv}, actSubmit, ""
 	case wire.TypeMassCancel:
 		var m wire.MassCancel
 		m.Decode(body)
-		return pipeline.Request{Cmd: engine.Command{Kind: engine.CmdMassCancel, Account: ss.acct,
+		return pipeline.Request{Cmd: engine.Command{Kind: engine.CmdMassCancel, Account: ss.acct, Session: ss.name,
 			Instrument: m.Instrument}, Token: own, Recv: recv}, actSubmit, ""
 	case wire.TypeSubscribe:
 		var m wire.Subscribe

@@ -13,13 +13,14 @@ import (
 // This file is what runs on the pipeline's release stage: durable
 // batches turned into frames and routed to sessions and subscribers.
 
-// Deliver routes a durable batch's results to the sessions: a command's
-// own responses to the session that sent it; fills of resting orders and
-// cancels of orders the command did not name (self-trade prevention, mass
-// cancel) to every session of the order's account; query answers to the
-// asking session, filtered to its account's orders; trades and level
-// changes to the instrument's market data subscribers, after the batch's
-// other responses. It runs on the pipeline's release stage.
+// Deliver routes a durable batch's results to the sessions: every
+// session message (execution report) to the stream the engine numbered
+// it in (see engine.Event.Session), retained there and sent to the
+// session's connection if it has one that is not still replaying; query
+// answers to the asking connection, filtered to its account's orders;
+// trades and level changes to the instrument's market data subscribers,
+// after the batch's other responses. It runs on the pipeline's release
+// stage.
 //
 // Each session's frames are collected over the batches of one group
 // commit and handed over in one piece after its last batch (EndOfCommit;
@@ -71,57 +72,17 @@ func (s *Server) Deliver(b *pipeline.Batch) {
 		}
 		c := &b.Cmds[cmd]
 		cmd++
-		own := c.OrderID
 		if ss != nil && r.Recv != 0 {
 			s.acks.observe(now - r.Recv)
 		}
-		for j, evs := 0, b.EventsOf(r); j < len(evs); j++ {
-			ev := &evs[j]
-			rep := wire.Report{Seq: ev.Seq, Time: ev.Time, OrderID: ev.OrderID, Ref: ev.Ref}
-			f := s.scratch[:0]
-			to := ss
-			switch ev.Kind {
-			case engine.EvAccepted:
-				own = ev.OrderID
-				f = (&wire.Accepted{Report: rep, Instrument: ev.Instrument, Side: ev.Side, Type: c.Type,
-					TIF: c.TIF, STP: c.STP, Price: ev.Price, Qty: ev.Qty}).Append(f)
-			case engine.EvRejected:
-				reason := engine.RejectReason(ev.Reason)
-				if reason == engine.RejectNotOwner {
-					// Another account's live order is answered as if it did
-					// not exist, so ids cannot be probed (the engine and the
-					// metrics keep the difference).
-					reason = engine.RejectUnknownOrder
-				}
-				f = (&wire.Rejected{Report: rep, Reason: reason}).Append(f)
-			case engine.EvFill:
-				f = (&wire.Executed{Report: rep, Trade: ev.TradeID, Price: ev.Price, Qty: ev.Qty,
-					Leaves: ev.Leaves, Liquidity: wire.LiquidityRemoved}).Append(f)
-				maker := wire.Report{Seq: ev.Seq, Time: ev.Time, OrderID: ev.MakerOrder, Ref: ev.MakerRef}
-				s.makerScratch = (&wire.Executed{Report: maker, Trade: ev.TradeID, Price: ev.Price, Qty: ev.Qty,
-					Leaves: ev.MakerLeaves, Liquidity: wire.LiquidityAdded}).Append(s.makerScratch[:0])
-				s.toAccount(ev.MakerAccount, s.makerScratch)
-				s.feed.publish(ev)
-			case engine.EvCanceled:
-				f = (&wire.Canceled{Report: rep, Qty: ev.Qty, Reason: engine.CancelReason(ev.Reason)}).Append(f)
-				if ev.OrderID != own {
-					s.toAccount(ev.Account, f)
-					to = nil
-				}
-			case engine.EvReplaced:
-				f = (&wire.Replaced{Report: rep, OrigRef: ev.OrigRef, Price: ev.Price, Qty: ev.Qty, Leaves: ev.Leaves}).Append(f)
-			case engine.EvMassCanceled:
-				f = (&wire.MassCanceled{Seq: ev.Seq, Time: ev.Time, Instrument: ev.Instrument, Count: uint32(ev.Qty)}).Append(f)
-			case engine.EvLevel:
-				s.feed.publish(ev)
-				continue
-			default:
-				continue // top of book: derived from the levels by subscribers
+		evs := b.EventsOf(r)
+		s.cur = ss
+		s.scratch, s.makerScratch = encodeStream(c, evs, s.scratch, s.makerScratch, s.putFn)
+		s.cur = nil
+		for j := range evs {
+			if k := evs[j].Kind; k == engine.EvFill || k == engine.EvLevel {
+				s.feed.publish(&evs[j])
 			}
-			if to != nil {
-				s.queue(to, f)
-			}
-			s.scratch = f
 		}
 	}
 	s.feed.flush()
@@ -229,8 +190,29 @@ func (s *Server) flush() {
 	s.dirty = s.dirty[:0]
 }
 
-func (s *Server) toAccount(a engine.AccountID, f []byte) {
-	for _, ss := range s.byAccount[a] {
+// put retains a session message in its stream and queues it for the
+// stream's connection, unless that connection is still being sent its
+// replay (which reads the stream itself). Unnamed sessions have no
+// stream: an answer goes to the connection that sent the command, what
+// happens to an order to every unnamed connection of the account (under
+// mu).
+func (s *Server) put(k streamKey, msg uint64, f []byte, answer bool) {
+	if k.name == 0 {
+		if answer {
+			if s.cur != nil && s.cur.acct == k.acct && s.cur.name == 0 {
+				s.queue(s.cur, f)
+			}
+			return
+		}
+		for _, ss := range s.byAccount[k.acct] {
+			if ss.name == 0 {
+				s.queue(ss, f)
+			}
+		}
+		return
+	}
+	st := s.streams.add(k, msg, f)
+	if ss := st.live; ss != nil && !ss.replaying {
 		s.queue(ss, f)
 	}
 }
@@ -329,19 +311,8 @@ type DepthAnswer struct {
 // allocates).
 func (s *Server) Depth(ctx context.Context, inst engine.InstrumentID, levels int) (DepthAnswer, error) {
 	ch := make(chan DepthAnswer, 1)
-	s.mu.Lock()
-	s.nextW++
-	if s.nextW == 0 {
-		s.nextW = 1
-	}
-	id := s.nextW
-	s.waiters[id] = ch
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.waiters, id)
-		s.mu.Unlock()
-	}()
+	id := s.addWaiter(ch)
+	defer s.dropWaiter(id)
 	kind := pipeline.QueryDepth
 	if levels <= 0 {
 		kind = pipeline.QueryBook
@@ -360,10 +331,37 @@ func (s *Server) Depth(ctx context.Context, inst engine.InstrumentID, levels int
 	}
 }
 
-// answerLocal answers an in-process query (under mu).
+// addWaiter registers ch for the answer to an in-process query and
+// returns its id.
+func (s *Server) addWaiter(ch chan<- DepthAnswer) uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextW++
+	if s.nextW == 0 {
+		s.nextW = 1
+	}
+	s.waiters[s.nextW] = ch
+	return s.nextW
+}
+
+func (s *Server) dropWaiter(id uint32) {
+	s.mu.Lock()
+	delete(s.waiters, id)
+	s.mu.Unlock()
+}
+
+// answerLocal answers an in-process query (under mu): a barrier with its
+// sequence number only.
 func (s *Server) answerLocal(b *pipeline.Batch, r *pipeline.Result) {
 	ch := s.waiters[route(r.Token).request()]
-	if ch == nil || (r.Query != pipeline.QueryDepth && r.Query != pipeline.QueryBook) {
+	if ch == nil {
+		return
+	}
+	if r.Query == pipeline.QueryBarrier {
+		ch <- DepthAnswer{Seq: r.Seq}
+		return
+	}
+	if r.Query != pipeline.QueryDepth && r.Query != pipeline.QueryBook {
 		return
 	}
 	bids, asks := b.DepthOf(r)

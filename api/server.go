@@ -55,6 +55,12 @@ type Config struct {
 	// itself, not in front of everyone. A session alone in the pipeline
 	// may have four times as many. Default 256.
 	SessionCredit int
+	// SessionRetention is how many of its latest messages each session's
+	// stream keeps for a client that resumes. Default 100,000.
+	SessionRetention int
+	// SessionRetentionBytes bounds what all streams together keep; past
+	// it the largest stream gives up its older half. Default 256 MiB.
+	SessionRetentionBytes int64
 	// Logger receives session events. Default slog.Default().
 	Logger *slog.Logger
 	// Instruments is the directory answered to QueryInstrument.
@@ -93,6 +99,12 @@ func (c *Config) EnsureDefaults() {
 	if c.OutboundBudget == 0 {
 		c.OutboundBudget = 256 << 20
 	}
+	if c.SessionRetention == 0 {
+		c.SessionRetention = 100_000
+	}
+	if c.SessionRetentionBytes == 0 {
+		c.SessionRetentionBytes = 256 << 20
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -115,6 +127,10 @@ func (c *Config) Validate() error {
 	}
 	if c.OutboundLimit < 64<<10 {
 		errs = append(errs, fmt.Errorf("api: outbound limit %d is below 64 KiB", c.OutboundLimit))
+	}
+	if c.SessionRetention < 1 || c.SessionRetentionBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("api: session retention %d messages and %d bytes must be at least 1 and 1 MiB",
+			c.SessionRetention, c.SessionRetentionBytes))
 	}
 	if c.OutboundBudget < int64(c.OutboundLimit) {
 		errs = append(errs, fmt.Errorf("api: outbound budget %d is below the outbound limit %d", c.OutboundBudget, c.OutboundLimit))
@@ -158,6 +174,9 @@ type Server struct {
 	makerScratch []byte
 	orders       []engine.OrderInfo
 	feed         feed
+	streams      streams  // every session's stream (under mu)
+	putFn        putFunc  // s.put, made once
+	cur          *session // the connection whose command Deliver encodes (under mu)
 
 	acks    ackCounts
 	waiters map[uint32]chan<- DepthAnswer // in-process queries (Depth), by token
@@ -192,6 +211,8 @@ func NewServer(cfg Config, accounts []Account) (*Server, error) {
 		sessions: map[uint64]*session{}, byAccount: map[engine.AccountID]map[uint64]*session{},
 		waiters: map[uint32]chan<- DepthAnswer{}, drained: make(chan struct{}), adm: newAdmission()}
 	s.feed.subs, s.feed.srv = &s.stats.subscriptions, s
+	s.streams = newStreams(cfg.SessionRetention, cfg.SessionRetentionBytes)
+	s.putFn = s.put
 	for _, a := range accounts {
 		s.tokens[a.ID] = sha256.Sum256([]byte(a.Token))
 	}

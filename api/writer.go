@@ -27,6 +27,7 @@ import (
 type session struct {
 	id    uint64
 	acct  engine.AccountID
+	name  engine.SessionID
 	conn  net.Conn
 	cod   bool
 	limit int
@@ -42,6 +43,12 @@ type session struct {
 	dirty   bool
 	feeds   []engine.InstrumentID // subscribed instruments (under Server.mu)
 	settled chan struct{}         // closed by Deliver at the session's barrier (under Server.mu)
+	// The session's stream, and while replaying the number of the next
+	// message the replay sends: Deliver sends the stream's messages only
+	// once the replay has caught up (under Server.mu).
+	stream    *stream
+	replaying bool
+	next      uint64
 
 	mu       sync.Mutex
 	out      []chunk       // frames waiting for the writer: the session's own, or shared market data
@@ -76,6 +83,7 @@ type session struct {
 	credit     int64
 
 	wake    chan struct{}
+	ended   chan struct{} // closed when the connection's goroutine has finished with it
 	done    chan struct{} // closed when the writer has finished
 	stopped atomic.Bool   // set when the writer has finished
 }
@@ -83,7 +91,7 @@ type session struct {
 // newSession returns a session on c, its writer not yet started.
 func newSession(id uint64, acct engine.AccountID, c net.Conn, cod bool, cfg *Config, total *atomic.Int64) *session {
 	ss := &session{id: id, acct: acct, conn: c, log: cfg.Logger, cod: cod, limit: cfg.OutboundLimit,
-		beat: cfg.Heartbeat, wake: make(chan struct{}, 1), done: make(chan struct{}), total: total,
+		beat: cfg.Heartbeat, wake: make(chan struct{}, 1), done: make(chan struct{}), ended: make(chan struct{}), total: total,
 		creditWake: make(chan struct{}, 1), credit: int64(cfg.SessionCredit)}
 	if sc, ok := c.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {

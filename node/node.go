@@ -99,11 +99,14 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.store = store
-	e, rec, err := store.Recover()
+	// From the oldest snapshot kept, so that the sessions' streams are
+	// rebuilt from every command the journal still holds.
+	e, rec, err := store.RecoverWith(persist.RecoverOptions{FromOldest: true, Observe: srv.Observe})
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
+	srv.Seed(e.Sessions(nil))
 	n.rec = rec
 	if len(cfg.Engine.Instruments) > 0 {
 		want := cfg.Engine
@@ -189,8 +192,8 @@ func (n *Node) Recovery() persist.RecoveryStats   { return n.rec }
 // Close stops the node, within about wait for the sessions: the server
 // stops accepting and reading and answers everything it took (sessions
 // get Goodbye: reason 8 if the node failed, else 6); the pipeline drains;
-// the snapshotter stops; if nothing failed, a final snapshot is written,
-// so the next start replays nothing; the store closes. It returns the
+// the snapshotter stops; if nothing failed, a final snapshot is written
+// and the store closes. It returns the
 // pipeline's or the final snapshot's failure.
 //
 // After a failure the store may be stuck inside a call that cannot

@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -728,11 +729,31 @@ type RecoveryStats struct {
 // record that does not decode, a hole, and a journal that ends before the
 // high-water mark; see the package comment.
 func (s *Store) Recover() (*engine.Engine, RecoveryStats, error) {
+	return s.RecoverWith(RecoverOptions{})
+}
+
+// RecoverOptions changes what RecoverWith does.
+type RecoverOptions struct {
+	// FromOldest starts from the oldest readable snapshot rather than the
+	// newest, so that Observe sees every command the journal still holds
+	// (state derived from events, such as the sessions' streams, is
+	// rebuilt from there).
+	FromOldest bool
+	// Observe, if set, is called with every command replayed and its
+	// events (valid only during the call).
+	Observe func(c *engine.Command, evs []engine.Event)
+}
+
+// RecoverWith is Recover with options.
+func (s *Store) RecoverWith(o RecoverOptions) (*engine.Engine, RecoveryStats, error) {
 	start := time.Now()
 	var st RecoveryStats
 	snaps, err := s.Snapshots()
 	if err != nil {
 		return nil, st, err
+	}
+	if o.FromOldest {
+		slices.Reverse(snaps)
 	}
 	var e *engine.Engine
 	for i := len(snaps) - 1; i >= 0 && e == nil; i-- {
@@ -776,6 +797,9 @@ func (s *Store) Recover() (*engine.Engine, RecoveryStats, error) {
 	for cmds := range chunks {
 		for i := range cmds {
 			out = e.Apply(&cmds[i], out[:0])
+			if o.Observe != nil {
+				o.Observe(&cmds[i], out)
+			}
 		}
 		st.Replayed += len(cmds)
 		free <- cmds[:0]

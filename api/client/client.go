@@ -147,7 +147,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	var acc wire.LoginAccepted
 	acc.Decode(body)
-	c := &Client{cfg: cfg, conn: conn, session: acc.Session, waiters: map[waitKey]chan Message{},
+	c := &Client{cfg: cfg, conn: conn, session: acc.Connection, waiters: map[waitKey]chan Message{},
 		partial: map[uint32]*Message{}, books: map[engine.InstrumentID]*Book{}, done: make(chan struct{}), lastWrite: time.Now()}
 	go c.read(rd)
 	go c.heartbeat()

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/binary"
+	"fmt"
 
 	"github.com/matchd/matchd/engine"
 )
@@ -10,19 +11,21 @@ var be = binary.BigEndian
 
 // Body sizes of the fixed-size messages (part of the wire format).
 const (
-	loginSize         = 39
+	loginSize         = 55
+	loginV1Size       = 39 // a version 1 Login: parsed only to answer LoginBadVersion
 	newOrderSize      = 32
 	cancelSize        = 8
 	replaceSize       = 32
 	massCancelSize    = 4
 	querySize         = 18
-	loginAcceptedSize = 10
-	acceptedSize      = 56
-	rejectedSize      = 33
-	executedSize      = 65
-	canceledSize      = 41
-	replacedSize      = 64
-	massCanceledSize  = 24
+	loginAcceptedSize = 34
+	reportSize        = 41
+	acceptedSize      = reportSize + 24
+	rejectedSize      = reportSize + 1
+	executedSize      = reportSize + 33
+	canceledSize      = reportSize + 9
+	replacedSize      = reportSize + 32
+	massCanceledSize  = reportSize + 8
 	topSize           = 49
 	levelSize         = 20
 	orderSize         = 54
@@ -36,19 +39,92 @@ const TokenSize = 32
 
 // Login flags.
 const (
-	// FlagCancelOnDisconnect cancels the account's open orders when this
-	// session ends without a Logout (or with one: any end of session).
+	// FlagCancelOnDisconnect cancels the open orders this session entered
+	// when its connection ends (with a Logout or without). Orders the
+	// account entered from its other sessions stay.
 	FlagCancelOnDisconnect uint8 = 1 << 0
+	// FlagTakeOver logs in to a named session even if it has a
+	// connection: that connection is ended (Goodbye 9). A client resuming
+	// after losing its connection sets it (the server may not have
+	// noticed the loss yet).
+	FlagTakeOver uint8 = 1 << 1
 )
+
+// SessionNameSize is the size of a session name: printable ASCII
+// (0x21-0x7e), left-aligned, padded with zero bytes.
+const SessionNameSize = 8
+
+// SessionName is a session's name on the wire.
+type SessionName [SessionNameSize]byte
+
+// ID is the engine's name for the session (the 8 bytes big-endian).
+func (n SessionName) ID() engine.SessionID { return engine.SessionID(be.Uint64(n[:])) }
+
+// NameOf is the wire name of an engine session.
+func NameOf(id engine.SessionID) SessionName {
+	var n SessionName
+	be.PutUint64(n[:], uint64(id))
+	return n
+}
+
+// Valid reports whether n is a name a client may use: 1 to 8 printable
+// ASCII bytes, then only zero bytes.
+func (n SessionName) Valid() bool {
+	if n[0] == 0 {
+		return false
+	}
+	end := false
+	for _, c := range n {
+		if c == 0 {
+			end = true
+			continue
+		}
+		if end || c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// String is the name without its padding.
+func (n SessionName) String() string {
+	i := 0
+	for i < len(n) && n[i] != 0 {
+		i++
+	}
+	return string(n[:i])
+}
+
+// ParseSessionName makes a SessionName of s, which must be 1 to 8
+// printable ASCII characters.
+func ParseSessionName(s string) (SessionName, error) {
+	var n SessionName
+	if len(s) == 0 || len(s) > SessionNameSize {
+		return n, fmt.Errorf("wire: session name %q: 1 to %d characters", s, SessionNameSize)
+	}
+	copy(n[:], s)
+	if !n.Valid() {
+		return n, fmt.Errorf("wire: session name %q: printable ASCII without spaces only", s)
+	}
+	return n, nil
+}
 
 // Login opens a session. Offsets in the body:
 //
-//	0 version u16 | 2 account u32 | 6 flags u8 | 7 token [32]byte
+//	0 version u16 | 2 account u32 | 6 flags u8 | 7 token [32]byte |
+//	39 session [8]byte | 47 next u64
+//
+// session names the session (all zero: the server names a new one and
+// says its name in LoginAccepted); next is the number of the first message
+// of the session's stream the client wants: the server replays from there,
+// then continues live. next 0 replays nothing.
 type Login struct {
 	Version uint16
 	Account engine.AccountID
 	Flags   uint8
 	Token   [TokenSize]byte
+	Session SessionName
+	Next    uint64
 }
 
 // Append appends the frame.
@@ -57,16 +133,24 @@ func (m *Login) Append(b []byte) []byte {
 	b = be.AppendUint16(b, m.Version)
 	b = be.AppendUint32(b, uint32(m.Account))
 	b = append(b, m.Flags)
-	return append(b, m.Token[:]...)
+	b = append(b, m.Token[:]...)
+	b = append(b, m.Session[:]...)
+	return be.AppendUint64(b, m.Next)
 }
 
-// Decode fills m from a body returned by Parse.
+// Decode fills m from a body returned by Parse. A version 1 body (39
+// bytes) leaves Session and Next zero; only its Version matters.
 func (m *Login) Decode(body []byte) {
-	_ = body[loginSize-1]
+	_ = body[loginV1Size-1]
 	m.Version = be.Uint16(body)
 	m.Account = engine.AccountID(be.Uint32(body[2:]))
 	m.Flags = body[6]
 	copy(m.Token[:], body[7:])
+	m.Session, m.Next = SessionName{}, 0
+	if len(body) >= loginSize {
+		copy(m.Session[:], body[39:])
+		m.Next = be.Uint64(body[47:])
+	}
 }
 
 // NewOrder enters an order. Offsets:
@@ -166,8 +250,8 @@ func (m *Replace) Decode(body []byte) {
 	m.Qty = engine.Qty(be.Uint64(body[24:]))
 }
 
-// MassCancel cancels the account's open orders on one instrument, or on
-// all (instrument 0). Offsets:
+// MassCancel cancels the account's open orders (those of all its
+// sessions) on one instrument, or on all (instrument 0). Offsets:
 //
 //	0 instrument u32
 type MassCancel struct{ Instrument engine.InstrumentID }
@@ -222,31 +306,59 @@ func (m *Query) Decode(body []byte) {
 
 // LoginAccepted answers a good Login. Offsets:
 //
-//	0 session u64 | 8 version u16
+//	0 connection u64 | 8 version u16 | 10 session [8]byte | 18 next u64 |
+//	26 last u64
+//
+// connection numbers this connection (for logs); session is the session's
+// name (the server's choice when the Login left it zero); the stream
+// messages that follow are numbered from next: those up to last are the
+// replay of what the Login asked for, those after it live.
 type LoginAccepted struct {
-	Session uint64
-	Version uint16
+	Connection uint64
+	Version    uint16
+	Session    SessionName
+	Next       uint64
+	Last       uint64
 }
 
 // Append appends the frame.
 func (m *LoginAccepted) Append(b []byte) []byte {
 	b = appendHeader(b, TypeLoginAccepted, loginAcceptedSize)
-	b = be.AppendUint64(b, m.Session)
-	return be.AppendUint16(b, m.Version)
+	b = be.AppendUint64(b, m.Connection)
+	b = be.AppendUint16(b, m.Version)
+	b = append(b, m.Session[:]...)
+	b = be.AppendUint64(b, m.Next)
+	return be.AppendUint64(b, m.Last)
 }
 
 // Decode fills m from a body returned by Parse.
 func (m *LoginAccepted) Decode(body []byte) {
 	_ = body[loginAcceptedSize-1]
-	m.Session, m.Version = be.Uint64(body), be.Uint16(body[8:])
+	m.Connection, m.Version = be.Uint64(body), be.Uint16(body[8:])
+	copy(m.Session[:], body[10:])
+	m.Next, m.Last = be.Uint64(body[18:]), be.Uint64(body[26:])
 }
 
-// Report is the common head of every order-entry response: the sequence
-// number and timestamp of the command that caused it, the engine's order
-// ID and the client's reference. Offsets:
+// Report flags.
+const (
+	// FlagEndOfCommand marks the last message a command sends to the
+	// session that sent it: once it arrives, the session has all of that
+	// command's events (later fills of a resting order come with their own
+	// commands).
+	FlagEndOfCommand uint8 = 1 << 0
+)
+
+// Report is the common head of every message of a session's stream
+// (Accepted, Rejected, Executed, Canceled, Replaced, MassCanceled): its
+// number in the stream, flags, the sequence number and timestamp of the
+// command that caused it, the engine's order ID and the client's
+// reference. Offsets:
 //
-//	0 seq u64 | 8 time i64 (Unix ns) | 16 order u64 | 24 ref u64
+//	0 msg u64 | 8 flags u8 | 9 seq u64 | 17 time i64 (Unix ns) |
+//	25 order u64 | 33 ref u64
 type Report struct {
+	Msg     uint64 // its number in the session's stream: 1, 2, 3, …
+	Flags   uint8  // FlagEndOfCommand
 	Seq     engine.Seq
 	Time    int64
 	OrderID engine.OrderID
@@ -254,6 +366,8 @@ type Report struct {
 }
 
 func (r *Report) append(b []byte) []byte {
+	b = be.AppendUint64(b, r.Msg)
+	b = append(b, r.Flags)
 	b = be.AppendUint64(b, uint64(r.Seq))
 	b = be.AppendUint64(b, uint64(r.Time))
 	b = be.AppendUint64(b, uint64(r.OrderID))
@@ -261,17 +375,38 @@ func (r *Report) append(b []byte) []byte {
 }
 
 func (r *Report) decode(body []byte) {
-	_ = body[31]
-	r.Seq = engine.Seq(be.Uint64(body))
-	r.Time = int64(be.Uint64(body[8:]))
-	r.OrderID = engine.OrderID(be.Uint64(body[16:]))
-	r.Ref = engine.ClientRef(be.Uint64(body[24:]))
+	_ = body[reportSize-1]
+	r.Msg, r.Flags = be.Uint64(body), body[8]
+	r.Seq = engine.Seq(be.Uint64(body[9:]))
+	r.Time = int64(be.Uint64(body[17:]))
+	r.OrderID = engine.OrderID(be.Uint64(body[25:]))
+	r.Ref = engine.ClientRef(be.Uint64(body[33:]))
 }
 
-// Accepted: a new order was accepted. Offsets after the Report (32):
+// ReportOf decodes the report head of a stream message's body (any of
+// the types IsStream accepts).
+func ReportOf(body []byte) (r Report) {
+	r.decode(body)
+	return r
+}
+
+// IsStream reports whether typ is a message of a session's stream.
+func IsStream(typ byte) bool {
+	switch typ {
+	case TypeAccepted, TypeRejected, TypeExecuted, TypeCanceled, TypeReplaced, TypeMassCanceled:
+		return true
+	}
+	return false
+}
+
+// SetFlags sets flags in the report head of the stream message frame f
+// (a whole frame, header included).
+func SetFlags(f []byte, flags uint8) { f[HeaderSize+8] |= flags }
+
+// Accepted: a new order was accepted. Offsets after the report head (41):
 //
-//	32 instrument u32 | 36 side u8 | 37 type u8 | 38 tif u8 | 39 stp u8 |
-//	40 price i64 | 48 qty i64
+//	41 instrument u32 | 45 side u8 | 46 type u8 | 47 tif u8 | 48 stp u8 |
+//	49 price i64 | 57 qty i64
 type Accepted struct {
 	Report
 	Instrument engine.InstrumentID
@@ -293,12 +428,12 @@ func (m *Accepted) Append(b []byte) []byte {
 func (m *Accepted) Decode(body []byte) {
 	_ = body[acceptedSize-1]
 	m.Report.decode(body)
-	decodeOrderFields(body[32:], &m.Instrument, &m.Side, &m.Type, &m.TIF, &m.STP, &m.Price, &m.Qty)
+	decodeOrderFields(body[reportSize:], &m.Instrument, &m.Side, &m.Type, &m.TIF, &m.STP, &m.Price, &m.Qty)
 }
 
 // Rejected: a command was rejected and changed nothing. Offsets:
 //
-//	32 reason u8 (engine.RejectReason)
+//	41 reason u8 (engine.RejectReason)
 type Rejected struct {
 	Report
 	Reason engine.RejectReason
@@ -313,7 +448,7 @@ func (m *Rejected) Append(b []byte) []byte {
 func (m *Rejected) Decode(body []byte) {
 	_ = body[rejectedSize-1]
 	m.Report.decode(body)
-	m.Reason = engine.RejectReason(body[32])
+	m.Reason = engine.RejectReason(body[reportSize])
 }
 
 // Liquidity flags of an execution.
@@ -324,8 +459,8 @@ const (
 
 // Executed: one of the session's orders traded. Offsets:
 //
-//	32 trade u64 | 40 price i64 | 48 qty i64 | 56 leaves i64 |
-//	64 liquidity u8
+//	41 trade u64 | 49 price i64 | 57 qty i64 | 65 leaves i64 |
+//	73 liquidity u8
 type Executed struct {
 	Report
 	Trade     engine.TradeID
@@ -349,16 +484,17 @@ func (m *Executed) Append(b []byte) []byte {
 func (m *Executed) Decode(body []byte) {
 	_ = body[executedSize-1]
 	m.Report.decode(body)
-	m.Trade = engine.TradeID(be.Uint64(body[32:]))
-	m.Price = engine.Price(be.Uint64(body[40:]))
-	m.Qty = engine.Qty(be.Uint64(body[48:]))
-	m.Leaves = engine.Qty(be.Uint64(body[56:]))
-	m.Liquidity = body[64]
+	p := body[reportSize:]
+	m.Trade = engine.TradeID(be.Uint64(p))
+	m.Price = engine.Price(be.Uint64(p[8:]))
+	m.Qty = engine.Qty(be.Uint64(p[16:]))
+	m.Leaves = engine.Qty(be.Uint64(p[24:]))
+	m.Liquidity = p[32]
 }
 
 // Canceled: an order, or what was left of it, was canceled. Offsets:
 //
-//	32 qty i64 (canceled) | 40 reason u8 (engine.CancelReason)
+//	41 qty i64 (canceled) | 49 reason u8 (engine.CancelReason)
 type Canceled struct {
 	Report
 	Qty    engine.Qty
@@ -376,13 +512,13 @@ func (m *Canceled) Append(b []byte) []byte {
 func (m *Canceled) Decode(body []byte) {
 	_ = body[canceledSize-1]
 	m.Report.decode(body)
-	m.Qty = engine.Qty(be.Uint64(body[32:]))
-	m.Reason = engine.CancelReason(body[40])
+	m.Qty = engine.Qty(be.Uint64(body[reportSize:]))
+	m.Reason = engine.CancelReason(body[reportSize+8])
 }
 
 // Replaced: a replace took effect. Offsets:
 //
-//	32 orig ref u64 | 40 price i64 | 48 qty i64 (total) | 56 leaves i64
+//	41 orig ref u64 | 49 price i64 | 57 qty i64 (total) | 65 leaves i64
 type Replaced struct {
 	Report
 	OrigRef engine.ClientRef
@@ -404,27 +540,26 @@ func (m *Replaced) Append(b []byte) []byte {
 func (m *Replaced) Decode(body []byte) {
 	_ = body[replacedSize-1]
 	m.Report.decode(body)
-	m.OrigRef = engine.ClientRef(be.Uint64(body[32:]))
-	m.Price = engine.Price(be.Uint64(body[40:]))
-	m.Qty = engine.Qty(be.Uint64(body[48:]))
-	m.Leaves = engine.Qty(be.Uint64(body[56:]))
+	p := body[reportSize:]
+	m.OrigRef = engine.ClientRef(be.Uint64(p))
+	m.Price = engine.Price(be.Uint64(p[8:]))
+	m.Qty = engine.Qty(be.Uint64(p[16:]))
+	m.Leaves = engine.Qty(be.Uint64(p[24:]))
 }
 
-// MassCanceled ends the answer to a MassCancel. Offsets:
+// MassCanceled ends the answer to a MassCancel (order and ref in its
+// report head are zero). Offsets:
 //
-//	0 seq u64 | 8 time i64 | 16 instrument u32 | 20 count u32
+//	41 instrument u32 | 45 count u32
 type MassCanceled struct {
-	Seq        engine.Seq
-	Time       int64
+	Report
 	Instrument engine.InstrumentID
 	Count      uint32
 }
 
 // Append appends the frame.
 func (m *MassCanceled) Append(b []byte) []byte {
-	b = appendHeader(b, TypeMassCanceled, massCanceledSize)
-	b = be.AppendUint64(b, uint64(m.Seq))
-	b = be.AppendUint64(b, uint64(m.Time))
+	b = m.Report.append(appendHeader(b, TypeMassCanceled, massCanceledSize))
 	b = be.AppendUint32(b, uint32(m.Instrument))
 	return be.AppendUint32(b, m.Count)
 }
@@ -432,10 +567,9 @@ func (m *MassCanceled) Append(b []byte) []byte {
 // Decode fills m from a body returned by Parse.
 func (m *MassCanceled) Decode(body []byte) {
 	_ = body[massCanceledSize-1]
-	m.Seq = engine.Seq(be.Uint64(body))
-	m.Time = int64(be.Uint64(body[8:]))
-	m.Instrument = engine.InstrumentID(be.Uint32(body[16:]))
-	m.Count = be.Uint32(body[20:])
+	m.Report.decode(body)
+	m.Instrument = engine.InstrumentID(be.Uint32(body[reportSize:]))
+	m.Count = be.Uint32(body[reportSize+4:])
 }
 
 // Top answers QueryTop. Offsets:

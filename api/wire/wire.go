@@ -28,8 +28,10 @@ import (
 	"fmt"
 )
 
-// Version is the protocol version a client sends in Login.
-const Version uint16 = 1
+// Version is the protocol version a client sends in Login. Version 2
+// added named, resumable sessions (Login's session and next, the stream
+// number and flags in every report head).
+const Version uint16 = 2
 
 // Frame limits.
 const (
@@ -154,7 +156,7 @@ func Parse(b []byte, max int) (typ byte, body []byte, n int, err error) {
 	if !ok {
 		return 0, nil, 0, fmt.Errorf("%w: %q", ErrUnknownType, typ)
 	}
-	if size >= 0 && length-1 != size {
+	if size >= 0 && length-1 != size && !(typ == TypeLogin && length-1 == loginV1Size) {
 		return 0, nil, 0, fmt.Errorf("%w: %q has %d bytes, want %d", ErrBadLength, typ, length-1, size)
 	}
 	if len(b) < length+2 {
@@ -183,6 +185,11 @@ const (
 	LoginBadVersion        uint8 = 2 // protocol version not supported
 	LoginTooManyConnection uint8 = 3 // the server, or this source address, is at its connection limit
 	LoginRetryLater        uint8 = 4 // too many failed logins for this account or address: retry later
+	LoginBadSession        uint8 = 5 // the session name is not 1-8 printable ASCII bytes padded with zeros
+	LoginTooManySessions   uint8 = 6 // the account has engine.MaxSessionsPerAccount other sessions
+	LoginBeforeRetention   uint8 = 7 // next is older than the oldest message the server keeps
+	LoginAheadOfStream     uint8 = 8 // next is beyond the session's last message + 1
+	LoginSessionInUse      uint8 = 9 // the session has a connection (and the Login did not take over)
 )
 
 // Goodbye reasons (wire-stable): the server sends Goodbye, then closes.
@@ -195,4 +202,5 @@ const (
 	ByeShutdown     uint8 = 6 // the server is stopping
 	ByeLoginTimeout uint8 = 7 // no Login within the login timeout
 	ByeFailStop     uint8 = 8 // the journal failed; nothing more will be accepted
+	ByeTakenOver    uint8 = 9 // another connection logged in to this session
 )

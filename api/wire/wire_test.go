@@ -16,10 +16,11 @@ import (
 // samples returns one frame of every type, built by the encoders.
 func samples() [][]byte {
 	tok := [TokenSize]byte{'a', 'l', 'i', 'c', 'e', '-', 'd', 'e', 'm', 'o'}
-	rep := Report{Seq: 9, Time: 1_700_000_000_000_000_000, OrderID: 42, Ref: 7}
+	rep := Report{Msg: 12, Flags: FlagEndOfCommand, Seq: 9, Time: 1_700_000_000_000_000_000, OrderID: 42, Ref: 7}
+	algo := SessionName{'A', 'L', 'G', 'O', '-', '1'}
 	var out [][]byte
 	add := func(b []byte) { out = append(out, b) }
-	add((&Login{Version: Version, Account: 1, Flags: FlagCancelOnDisconnect, Token: tok}).Append(nil))
+	add((&Login{Version: Version, Account: 1, Flags: FlagCancelOnDisconnect, Token: tok, Session: algo, Next: 5}).Append(nil))
 	add(AppendEmpty(nil, TypeLogout))
 	add(AppendEmpty(nil, TypeHeartbeat))
 	add((&NewOrder{Ref: 7, Instrument: 1, Side: engine.Buy, Type: engine.Limit, TIF: engine.GTC, Price: 10_000, Qty: 5}).Append(nil))
@@ -27,7 +28,7 @@ func samples() [][]byte {
 	add((&Replace{OrderID: 42, Ref: 8, Price: 10_001, Qty: 3}).Append(nil))
 	add((&MassCancel{Instrument: 2}).Append(nil))
 	add((&Query{Request: 5, Kind: QueryDepth, Levels: 3, Instrument: 1}).Append(nil))
-	add((&LoginAccepted{Session: 77, Version: Version}).Append(nil))
+	add((&LoginAccepted{Connection: 77, Version: Version, Session: algo, Next: 5, Last: 11}).Append(nil))
 	add(AppendReason(nil, TypeLoginRejected, 1))
 	add(AppendReason(nil, TypeGoodbye, 2))
 	add((&Accepted{Report: rep, Instrument: 1, Side: engine.Sell, Type: engine.Limit, TIF: engine.PostOnly, Price: 10_000, Qty: 5}).Append(nil))
@@ -35,7 +36,7 @@ func samples() [][]byte {
 	add((&Executed{Report: rep, Trade: 3, Price: 10_000, Qty: 2, Leaves: 3, Liquidity: LiquidityAdded}).Append(nil))
 	add((&Canceled{Report: rep, Qty: 3, Reason: engine.CancelUser}).Append(nil))
 	add((&Replaced{Report: rep, OrigRef: 6, Price: 9_999, Qty: 5, Leaves: 5}).Append(nil))
-	add((&MassCanceled{Seq: 10, Time: 5, Instrument: 0, Count: 3}).Append(nil))
+	add((&MassCanceled{Report: Report{Msg: 13, Flags: FlagEndOfCommand, Seq: 10, Time: 5}, Instrument: 0, Count: 3}).Append(nil))
 	add((&Top{Request: 5, Seq: 10, Instrument: 1, Found: true,
 		TopOfBook: engine.TopOfBook{BidPrice: 99, BidQty: 1, AskPrice: 101, AskQty: 2}}).Append(nil))
 	add((&Depth{Request: 6, Seq: 10, Instrument: 1, Found: true}).Append(nil,

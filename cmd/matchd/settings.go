@@ -26,7 +26,8 @@ type settings struct {
 	maxConns, outbound                                 int
 	maxPreLogin, maxPreLoginPerAddr                    int
 	outboundBudget                                     int64
-	sessionCredit                                      int
+	sessionCredit, sessionRetention                    int
+	sessionRetentionBytes                              int64
 	adminToken, adminHosts                             string
 }
 
@@ -58,6 +59,8 @@ func (s *settings) flags(out io.Writer) *flag.FlagSet {
 	fs.IntVar(&s.outbound, "outbound-limit", ad.OutboundLimit, "bytes of unread responses and market data one session may hold before it is disconnected")
 	fs.IntVar(&s.sessionCredit, "session-credit", ad.SessionCredit, "requests one session may have in the pipeline before the server stops reading it")
 	fs.Int64Var(&s.outboundBudget, "outbound-budget", ad.OutboundBudget, "bytes all sessions together may hold; past it the sessions holding the most are disconnected")
+	fs.IntVar(&s.sessionRetention, "session-retention", ad.SessionRetention, "messages each named session's stream keeps for a client that resumes")
+	fs.Int64Var(&s.sessionRetentionBytes, "session-retention-bytes", ad.SessionRetentionBytes, "bytes all sessions' streams together keep (past it the largest gives up its older half)")
 	fs.DurationVar(&s.shutdownWait, "shutdown-wait", 5*time.Second, "how long shutdown waits for sessions to finish")
 	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until shutdown")
 	return fs
@@ -194,7 +197,7 @@ func (s *settings) apiConfig() api.Config {
 	return api.Config{Listen: s.listen, MaxConns: s.maxConns, MaxPreLogin: s.maxPreLogin, MaxPreLoginPerAddr: s.maxPreLoginPerAddr,
 		LoginTimeout: s.loginTimeout,
 		Heartbeat:    s.heartbeat, IdleTimeout: s.idleTimeout, OutboundLimit: s.outbound, OutboundBudget: s.outboundBudget,
-		SessionCredit: s.sessionCredit}
+		SessionCredit: s.sessionCredit, SessionRetention: s.sessionRetention, SessionRetentionBytes: s.sessionRetentionBytes}
 }
 
 // logAttrs lists the settings for the start-up log line.
@@ -203,5 +206,6 @@ func (s *settings) logAttrs() []any {
 		"snapshot_every", s.snapEvery, "snapshot_interval", s.snapInterval, "log_format", s.logFormat,
 		"max_conns", s.maxConns, "max_prelogin", s.maxPreLogin, "max_prelogin_per_addr", s.maxPreLoginPerAddr,
 		"admin_token", s.adminToken != "", "admin_hosts", s.adminHosts, "login_timeout", s.loginTimeout, "heartbeat", s.heartbeat,
-		"idle_timeout", s.idleTimeout, "outbound_limit", s.outbound, "outbound_budget", s.outboundBudget, "session_credit", s.sessionCredit, "shutdown_wait", s.shutdownWait}
+		"idle_timeout", s.idleTimeout, "outbound_limit", s.outbound, "outbound_budget", s.outboundBudget, "session_credit", s.sessionCredit,
+		"session_retention", s.sessionRetention, "session_retention_bytes", s.sessionRetentionBytes, "shutdown_wait", s.shutdownWait}
 }
