@@ -36,9 +36,15 @@ func StartServer(t testing.TB) (*api.Server, string) {
 // StartNode starts the node and stops it when the test ends.
 func StartNode(t testing.TB) *node.Node {
 	t.Helper()
+	return StartNodeWith(t, NodeConfig(vfs.NewCrashableMem()))
+}
+
+// NodeConfig is the configuration StartNode uses, on the filesystem fs
+// (a test that restarts the node passes the same one again).
+func NodeConfig(fs vfs.FS) node.Config {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	n, err := node.Open(node.Config{
-		Dir: "db", FS: vfs.NewCrashableMem(), Logger: quiet,
+	return node.Config{
+		Dir: "db", FS: fs, Logger: quiet,
 		Engine: engine.Config{Instruments: []engine.Instrument{
 			{ID: 1, Symbol: "AAPL", TickSize: "0.01", LotSize: "1", BandBps: 1000, StartPrice: 10_000},
 			{ID: 2, Symbol: "BTC-USD", TickSize: "0.01", LotSize: "0.0001", BandBps: 1000, StartPrice: 5_000_000},
@@ -47,7 +53,14 @@ func StartNode(t testing.TB) *node.Node {
 		API: api.Config{Listen: "127.0.0.1:0", Instruments: []wire.InstrumentInfo{
 			{ID: 1, Symbol: "AAPL", TickSize: "0.01", LotSize: "1"},
 			{ID: 2, Symbol: "BTC-USD", TickSize: "0.01", LotSize: "0.0001"}}},
-	})
+	}
+}
+
+// StartNodeWith starts a node with cfg and stops it when the test ends
+// (unless the test has closed it).
+func StartNodeWith(t testing.TB, cfg node.Config) *node.Node {
+	t.Helper()
+	n, err := node.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,19 @@
 // Config.OnMessage. The synchronous helpers (Submit, Cancel, Replace,
 // MassCancel and the queries) may be mixed with that freely; each waits for
 // the response that answers it.
+//
+// # Resumable sessions
+//
+// With Config.Session set the client logs in to that named session, and
+// with Config.Reconnect it reconnects by itself when the connection
+// breaks (or the server restarts), resuming the session's stream from the
+// message after the last one it delivered: OnMessage sees every message
+// of the stream exactly once, in order, across reconnects (LastMsg says
+// where it is; keep it to resume in a later process with Config.Next).
+// Once a reconnect's replay is delivered, a synchronous helper still
+// waiting for the answer to a command sent before it returns
+// ErrNotReceived: the command never reached the engine, and may be sent
+// again; OnCaughtUp tells pipelining callers the same moment.
 package client
 
 import (
@@ -20,6 +33,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/matchd/matchd/api/wire"
@@ -33,6 +47,28 @@ type Config struct {
 	Account            engine.AccountID
 	Token              string
 	CancelOnDisconnect bool
+	// Session names the session: 1 to 8 printable ASCII characters.
+	// Empty: the account's unnamed session, which cannot be resumed.
+	Session string
+	// Next is the first message of the session's stream wanted at the
+	// first login (0: none of those already sent). Reconnects resume
+	// from LastMsg + 1.
+	Next uint64
+	// TakeOver ends the session's current connection, if it has one, at
+	// the first login (reconnects always take over).
+	TakeOver bool
+	// Reconnect makes the client reconnect and resume a named session when
+	// its connection breaks, with a backoff from 50 ms to 1 s, for up to
+	// ReconnectFor (default 30 s). It does not after Close, a Logout, a
+	// protocol error, a take-over by another connection, or a login the
+	// server refuses for good.
+	Reconnect    bool
+	ReconnectFor time.Duration
+	// OnCaughtUp, if set, is called on the reader goroutine after each
+	// login once the replay it asked for has been delivered to OnMessage:
+	// any command sent before a reconnect whose answer has not arrived by
+	// then never reached the engine.
+	OnCaughtUp func(acc wire.LoginAccepted)
 	// Heartbeat is how long the client stays silent before it sends a
 	// Heartbeat (the server cuts sessions idle for 15 s). Default 1s.
 	Heartbeat time.Duration
@@ -67,7 +103,52 @@ type Message struct {
 var (
 	ErrLoginRejected = errors.New("client: login rejected")
 	ErrClosed        = errors.New("client: connection closed")
+	// ErrNotReceived answers a command sent before a reconnect that the
+	// engine never received (its answer is not in the resumed stream):
+	// sending it again is safe.
+	ErrNotReceived = errors.New("client: the command did not reach the server before the connection broke")
 )
+
+// LoginError is a login the server refused, with its reason
+// (wire.Login*). It wraps ErrLoginRejected.
+type LoginError struct{ Reason uint8 }
+
+func (e *LoginError) Error() string { return fmt.Sprintf("client: login rejected (reason %d)", e.Reason) }
+
+// Unwrap makes errors.Is(err, ErrLoginRejected) hold.
+func (e *LoginError) Unwrap() error { return ErrLoginRejected }
+
+// retryable reports whether a reconnect may try again after it.
+func (e *LoginError) retryable() bool {
+	return e.Reason == wire.LoginTooManyConnection || e.Reason == wire.LoginRetryLater || e.Reason == wire.LoginSessionInUse
+}
+
+// Report returns the report head of a stream message (Accepted, Rejected,
+// Executed, Canceled, Replaced, MassCanceled).
+func (m *Message) Report() (wire.Report, bool) {
+	switch m.Type {
+	case wire.TypeAccepted:
+		return m.Accepted.Report, true
+	case wire.TypeRejected:
+		return m.Rejected.Report, true
+	case wire.TypeExecuted:
+		return m.Executed.Report, true
+	case wire.TypeCanceled:
+		return m.Canceled.Report, true
+	case wire.TypeReplaced:
+		return m.Replaced.Report, true
+	case wire.TypeMassCanceled:
+		return m.MassCanceled.Report, true
+	}
+	return wire.Report{}, false
+}
+
+// EndOfCommand reports whether m is the last message its command sends
+// this session.
+func (m *Message) EndOfCommand() bool {
+	r, ok := m.Report()
+	return ok && r.Flags&wire.FlagEndOfCommand != 0
+}
 
 // RejectError is returned by the synchronous helpers when the server
 // rejects the command.
@@ -80,18 +161,29 @@ type waitKey struct {
 	v    uint64
 }
 
+// waiter is a synchronous helper waiting for its answer: ch gets it, or
+// is closed when it will not come (ErrNotReceived).
+type waiter struct {
+	ch  chan Message
+	gen int // the connection it was sent on
+}
+
 // Client is a logged-in session. Its methods are safe for concurrent use.
 type Client struct {
 	cfg     Config
-	conn    net.Conn
+	conn    net.Conn // under wmu
 	session uint64
+	name    wire.SessionName
+	lastMsg atomic.Uint64
 
 	wmu       sync.Mutex
 	lastWrite time.Time
 	massMu    sync.Mutex // one mass cancel at a time: its answer carries no reference
 
 	mu      sync.Mutex
-	waiters map[waitKey]chan Message
+	waiters map[waitKey]waiter
+	gen     int  // connections so far - 1
+	closing bool // Close was called
 	partial map[uint32]*Message // Orders answers still receiving frames
 	lastRef engine.ClientRef
 	nextReq uint32
@@ -107,19 +199,52 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Heartbeat == 0 {
 		cfg.Heartbeat = time.Second
 	}
+	if cfg.ReconnectFor == 0 {
+		cfg.ReconnectFor = 30 * time.Second
+	}
 	if len(cfg.Token) > wire.TokenSize {
 		return nil, fmt.Errorf("client: token longer than %d bytes", wire.TokenSize)
 	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
+	c := &Client{cfg: cfg, waiters: map[waitKey]waiter{}, partial: map[uint32]*Message{},
+		books: map[engine.InstrumentID]*Book{}, done: make(chan struct{}), lastWrite: time.Now()}
+	if cfg.Session != "" {
+		n, err := wire.ParseSessionName(cfg.Session)
+		if err != nil {
+			return nil, fmt.Errorf("client: %w", err)
+		}
+		c.name = n
+	} else if cfg.Reconnect || cfg.Next != 0 {
+		return nil, errors.New("client: only a named session (Config.Session) can be resumed")
 	}
-	login := wire.Login{Version: wire.Version, Account: cfg.Account}
-	if cfg.CancelOnDisconnect {
+	if cfg.Next > 0 {
+		c.lastMsg.Store(cfg.Next - 1)
+	}
+	conn, rd, acc, err := c.login(ctx, cfg.Next, cfg.TakeOver)
+	if err != nil {
+		return nil, err
+	}
+	c.conn, c.session = conn, acc.Connection
+	go c.run(conn, rd, acc)
+	go c.heartbeat()
+	return c, nil
+}
+
+// login connects and logs in to the session from stream message next.
+func (c *Client) login(ctx context.Context, next uint64, takeOver bool) (net.Conn, *wire.Reader, wire.LoginAccepted, error) {
+	var acc wire.LoginAccepted
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", c.cfg.Addr)
+	if err != nil {
+		return nil, nil, acc, fmt.Errorf("client: %w", err)
+	}
+	login := wire.Login{Version: wire.Version, Account: c.cfg.Account, Session: c.name, Next: next}
+	if c.cfg.CancelOnDisconnect {
 		login.Flags |= wire.FlagCancelOnDisconnect
 	}
-	copy(login.Token[:], cfg.Token)
+	if takeOver {
+		login.Flags |= wire.FlagTakeOver
+	}
+	copy(login.Token[:], c.cfg.Token)
 	if deadline, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(deadline)
 	} else {
@@ -128,43 +253,137 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	rd := wire.NewReader(conn, wire.MaxFrame, 1<<17)
 	if _, err := conn.Write(login.Append(nil)); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("client: %w", err)
+		return nil, nil, acc, fmt.Errorf("client: %w", err)
 	}
 	typ, body, err := rd.Next()
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("client: login: %w", err)
+		return nil, nil, acc, fmt.Errorf("client: login: %w", err)
 	}
 	conn.SetDeadline(time.Time{})
 	switch typ {
 	case wire.TypeLoginAccepted:
 	case wire.TypeLoginRejected:
 		conn.Close()
-		return nil, fmt.Errorf("%w (reason %d)", ErrLoginRejected, body[0])
+		return nil, nil, acc, &LoginError{Reason: body[0]}
 	default:
 		conn.Close()
-		return nil, fmt.Errorf("client: login answered with %q", typ)
+		return nil, nil, acc, fmt.Errorf("client: login answered with %q", typ)
 	}
-	var acc wire.LoginAccepted
 	acc.Decode(body)
-	c := &Client{cfg: cfg, conn: conn, session: acc.Connection, waiters: map[waitKey]chan Message{},
-		partial: map[uint32]*Message{}, books: map[engine.InstrumentID]*Book{}, done: make(chan struct{}), lastWrite: time.Now()}
-	go c.read(rd)
-	go c.heartbeat()
-	return c, nil
+	return conn, rd, acc, nil
 }
 
-// Session returns the server's id for this session.
-func (c *Client) Session() uint64 { return c.session }
+// run reads from each connection in turn, reconnecting while it may.
+func (c *Client) run(conn net.Conn, rd *wire.Reader, acc wire.LoginAccepted) {
+	defer close(c.done)
+	for {
+		err, again := c.read(rd, acc)
+		conn.Close()
+		if !again || !c.cfg.Reconnect {
+			c.finish(err)
+			c.failWaiters(c.gen + 1)
+			return
+		}
+		deadline := time.Now().Add(c.cfg.ReconnectFor)
+		backoff := 50 * time.Millisecond
+		for {
+			c.mu.Lock()
+			closing := c.closing
+			c.mu.Unlock()
+			if closing {
+				c.finish(err)
+				c.failWaiters(c.gen + 1)
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			var lerr error
+			var rd2 *wire.Reader
+			conn, rd2, acc, lerr = c.login(ctx, c.lastMsg.Load()+1, true)
+			cancel()
+			if lerr == nil {
+				rd = rd2
+				break
+			}
+			var le *LoginError
+			if errors.As(lerr, &le) && !le.retryable() || time.Now().After(deadline) {
+				c.finish(fmt.Errorf("client: reconnecting after %v: %w", err, lerr))
+				c.failWaiters(c.gen + 1)
+				return
+			}
+			time.Sleep(backoff)
+			backoff = min(2*backoff, time.Second)
+		}
+		c.wmu.Lock()
+		c.conn = conn
+		c.wmu.Unlock()
+		c.mu.Lock()
+		c.gen++
+		c.session = acc.Connection
+		clear(c.partial)
+		c.mu.Unlock()
+	}
+}
+
+// failWaiters tells every helper waiting on an answer to a command sent
+// on a connection before gen that it will not come.
+func (c *Client) failWaiters(gen int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, w := range c.waiters {
+		if w.gen < gen {
+			close(w.ch)
+			delete(c.waiters, k)
+		}
+	}
+}
+
+// caughtUp is called once a login's replay has been delivered.
+func (c *Client) caughtUp(acc wire.LoginAccepted) {
+	c.mu.Lock()
+	gen := c.gen
+	c.mu.Unlock()
+	c.failWaiters(gen)
+	if c.cfg.OnCaughtUp != nil {
+		c.cfg.OnCaughtUp(acc)
+	}
+}
+
+// LastMsg is the number of the last stream message delivered (0: none).
+func (c *Client) LastMsg() uint64 { return c.lastMsg.Load() }
+
+// SessionName is the session's name ("" if unnamed).
+func (c *Client) SessionName() string { return c.name.String() }
+
+// Session returns the server's id for this session's connection.
+func (c *Client) Session() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.session
+}
 
 // Close logs out and closes the connection.
 func (c *Client) Close() error {
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
 	c.Send(wire.AppendEmpty(nil, wire.TypeLogout))
 	select {
 	case <-c.done:
 	case <-time.After(2 * time.Second):
 	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	return c.conn.Close()
+}
+
+// Drop closes the connection without a Logout, as a network failure
+// would (tests of resumption use it): with Reconnect, the client
+// reconnects and resumes.
+func (c *Client) Drop() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.conn.Close()
 }
 
 // Err returns why the connection ended, once it has.
@@ -179,7 +398,8 @@ func (c *Client) Done() <-chan struct{} { return c.done }
 
 // NextRef returns a client reference greater than any this process has
 // used and than the clock in nanoseconds: references must increase per
-// account across sessions, and the clock carries that across restarts.
+// session across connections, and the clock carries that across
+// restarts.
 func (c *Client) NextRef() engine.ClientRef {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -217,14 +437,18 @@ func (c *Client) heartbeat() {
 	}
 }
 
-func (c *Client) read(rd *wire.Reader) {
-	defer close(c.done)
+// read delivers one connection's messages until it ends, and says why
+// and whether a reconnect may resume.
+func (c *Client) read(rd *wire.Reader, acc wire.LoginAccepted) (error, bool) {
 	var m Message
+	pending := acc.Next != 0 && acc.Next <= acc.Last // a replay to deliver before caughtUp
+	if !pending {
+		c.caughtUp(acc)
+	}
 	for {
 		typ, body, err := rd.Next()
 		if err != nil {
-			c.finish(fmt.Errorf("%w: %v", ErrClosed, err))
-			return
+			return fmt.Errorf("%w: %v", ErrClosed, err), true
 		}
 		if typ == wire.TypeHeartbeat {
 			continue
@@ -318,24 +542,41 @@ func (c *Client) read(rd *wire.Reader) {
 			m.Reason = body[0]
 		}
 		if err != nil {
-			c.finish(fmt.Errorf("client: bad message from server: %w", err))
-			c.conn.Close()
-			return
+			return fmt.Errorf("client: bad message from server: %w", err), false
+		}
+		msg := uint64(0)
+		if r, ok := m.Report(); ok && r.Msg != 0 {
+			if r.Msg <= c.lastMsg.Load() {
+				continue // already delivered (the server does not send duplicates; this is a belt)
+			}
+			msg = r.Msg
 		}
 		if c.cfg.OnMessage != nil {
 			c.cfg.OnMessage(&m)
 		}
+		if msg != 0 {
+			c.lastMsg.Store(msg)
+		}
 		if key.kind != 0 {
 			c.mu.Lock()
-			w := c.waiters[key]
+			w, ok := c.waiters[key]
 			delete(c.waiters, key)
 			c.mu.Unlock()
-			if w != nil {
-				w <- m
+			if ok {
+				w.ch <- m
 			}
 		}
+		if pending && msg >= acc.Last {
+			pending = false
+			c.caughtUp(acc)
+		}
 		if typ == wire.TypeGoodbye {
-			c.finish(fmt.Errorf("%w: goodbye, reason %d", ErrClosed, m.Reason))
+			err := fmt.Errorf("%w: goodbye, reason %d", ErrClosed, m.Reason)
+			switch m.Reason {
+			case wire.ByeLogout, wire.ByeMalformed, wire.ByeNotLoggedIn, wire.ByeTakenOver:
+				return err, false
+			}
+			return err, true
 		}
 	}
 }
@@ -367,16 +608,23 @@ func (c *Client) roundTrip(ctx context.Context, key waitKey, frame []byte) (Mess
 		c.mu.Unlock()
 		return Message{}, c.err
 	}
-	c.waiters[key] = ch
+	c.waiters[key] = waiter{ch: ch, gen: c.gen}
 	c.mu.Unlock()
 	if err := c.Send(frame); err != nil {
+		c.mu.Lock()
+		delete(c.waiters, key)
+		c.mu.Unlock()
 		return Message{}, err
 	}
 	select {
-	case m := <-ch:
+	case m, ok := <-ch:
+		if !ok {
+			if err := c.Err(); err != nil {
+				return Message{}, err
+			}
+			return Message{}, ErrNotReceived
+		}
 		return m, nil
-	case <-c.done:
-		return Message{}, c.Err()
 	case <-ctx.Done():
 		c.mu.Lock()
 		delete(c.waiters, key)
