@@ -113,7 +113,9 @@ var (
 // (wire.Login*). It wraps ErrLoginRejected.
 type LoginError struct{ Reason uint8 }
 
-func (e *LoginError) Error() string { return fmt.Sprintf("client: login rejected (reason %d)", e.Reason) }
+func (e *LoginError) Error() string {
+	return fmt.Sprintf("client: login rejected (reason %d)", e.Reason)
+}
 
 // Unwrap makes errors.Is(err, ErrLoginRejected) hold.
 func (e *LoginError) Unwrap() error { return ErrLoginRejected }
@@ -182,8 +184,8 @@ type Client struct {
 
 	mu      sync.Mutex
 	waiters map[waitKey]waiter
-	gen     int  // connections so far - 1
-	closing bool // Close was called
+	gen     int                 // connections so far - 1
+	closing bool                // Close was called
 	partial map[uint32]*Message // Orders answers still receiving frames
 	lastRef engine.ClientRef
 	nextReq uint32
