@@ -16,7 +16,7 @@ import (
 // returns the histograms of order → Accepted and cancel → Canceled, in
 // nanoseconds. price must be inside the instrument's band and not cross.
 func ClosedLoop(ctx context.Context, addr string, a Account, inst engine.InstrumentID, price engine.Price, n int) (accept, cancel *hdrhistogram.Histogram, err error) {
-	s, err := dialSession(ctx, addr, a)
+	s, err := dialSession(ctx, addr, a, "closed")
 	if err != nil {
 		return nil, nil, err
 	}

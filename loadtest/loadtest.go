@@ -161,7 +161,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	end := measureFrom.Add(cfg.Duration)
 	sessions := make([]*session, len(cfg.Accounts))
 	for i, a := range cfg.Accounts {
-		s, err := dialSession(ctx, cfg.Addr, a)
+		s, err := dialSession(ctx, cfg.Addr, a, fmt.Sprintf("load%d", i))
 		if err != nil {
 			for _, o := range sessions[:i] {
 				o.conn.Close()
@@ -188,13 +188,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	return collect(cfg, sessions, measureFrom, end), nil
 }
 
-func dialSession(ctx context.Context, addr string, a Account) (*session, error) {
+// dialSession logs in to the named session (taking it over from an
+// earlier run's connection, if any): references are per session, so
+// load on one session never collides with other sessions of the account.
+func dialSession(ctx context.Context, addr string, a Account, name string) (*session, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("loadtest: %w", err)
 	}
-	m := wire.Login{Version: wire.Version, Account: a.ID}
+	sn, err := wire.ParseSessionName(name)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("loadtest: %w", err)
+	}
+	m := wire.Login{Version: wire.Version, Account: a.ID, Session: sn, Flags: wire.FlagTakeOver}
 	copy(m.Token[:], a.Token)
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	c.Write(m.Append(nil))

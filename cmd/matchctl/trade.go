@@ -31,12 +31,14 @@ const tradeUsage = `usage: matchctl [--addr A] [--account N] [--token T] [--json
   status ORDER_ID
   watch SYMBOL [--for DURATION]            (live top of book and trades; Ctrl-C stops)
 Connection: --addr (MATCH_ADDR, default 127.0.0.1:7001), --account (MATCH_ACCOUNT,
-a number), --token (MATCH_TOKEN). Prices and quantities are decimals.
+a number), --token (MATCH_TOKEN), --session (MATCH_SESSION, default matchctl;
+if another matchctl uses it, matchctl2 ... matchctl9). Prices and quantities
+are decimals.
 Exit status: 0 done, 1 rejected or failed, 2 bad usage.
 `
 
 // valueFlags take a value; the rest are booleans.
-var valueFlags = map[string]bool{"addr": true, "account": true, "token": true, "tif": true,
+var valueFlags = map[string]bool{"addr": true, "account": true, "token": true, "session": true, "tif": true,
 	"levels": true, "qty": true, "price": true, "for": true}
 
 // splitArgs moves flags before the positional arguments, so that flags may
@@ -60,6 +62,7 @@ func splitArgs(args []string) (flags, pos []string) {
 
 type tradeOpts struct {
 	addr, token, tif, qty, price string
+	session                      string
 	account                      uint64
 	levels                       int
 	duration                     time.Duration
@@ -76,6 +79,7 @@ func trade(args []string, stdout, stderr io.Writer) int {
 	acct, _ := strconv.ParseUint(os.Getenv("MATCH_ACCOUNT"), 10, 32)
 	fs.Uint64Var(&o.account, "account", acct, "account number")
 	fs.StringVar(&o.token, "token", os.Getenv("MATCH_TOKEN"), "login token")
+	fs.StringVar(&o.session, "session", envOr("MATCH_SESSION", "matchctl"), "session name (1-8 characters; if in use, NAME2 … NAME9)")
 	fs.StringVar(&o.tif, "tif", "", "time in force: gtc, ioc, fok, post")
 	fs.StringVar(&o.qty, "qty", "", "new total quantity (replace)")
 	fs.StringVar(&o.price, "price", "", "new price (replace)")
@@ -96,8 +100,8 @@ func trade(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	t := &trader{o: o, out: stdout}
-	c, err := client.Dial(ctx, client.Config{Addr: o.addr, Account: engine.AccountID(o.account), Token: o.token,
-		OnMessage: t.onMessage})
+	c, err := dialSession(ctx, client.Config{Addr: o.addr, Account: engine.AccountID(o.account), Token: o.token,
+		OnMessage: t.onMessage}, o.session)
 	if err != nil {
 		fmt.Fprintln(stderr, "matchctl:", err)
 		return 1
@@ -115,6 +119,21 @@ func trade(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// dialSession logs in to the named session, or, when its connection is
+// in use by another matchctl, to the first of NAME2 … NAME9 that is free
+// (the name is cut to make room for the digit).
+func dialSession(ctx context.Context, cfg client.Config, name string) (*client.Client, error) {
+	cfg.Session = name
+	for i := 2; ; i++ {
+		c, err := client.Dial(ctx, cfg)
+		var le *client.LoginError
+		if err == nil || !errors.As(err, &le) || le.Reason != wire.LoginSessionInUse || i > 9 {
+			return c, err
+		}
+		cfg.Session = name[:min(len(name), wire.SessionNameSize-1)] + strconv.Itoa(i)
+	}
 }
 
 func envOr(name, def string) string {
@@ -138,6 +157,7 @@ type trader struct {
 	mu      sync.Mutex
 	ref     engine.ClientRef // of the order being entered
 	watch   engine.OrderID   // its id, once accepted
+	seq     engine.Seq       // the sequence number of its command
 	fills   []wire.Executed
 	remains *wire.Canceled
 	settled chan struct{}
@@ -152,29 +172,27 @@ func (t *trader) onMessage(m *client.Message) {
 	case wire.TypeAccepted:
 		// Seen here, in order, before the executions that follow it.
 		if m.Accepted.Ref == t.ref && t.ref != 0 {
-			t.watch = m.Accepted.OrderID
+			t.watch, t.seq = m.Accepted.OrderID, m.Accepted.Seq
 		}
 	case wire.TypeExecuted:
-		if m.Executed.OrderID == t.watch && t.watch != 0 {
+		if m.Executed.OrderID == t.watch && t.watch != 0 && m.Executed.Seq == t.seq {
 			t.fills = append(t.fills, m.Executed)
-			if m.Executed.Leaves == 0 && t.settled != nil {
-				close(t.settled)
-				t.settled = nil
-			}
 		}
 	case wire.TypeTrade:
 		if t.watching != nil {
 			t.watching.onTrade(m.Trade)
 		}
 	case wire.TypeCanceled:
-		if m.Canceled.OrderID == t.watch && t.watch != 0 {
+		if m.Canceled.OrderID == t.watch && t.watch != 0 && m.Canceled.Seq == t.seq {
 			cp := m.Canceled
 			t.remains = &cp
-			if t.settled != nil {
-				close(t.settled)
-				t.settled = nil
-			}
 		}
+	}
+	// The order's command has sent everything it will: its fills and an
+	// IOC remainder came before this.
+	if r, ok := m.Report(); ok && r.Seq == t.seq && t.seq != 0 && m.EndOfCommand() && t.settled != nil {
+		close(t.settled)
+		t.settled = nil
 	}
 }
 
@@ -352,11 +370,12 @@ func (t *trader) order(ctx context.Context, cmd string, args []string) error {
 	if err != nil {
 		return err
 	}
-	// Executions and an IOC remainder arrive right behind the acceptance;
-	// give them a moment, then report whatever is known.
+	// Executions and an IOC remainder arrive right behind the acceptance,
+	// the last of them marked end of command.
 	select {
 	case <-settled:
-	case <-time.After(300 * time.Millisecond):
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the rest of order %d's answers: %w", acc.OrderID, ctx.Err())
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -66,7 +66,12 @@ func benchTCP(b *testing.B, fsync bool, conns, perConn, subs int) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			// A named session, as a real client would use: every
+			// report is numbered and retained in its stream.
 			login := wire.Login{Version: wire.Version, Account: engine.AccountID(k + 1)}
+			if os.Getenv("MATCHD_BENCH_UNNAMED") == "" {
+				login.Session, _ = wire.ParseSessionName(fmt.Sprintf("bench%d", k))
+			}
 			copy(login.Token[:], fmt.Sprintf("bench-token-%d", k+1))
 			c.Write(login.Append(nil))
 			rd := wire.NewReader(c, wire.MaxFrame, 1<<16)
