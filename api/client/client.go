@@ -323,7 +323,13 @@ func (c *Client) run(conn net.Conn, rd *wire.Reader, acc wire.LoginAccepted) {
 		c.gen++
 		c.session = acc.Connection
 		clear(c.partial)
+		closing := c.closing
 		c.mu.Unlock()
+		if closing {
+			// Close or Kill came while this connection was being made:
+			// they closed the one before it.
+			conn.Close()
+		}
 	}
 }
 
@@ -386,6 +392,16 @@ func (c *Client) Drop() {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.conn.Close()
+}
+
+// Kill closes the connection without a Logout and does not reconnect, as
+// if the client's process died (tests of resumption use it). Done is
+// closed once the client has stopped.
+func (c *Client) Kill() {
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+	c.Drop()
 }
 
 // Err returns why the connection ended, once it has.
