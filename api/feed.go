@@ -17,6 +17,7 @@ import (
 // exact point in the command sequence, and Deliver, which sees results in
 // that order, stamps it with the feed sequence of that same point.
 type feed struct {
+	keep  int // frames retained per instrument for subscribers that resume
 	insts map[engine.InstrumentID]*feedInst
 	dirty []*feedInst   // instruments with frames or joins in this batch
 	subs  *atomic.Int64 // subscriptions in all (Server.stats.subscriptions)
@@ -26,8 +27,8 @@ type feed struct {
 // feedInst is one instrument's feed.
 type feedInst struct {
 	id    engine.InstrumentID
-	seq   uint64              // feed sequence of the last change
 	buf   []byte              // this batch's frames
+	ret   stream              // the latest frames, by feed number, for subscribers that resume
 	subs  map[uint64]*session // subscribed before this batch
 	joins []feedJoin          // subscribed during this batch
 	dirty bool
@@ -46,7 +47,7 @@ func (f *feed) inst(id engine.InstrumentID) *feedInst {
 		if f.insts == nil {
 			f.insts = map[engine.InstrumentID]*feedInst{}
 		}
-		fi = &feedInst{id: id, subs: map[uint64]*session{}}
+		fi = &feedInst{id: id, subs: map[uint64]*session{}, ret: stream{first: 1}}
 		f.insts[id] = fi
 	}
 	return fi
@@ -59,24 +60,46 @@ func (f *feed) markDirty(fi *feedInst) {
 	}
 }
 
-// publish numbers and, if anyone will read it, encodes one market data
-// event. Events of instruments without subscribers only advance the
-// sequence.
+// publish encodes one market data event (numbered by the engine, so the
+// numbers are the journal's), keeps it for subscribers that resume, and
+// queues it for this batch's subscribers.
 func (f *feed) publish(ev *engine.Event) {
 	fi := f.inst(ev.Instrument)
-	fi.seq++
-	if len(fi.subs) == 0 && len(fi.joins) == 0 {
-		return
-	}
+	start := len(fi.buf)
 	switch ev.Kind {
 	case engine.EvFill:
-		fi.buf = (&wire.Trade{Instrument: ev.Instrument, FeedSeq: fi.seq, Seq: ev.Seq, Time: ev.Time,
+		fi.buf = (&wire.Trade{Instrument: ev.Instrument, FeedSeq: ev.FeedSeq, Seq: ev.Seq, Time: ev.Time,
 			Trade: ev.TradeID, Aggressor: ev.Side, Price: ev.Price, Qty: ev.Qty}).Append(fi.buf)
 	case engine.EvLevel:
-		fi.buf = (&wire.LevelUpdate{Instrument: ev.Instrument, FeedSeq: fi.seq, Seq: ev.Seq, Side: ev.Side,
+		fi.buf = (&wire.LevelUpdate{Instrument: ev.Instrument, FeedSeq: ev.FeedSeq, Seq: ev.Seq, Side: ev.Side,
 			Price: ev.Price, Qty: ev.Qty, Orders: ev.Orders}).Append(fi.buf)
 	}
+	fi.ret.add(ev.FeedSeq, fi.buf[start:])
+	if fi.ret.retained() > f.keep+f.keep/4 {
+		fi.ret.trim(f.keep)
+	}
+	if len(fi.subs) == 0 && len(fi.joins) == 0 {
+		fi.buf = fi.buf[:start]
+		return
+	}
 	f.markDirty(fi)
+}
+
+// resumable reports whether a subscriber that asks for the instrument's
+// feed from number from can be sent what it missed up to last (the
+// snapshot point): the server still keeps it, and it fits in a quarter of
+// the subscriber's outbound limit.
+func (fi *feedInst) resumable(from, last uint64, limit int) bool {
+	st := &fi.ret
+	switch {
+	case from == 0 || from > last+1 || st.last != last:
+		return false
+	case from == last+1:
+		return true
+	case from < st.first:
+		return false
+	}
+	return len(st.buf)-int(st.offs[from-st.first]) <= limit/4
 }
 
 // subscribe answers a QueryBook: it sends ss the snapshot, stamped with
@@ -91,7 +114,19 @@ func (f *feed) subscribe(ss *session, b *pipeline.Batch, r *pipeline.Result, scr
 		return scratch
 	}
 	fi := f.inst(r.Instrument)
-	m := wire.BookSnapshot{Request: req, Instrument: r.Instrument, FeedSeq: fi.seq, Seq: r.Seq, Found: true}
+	if fi.resumable(r.From, r.FeedSeq, ss.limit) {
+		// What it missed, from the frames kept: the same bytes it would
+		// have been sent.
+		scratch = (&wire.BookSnapshot{Request: req, Instrument: r.Instrument, FeedSeq: r.From - 1, Seq: r.Seq,
+			Found: true, Resumed: true}).Append(scratch[:0], nil, nil)
+		for next := r.From; next <= r.FeedSeq; {
+			var fr []byte
+			fr, next = fi.ret.frames(next, 64<<10)
+			scratch = append(scratch, fr...)
+		}
+		return f.join(ss, fi, scratch)
+	}
+	m := wire.BookSnapshot{Request: req, Instrument: r.Instrument, FeedSeq: r.FeedSeq, Seq: r.Seq, Found: true}
 	scratch = scratch[:0]
 	for {
 		nb := min(len(bids), wire.MaxSnapshotLevels)
@@ -103,14 +138,20 @@ func (f *feed) subscribe(ss *session, b *pipeline.Batch, r *pipeline.Result, scr
 			break
 		}
 	}
+	return f.join(ss, fi, scratch)
+}
+
+// join queues a subscriber's first frames and adds it to the
+// instrument's subscribers from this point of the batch on.
+func (f *feed) join(ss *session, fi *feedInst, scratch []byte) []byte {
 	f.srv.queue(ss, scratch)
 	if ss.isClosing() {
 		return scratch
 	}
-	f.unsubscribe(ss, r.Instrument)
+	f.unsubscribe(ss, fi.id)
 	fi.joins = append(fi.joins, feedJoin{ss: ss, from: len(fi.buf)})
 	f.markDirty(fi)
-	ss.feeds = append(ss.feeds, r.Instrument)
+	ss.feeds = append(ss.feeds, fi.id)
 	f.subs.Add(1)
 	return scratch
 }

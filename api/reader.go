@@ -565,7 +565,7 @@ func (s *Server) translate(ss *session, typ byte, body []byte, recv int64) (req 
 		switch m.Action {
 		case wire.SubscribeOn:
 			return pipeline.Request{Token: uint64(newRoute(ss.id, m.Request)), Query: pipeline.Query{
-				Kind: pipeline.QueryBook, Instrument: m.Instrument}}, actSubmit, ""
+				Kind: pipeline.QueryBook, Instrument: m.Instrument, From: m.From}}, actSubmit, ""
 		case wire.Unsubscribe:
 			s.mu.Lock()
 			s.feed.unsubscribe(ss, m.Instrument)

@@ -61,6 +61,10 @@ type Config struct {
 	// SessionRetentionBytes bounds what all streams together keep; past
 	// it the largest stream gives up its older half. Default 256 MiB.
 	SessionRetentionBytes int64
+	// FeedRetention is how many of an instrument's latest market data
+	// messages the server keeps for subscribers that resume. Default
+	// 100,000.
+	FeedRetention int
 	// Logger receives session events. Default slog.Default().
 	Logger *slog.Logger
 	// Instruments is the directory answered to QueryInstrument.
@@ -99,6 +103,9 @@ func (c *Config) EnsureDefaults() {
 	if c.OutboundBudget == 0 {
 		c.OutboundBudget = 256 << 20
 	}
+	if c.FeedRetention == 0 {
+		c.FeedRetention = 100_000
+	}
 	if c.SessionRetention == 0 {
 		c.SessionRetention = 100_000
 	}
@@ -127,6 +134,9 @@ func (c *Config) Validate() error {
 	}
 	if c.OutboundLimit < 64<<10 {
 		errs = append(errs, fmt.Errorf("api: outbound limit %d is below 64 KiB", c.OutboundLimit))
+	}
+	if c.FeedRetention < 1 {
+		errs = append(errs, fmt.Errorf("api: feed retention %d must be positive", c.FeedRetention))
 	}
 	if c.SessionRetention < 1 || c.SessionRetentionBytes < 1<<20 {
 		errs = append(errs, fmt.Errorf("api: session retention %d messages and %d bytes must be at least 1 and 1 MiB",
@@ -210,7 +220,7 @@ func NewServer(cfg Config, accounts []Account) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, tokens: map[engine.AccountID][32]byte{}, epoch: time.Now(),
 		sessions: map[uint64]*session{}, byAccount: map[engine.AccountID]map[uint64]*session{},
 		waiters: map[uint32]chan<- DepthAnswer{}, drained: make(chan struct{}), adm: newAdmission()}
-	s.feed.subs, s.feed.srv = &s.stats.subscriptions, s
+	s.feed.subs, s.feed.srv, s.feed.keep = &s.stats.subscriptions, s, cfg.FeedRetention
 	s.streams = newStreams(cfg.SessionRetention, cfg.SessionRetentionBytes)
 	s.putFn = s.put
 	for _, a := range accounts {

@@ -255,6 +255,11 @@ func (s *Server) Observe(c *engine.Command, evs []engine.Event) {
 			s.streams.add(k, msg, f)
 		}
 	})
+	for j := range evs {
+		if k := evs[j].Kind; k == engine.EvFill || k == engine.EvLevel {
+			s.feed.publish(&evs[j]) // no subscribers yet: kept for those that resume
+		}
+	}
 }
 
 // Seed tells the server every session the recovered engine knows, so that

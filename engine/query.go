@@ -137,6 +137,16 @@ func (e *Engine) OpenOrdersPage(a AccountID, after OrderID, limit int, out []Ord
 // OpenOrderCount returns the number of open orders in the engine.
 func (e *Engine) OpenOrderCount() int { return e.orders.len() }
 
+// FeedSeq returns the number of the instrument's last market data event
+// (Event.FeedSeq of its last trade or level change; 0 before any, or for
+// an unknown instrument).
+func (e *Engine) FeedSeq(id InstrumentID) uint64 {
+	if b := e.book(id); b != nil {
+		return b.feedSeq
+	}
+	return 0
+}
+
 // LastTradeID returns the ID of the last trade; trade IDs count from 1, so
 // it is also the number of trades since the engine began.
 func (e *Engine) LastTradeID() TradeID { return e.nextTrade }

@@ -96,6 +96,9 @@ func (p *Pipeline) handle(b *Batch, r *Request) {
 			n = 0 // all
 		}
 		_, res.Found = p.e.Instrument(q.Instrument)
+		if q.Kind == QueryBook {
+			res.FeedSeq, res.From = p.e.FeedSeq(q.Instrument), q.From
+		}
 		start := int32(len(b.levels))
 		b.levels = p.e.Depth(q.Instrument, engine.Buy, n, b.levels)
 		res.bids = int32(len(b.levels)) - start

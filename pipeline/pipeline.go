@@ -71,6 +71,9 @@ type Query struct {
 	Account    engine.AccountID
 	OrderID    engine.OrderID
 	Levels     int32
+	// From is the producer's own value for a QueryBook (the feed number a
+	// subscriber resumes from, say), returned untouched in Result.From.
+	From uint64
 }
 
 // Request is one slot of the inbound ring: a command (Query.Kind == 0) or
@@ -107,6 +110,9 @@ type Result struct {
 	Found bool
 	// More says a QueryOpenOrders page is not the last.
 	More bool
+	// FeedSeq is, for QueryBook, the instrument's feed number at the
+	// snapshot (engine.Engine.FeedSeq); From echoes Query.From.
+	FeedSeq, From uint64
 }
 
 // Batch is what one turn of the matching loop produced: the commands it

@@ -56,6 +56,15 @@ func (b *Book) Apply(m *Message) (snapshotDone bool, err error) {
 			b.err = fmt.Errorf("client: instrument %d not found", b.Instrument)
 			return true, b.err
 		}
+		if s.Resumed {
+			// The answer to a resubscription from feedSeq+1: the missed
+			// updates follow, and the book carries on.
+			if !b.ready || b.err != nil || s.FeedSeq != b.feedSeq {
+				b.err = fmt.Errorf("%w: instrument %d: resumed after %d, the book is at %d", ErrGap, b.Instrument, s.FeedSeq, b.feedSeq)
+				return true, b.err
+			}
+			return true, nil
+		}
 		if !b.loading || b.feedSeq != s.FeedSeq {
 			clear(b.bids)
 			clear(b.asks)
@@ -210,6 +219,28 @@ func (c *Client) Subscribe(ctx context.Context, inst engine.InstrumentID) (*Book
 		return nil, fmt.Errorf("client: subscribe: instrument %d not found", inst)
 	}
 	return b, nil
+}
+
+// resubscribe asks again, on a new connection, for the market data of
+// every book the client keeps: from the next feed number of a book that
+// is whole (the server replays what it missed, or sends a fresh
+// snapshot), with a snapshot otherwise.
+func (c *Client) resubscribe() {
+	c.mu.Lock()
+	var frames []byte
+	for inst, b := range c.books {
+		b.mu.Lock()
+		from := uint64(0)
+		if b.ready && b.err == nil {
+			from = b.feedSeq + 1
+		}
+		b.mu.Unlock()
+		frames = (&wire.Subscribe{Instrument: inst, Action: wire.SubscribeOn, From: from}).Append(frames)
+	}
+	c.mu.Unlock()
+	if len(frames) > 0 {
+		c.Send(frames)
+	}
 }
 
 // Unsubscribe stops the instrument's market data; its Book stops changing.

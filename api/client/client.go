@@ -330,6 +330,7 @@ func (c *Client) run(conn net.Conn, rd *wire.Reader, acc wire.LoginAccepted) {
 			// they closed the one before it.
 			conn.Close()
 		}
+		c.resubscribe()
 	}
 }
 

@@ -322,3 +322,77 @@ func TestReconnectResumesAndNeverExecutesTwice(t *testing.T) {
 		}
 	}
 }
+
+// TestBookResumesAcrossDropsAndRestart: a subscriber whose connection is
+// dropped, and whose server restarts, resubscribes from the next feed
+// number by itself and is sent what it missed: its book ends equal to the
+// server's depth, from the one snapshot it got at the start.
+func TestBookResumesAcrossDropsAndRestart(t *testing.T) {
+	fs := vfs.NewCrashableMem()
+	cfg := apitest.NodeConfig(fs)
+	cfg.API.Listen = "127.0.0.1:0"
+	n := apitest.StartNodeWith(t, cfg)
+	ctx := context.Background()
+	var mu sync.Mutex
+	snapshots, resumed := 0, 0
+	sub := dialSession(t, n.Addr().String(), 1, "WATCH", 0, nil, func(c *client.Config) {
+		c.Reconnect = true
+		c.OnMessage = func(m *client.Message) {
+			if m.Type == wire.TypeBookSnapshot {
+				mu.Lock()
+				if m.Snapshot.Resumed {
+					resumed++
+				} else {
+					snapshots++
+				}
+				mu.Unlock()
+			}
+		}
+	})
+	book, err := sub.Subscribe(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trade := func(addr string, from engine.ClientRef) {
+		tr := dialSession(t, addr, 2, "MAKER", 0, nil, func(c *client.Config) { c.TakeOver = true })
+		for i := range engine.ClientRef(30) {
+			side := engine.Side(1 + i%2)
+			if _, err := tr.Submit(ctx, order(from+i, side, 9_990+engine.Price(i%7), 1+engine.Qty(i%4))); err != nil {
+				t.Fatal(err)
+			}
+			if i%10 == 5 {
+				sub.Drop()
+			}
+		}
+		tr.Close()
+	}
+	trade(n.Addr().String(), 1)
+	// A restart on the same port: the subscriber reconnects there.
+	addr := n.Addr().String()
+	if err := n.Close(2 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	cfg.API.Listen = addr
+	n = apitest.StartNodeWith(t, cfg)
+	trade(addr, 100)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		bids, asks, err := sub.Depth(ctx, 1, 50)
+		if err == nil {
+			b, a := book.Depth(50)
+			if reflect.DeepEqual(b, bids) && reflect.DeepEqual(a, asks) && book.Err() == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			b, a := book.Depth(50)
+			t.Fatalf("book %v %v (err %v), server %v %v (%v)", b, a, book.Err(), bids, asks, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if snapshots != 1 || resumed < 3 {
+		t.Fatalf("%d full snapshots and %d resumptions; want 1 and at least 3", snapshots, resumed)
+	}
+}

@@ -14,7 +14,7 @@ import (
 
 // Body sizes of the fixed-size market data messages.
 const (
-	subscribeSize    = 9
+	subscribeSize    = 17
 	levelUpdateSize  = 41
 	tradeSize        = 53
 	snapshotHeadSize = 30
@@ -29,11 +29,17 @@ const (
 
 // Subscribe starts or stops the market data of one instrument. Offsets:
 //
-//	0 request u32 | 4 instrument u32 | 8 action u8
+//	0 request u32 | 4 instrument u32 | 8 action u8 | 9 from u64
+//
+// From 0 asks for a snapshot; a subscriber that had the feed up to F-1
+// asks from F, and is sent what it missed (a Resumed BookSnapshot, then
+// the updates from F) when the server still keeps it, a full snapshot
+// otherwise.
 type Subscribe struct {
 	Request    uint32
 	Instrument engine.InstrumentID
 	Action     uint8
+	From       uint64
 }
 
 // Append appends the frame.
@@ -41,7 +47,8 @@ func (m *Subscribe) Append(b []byte) []byte {
 	b = appendHeader(b, TypeSubscribe, subscribeSize)
 	b = be.AppendUint32(b, m.Request)
 	b = be.AppendUint32(b, uint32(m.Instrument))
-	return append(b, m.Action)
+	b = append(b, m.Action)
+	return be.AppendUint64(b, m.From)
 }
 
 // Decode fills m from a body returned by Parse.
@@ -50,6 +57,7 @@ func (m *Subscribe) Decode(body []byte) {
 	m.Request = be.Uint32(body)
 	m.Instrument = engine.InstrumentID(be.Uint32(body[4:]))
 	m.Action = body[8]
+	m.From = be.Uint64(body[9:])
 }
 
 // BookSnapshot answers Subscribe with the instrument's whole book; a long
@@ -63,7 +71,9 @@ func (m *Subscribe) Decode(body []byte) {
 //
 // FeedSeq is the feed sequence number of the last change the snapshot
 // includes; the next LevelUpdate or Trade has FeedSeq+1. Seq is the last
-// command applied.
+// command applied. The found byte holds Found in bit 0 and Resumed in bit
+// 1: a Resumed snapshot carries no levels and answers a Subscribe from
+// FeedSeq+1 whose missed updates follow (the subscriber keeps its book).
 type BookSnapshot struct {
 	Request    uint32
 	Instrument engine.InstrumentID
@@ -71,6 +81,7 @@ type BookSnapshot struct {
 	Seq        engine.Seq
 	Found      bool
 	More       bool
+	Resumed    bool
 }
 
 // MaxSnapshotLevels is the most levels (both sides together) one
@@ -88,7 +99,7 @@ func (m *BookSnapshot) Append(b []byte, bids, asks []engine.LevelInfo) []byte {
 	b = be.AppendUint32(b, uint32(m.Instrument))
 	b = be.AppendUint64(b, m.FeedSeq)
 	b = be.AppendUint64(b, uint64(m.Seq))
-	b = append(b, boolByte(m.Found), boolByte(m.More))
+	b = append(b, boolByte(m.Found)|boolByte(m.Resumed)<<1, boolByte(m.More))
 	b = be.AppendUint16(b, uint16(len(bids)))
 	b = be.AppendUint16(b, uint16(len(asks)))
 	for _, l := range bids {
@@ -109,7 +120,7 @@ func (m *BookSnapshot) Decode(body []byte, bids, asks []engine.LevelInfo) ([]eng
 	m.Instrument = engine.InstrumentID(be.Uint32(body[4:]))
 	m.FeedSeq = be.Uint64(body[8:])
 	m.Seq = engine.Seq(be.Uint64(body[16:]))
-	m.Found, m.More = body[24] != 0, body[25] != 0
+	m.Found, m.Resumed, m.More = body[24]&1 != 0, body[24]&2 != 0, body[25] != 0
 	nb, na := int(be.Uint16(body[26:])), int(be.Uint16(body[28:]))
 	if nb+na > MaxSnapshotLevels {
 		return bids, asks, fmt.Errorf("%w: book snapshot says %d+%d levels, at most %d a frame", ErrBadLength, nb, na, MaxSnapshotLevels)

@@ -249,7 +249,7 @@ func (tr *chaosTrader) trade(stop <-chan struct{}, seed uint64) {
 func TestChaosExactlyOnce(t *testing.T) {
 	duration, kills, drops := 12*time.Second, 3, 60
 	if os.Getenv("CHAOS") == "long" {
-		duration, kills, drops = 150*time.Second, 25, 1100
+		duration, kills, drops = 150*time.Second, 25, 1300
 	}
 	seed := uint64(time.Now().UnixNano())
 	if s, err := strconv.ParseUint(os.Getenv("CHAOS_SEED"), 10, 64); err == nil {

@@ -26,7 +26,7 @@ type settings struct {
 	maxConns, outbound                                 int
 	maxPreLogin, maxPreLoginPerAddr                    int
 	outboundBudget                                     int64
-	sessionCredit, sessionRetention                    int
+	sessionCredit, sessionRetention, feedRetention     int
 	sessionRetentionBytes                              int64
 	adminToken, adminHosts                             string
 }
@@ -61,6 +61,7 @@ func (s *settings) flags(out io.Writer) *flag.FlagSet {
 	fs.Int64Var(&s.outboundBudget, "outbound-budget", ad.OutboundBudget, "bytes all sessions together may hold; past it the sessions holding the most are disconnected")
 	fs.IntVar(&s.sessionRetention, "session-retention", ad.SessionRetention, "messages each named session's stream keeps for a client that resumes")
 	fs.Int64Var(&s.sessionRetentionBytes, "session-retention-bytes", ad.SessionRetentionBytes, "bytes all sessions' streams together keep (past it the largest gives up its older half)")
+	fs.IntVar(&s.feedRetention, "feed-retention", ad.FeedRetention, "market data messages kept per instrument for subscribers that resume")
 	fs.DurationVar(&s.shutdownWait, "shutdown-wait", 5*time.Second, "how long shutdown waits for sessions to finish")
 	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until shutdown")
 	return fs
@@ -197,7 +198,8 @@ func (s *settings) apiConfig() api.Config {
 	return api.Config{Listen: s.listen, MaxConns: s.maxConns, MaxPreLogin: s.maxPreLogin, MaxPreLoginPerAddr: s.maxPreLoginPerAddr,
 		LoginTimeout: s.loginTimeout,
 		Heartbeat:    s.heartbeat, IdleTimeout: s.idleTimeout, OutboundLimit: s.outbound, OutboundBudget: s.outboundBudget,
-		SessionCredit: s.sessionCredit, SessionRetention: s.sessionRetention, SessionRetentionBytes: s.sessionRetentionBytes}
+		SessionCredit: s.sessionCredit, SessionRetention: s.sessionRetention, SessionRetentionBytes: s.sessionRetentionBytes,
+		FeedRetention: s.feedRetention}
 }
 
 // logAttrs lists the settings for the start-up log line.
@@ -207,5 +209,5 @@ func (s *settings) logAttrs() []any {
 		"max_conns", s.maxConns, "max_prelogin", s.maxPreLogin, "max_prelogin_per_addr", s.maxPreLoginPerAddr,
 		"admin_token", s.adminToken != "", "admin_hosts", s.adminHosts, "login_timeout", s.loginTimeout, "heartbeat", s.heartbeat,
 		"idle_timeout", s.idleTimeout, "outbound_limit", s.outbound, "outbound_budget", s.outboundBudget, "session_credit", s.sessionCredit,
-		"session_retention", s.sessionRetention, "session_retention_bytes", s.sessionRetentionBytes, "shutdown_wait", s.shutdownWait}
+		"session_retention", s.sessionRetention, "session_retention_bytes", s.sessionRetentionBytes, "feed_retention", s.feedRetention, "shutdown_wait", s.shutdownWait}
 }
