@@ -75,7 +75,7 @@ func (f *feed) publish(ev *engine.Event) {
 			Price: ev.Price, Qty: ev.Qty, Orders: ev.Orders}).Append(fi.buf)
 	}
 	fi.ret.add(ev.FeedSeq, fi.buf[start:])
-	if fi.ret.retained() > f.keep+f.keep/4 {
+	if fi.ret.retained() > f.keep+chunkBytes/32 {
 		fi.ret.trim(f.keep)
 	}
 	if len(fi.subs) == 0 && len(fi.joins) == 0 {
@@ -99,7 +99,7 @@ func (fi *feedInst) resumable(from, last uint64, limit int) bool {
 	case from < st.first:
 		return false
 	}
-	return len(st.buf)-int(st.offs[from-st.first]) <= limit/4
+	return st.bytesFrom(from) <= limit/4
 }
 
 // subscribe answers a QueryBook: it sends ss the snapshot, stamped with

@@ -576,8 +576,13 @@ func (s *Server) translate(ss *session, typ byte, body []byte, recv int64) (req 
 	case wire.TypeQuery:
 		var m wire.Query
 		m.Decode(body)
-		if m.Kind == wire.QueryInstrument { // static: answered here, at once
+		switch m.Kind {
+		case wire.QueryInstrument: // static: answered here, at once
 			ss.send((&wire.Instruments{Request: m.Request}).Append(nil, s.cfg.Instruments))
+			return req, actNone, ""
+		case wire.QueryOrderStatus, wire.QueryOrderByRef, wire.QueryExecutions:
+			// From the history of what has been released: answered here.
+			s.answerHistory(ss, &m)
 			return req, actNone, ""
 		}
 		kind := pipeline.QueryKind(m.Kind) // the wire and pipeline kinds 1-4 agree

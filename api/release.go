@@ -79,6 +79,7 @@ func (s *Server) Deliver(b *pipeline.Batch) {
 		s.cur = ss
 		s.scratch, s.makerScratch = encodeStream(c, evs, s.scratch, s.makerScratch, s.putFn)
 		s.cur = nil
+		s.hist.apply(c, evs)
 		for j := range evs {
 			if k := evs[j].Kind; k == engine.EvFill || k == engine.EvLevel {
 				s.feed.publish(&evs[j])

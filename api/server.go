@@ -65,6 +65,11 @@ type Config struct {
 	// messages the server keeps for subscribers that resume. Default
 	// 100,000.
 	FeedRetention int
+	// OrderHistory is how many of the latest orders (of all accounts;
+	// rounded up to a power of two) the server keeps the status of, open
+	// or finished, for order status queries; older orders are kept while
+	// they are open. Default 131,072.
+	OrderHistory int
 	// Logger receives session events. Default slog.Default().
 	Logger *slog.Logger
 	// Instruments is the directory answered to QueryInstrument.
@@ -103,6 +108,9 @@ func (c *Config) EnsureDefaults() {
 	if c.OutboundBudget == 0 {
 		c.OutboundBudget = 256 << 20
 	}
+	if c.OrderHistory == 0 {
+		c.OrderHistory = 1 << 17
+	}
 	if c.FeedRetention == 0 {
 		c.FeedRetention = 100_000
 	}
@@ -134,6 +142,9 @@ func (c *Config) Validate() error {
 	}
 	if c.OutboundLimit < 64<<10 {
 		errs = append(errs, fmt.Errorf("api: outbound limit %d is below 64 KiB", c.OutboundLimit))
+	}
+	if c.OrderHistory < 1 {
+		errs = append(errs, fmt.Errorf("api: order history %d must be positive", c.OrderHistory))
 	}
 	if c.FeedRetention < 1 {
 		errs = append(errs, fmt.Errorf("api: feed retention %d must be positive", c.FeedRetention))
@@ -184,9 +195,11 @@ type Server struct {
 	makerScratch []byte
 	orders       []engine.OrderInfo
 	feed         feed
-	streams      streams  // every session's stream (under mu)
-	putFn        putFunc  // s.put, made once
-	cur          *session // the connection whose command Deliver encodes (under mu)
+	streams      streams     // every session's stream (under mu)
+	hist         history     // every account's orders and fills (under mu)
+	fills        []wire.Fill // an answer being built (under mu)
+	putFn        putFunc     // s.put, made once
+	cur          *session    // the connection whose command Deliver encodes (under mu)
 
 	acks    ackCounts
 	waiters map[uint32]chan<- DepthAnswer // in-process queries (Depth), by token
@@ -222,6 +235,7 @@ func NewServer(cfg Config, accounts []Account) (*Server, error) {
 		waiters: map[uint32]chan<- DepthAnswer{}, drained: make(chan struct{}), adm: newAdmission()}
 	s.feed.subs, s.feed.srv, s.feed.keep = &s.stats.subscriptions, s, cfg.FeedRetention
 	s.streams = newStreams(cfg.SessionRetention, cfg.SessionRetentionBytes)
+	s.hist = newHistory(cfg.OrderHistory)
 	s.putFn = s.put
 	for _, a := range accounts {
 		s.tokens[a.ID] = sha256.Sum256([]byte(a.Token))

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"slices"
+
 	"github.com/matchd/matchd/api/wire"
 	"github.com/matchd/matchd/engine"
 )
@@ -19,75 +21,127 @@ type streamKey struct {
 	name engine.SessionID
 }
 
-// stream is one session's retained messages (under Server.mu).
+// stream is one session's retained messages (under Server.mu), in
+// chunks: trimming drops whole chunks from the front and never copies a
+// retained message.
 type stream struct {
-	key   streamKey
-	last  uint64  // number of the last message of the stream (0: none yet)
-	first uint64  // number of the first retained message (offs[0])
-	buf   []byte  // the retained frames, back to back
-	offs  []int32 // where each retained message starts in buf
-	live  *session
+	key    streamKey
+	last   uint64 // number of the last message of the stream (0: none yet)
+	first  uint64 // number of the first retained message
+	chunks []*streamChunk
+	n      int // messages retained
+	live   *session
 }
 
-// retained is how many messages the stream holds.
-func (st *stream) retained() int { return len(st.offs) }
+// streamChunk is a run of consecutive messages, back to back in buf.
+type streamChunk struct {
+	first uint64  // number of offs[0]'s message
+	buf   []byte  // the frames
+	offs  []int32 // where each starts in buf
+}
 
-// add appends message msg. A message that does not follow the last one
-// (the retention rebuilt at start begins in the middle of a stream)
-// starts the retention afresh there.
+// chunkBytes is the most a stream chunk grows to.
+const chunkBytes = 64 << 10
+
+// retained is how many messages the stream holds.
+func (st *stream) retained() int { return st.n }
+
+// size is the bytes the stream's chunks hold.
+func (st *stream) size() int {
+	n := 0
+	for _, c := range st.chunks {
+		n += len(c.buf)
+	}
+	return n
+}
+
+// add appends message msg and returns the bytes retained grew by. A
+// message that does not follow the last one (the retention rebuilt at
+// start begins in the middle of a stream) starts the retention afresh
+// there.
 func (st *stream) add(msg uint64, f []byte) int {
 	grew := len(f)
-	if msg != st.last+1 || len(st.offs) == 0 {
-		grew -= len(st.buf)
-		st.buf, st.offs, st.first = st.buf[:0], st.offs[:0], msg
+	if msg != st.last+1 || st.n == 0 {
+		grew -= st.size()
+		st.chunks, st.n, st.first = st.chunks[:0], 0, msg
 	}
-	st.offs = append(st.offs, int32(len(st.buf)))
-	st.buf = append(st.buf, f...)
+	var c *streamChunk
+	if k := len(st.chunks); k > 0 && len(st.chunks[k-1].buf)+len(f) <= chunkBytes {
+		c = st.chunks[k-1]
+	} else {
+		c = &streamChunk{first: msg, buf: make([]byte, 0, min(chunkBytes, max(4<<10, 2*len(f))))}
+		if k > 0 {
+			c.buf = make([]byte, 0, chunkBytes)
+		}
+		st.chunks = append(st.chunks, c)
+	}
+	c.offs = append(c.offs, int32(len(c.buf)))
+	c.buf = append(c.buf, f...)
+	st.n++
 	st.last = msg
 	return grew
 }
 
-// trim keeps the newest keep messages and returns the bytes it freed.
+// trim drops the oldest chunks while at least keep messages remain
+// without them, and returns the bytes it freed.
 func (st *stream) trim(keep int) int {
-	drop := len(st.offs) - keep
-	if drop <= 0 {
-		return 0
+	freed := 0
+	for len(st.chunks) > 0 && (keep == 0 || st.n-len(st.chunks[0].offs) >= keep) {
+		c := st.chunks[0]
+		st.chunks[0] = nil
+		st.chunks = st.chunks[1:]
+		st.n -= len(c.offs)
+		freed += len(c.buf)
 	}
-	if keep == 0 {
-		n := len(st.buf)
-		st.buf, st.offs, st.first = nil, nil, st.last+1
-		return n
+	if len(st.chunks) > 0 {
+		st.first = st.chunks[0].first
+	} else {
+		st.first = st.last + 1
 	}
-	cut := int(st.offs[drop])
-	n := copy(st.buf, st.buf[cut:])
-	st.buf = st.buf[:n]
-	n = copy(st.offs, st.offs[drop:])
-	st.offs = st.offs[:n]
-	for i := range st.offs {
-		st.offs[i] -= int32(cut)
-	}
-	st.first += uint64(drop)
-	if cap(st.buf) > 4*len(st.buf)+64<<10 {
-		st.buf = append([]byte(nil), st.buf...) // give a spike back
-	}
-	return cut
+	return freed
 }
 
-// frames returns the frames of messages from up to at most max bytes
-// (at least one message), aliasing the stream's buffer, and the number of
-// the message after the last returned. from must be retained.
+// frames returns the frames of messages from on, up to max bytes (at
+// least one message) and within one chunk, aliasing the stream's
+// buffers, and the number of the message after the last returned. from
+// must be retained.
 func (st *stream) frames(from uint64, max int) ([]byte, uint64) {
-	i := int(from - st.first)
-	start := int(st.offs[i])
+	k, _ := slices.BinarySearchFunc(st.chunks, from, func(c *streamChunk, m uint64) int {
+		if c.first+uint64(len(c.offs)) <= m {
+			return -1
+		}
+		if c.first > m {
+			return 1
+		}
+		return 0
+	})
+	c := st.chunks[k]
+	i := int(from - c.first)
+	start := int(c.offs[i])
 	j := i + 1
-	for j < len(st.offs) && int(st.offs[j])-start < max {
+	for j < len(c.offs) && int(c.offs[j])-start < max {
 		j++
 	}
-	end := len(st.buf)
-	if j < len(st.offs) {
-		end = int(st.offs[j])
+	end := len(c.buf)
+	if j < len(c.offs) {
+		end = int(c.offs[j])
 	}
-	return st.buf[start:end], st.first + uint64(j)
+	return c.buf[start:end], c.first + uint64(j)
+}
+
+// bytesFrom is how many bytes the retained messages from on hold.
+func (st *stream) bytesFrom(from uint64) int {
+	n := 0
+	for _, c := range st.chunks {
+		switch {
+		case c.first+uint64(len(c.offs)) <= from:
+		case c.first >= from:
+			n += len(c.buf)
+		default:
+			n += len(c.buf) - int(c.offs[from-c.first])
+		}
+	}
+	return n
 }
 
 // streams is every session's stream (under Server.mu).
@@ -121,17 +175,24 @@ func (ss *streams) get(k streamKey, create bool) *stream {
 func (ss *streams) add(k streamKey, msg uint64, f []byte) *stream {
 	st := ss.get(k, true)
 	ss.bytes += int64(st.add(msg, f))
-	if st.retained() > ss.keep+ss.keep/4 {
+	if st.retained() > ss.keep+chunkBytes/32 {
 		ss.bytes -= int64(st.trim(ss.keep))
 	}
 	for ss.bytes > ss.budget {
 		var big *stream
 		for _, o := range ss.byKey {
-			if big == nil || len(o.buf) > len(big.buf) {
+			if big == nil || o.retained() > big.retained() {
 				big = o
 			}
 		}
-		ss.bytes -= int64(big.trim(big.retained() / 2))
+		freed := big.trim(big.retained() / 2)
+		if freed == 0 {
+			freed = big.trim(0) // one chunk: all of it
+		}
+		if freed == 0 {
+			break
+		}
+		ss.bytes -= int64(freed)
 	}
 	return st
 }
@@ -146,8 +207,8 @@ func (ss *streams) seed(infos []engine.SessionInfo) {
 		}
 		st := ss.get(streamKey{in.Account, in.Session}, true)
 		if st.last != in.Msgs {
-			ss.bytes -= int64(len(st.buf))
-			st.buf, st.offs, st.last, st.first = nil, nil, in.Msgs, in.Msgs+1
+			ss.bytes -= int64(st.size())
+			st.chunks, st.n, st.last, st.first = nil, 0, in.Msgs, in.Msgs+1
 		}
 	}
 }
@@ -260,6 +321,7 @@ func (s *Server) Observe(c *engine.Command, evs []engine.Event) {
 			s.feed.publish(&evs[j]) // no subscribers yet: kept for those that resume
 		}
 	}
+	s.hist.apply(c, evs)
 }
 
 // Seed tells the server every session the recovered engine knows, so that

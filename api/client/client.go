@@ -96,6 +96,8 @@ type Message struct {
 	Snapshot     wire.BookSnapshot // one frame of it: its levels are in Bids and Asks
 	Level        wire.LevelUpdate
 	Trade        wire.Trade
+	Status       wire.OrderStatus
+	Fills        []wire.Fill
 	Reason       uint8 // Goodbye
 }
 
@@ -543,6 +545,13 @@ func (c *Client) read(rd *wire.Reader, acc wire.LoginAccepted) (error, bool) {
 			delete(c.partial, ins.Request)
 			c.mu.Unlock()
 			key = waitKey{'q', uint64(ins.Request)}
+		case wire.TypeOrderStatus:
+			m.Status.Decode(body)
+			key = waitKey{'q', uint64(m.Status.Request)}
+		case wire.TypeFills:
+			var f wire.Fills
+			m.Fills, err = f.Decode(body, nil)
+			key = waitKey{'q', uint64(f.Request)}
 		case wire.TypeBookSnapshot:
 			m.Bids, m.Asks, err = m.Snapshot.Decode(body, nil, nil)
 			if err == nil {
@@ -738,6 +747,28 @@ func (c *Client) Order(ctx context.Context, id engine.OrderID) (engine.OrderInfo
 		return engine.OrderInfo{}, false, err
 	}
 	return res.OrderList[0], true, nil
+}
+
+// OrderStatus returns what one of the account's orders became — open,
+// filled or canceled — from the server's order history (Found is false
+// for an order it does not know or no longer keeps).
+func (c *Client) OrderStatus(ctx context.Context, id engine.OrderID) (wire.OrderStatus, error) {
+	res, err := c.query(ctx, wire.Query{Kind: wire.QueryOrderStatus, OrderID: id})
+	return res.Status, err
+}
+
+// OrderByRef is OrderStatus for the order this session entered (or last
+// replaced) with reference ref: how a client finds out what became of a
+// command whose answer it missed.
+func (c *Client) OrderByRef(ctx context.Context, ref engine.ClientRef) (wire.OrderStatus, error) {
+	res, err := c.query(ctx, wire.Query{Kind: wire.QueryOrderByRef, OrderID: engine.OrderID(ref)})
+	return res.Status, err
+}
+
+// Executions returns the account's latest n fills (1-255), newest first.
+func (c *Client) Executions(ctx context.Context, n int) ([]wire.Fill, error) {
+	res, err := c.query(ctx, wire.Query{Kind: wire.QueryExecutions, Levels: uint8(min(max(n, 1), wire.MaxFills))})
+	return res.Fills, err
 }
 
 // OpenOrders returns the account's open orders, oldest first.

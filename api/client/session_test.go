@@ -396,3 +396,48 @@ func TestBookResumesAcrossDropsAndRestart(t *testing.T) {
 		t.Fatalf("%d full snapshots and %d resumptions; want 1 and at least 3", snapshots, resumed)
 	}
 }
+
+// TestOrderStatusAndExecutions: the status of an order that filled or was
+// canceled is still there, by id and by (session, reference); the
+// account's latest fills come newest first.
+func TestOrderStatusAndExecutions(t *testing.T) {
+	addr := apitest.Start(t)
+	ctx := context.Background()
+	a := dialSession(t, addr, 1, "HIST", 0, nil, nil)
+	bob := dialSession(t, addr, 2, "BOB", 0, nil, nil)
+	filled, err := a.Submit(ctx, order(1, engine.Buy, 9_990, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, err := a.Submit(ctx, order(2, engine.Buy, 9_000, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Cancel(ctx, gone.OrderID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Submit(ctx, wire.NewOrder{Ref: 1, Instrument: 1, Side: engine.Sell, Type: engine.Limit,
+		TIF: engine.IOC, Price: 9_990, Qty: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Submit(ctx, wire.NewOrder{Ref: 2, Instrument: 1, Side: engine.Sell, Type: engine.Limit,
+		TIF: engine.IOC, Price: 9_990, Qty: 3}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := a.OrderStatus(ctx, filled.OrderID)
+	if err != nil || !st.Found || st.State != wire.OrderFilled || st.Filled != 5 || st.Leaves != 0 || st.Session.String() != "HIST" {
+		t.Fatalf("filled order: %+v %v", st, err)
+	}
+	st, err = a.OrderByRef(ctx, 2)
+	if err != nil || !st.Found || st.OrderID != gone.OrderID || st.State != wire.OrderCanceled || st.Qty != 4 {
+		t.Fatalf("canceled order by ref: %+v %v", st, err)
+	}
+	if st, err := bob.OrderStatus(ctx, filled.OrderID); err != nil || st.Found {
+		t.Fatalf("another account's order: %+v %v", st, err)
+	}
+	fills, err := a.Executions(ctx, 10)
+	if err != nil || len(fills) != 2 || fills[0].Qty != 3 || fills[1].Qty != 2 || fills[0].Liquidity != wire.LiquidityAdded ||
+		fills[0].Side != engine.Buy || fills[0].OrderID != filled.OrderID {
+		t.Fatalf("fills: %+v %v", fills, err)
+	}
+}

@@ -273,6 +273,16 @@ const (
 	QueryOrder      uint8 = 3 // the session account's open order OrderID → Orders
 	QueryOpenOrders uint8 = 4 // every open order of the session's account → Orders
 	QueryInstrument uint8 = 5 // the instrument directory → Instruments
+	// QueryOrderStatus: what the account's order OrderID became (open,
+	// filled or canceled) → OrderStatus.
+	QueryOrderStatus uint8 = 6
+	// QueryOrderByRef: the same for the order this session entered (or
+	// last replaced) with reference OrderID (the field holds the
+	// reference) → OrderStatus.
+	QueryOrderByRef uint8 = 7
+	// QueryExecutions: the account's latest Levels fills (1-255; 0: 100),
+	// newest first → Fills.
+	QueryExecutions uint8 = 8
 )
 
 // Query asks a read-only question; the answer carries Request. Offsets:

@@ -313,3 +313,143 @@ func (m *Instruments) Decode(body []byte, out []InstrumentInfo) ([]InstrumentInf
 	}
 	return out, nil
 }
+
+// Order states in OrderStatus.
+const (
+	OrderOpen     uint8 = 1 // resting (possibly partly filled)
+	OrderFilled   uint8 = 2 // filled completely
+	OrderCanceled uint8 = 3 // canceled (possibly after partial fills), or replaced to nothing
+)
+
+// OrderStatus answers QueryOrderStatus and QueryOrderByRef: what one of
+// the account's orders became, open or finished, from the server's order
+// history (the account's open orders and its latest finished ones).
+// Offsets:
+//
+//	0 request u32 | 4 found u8 | 5 order u64 | 13 session [8]byte |
+//	21 ref u64 | 29 instrument u32 | 33 side u8 | 34 state u8 |
+//	35 price i64 | 43 qty i64 (total) | 51 filled i64 | 59 leaves i64 |
+//	67 seq u64 | 75 time i64
+//
+// seq and time are those of the command that last changed the order.
+type OrderStatus struct {
+	Request    uint32
+	Found      bool
+	OrderID    engine.OrderID
+	Session    SessionName // the session that entered it
+	Ref        engine.ClientRef
+	Instrument engine.InstrumentID
+	Side       engine.Side
+	State      uint8
+	Price      engine.Price
+	Qty        engine.Qty
+	Filled     engine.Qty
+	Leaves     engine.Qty
+	Seq        engine.Seq
+	Time       int64
+}
+
+const orderStatusSize = 83
+
+// Append appends the frame.
+func (m *OrderStatus) Append(b []byte) []byte {
+	b = appendHeader(b, TypeOrderStatus, orderStatusSize)
+	b = be.AppendUint32(b, m.Request)
+	b = append(b, boolByte(m.Found))
+	b = be.AppendUint64(b, uint64(m.OrderID))
+	b = append(b, m.Session[:]...)
+	b = be.AppendUint64(b, uint64(m.Ref))
+	b = be.AppendUint32(b, uint32(m.Instrument))
+	b = append(b, byte(m.Side), m.State)
+	for _, v := range []int64{int64(m.Price), int64(m.Qty), int64(m.Filled), int64(m.Leaves), int64(m.Seq), m.Time} {
+		b = be.AppendUint64(b, uint64(v))
+	}
+	return b
+}
+
+// Decode fills m from a body returned by Parse.
+func (m *OrderStatus) Decode(body []byte) {
+	_ = body[orderStatusSize-1]
+	m.Request, m.Found = be.Uint32(body), body[4] != 0
+	m.OrderID = engine.OrderID(be.Uint64(body[5:]))
+	copy(m.Session[:], body[13:])
+	m.Ref = engine.ClientRef(be.Uint64(body[21:]))
+	m.Instrument = engine.InstrumentID(be.Uint32(body[29:]))
+	m.Side, m.State = engine.Side(body[33]), body[34]
+	m.Price, m.Qty = engine.Price(be.Uint64(body[35:])), engine.Qty(be.Uint64(body[43:]))
+	m.Filled, m.Leaves = engine.Qty(be.Uint64(body[51:])), engine.Qty(be.Uint64(body[59:]))
+	m.Seq, m.Time = engine.Seq(be.Uint64(body[67:])), int64(be.Uint64(body[75:]))
+}
+
+// Fill is one of the account's executions in a Fills answer.
+type Fill struct {
+	Trade      engine.TradeID
+	OrderID    engine.OrderID
+	Session    SessionName // that entered the order
+	Instrument engine.InstrumentID
+	Side       engine.Side // the order's side
+	Liquidity  uint8       // LiquidityAdded or LiquidityRemoved
+	Price      engine.Price
+	Qty        engine.Qty
+	Seq        engine.Seq
+	Time       int64
+}
+
+const fillSize = 62
+
+// MaxFills is the most fills one Fills frame carries.
+const MaxFills = 255
+
+// Fills answers QueryExecutions with the account's latest fills, newest
+// first. Offsets:
+//
+//	0 request u32 | 4 count u16 | 6 fills, each 62 bytes: trade u64 |
+//	order u64 | session [8]byte | instrument u32 | side u8 | liquidity u8 |
+//	price i64 | qty i64 | seq u64 | time i64
+type Fills struct {
+	Request uint32
+}
+
+// Append appends the frame with up to MaxFills fills.
+func (m *Fills) Append(b []byte, fills []Fill) []byte {
+	fills = fills[:min(len(fills), MaxFills)]
+	b = appendHeader(b, TypeFills, 6+fillSize*len(fills))
+	b = be.AppendUint32(b, m.Request)
+	b = be.AppendUint16(b, uint16(len(fills)))
+	for _, f := range fills {
+		b = be.AppendUint64(b, uint64(f.Trade))
+		b = be.AppendUint64(b, uint64(f.OrderID))
+		b = append(b, f.Session[:]...)
+		b = be.AppendUint32(b, uint32(f.Instrument))
+		b = append(b, byte(f.Side), f.Liquidity)
+		for _, v := range []int64{int64(f.Price), int64(f.Qty), int64(f.Seq), f.Time} {
+			b = be.AppendUint64(b, uint64(v))
+		}
+	}
+	return b
+}
+
+// Decode fills m and appends the fills to out.
+func (m *Fills) Decode(body []byte, out []Fill) ([]Fill, error) {
+	if len(body) < 6 {
+		return out, fmt.Errorf("%w: fills of %d bytes", ErrBadLength, len(body))
+	}
+	m.Request = be.Uint32(body)
+	n := int(be.Uint16(body[4:]))
+	if n > MaxFills || len(body) != 6+fillSize*n {
+		return out, fmt.Errorf("%w: fills says %d in %d bytes", ErrBadLength, n, len(body))
+	}
+	p := body[6:]
+	for range n {
+		var f Fill
+		f.Trade, f.OrderID = engine.TradeID(be.Uint64(p)), engine.OrderID(be.Uint64(p[8:]))
+		copy(f.Session[:], p[16:])
+		f.Instrument = engine.InstrumentID(be.Uint32(p[24:]))
+		f.Side, f.Liquidity = engine.Side(p[28]), p[29]
+		f.Price, f.Qty = engine.Price(be.Uint64(p[30:])), engine.Qty(be.Uint64(p[38:]))
+		f.Seq, f.Time = engine.Seq(be.Uint64(p[46:])), int64(be.Uint64(p[54:]))
+		out = append(out, f)
+		p = p[fillSize:]
+	}
+	return out, nil
+}

@@ -73,6 +73,8 @@ const (
 	TypeBookSnapshot  byte = 'b'
 	TypeLevelUpdate   byte = 'l'
 	TypeTrade         byte = 'x'
+	TypeOrderStatus   byte = 'q'
+	TypeFills         byte = 'f'
 )
 
 // Errors. A client that causes any of them is sent a Goodbye with the
@@ -126,7 +128,9 @@ func BodySize(t byte) (int, bool) {
 		return massCanceledSize, true
 	case TypeTop:
 		return topSize, true
-	case TypeDepth, TypeOrders, TypeInstruments, TypeBookSnapshot:
+	case TypeOrderStatus:
+		return orderStatusSize, true
+	case TypeDepth, TypeOrders, TypeInstruments, TypeBookSnapshot, TypeFills:
 		return -1, true
 	}
 	return 0, false

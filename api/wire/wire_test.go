@@ -50,6 +50,10 @@ func samples() [][]byte {
 		[]engine.LevelInfo{{Price: 99, Qty: 1, Orders: 1}}, []engine.LevelInfo{{Price: 101, Qty: 2, Orders: 1}}))
 	add((&LevelUpdate{Instrument: 1, FeedSeq: 42, Seq: 11, Side: engine.Sell, Price: 101, Qty: 7, Orders: 2}).Append(nil))
 	add((&Trade{Instrument: 1, FeedSeq: 43, Seq: 12, Time: 5, Trade: 3, Aggressor: engine.Buy, Price: 101, Qty: 2}).Append(nil))
+	add((&OrderStatus{Request: 10, Found: true, OrderID: 42, Session: algo, Ref: 7, Instrument: 1, Side: engine.Buy,
+		State: OrderFilled, Price: 10_000, Qty: 5, Filled: 5, Leaves: 0, Seq: 12, Time: 5}).Append(nil))
+	add((&Fills{Request: 11}).Append(nil, []Fill{{Trade: 3, OrderID: 42, Session: algo, Instrument: 1, Side: engine.Buy,
+		Liquidity: LiquidityRemoved, Price: 10_000, Qty: 2, Seq: 12, Time: 5}}))
 	return out
 }
 
@@ -145,6 +149,14 @@ func decodeAny(typ byte, body []byte) (any, error) {
 		var m Instruments
 		list, err := m.Decode(body, nil)
 		return []any{m, list}, err
+	case TypeOrderStatus:
+		var m OrderStatus
+		m.Decode(body)
+		return m, nil
+	case TypeFills:
+		var m Fills
+		list, err := m.Decode(body, nil)
+		return []any{m, list}, err
 	}
 	panic("unknown type")
 }
@@ -190,6 +202,8 @@ func encodeAny(v any) []byte {
 		return m.Append(nil)
 	case Trade:
 		return m.Append(nil)
+	case OrderStatus:
+		return m.Append(nil)
 	case []any:
 		switch h := m[0].(type) {
 		case Depth:
@@ -200,6 +214,8 @@ func encodeAny(v any) []byte {
 			return h.Append(nil, m[1].([]engine.OrderInfo))
 		case Instruments:
 			return h.Append(nil, m[1].([]InstrumentInfo))
+		case Fills:
+			return h.Append(nil, m[1].([]Fill))
 		}
 	}
 	panic("unknown value")

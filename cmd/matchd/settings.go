@@ -27,6 +27,7 @@ type settings struct {
 	maxPreLogin, maxPreLoginPerAddr                    int
 	outboundBudget                                     int64
 	sessionCredit, sessionRetention, feedRetention     int
+	orderHistory                                       int
 	sessionRetentionBytes                              int64
 	adminToken, adminHosts                             string
 }
@@ -62,6 +63,7 @@ func (s *settings) flags(out io.Writer) *flag.FlagSet {
 	fs.IntVar(&s.sessionRetention, "session-retention", ad.SessionRetention, "messages each named session's stream keeps for a client that resumes")
 	fs.Int64Var(&s.sessionRetentionBytes, "session-retention-bytes", ad.SessionRetentionBytes, "bytes all sessions' streams together keep (past it the largest gives up its older half)")
 	fs.IntVar(&s.feedRetention, "feed-retention", ad.FeedRetention, "market data messages kept per instrument for subscribers that resume")
+	fs.IntVar(&s.orderHistory, "order-history", ad.OrderHistory, "latest orders (of all accounts) whose status is kept for order status queries, besides all open ones")
 	fs.DurationVar(&s.shutdownWait, "shutdown-wait", 5*time.Second, "how long shutdown waits for sessions to finish")
 	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until shutdown")
 	return fs
@@ -199,7 +201,7 @@ func (s *settings) apiConfig() api.Config {
 		LoginTimeout: s.loginTimeout,
 		Heartbeat:    s.heartbeat, IdleTimeout: s.idleTimeout, OutboundLimit: s.outbound, OutboundBudget: s.outboundBudget,
 		SessionCredit: s.sessionCredit, SessionRetention: s.sessionRetention, SessionRetentionBytes: s.sessionRetentionBytes,
-		FeedRetention: s.feedRetention}
+		FeedRetention: s.feedRetention, OrderHistory: s.orderHistory}
 }
 
 // logAttrs lists the settings for the start-up log line.
@@ -209,5 +211,5 @@ func (s *settings) logAttrs() []any {
 		"max_conns", s.maxConns, "max_prelogin", s.maxPreLogin, "max_prelogin_per_addr", s.maxPreLoginPerAddr,
 		"admin_token", s.adminToken != "", "admin_hosts", s.adminHosts, "login_timeout", s.loginTimeout, "heartbeat", s.heartbeat,
 		"idle_timeout", s.idleTimeout, "outbound_limit", s.outbound, "outbound_budget", s.outboundBudget, "session_credit", s.sessionCredit,
-		"session_retention", s.sessionRetention, "session_retention_bytes", s.sessionRetentionBytes, "feed_retention", s.feedRetention, "shutdown_wait", s.shutdownWait}
+		"session_retention", s.sessionRetention, "session_retention_bytes", s.sessionRetentionBytes, "feed_retention", s.feedRetention, "order_history", s.orderHistory, "shutdown_wait", s.shutdownWait}
 }

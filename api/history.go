@@ -1,0 +1,237 @@
+package api
+
+import (
+	"math/bits"
+	"slices"
+
+	"github.com/matchd/matchd/api/wire"
+	"github.com/matchd/matchd/engine"
+)
+
+// This file keeps what orders became — open, filled or canceled, found by
+// order id or by (session, reference) — and each account's latest fills,
+// for the OrderStatus and Executions queries. Like the streams, it is
+// derived from the journal's events: the release stage applies each
+// durable batch, and at start the node's replay rebuilds it (Observe).
+//
+// It is on the release stage's path for every order, so it uses no map
+// there: the engine numbers orders 1, 2, 3…, so the latest orders live in
+// a ring indexed by order id; an order still open when the ring comes
+// round again moves to a map (only long-resting orders do); references
+// increase per session, so each session's (reference, order) pairs form
+// a sorted list searched by bisection.
+
+// keptFills is how many of its latest fills each account's history
+// keeps.
+const keptFills = 1000
+
+// histOrder is one order's status.
+type histOrder struct {
+	acct engine.AccountID
+	st   wire.OrderStatus // Request is unused
+}
+
+// refEntry finds an order by its session's reference.
+type refEntry struct {
+	ref engine.ClientRef
+	id  engine.OrderID
+}
+
+// acctFills is a ring of an account's latest fills.
+type acctFills struct {
+	fills []wire.Fill
+	next  int
+}
+
+// history is every account's (under Server.mu).
+type history struct {
+	ring  []histOrder // by order id & mask
+	mask  engine.OrderID
+	old   map[engine.OrderID]histOrder // open orders the ring came round over
+	refs  map[streamKey][]refEntry     // per session, by reference
+	keep  int                          // reference entries kept per session
+	fills map[engine.AccountID]*acctFills
+
+	scratch histOrder // find's copy of an order from old
+}
+
+// newHistory keeps at least keep orders (rounded up to a power of two).
+func newHistory(keep int) history {
+	n := 1 << bits.Len(uint(max(keep, 2)-1))
+	return history{ring: make([]histOrder, n), mask: engine.OrderID(n - 1), old: map[engine.OrderID]histOrder{},
+		refs: map[streamKey][]refEntry{}, keep: n, fills: map[engine.AccountID]*acctFills{}}
+}
+
+// find returns where order id's status is, or nil.
+func (h *history) find(id engine.OrderID) *histOrder {
+	if o := &h.ring[id&h.mask]; o.st.OrderID == id && id != 0 {
+		return o
+	}
+	if len(h.old) > 0 {
+		if o, ok := h.old[id]; ok {
+			// Changed in place below, then put back by the caller.
+			h.scratch = o
+			return &h.scratch
+		}
+	}
+	return nil
+}
+
+// apply takes one command's events.
+func (h *history) apply(c *engine.Command, evs []engine.Event) {
+	for j := range evs {
+		ev := &evs[j]
+		switch ev.Kind {
+		case engine.EvAccepted:
+			slot := &h.ring[ev.OrderID&h.mask]
+			if slot.st.OrderID != 0 && slot.st.State == wire.OrderOpen {
+				h.old[slot.st.OrderID] = *slot
+			}
+			*slot = histOrder{acct: ev.Account, st: wire.OrderStatus{Found: true, OrderID: ev.OrderID,
+				Session: wire.NameOf(c.Session), Ref: ev.Ref, Instrument: ev.Instrument, Side: ev.Side,
+				State: wire.OrderOpen, Price: ev.Price, Qty: ev.Qty, Leaves: ev.Qty, Seq: ev.Seq, Time: ev.Time}}
+			h.addRef(streamKey{ev.Account, c.Session}, ev.Ref, ev.OrderID)
+		case engine.EvFill:
+			h.fill(ev.Account, ev.OrderID, ev.Leaves, ev, wire.LiquidityRemoved)
+			h.fill(ev.MakerAccount, ev.MakerOrder, ev.MakerLeaves, ev, wire.LiquidityAdded)
+		case engine.EvCanceled:
+			if o := h.find(ev.OrderID); o != nil {
+				o.st.Leaves, o.st.State = 0, wire.OrderCanceled
+				if ev.Reason == uint8(engine.CancelReplaced) {
+					o.st.Ref = ev.Ref
+				}
+				h.done(o, ev)
+			}
+		case engine.EvReplaced:
+			if o := h.find(ev.OrderID); o != nil {
+				o.st.Price, o.st.Qty, o.st.Leaves, o.st.Ref = ev.Price, ev.Qty, ev.Leaves, ev.Ref
+				h.addRef(streamKey{o.acct, o.st.Session.ID()}, ev.Ref, ev.OrderID)
+				h.done(o, ev)
+			}
+		}
+	}
+}
+
+// addRef records an order's (new) reference in its session's list.
+func (h *history) addRef(k streamKey, ref engine.ClientRef, id engine.OrderID) {
+	l := h.refs[k]
+	if n := len(l); n > 0 && l[n-1].ref >= ref {
+		return // not increasing (the unnamed session's references are shared): not findable by reference
+	}
+	l = append(l, refEntry{ref, id})
+	if len(l) > h.keep+h.keep/4 {
+		l = append(l[:0], l[len(l)-h.keep:]...)
+	}
+	h.refs[k] = l
+}
+
+// done stamps a changed order with its command and puts an order from the
+// map back, or lets it go once it is finished.
+func (h *history) done(o *histOrder, ev *engine.Event) {
+	o.st.Seq, o.st.Time = ev.Seq, ev.Time
+	if o == &h.scratch {
+		if o.st.State == wire.OrderOpen {
+			h.old[o.st.OrderID] = *o
+		} else {
+			delete(h.old, o.st.OrderID) // older than the ring: not kept once finished
+		}
+	}
+}
+
+func (h *history) fill(a engine.AccountID, id engine.OrderID, leaves engine.Qty, ev *engine.Event, liq uint8) {
+	var sess wire.SessionName
+	if o := h.find(id); o != nil {
+		o.st.Filled += ev.Qty
+		o.st.Leaves = leaves
+		if leaves == 0 {
+			o.st.State = wire.OrderFilled
+		}
+		sess = o.st.Session
+		h.done(o, ev)
+	}
+	af := h.fills[a]
+	if af == nil {
+		af = &acctFills{}
+		h.fills[a] = af
+	}
+	f := wire.Fill{Trade: ev.TradeID, OrderID: id, Session: sess, Instrument: ev.Instrument, Side: ev.Side,
+		Liquidity: liq, Price: ev.Price, Qty: ev.Qty, Seq: ev.Seq, Time: ev.Time}
+	if liq == wire.LiquidityAdded {
+		f.Side = 3 - ev.Side // the maker's side
+	}
+	if len(af.fills) < keptFills {
+		af.fills = append(af.fills, f)
+	} else {
+		af.fills[af.next] = f
+	}
+	af.next = (af.next + 1) % keptFills
+}
+
+// status finds an order of account a by id, or (id 0) by the session and
+// reference.
+func (h *history) status(a engine.AccountID, id engine.OrderID, sess engine.SessionID, ref engine.ClientRef) wire.OrderStatus {
+	if id == 0 {
+		l := h.refs[streamKey{a, sess}]
+		i, ok := slices.BinarySearchFunc(l, ref, func(e refEntry, r engine.ClientRef) int {
+			switch {
+			case e.ref < r:
+				return -1
+			case e.ref > r:
+				return 1
+			}
+			return 0
+		})
+		if !ok {
+			return wire.OrderStatus{}
+		}
+		id = l[i].id
+	}
+	o := h.find(id)
+	if o == nil || o.acct != a {
+		return wire.OrderStatus{}
+	}
+	return o.st
+}
+
+// recentFills appends account a's latest n fills, newest first.
+func (h *history) recentFills(a engine.AccountID, n int, out []wire.Fill) []wire.Fill {
+	af := h.fills[a]
+	if af == nil {
+		return out
+	}
+	for i := 1; i <= min(n, len(af.fills)); i++ {
+		out = append(out, af.fills[(af.next-i+len(af.fills))%len(af.fills)])
+	}
+	return out
+}
+
+// answerHistory answers an order status or executions query from the
+// history: everything sent to sessions so far (each command's outcome is
+// in it once its answers are out).
+func (s *Server) answerHistory(ss *session, q *wire.Query) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// What Deliver has not handed over yet goes first, so the answer never
+	// overtakes the messages it describes.
+	s.feed.flush()
+	s.flush()
+	var f []byte
+	switch q.Kind {
+	case wire.QueryOrderStatus:
+		st := s.hist.status(ss.acct, q.OrderID, 0, 0)
+		st.Request = q.Request
+		f = st.Append(nil)
+	case wire.QueryOrderByRef:
+		st := s.hist.status(ss.acct, 0, ss.name, engine.ClientRef(q.OrderID))
+		st.Request = q.Request
+		f = st.Append(nil)
+	case wire.QueryExecutions:
+		n := int(q.Levels)
+		if n == 0 {
+			n = 100
+		}
+		s.fills = s.hist.recentFills(ss.acct, n, s.fills[:0])
+		f = (&wire.Fills{Request: q.Request}).Append(nil, s.fills)
+	}
+	ss.send(f)
+}
