@@ -29,7 +29,8 @@ type stream struct {
 	last   uint64 // number of the last message of the stream (0: none yet)
 	first  uint64 // number of the first retained message
 	chunks []*streamChunk
-	n      int // messages retained
+	n      int          // messages retained
+	spare  *streamChunk // a chunk trimmed off, for reuse: steady state allocates nothing
 	live   *session
 }
 
@@ -63,16 +64,25 @@ func (st *stream) add(msg uint64, f []byte) int {
 	grew := len(f)
 	if msg != st.last+1 || st.n == 0 {
 		grew -= st.size()
+		for i, c := range st.chunks {
+			st.recycle(c)
+			st.chunks[i] = nil
+		}
 		st.chunks, st.n, st.first = st.chunks[:0], 0, msg
 	}
 	var c *streamChunk
 	if k := len(st.chunks); k > 0 && len(st.chunks[k-1].buf)+len(f) <= chunkBytes {
 		c = st.chunks[k-1]
 	} else {
-		c = &streamChunk{first: msg, buf: make([]byte, 0, min(chunkBytes, max(4<<10, 2*len(f))))}
-		if k > 0 {
-			c.buf = make([]byte, 0, chunkBytes)
+		if c = st.spare; c != nil && cap(c.buf) >= len(f) {
+			st.spare = nil
+		} else {
+			c = &streamChunk{buf: make([]byte, 0, min(chunkBytes, max(4<<10, 2*len(f))))}
+			if k > 0 {
+				c.buf = make([]byte, 0, max(chunkBytes, len(f)))
+			}
 		}
+		c.first = msg
 		st.chunks = append(st.chunks, c)
 	}
 	c.offs = append(c.offs, int32(len(c.buf)))
@@ -92,6 +102,7 @@ func (st *stream) trim(keep int) int {
 		st.chunks = st.chunks[1:]
 		st.n -= len(c.offs)
 		freed += len(c.buf)
+		st.recycle(c)
 	}
 	if len(st.chunks) > 0 {
 		st.first = st.chunks[0].first
@@ -99,6 +110,15 @@ func (st *stream) trim(keep int) int {
 		st.first = st.last + 1
 	}
 	return freed
+}
+
+// recycle keeps c, emptied, as the spare chunk if there is none (or a
+// larger one than the spare).
+func (st *stream) recycle(c *streamChunk) {
+	if st.spare == nil || cap(c.buf) > cap(st.spare.buf) {
+		c.buf, c.offs = c.buf[:0], c.offs[:0]
+		st.spare = c
+	}
 }
 
 // frames returns the frames of messages from on, up to max bytes (at
