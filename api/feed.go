@@ -18,7 +18,7 @@ import (
 // that order, stamps it with the feed sequence of that same point.
 type feed struct {
 	keep  int // frames retained per instrument for subscribers that resume
-	insts map[engine.InstrumentID]*feedInst
+	insts []*feedInst // by instrument id
 	dirty []*feedInst   // instruments with frames or joins in this batch
 	subs  *atomic.Int64 // subscriptions in all (Server.stats.subscriptions)
 	srv   *Server       // whose queue the frames go to
@@ -42,14 +42,14 @@ type feedJoin struct {
 }
 
 func (f *feed) inst(id engine.InstrumentID) *feedInst {
-	fi := f.insts[id]
-	if fi == nil {
-		if f.insts == nil {
-			f.insts = map[engine.InstrumentID]*feedInst{}
-		}
-		fi = &feedInst{id: id, subs: map[uint64]*session{}, ret: stream{first: 1}}
-		f.insts[id] = fi
+	if int(id) < len(f.insts) && f.insts[id] != nil {
+		return f.insts[id]
 	}
+	if int(id) >= len(f.insts) {
+		f.insts = append(f.insts, make([]*feedInst, int(id)+1-len(f.insts))...)
+	}
+	fi := &feedInst{id: id, subs: map[uint64]*session{}, ret: stream{first: 1}}
+	f.insts[id] = fi
 	return fi
 }
 
@@ -158,10 +158,10 @@ func (f *feed) join(ss *session, fi *feedInst, scratch []byte) []byte {
 
 // unsubscribe removes ss from the instrument's subscribers, if it is one.
 func (f *feed) unsubscribe(ss *session, id engine.InstrumentID) {
-	fi := f.insts[id]
-	if fi == nil {
+	if int(id) >= len(f.insts) || f.insts[id] == nil {
 		return
 	}
+	fi := f.insts[id]
 	found := false
 	if _, ok := fi.subs[ss.id]; ok {
 		delete(fi.subs, ss.id)

@@ -48,7 +48,7 @@ type history struct {
 	ring  []histOrder // by order id & mask
 	mask  engine.OrderID
 	old   map[engine.OrderID]histOrder // open orders the ring came round over
-	refs  map[streamKey][]refEntry     // per session, by reference
+	strm  *streams                     // whose streams hold each named session's references
 	keep  int                          // reference entries kept per session
 	fills map[engine.AccountID]*acctFills
 
@@ -56,10 +56,10 @@ type history struct {
 }
 
 // newHistory keeps at least keep orders (rounded up to a power of two).
-func newHistory(keep int) history {
+func newHistory(keep int, strm *streams) history {
 	n := 1 << bits.Len(uint(max(keep, 2)-1))
 	return history{ring: make([]histOrder, n), mask: engine.OrderID(n - 1), old: map[engine.OrderID]histOrder{},
-		refs: map[streamKey][]refEntry{}, keep: n, fills: map[engine.AccountID]*acctFills{}}
+		strm: strm, keep: n, fills: map[engine.AccountID]*acctFills{}}
 }
 
 // find returns where order id's status is, or nil.
@@ -112,17 +112,21 @@ func (h *history) apply(c *engine.Command, evs []engine.Event) {
 	}
 }
 
-// addRef records an order's (new) reference in its session's list.
+// addRef records an order's (new) reference in its named session's
+// list (the unnamed session's references are shared by its connections:
+// not findable by reference).
 func (h *history) addRef(k streamKey, ref engine.ClientRef, id engine.OrderID) {
-	l := h.refs[k]
-	if n := len(l); n > 0 && l[n-1].ref >= ref {
-		return // not increasing (the unnamed session's references are shared): not findable by reference
+	if k.name == 0 {
+		return
 	}
-	l = append(l, refEntry{ref, id})
-	if len(l) > h.keep+h.keep/4 {
-		l = append(l[:0], l[len(l)-h.keep:]...)
+	st := h.strm.get(k, true)
+	if n := len(st.refs); n > 0 && st.refs[n-1].ref >= ref {
+		return
 	}
-	h.refs[k] = l
+	st.refs = append(st.refs, refEntry{ref, id})
+	if len(st.refs) > h.keep+h.keep/4 {
+		st.refs = append(st.refs[:0], st.refs[len(st.refs)-h.keep:]...)
+	}
 }
 
 // done stamps a changed order with its command and puts an order from the
@@ -171,7 +175,11 @@ func (h *history) fill(a engine.AccountID, id engine.OrderID, leaves engine.Qty,
 // reference.
 func (h *history) status(a engine.AccountID, id engine.OrderID, sess engine.SessionID, ref engine.ClientRef) wire.OrderStatus {
 	if id == 0 {
-		l := h.refs[streamKey{a, sess}]
+		st := h.strm.get(streamKey{a, sess}, false)
+		if st == nil {
+			return wire.OrderStatus{}
+		}
+		l := st.refs
 		i, ok := slices.BinarySearchFunc(l, ref, func(e refEntry, r engine.ClientRef) int {
 			switch {
 			case e.ref < r:

@@ -21,6 +21,13 @@ type streamKey struct {
 	name engine.SessionID
 }
 
+// hash mixes the key's bits (a multiply and shifts: the key is two
+// integers, no bytes to walk).
+func (k streamKey) hash() uint64 {
+	h := (uint64(k.acct)*0x9e3779b97f4a7c15 ^ uint64(k.name)) * 0xbf58476d1ce4e5b9
+	return h ^ h>>31
+}
+
 // stream is one session's retained messages (under Server.mu), in
 // chunks: trimming drops whole chunks from the front and never copies a
 // retained message.
@@ -32,6 +39,7 @@ type stream struct {
 	n      int          // messages retained
 	spare  *streamChunk // a chunk trimmed off, for reuse: steady state allocates nothing
 	live   *session
+	refs   []refEntry // the session's references and their orders, increasing (history.go)
 }
 
 // streamChunk is a run of consecutive messages, back to back in buf.
@@ -166,7 +174,8 @@ func (st *stream) bytesFrom(from uint64) int {
 
 // streams is every session's stream (under Server.mu).
 type streams struct {
-	byKey  map[streamKey]*stream
+	table  []*stream // open addressing by streamKey.hash (a Go map's generic hashing of the key was 9 % of the server)
+	all    []*stream
 	count  map[engine.AccountID]int
 	bytes  int64 // retained in all streams
 	keep   int   // messages retained per stream
@@ -174,16 +183,34 @@ type streams struct {
 }
 
 func newStreams(keep int, budget int64) streams {
-	return streams{byKey: map[streamKey]*stream{}, count: map[engine.AccountID]int{}, keep: keep, budget: budget}
+	return streams{table: make([]*stream, 64), count: map[engine.AccountID]int{}, keep: keep, budget: budget}
 }
 
 // get returns the stream of k, making it if make is set.
 func (ss *streams) get(k streamKey, create bool) *stream {
-	st := ss.byKey[k]
-	if st == nil && create {
-		st = &stream{key: k, first: 1}
-		ss.byKey[k] = st
-		ss.count[k.acct]++
+	mask := uint64(len(ss.table) - 1)
+	i := k.hash() & mask
+	for ; ss.table[i] != nil; i = (i + 1) & mask {
+		if ss.table[i].key == k {
+			return ss.table[i]
+		}
+	}
+	if !create {
+		return nil
+	}
+	st := &stream{key: k, first: 1}
+	ss.table[i] = st
+	ss.all = append(ss.all, st)
+	ss.count[k.acct]++
+	if 2*len(ss.all) > len(ss.table) { // keep it at most half full
+		ss.table = make([]*stream, 2*len(ss.table))
+		for _, o := range ss.all {
+			j := o.key.hash() & uint64(len(ss.table)-1)
+			for ss.table[j] != nil {
+				j = (j + 1) & uint64(len(ss.table)-1)
+			}
+			ss.table[j] = o
+		}
 	}
 	return st
 }
@@ -200,7 +227,7 @@ func (ss *streams) add(k streamKey, msg uint64, f []byte) *stream {
 	}
 	for ss.bytes > ss.budget {
 		var big *stream
-		for _, o := range ss.byKey {
+		for _, o := range ss.all {
 			if big == nil || o.retained() > big.retained() {
 				big = o
 			}

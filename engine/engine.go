@@ -315,15 +315,15 @@ func (e *Engine) addAccount(id AccountID, stp STPMode) *account {
 // reject answers the command with EvRejected, in its session's stream
 // (unnumbered when the session could not be opened).
 func (e *Engine) reject(c *Command, r RejectReason) {
-	ev := Event{
+	e.out = append(e.out, Event{
 		Seq: e.seq, Time: e.time, Kind: EvRejected, Reason: uint8(r),
 		Side: c.Side, Instrument: c.Instrument, Account: c.Account, Session: c.Session,
 		OrderID: c.OrderID, Ref: c.Ref, Price: c.Price, Qty: c.Qty,
-	}
+	})
 	if e.cs >= 0 {
+		ev := &e.out[len(e.out)-1]
 		ev.Session, ev.SessSeq = e.to(e.cs)
 	}
-	e.out = append(e.out, ev)
 }
 
 // validate checks a new order against everything but the book's contents.
@@ -406,12 +406,12 @@ func (e *Engine) newOrder(c *Command) {
 		handle: o.handle, id: e.nextOrder, ref: c.Ref, price: limit, qty: c.Qty, time: e.time,
 		acct: a.idx, sess: e.cs, bookIdx: int32(b.idx), side: c.Side, typ: c.Type, tif: c.TIF, stp: stp,
 	}
-	ev := Event{
+	e.out = append(e.out, Event{
 		Seq: e.seq, Time: e.time, Kind: EvAccepted, Side: c.Side, Instrument: b.inst.ID,
 		Account: a.id, OrderID: o.id, Ref: o.ref, Price: o.eventPrice(), Qty: c.Qty, Leaves: c.Qty,
-	}
+	})
+	ev := &e.out[len(e.out)-1] // filled in place: an Event is large
 	ev.Session, ev.SessSeq = e.to(e.cs)
-	e.out = append(e.out, ev)
 	e.match(b, o)
 	switch {
 	case o.qty == 0:
@@ -487,15 +487,15 @@ func (e *Engine) match(b *book, t *order) {
 			b.refPrice = l.price
 			e.nextTrade++
 			b.feedSeq++
-			ev := Event{
+			e.out = append(e.out, Event{
 				Seq: e.seq, Time: e.time, Kind: EvFill, Side: t.side, Instrument: b.inst.ID,
 				Account: e.accts[t.acct].id, OrderID: t.id, Ref: t.ref, Price: l.price, Qty: q, Leaves: t.qty,
 				MakerAccount: e.accts[m.acct].id, MakerOrder: m.id, MakerRef: m.ref, MakerLeaves: m.qty,
 				TradeID: e.nextTrade, FeedSeq: b.feedSeq,
-			}
+			})
+			ev := &e.out[len(e.out)-1] // filled in place: an Event is large
 			ev.Session, ev.SessSeq = e.to(t.sess)
 			ev.MakerSession, ev.MakerSessSeq = e.to(m.sess)
-			e.out = append(e.out, ev)
 			if m.qty == 0 {
 				e.removeFromLevel(m)
 				e.removeOpen(m)
@@ -509,13 +509,13 @@ func (e *Engine) match(b *book, t *order) {
 // cancelRemainder cancels what is left of an order that is not resting,
 // telling session to.
 func (e *Engine) cancelRemainder(o *order, r CancelReason, to int32) {
-	ev := Event{
+	e.out = append(e.out, Event{
 		Seq: e.seq, Time: e.time, Kind: EvCanceled, Reason: uint8(r), Side: o.side,
 		Instrument: e.books[o.bookIdx].inst.ID, Account: e.accts[o.acct].id, OrderID: o.id, Ref: o.ref,
 		Price: o.eventPrice(), Qty: o.qty,
-	}
+	})
+	ev := &e.out[len(e.out)-1] // filled in place: an Event is large
 	ev.Session, ev.SessSeq = e.to(to)
-	e.out = append(e.out, ev)
 	o.qty = 0
 }
 
@@ -590,13 +590,13 @@ func (e *Engine) replace(c *Command) {
 	origRef := o.ref
 	o.ref = c.Ref
 	if total <= o.filled {
-		ev := Event{
+		e.out = append(e.out, Event{
 			Seq: e.seq, Time: e.time, Kind: EvCanceled, Reason: uint8(CancelReplaced), Side: o.side,
 			Instrument: b.inst.ID, Account: a.id, OrderID: o.id, Ref: o.ref, OrigRef: origRef,
 			Price: o.price, Qty: o.qty,
-		}
+		})
+		ev := &e.out[len(e.out)-1] // filled in place: an Event is large
 		ev.Session, ev.SessSeq = e.to(e.cs)
-		e.out = append(e.out, ev)
 		e.removeFromLevel(o)
 		e.removeOpen(o)
 		e.freeOrder(o)
@@ -604,13 +604,13 @@ func (e *Engine) replace(c *Command) {
 	}
 	leaves := total - o.filled
 	replaced := func() {
-		ev := Event{
+		e.out = append(e.out, Event{
 			Seq: e.seq, Time: e.time, Kind: EvReplaced, Side: o.side, Instrument: b.inst.ID,
 			Account: a.id, OrderID: o.id, Ref: o.ref, OrigRef: origRef,
 			Price: price, Qty: total, Leaves: leaves,
-		}
+		})
+		ev := &e.out[len(e.out)-1] // filled in place: an Event is large
 		ev.Session, ev.SessSeq = e.to(e.cs)
-		e.out = append(e.out, ev)
 	}
 	l := o.level
 	switch {
@@ -658,12 +658,12 @@ func (e *Engine) massCancel(c *Command) {
 		}
 		o = next
 	}
-	ev := Event{
+	e.out = append(e.out, Event{
 		Seq: e.seq, Time: e.time, Kind: EvMassCanceled, Instrument: c.Instrument,
 		Account: a.id, Qty: n,
-	}
+	})
+	ev := &e.out[len(e.out)-1] // filled in place: an Event is large
 	ev.Session, ev.SessSeq = e.to(e.cs)
-	e.out = append(e.out, ev)
 }
 
 // addToLevel appends o to the back of its price level on side s, creating
