@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -113,6 +114,7 @@ type Store struct {
 	failedCh chan struct{}         // closed with failed
 	bgErrs   atomic.Int64          // Pebble background errors seen
 	bgLogged atomic.Int64          // unix nanoseconds of the last one logged
+	bgLast   atomic.Value          // the text of the last one (a string)
 
 	// The high-water mark (highwater.go): mark is what the file held at
 	// Open, durable the highest sequence number whose commit has been
@@ -325,7 +327,10 @@ func (s *Store) onCorruption(info pebble.DataCorruptionInfo) {
 // said. Others are counted and logged at most once a second.
 func (s *Store) onBackgroundError(err error) {
 	s.bgErrs.Add(1)
-	if errors.Is(err, syscall.ENOSPC) {
+	s.bgLast.Store(err.Error())
+	// By errno, or by its text: some of Pebble's paths wrap the error
+	// without keeping the errno in the chain.
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || strings.Contains(err.Error(), "no space left on device") {
 		s.fail(fmt.Errorf("disk full: %w", err))
 		return
 	}
