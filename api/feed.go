@@ -17,8 +17,8 @@ import (
 // exact point in the command sequence, and Deliver, which sees results in
 // that order, stamps it with the feed sequence of that same point.
 type feed struct {
-	keep  int // frames retained per instrument for subscribers that resume
-	insts []*feedInst // by instrument id
+	keep  int           // frames retained per instrument for subscribers that resume
+	insts []*feedInst   // by instrument id
 	dirty []*feedInst   // instruments with frames or joins in this batch
 	subs  *atomic.Int64 // subscriptions in all (Server.stats.subscriptions)
 	srv   *Server       // whose queue the frames go to
