@@ -393,7 +393,7 @@ func TestBookResumesAcrossDropsAndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.API.Listen = addr
-	n = apitest.StartNodeWith(t, cfg)
+	apitest.StartNodeWith(t, cfg)
 	drops++ // the restart
 	awaitResumed(drops)
 	trade(addr, 100)
