@@ -581,8 +581,11 @@ func (s *Server) translate(ss *session, typ byte, body []byte, recv int64) (req 
 			ss.send((&wire.Instruments{Request: m.Request}).Append(nil, s.cfg.Instruments))
 			return req, actNone, ""
 		case wire.QueryOrderStatus, wire.QueryOrderByRef, wire.QueryExecutions:
-			// From the history of what has been released: answered here.
-			s.answerHistory(ss, &m)
+			// From the history of what has been released: answered here
+			// (or, for an order older than it, asked of the engine).
+			if ask, ok := s.answerHistory(ss, &m); ok {
+				return ask, actSubmit, ""
+			}
 			return req, actNone, ""
 		}
 		kind := pipeline.QueryKind(m.Kind) // the wire and pipeline kinds 1-4 agree

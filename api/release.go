@@ -229,6 +229,16 @@ func (s *Server) answer(ss *session, b *pipeline.Batch, r *pipeline.Result) {
 		bids, asks := b.DepthOf(r)
 		f = (&wire.Depth{Request: req, Seq: r.Seq, Instrument: r.Instrument, Found: r.Found}).Append(f, bids, asks)
 	case pipeline.QueryOrder, pipeline.QueryOpenOrders:
+		if r.Query == pipeline.QueryOrder && r.From == statusMark {
+			var o *engine.OrderInfo
+			if list := b.OrdersOf(r); len(list) > 0 {
+				o = &list[0]
+			}
+			st := openStatus(req, o, ss.acct)
+			st.Seq = r.Seq
+			f = st.Append(f)
+			break
+		}
 		s.orders = s.orders[:0]
 		for _, o := range b.OrdersOf(r) {
 			if o.Account == ss.acct { // never another account's order

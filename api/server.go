@@ -235,7 +235,7 @@ func NewServer(cfg Config, accounts []Account) (*Server, error) {
 		waiters: map[uint32]chan<- DepthAnswer{}, drained: make(chan struct{}), adm: newAdmission()}
 	s.feed.subs, s.feed.srv, s.feed.keep = &s.stats.subscriptions, s, cfg.FeedRetention
 	s.streams = newStreams(cfg.SessionRetention, cfg.SessionRetentionBytes)
-	s.hist = newHistory(cfg.OrderHistory, &s.streams)
+	s.hist = newHistory(cfg.OrderHistory, cfg.SessionRetention, &s.streams)
 	s.putFn = s.put
 	for _, a := range accounts {
 		s.tokens[a.ID] = sha256.Sum256([]byte(a.Token))

@@ -84,6 +84,9 @@ func ParseRejectReason(s string) (RejectReason, bool) {
 func (c *Command) Describe() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "seq=%d %s acct=%d", c.Seq, c.Kind, c.Account)
+	if c.Session != 0 {
+		fmt.Fprintf(&b, " sess=%s", sessionName(c.Session))
+	}
 	switch c.Kind {
 	case CmdNewOrder:
 		fmt.Fprintf(&b, " ref=%d inst=%d %s %s %s", c.Ref, c.Instrument, c.Side, c.Type, c.TIF)
@@ -100,6 +103,9 @@ func (c *Command) Describe() string {
 		fmt.Fprintf(&b, " order=%d ref=%d price=%d qty=%d", c.OrderID, c.Ref, c.Price, c.Qty)
 	case CmdMassCancel:
 		fmt.Fprintf(&b, " inst=%d", c.Instrument)
+		if c.SessionOnly {
+			b.WriteString(" session-only")
+		}
 	default:
 		fmt.Fprintf(&b, " %+v", *c)
 	}
@@ -107,8 +113,43 @@ func (c *Command) Describe() string {
 }
 
 // Describe returns a one-line, deterministic description of the event,
-// without its Seq and Time.
+// without its Seq and Time. Messages of named sessions end with
+// " @SESSION#N" (the maker's too, for a fill): the session and the
+// message's number in its stream.
 func (ev *Event) Describe() string {
+	d := ev.describe()
+	if ev.SessSeq != 0 && ev.Session != 0 {
+		d += fmt.Sprintf(" @%s#%d", sessionName(ev.Session), ev.SessSeq)
+	}
+	if ev.MakerSessSeq != 0 && ev.MakerSession != 0 {
+		d += fmt.Sprintf(" maker@%s#%d", sessionName(ev.MakerSession), ev.MakerSessSeq)
+	}
+	return d
+}
+
+// sessionName is a session's name as text (its bytes up to the padding).
+func sessionName(s SessionID) string {
+	b := []byte{byte(s >> 56), byte(s >> 48), byte(s >> 40), byte(s >> 32), byte(s >> 24), byte(s >> 16), byte(s >> 8), byte(s)}
+	for len(b) > 0 && b[len(b)-1] == 0 {
+		b = b[:len(b)-1]
+	}
+	return string(b)
+}
+
+// ParseSessionID packs a session name of up to 8 bytes the way the
+// protocol does (left-aligned, zero-padded, big-endian).
+func ParseSessionID(name string) SessionID {
+	var s SessionID
+	for i := range 8 {
+		s <<= 8
+		if i < len(name) {
+			s |= SessionID(name[i])
+		}
+	}
+	return s
+}
+
+func (ev *Event) describe() string {
 	switch ev.Kind {
 	case EvAccepted:
 		return fmt.Sprintf("accepted order=%d acct=%d ref=%d %s price=%d qty=%d",

@@ -343,7 +343,7 @@ func compareState(t *testing.T, seed uint64, e *engine.Engine, m *refModel) {
 	for _, o := range m.orders {
 		got, ok := e.Order(o.id)
 		want := engine.OrderInfo{ID: o.id, Account: o.acct, Instrument: o.inst, Side: o.side, TIF: o.tif,
-			Price: o.price, Leaves: o.qty, Filled: o.filled, Ref: o.ref, Time: o.time}
+			Price: o.price, Leaves: o.qty, Filled: o.filled, Ref: o.ref, Time: o.time, Session: o.sess}
 		if !ok || got != want {
 			t.Fatalf("seed %d: order %d is %+v, model %+v", seed, o.id, got, want)
 		}

@@ -72,13 +72,14 @@ type OrderInfo struct {
 	Leaves     Qty // open quantity
 	Filled     Qty
 	Ref        ClientRef
-	Time       int64 // when it took its current place in the queue
+	Time       int64     // when it took its current place in the queue
+	Session    SessionID // the session that entered it
 }
 
 func (e *Engine) info(o *order) OrderInfo {
 	return OrderInfo{
 		ID: o.id, Account: e.accts[o.acct].id, Instrument: e.books[o.bookIdx].inst.ID, Side: o.side, TIF: o.tif,
-		Price: o.price, Leaves: o.qty, Filled: o.filled, Ref: o.ref, Time: o.time,
+		Price: o.price, Leaves: o.qty, Filled: o.filled, Ref: o.ref, Time: o.time, Session: e.sess[o.sess].name,
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 type scenario struct {
 	e    *engine.Engine
 	seq  engine.Seq
-	refs map[engine.AccountID]engine.ClientRef
+	refs map[string]engine.ClientRef // by "account/session"
 	out  []engine.Event
 }
 
@@ -189,7 +189,7 @@ func (s *scenario) reset(t *testing.T, td *datadriven.TestData) string {
 		s.e = nil
 		return "error:\n" + err.Error()
 	}
-	*s = scenario{e: e, refs: map[engine.AccountID]engine.ClientRef{}}
+	*s = scenario{e: e, refs: map[string]engine.ClientRef{}}
 	return "ok"
 }
 
@@ -202,11 +202,14 @@ func (s *scenario) apply(t *testing.T, kind string, m map[string]string) string 
 		OrderID: num(t, m, "order", engine.OrderID(0)),
 		Price:   num(t, m, "price", engine.Price(0)),
 		Qty:     num(t, m, "qty", engine.Qty(0)),
+		Session: engine.ParseSessionID(m["sess"]),
 	}
+	c.SessionOnly = m["session-only"] == "true"
 	nextRef := func() engine.ClientRef {
-		s.refs[c.Account]++
-		r := num(t, m, "ref", s.refs[c.Account])
-		s.refs[c.Account] = max(s.refs[c.Account], r)
+		k := fmt.Sprint(c.Account, "/", c.Session)
+		s.refs[k]++
+		r := num(t, m, "ref", s.refs[k])
+		s.refs[k] = max(s.refs[k], r)
 		return r
 	}
 	switch kind {

@@ -73,7 +73,7 @@ func (p *Pipeline) match(b *Batch, lo, hi int64) {
 }
 
 func (p *Pipeline) handle(b *Batch, r *Request) {
-	res := Result{Token: r.Token, Recv: r.Recv, Query: r.Query.Kind, Instrument: r.Query.Instrument}
+	res := Result{Token: r.Token, Recv: r.Recv, Query: r.Query.Kind, Instrument: r.Query.Instrument, From: r.Query.From}
 	q := &r.Query
 	switch q.Kind {
 	case 0:
@@ -97,7 +97,7 @@ func (p *Pipeline) handle(b *Batch, r *Request) {
 		}
 		_, res.Found = p.e.Instrument(q.Instrument)
 		if q.Kind == QueryBook {
-			res.FeedSeq, res.From = p.e.FeedSeq(q.Instrument), q.From
+			res.FeedSeq = p.e.FeedSeq(q.Instrument)
 		}
 		start := int32(len(b.levels))
 		b.levels = p.e.Depth(q.Instrument, engine.Buy, n, b.levels)

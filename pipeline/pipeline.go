@@ -71,8 +71,8 @@ type Query struct {
 	Account    engine.AccountID
 	OrderID    engine.OrderID
 	Levels     int32
-	// From is the producer's own value for a QueryBook (the feed number a
-	// subscriber resumes from, say), returned untouched in Result.From.
+	// From is the producer's own value (the feed number a subscriber
+	// resumes from, say), returned untouched in Result.From.
 	From uint64
 }
 
@@ -111,7 +111,7 @@ type Result struct {
 	// More says a QueryOpenOrders page is not the last.
 	More bool
 	// FeedSeq is, for QueryBook, the instrument's feed number at the
-	// snapshot (engine.Engine.FeedSeq); From echoes Query.From.
+	// snapshot (engine.Engine.FeedSeq). From echoes Query.From.
 	FeedSeq, From uint64
 }
 

@@ -511,3 +511,39 @@ func TestTwoSessionsPipeliningNeverCollide(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestOrderStatusOlderThanTheHistory: an order the history's ring has
+// come round over is still found while it is open (the engine is asked),
+// by id and by reference; once finished it is no longer known.
+func TestOrderStatusOlderThanTheHistory(t *testing.T) {
+	cfg := apitest.NodeConfig(vfs.NewCrashableMem())
+	cfg.API.OrderHistory = 4
+	n := apitest.StartNodeWith(t, cfg)
+	ctx := context.Background()
+	a := dialSession(t, n.Addr().String(), 1, "OLD", 0, nil, nil)
+	first, err := a.Submit(ctx, order(1, engine.Buy, 9_000, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ref := engine.ClientRef(2); ref <= 12; ref++ {
+		if _, err := a.Submit(ctx, order(ref, engine.Buy, 9_001, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, get := range []func() (wire.OrderStatus, error){
+		func() (wire.OrderStatus, error) { return a.OrderStatus(ctx, first.OrderID) },
+		func() (wire.OrderStatus, error) { return a.OrderByRef(ctx, 1) },
+	} {
+		st, err := get()
+		if err != nil || !st.Found || st.State != wire.OrderOpen || st.OrderID != first.OrderID || st.Leaves != 3 ||
+			st.Session.String() != "OLD" {
+			t.Fatalf("an old open order: %+v %v", st, err)
+		}
+	}
+	if _, err := a.Cancel(ctx, first.OrderID); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := a.OrderStatus(ctx, first.OrderID); err != nil || st.Found {
+		t.Fatalf("an old finished order: %+v %v", st, err)
+	}
+}
