@@ -189,6 +189,7 @@ func (s *Server) flush() {
 		ss.pend, ss.pendBuf, ss.dirty = ss.pend[:0], ss.pendBuf[:0], false
 	}
 	s.dirty = s.dirty[:0]
+	s.streams.release() // nothing refers to trimmed chunks now
 }
 
 // put retains a session message in its stream and queues it for the
@@ -214,8 +215,25 @@ func (s *Server) put(k streamKey, msg uint64, f []byte, answer bool) {
 	}
 	st := s.streams.add(k, msg, f)
 	if ss := st.live; ss != nil && !ss.replaying {
-		s.queue(ss, f)
+		// The bytes just kept in the stream, by reference: no second copy.
+		c := st.chunks[len(st.chunks)-1]
+		s.queueExt(ss, c.buf[len(c.buf)-len(f):])
 	}
+}
+
+// queueExt adds bytes of a stream's chunk to what ss gets at the end of
+// this group commit, by reference (under mu): the chunk is not reused
+// before the flush (streams.release).
+func (s *Server) queueExt(ss *session, b []byte) {
+	s.markDirty(ss)
+	if n := len(ss.pend); n > 0 && ss.pend[n-1].ext != nil {
+		last := ss.pend[n-1].ext
+		if cap(last) >= len(last)+len(b) && &last[:len(last)+1][len(last)] == &b[0] {
+			ss.pend[n-1].ext = last[:len(last)+len(b)] // the next bytes of the same chunk
+			return
+		}
+	}
+	ss.pend = append(ss.pend, segment{ext: b})
 }
 
 // answer sends a query's answer to the session that asked.

@@ -39,7 +39,12 @@ type stream struct {
 	n      int          // messages retained
 	spare  *streamChunk // a chunk trimmed off, for reuse: steady state allocates nothing
 	live   *session
-	refs   []refEntry // the session's references and their orders, increasing (history.go)
+	// A session's stream (owner set) keeps the chunks it trims until
+	// owner.release: the connection's queue may refer to their bytes
+	// until the group commit's flush. The feed's retention recycles at once.
+	owner   *streams
+	retired []*streamChunk
+	refs    []refEntry // the session's references and their orders, increasing (history.go)
 }
 
 // streamChunk is a run of consecutive messages, back to back in buf.
@@ -73,7 +78,7 @@ func (st *stream) add(msg uint64, f []byte) int {
 	if msg != st.last+1 || st.n == 0 {
 		grew -= st.size()
 		for i, c := range st.chunks {
-			st.recycle(c)
+			st.retire(c)
 			st.chunks[i] = nil
 		}
 		st.chunks, st.n, st.first = st.chunks[:0], 0, msg
@@ -110,7 +115,7 @@ func (st *stream) trim(keep int) int {
 		st.chunks = st.chunks[1:]
 		st.n -= len(c.offs)
 		freed += len(c.buf)
-		st.recycle(c)
+		st.retire(c)
 	}
 	if len(st.chunks) > 0 {
 		st.first = st.chunks[0].first
@@ -118,6 +123,19 @@ func (st *stream) trim(keep int) int {
 		st.first = st.last + 1
 	}
 	return freed
+}
+
+// retire lets go of a trimmed chunk: kept until the owner's release for
+// a session's stream, recycled at once otherwise.
+func (st *stream) retire(c *streamChunk) {
+	if st.owner == nil {
+		st.recycle(c)
+		return
+	}
+	if len(st.retired) == 0 {
+		st.owner.retiring = append(st.owner.retiring, st)
+	}
+	st.retired = append(st.retired, c)
 }
 
 // recycle keeps c, emptied, as the spare chunk if there is none (or a
@@ -174,12 +192,14 @@ func (st *stream) bytesFrom(from uint64) int {
 
 // streams is every session's stream (under Server.mu).
 type streams struct {
-	table  []*stream // open addressing by streamKey.hash (a Go map's generic hashing of the key was 9 % of the server)
-	all    []*stream
-	count  map[engine.AccountID]int
-	bytes  int64 // retained in all streams
-	keep   int   // messages retained per stream
-	budget int64 // bytes retained in all streams
+	table []*stream // open addressing by streamKey.hash (a Go map's generic hashing of the key was 9 % of the server)
+	all   []*stream
+	count map[engine.AccountID]int
+	bytes int64 // retained in all streams
+	// streams holding trimmed chunks until release
+	retiring []*stream
+	keep     int   // messages retained per stream
+	budget   int64 // bytes retained in all streams
 }
 
 func newStreams(keep int, budget int64) streams {
@@ -198,7 +218,7 @@ func (ss *streams) get(k streamKey, create bool) *stream {
 	if !create {
 		return nil
 	}
-	st := &stream{key: k, first: 1}
+	st := &stream{key: k, first: 1, owner: ss}
 	ss.table[i] = st
 	ss.all = append(ss.all, st)
 	ss.count[k.acct]++
@@ -213,6 +233,20 @@ func (ss *streams) get(k streamKey, create bool) *stream {
 		}
 	}
 	return st
+}
+
+// release recycles the chunks the streams trimmed: nothing refers to
+// them any more (after a flush, or outside Deliver).
+func (ss *streams) release() {
+	for _, st := range ss.retiring {
+		for i, c := range st.retired {
+			st.recycle(c)
+			st.retired[i] = nil
+		}
+		st.retired = st.retired[:0]
+	}
+	clear(ss.retiring)
+	ss.retiring = ss.retiring[:0]
 }
 
 // add appends message msg of k's stream and keeps the retention bounds:
@@ -280,6 +314,10 @@ func encodeStream(c *engine.Command, evs []engine.Event, scratch, maker []byte, 
 			lastOwn = j
 		}
 	}
+	about := c.OrderID // the order the command is about: the one it names or enters
+	if c.Kind == engine.CmdNewOrder && len(evs) > 0 && evs[0].Kind == engine.EvAccepted {
+		about = evs[0].OrderID
+	}
 	for j := range evs {
 		ev := &evs[j]
 		if ev.SessSeq == 0 && ev.MakerSessSeq == 0 {
@@ -323,7 +361,7 @@ func encodeStream(c *engine.Command, evs []engine.Event, scratch, maker []byte, 
 		k := streamKey{ev.Account, ev.Session}
 		// An answer to the command: it names the command's own order
 		// (not a resting order it traded with or canceled on the way).
-		answer := k == own && (ev.Kind != engine.EvFill && ev.Kind != engine.EvCanceled || ev.OrderID == firstOrder(c, evs))
+		answer := k == own && (ev.Kind != engine.EvFill && ev.Kind != engine.EvCanceled || ev.OrderID == about)
 		put(k, ev.SessSeq, f, answer)
 		scratch = f
 	}
@@ -338,20 +376,6 @@ func numbered(s engine.SessionID, msg uint64) uint64 {
 	return msg
 }
 
-// firstOrder is the order a command is about: the one it names, or the
-// one it entered.
-func firstOrder(c *engine.Command, evs []engine.Event) engine.OrderID {
-	if c.OrderID != 0 || c.Kind != engine.CmdNewOrder {
-		return c.OrderID
-	}
-	for j := range evs {
-		if evs[j].Kind == engine.EvAccepted {
-			return evs[j].OrderID
-		}
-	}
-	return 0
-}
-
 // Observe adds one replayed command's session messages to the streams.
 // The node calls it for every command recovery replays, before the
 // server serves; then Seed.
@@ -363,6 +387,7 @@ func (s *Server) Observe(c *engine.Command, evs []engine.Event) {
 			s.streams.add(k, msg, f)
 		}
 	})
+	s.streams.release() // no connection yet: nothing refers to trimmed chunks
 	for j := range evs {
 		if k := evs[j].Kind; k == engine.EvFill || k == engine.EvLevel {
 			s.feed.publish(&evs[j]) // no subscribers yet: kept for those that resume

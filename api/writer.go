@@ -158,10 +158,13 @@ func (ss *session) tryWrite(frames []byte) int {
 }
 
 // segment is a piece of what a session is sent: the session's own bytes
-// (pendBuf[off:off+n]) or a shared buffer's (sh.b[off:off+n]).
+// (pendBuf[off:off+n]), a shared buffer's (sh.b[off:off+n]), or bytes of
+// its stream's chunks (ext: valid until the group commit's flush, which
+// copies what the socket does not take at once).
 type segment struct {
 	sh     *shared
 	off, n int
+	ext    []byte
 }
 
 // chunk is a piece of a session's outbound queue: its own bytes, or part
@@ -207,7 +210,7 @@ func (ss *session) send(frames []byte) bool {
 func (ss *session) sendSegments(own []byte, segs []segment) bool {
 	total := 0
 	for _, sg := range segs {
-		total += sg.n
+		total += sg.n + len(sg.ext)
 	}
 	ss.mu.Lock()
 	if ss.closing {
@@ -228,9 +231,12 @@ func (ss *session) sendSegments(own []byte, segs []segment) bool {
 	queued := false
 	for _, sg := range segs {
 		var data []byte
-		if sg.sh != nil {
+		switch {
+		case sg.ext != nil:
+			data = sg.ext
+		case sg.sh != nil:
 			data = sg.sh.b[sg.off : sg.off+sg.n]
-		} else {
+		default:
 			data = own[sg.off : sg.off+sg.n]
 		}
 		if direct {
