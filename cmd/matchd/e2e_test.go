@@ -329,6 +329,23 @@ func TestLoginAndFraming(t *testing.T) {
 	if b := c.expect(wire.TypeLoginRejected); b[0] != wire.LoginBadCredentials || !c.closed() {
 		t.Fatalf("bad token: reason %d", b[0])
 	}
+	// A version 1 Login (39 bytes, as version 1 clients send it): told
+	// the version is not supported, not that the frame is malformed.
+	c = dial(t, srv.addr)
+	v1 := m.Append(nil)[:wire.HeaderSize+39]
+	v1[1], v1[4] = 40, 1 // length 1+39, version 1
+	c.send(v1)
+	if b := c.expect(wire.TypeLoginRejected); b[0] != wire.LoginBadVersion || !c.closed() {
+		t.Fatalf("version 1 login: reason %d", b[0])
+	}
+	// A session name that is not printable ASCII.
+	c = dial(t, srv.addr)
+	bad := wire.Login{Version: wire.Version, Account: 1, Session: wire.SessionName{'a', ' ', 'b'}}
+	copy(bad.Token[:], "alice-demo")
+	c.send(bad.Append(nil))
+	if b := c.expect(wire.TypeLoginRejected); b[0] != wire.LoginBadSession {
+		t.Fatalf("bad session name: reason %d", b[0])
+	}
 	// An order before logging in.
 	c = dial(t, srv.addr)
 	c.send((&wire.Cancel{OrderID: 1}).Append(nil))
