@@ -115,6 +115,7 @@ var (
 // (wire.Login*). It wraps ErrLoginRejected.
 type LoginError struct{ Reason uint8 }
 
+// Error says the reason's number (wire.Login*).
 func (e *LoginError) Error() string {
 	return fmt.Sprintf("client: login rejected (reason %d)", e.Reason)
 }

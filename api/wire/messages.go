@@ -393,26 +393,6 @@ func (r *Report) decode(body []byte) {
 	r.Ref = engine.ClientRef(be.Uint64(body[33:]))
 }
 
-// ReportOf decodes the report head of a stream message's body (any of
-// the types IsStream accepts).
-func ReportOf(body []byte) (r Report) {
-	r.decode(body)
-	return r
-}
-
-// IsStream reports whether typ is a message of a session's stream.
-func IsStream(typ byte) bool {
-	switch typ {
-	case TypeAccepted, TypeRejected, TypeExecuted, TypeCanceled, TypeReplaced, TypeMassCanceled:
-		return true
-	}
-	return false
-}
-
-// SetFlags sets flags in the report head of the stream message frame f
-// (a whole frame, header included).
-func SetFlags(f []byte, flags uint8) { f[HeaderSize+8] |= flags }
-
 // Accepted: a new order was accepted. Offsets after the report head (41):
 //
 //	41 instrument u32 | 45 side u8 | 46 type u8 | 47 tif u8 | 48 stp u8 |
