@@ -92,13 +92,13 @@ func (h *history) apply(c *engine.Command, evs []engine.Event) {
 				if ev.Reason == uint8(engine.CancelReplaced) {
 					o.st.Ref = ev.Ref
 				}
-				h.done(o, ev)
+				h.stamp(o, ev)
 			}
 		case engine.EvReplaced:
 			if o := h.find(ev.OrderID); o != nil {
 				o.st.Price, o.st.Qty, o.st.Leaves, o.st.Ref = ev.Price, ev.Qty, ev.Leaves, ev.Ref
 				h.addRef(streamKey{o.acct, o.st.Session.ID()}, ev.Ref, ev.OrderID)
-				h.done(o, ev)
+				h.stamp(o, ev)
 			}
 		}
 	}
@@ -125,8 +125,8 @@ func (h *history) addRef(k streamKey, ref engine.ClientRef, id engine.OrderID) {
 	}
 }
 
-// done stamps a changed order with its command.
-func (h *history) done(o *histOrder, ev *engine.Event) {
+// stamp records the command that last changed an order.
+func (h *history) stamp(o *histOrder, ev *engine.Event) {
 	o.st.Seq, o.st.Time = ev.Seq, ev.Time
 }
 
@@ -139,7 +139,7 @@ func (h *history) fill(a engine.AccountID, id engine.OrderID, leaves engine.Qty,
 			o.st.State = wire.OrderFilled
 		}
 		sess = o.st.Session
-		h.done(o, ev)
+		h.stamp(o, ev)
 	}
 	af := h.fills[a]
 	if af == nil {

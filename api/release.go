@@ -75,16 +75,9 @@ func (s *Server) Deliver(b *pipeline.Batch) {
 		if ss != nil && r.Recv != 0 {
 			s.acks.observe(now - r.Recv)
 		}
-		evs := b.EventsOf(r)
 		s.cur = ss
-		s.scratch, s.makerScratch = encodeStream(c, evs, s.scratch, s.makerScratch, s.putFn)
+		s.derive(c, b.EventsOf(r))
 		s.cur = nil
-		s.hist.apply(c, evs)
-		for j := range evs {
-			if k := evs[j].Kind; k == engine.EvFill || k == engine.EvLevel {
-				s.feed.publish(&evs[j])
-			}
-		}
 	}
 	s.feed.flush()
 	if b.EndOfCommit {

@@ -382,18 +382,23 @@ func numbered(s engine.SessionID, msg uint64) uint64 {
 func (s *Server) Observe(c *engine.Command, evs []engine.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.scratch, s.makerScratch = encodeStream(c, evs, s.scratch, s.makerScratch, func(k streamKey, msg uint64, f []byte, _ bool) {
-		if k.name != 0 {
-			s.streams.add(k, msg, f)
-		}
-	})
-	s.streams.release() // no connection yet: nothing refers to trimmed chunks
+	s.derive(c, evs)    // no connection or subscriber yet: only kept
+	s.streams.release() // nothing refers to trimmed chunks
+}
+
+// derive takes one command's events into everything derived from them:
+// the sessions' streams (and their connections, s.cur being the one that
+// sent the command), the order history and the market data feed (under
+// mu). Deliver and Observe both use it, so the live server and a restart
+// derive the same.
+func (s *Server) derive(c *engine.Command, evs []engine.Event) {
+	s.scratch, s.makerScratch = encodeStream(c, evs, s.scratch, s.makerScratch, s.putFn)
+	s.hist.apply(c, evs)
 	for j := range evs {
 		if k := evs[j].Kind; k == engine.EvFill || k == engine.EvLevel {
-			s.feed.publish(&evs[j]) // no subscribers yet: kept for those that resume
+			s.feed.publish(&evs[j])
 		}
 	}
-	s.hist.apply(c, evs)
 }
 
 // Seed tells the server every session the recovered engine knows, so that

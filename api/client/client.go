@@ -286,8 +286,7 @@ func (c *Client) run(conn net.Conn, rd *wire.Reader, acc wire.LoginAccepted) {
 		err, again := c.read(rd, acc)
 		conn.Close()
 		if !again || !c.cfg.Reconnect {
-			c.finish(err)
-			c.failWaiters(c.gen + 1)
+			c.end(err)
 			return
 		}
 		deadline := time.Now().Add(c.cfg.ReconnectFor)
@@ -297,8 +296,7 @@ func (c *Client) run(conn net.Conn, rd *wire.Reader, acc wire.LoginAccepted) {
 			closing := c.closing
 			c.mu.Unlock()
 			if closing {
-				c.finish(err)
-				c.failWaiters(c.gen + 1)
+				c.end(err)
 				return
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -312,8 +310,7 @@ func (c *Client) run(conn net.Conn, rd *wire.Reader, acc wire.LoginAccepted) {
 			}
 			var le *LoginError
 			if errors.As(lerr, &le) && !le.retryable() || time.Now().After(deadline) {
-				c.finish(fmt.Errorf("client: reconnecting after %v: %w", err, lerr))
-				c.failWaiters(c.gen + 1)
+				c.end(fmt.Errorf("client: reconnecting after %v: %w", err, lerr))
 				return
 			}
 			time.Sleep(backoff)
@@ -335,6 +332,15 @@ func (c *Client) run(conn net.Conn, rd *wire.Reader, acc wire.LoginAccepted) {
 		}
 		c.resubscribe()
 	}
+}
+
+// end records why the client stopped and tells every waiting helper.
+func (c *Client) end(err error) {
+	c.finish(err)
+	c.mu.Lock()
+	gen := c.gen
+	c.mu.Unlock()
+	c.failWaiters(gen + 1)
 }
 
 // failWaiters tells every helper waiting on an answer to a command sent
