@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -526,6 +527,7 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 		err  error
 	}
 	goodDone := make(chan result, 1)
+	var goodRead atomic.Uint64 // the last feed sequence the good subscriber read
 	go func() {
 		next := snap.FeedSeq + 1
 		for {
@@ -555,6 +557,7 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 				goodDone <- result{next - 1, fmt.Errorf("feed sequence %d, want %d", fs, next)}
 				return
 			}
+			goodRead.Store(next)
 			next++
 		}
 	}()
@@ -585,6 +588,13 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 			if typ == wire.TypeAccepted || typ == wire.TypeRejected {
 				seen++
 			}
+		}
+		// Paced by the good subscriber (each command makes at least one
+		// update): it must keep up as a reading client does, not as a
+		// test goroutine descheduled on a loaded machine might not (under
+		// the full race suite it was once cut off for that).
+		for deadline := time.Now().Add(30 * time.Second); goodRead.Load() < snap.FeedSeq+uint64(i+chunk) && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
 		}
 	}
 	good.send((&wire.Query{Request: 2, Kind: wire.QueryTop, Instrument: aapl}).Append(nil))
