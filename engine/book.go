@@ -24,6 +24,17 @@ type order struct {
 	typ     OrderType
 	tif     TimeInForce
 	stp     STPMode // resolved: never STPDefault
+	ext     int32   // index+1 of its orderExt in Engine.exts; 0: a plain order
+}
+
+// orderExt holds what only some orders have: stops, icebergs and expiries.
+// Keeping it out of order keeps plain orders small.
+type orderExt struct {
+	stop    Price  // trigger price while parked; 0 once triggered (or never a stop)
+	display Qty    // iceberg slice size; 0: not an iceberg
+	hidden  Qty    // iceberg reserve not yet shown
+	expire  int64  // GTD expiry; 0: none
+	arrival uint64 // parked stops: place in the trigger order
 }
 
 // eventPrice is the price events report for o: its limit price, or zero for
@@ -39,7 +50,8 @@ func (o *order) eventPrice() Price {
 // total open quantity.
 type level struct {
 	price      Price
-	qty        Qty
+	qty        Qty // shown quantity
+	hidden     Qty // icebergs' reserves
 	count      int32
 	head, tail *order // head is the oldest
 	nextFree   *level
@@ -83,12 +95,45 @@ type book struct {
 
 	epoch  uint64    // Engine.epoch when before was taken
 	before TopOfBook // top of book before the current command
+
+	phase     Phase
+	phaseEnd  int64 // PhaseVolatility: when it uncrosses
+	nextSched int64 // the next scheduled transition (engine time); 0: none or not yet set
+	viRef     Price // the last trade price when the current incoming order began to match
+	indPrice  Price // indicative uncrossing price last published (auctions)
+	indQty    Qty
+	indSur    Qty
+	indSide   Side
+	stops     [2]*btree.BTreeG[stopKey] // parked stops: buys (lowest stop first), sells (highest first)
+	cascade   bool                      // stops left triggered by the cascade bound
+}
+
+// stopKey orders parked stops in trigger order: the stop price nearest to
+// the market first (key is the stop for buys, minus it for sells), then
+// arrival.
+type stopKey struct {
+	key     Price
+	arrival uint64
+	o       *order
+}
+
+func stopLess(a, b stopKey) bool {
+	if a.key != b.key {
+		return a.key < b.key
+	}
+	return a.arrival < b.arrival
 }
 
 func newBook(in Instrument, idx int) *book {
-	b := &book{inst: in, idx: idx, refPrice: in.StartPrice}
+	b := &book{inst: in, idx: idx, refPrice: in.StartPrice, phase: PhaseContinuous}
+	if in.scheduled() {
+		b.phase = PhaseClosed
+	}
 	b.bids.side = Buy
 	b.asks.side = Sell
+	for i := range b.stops {
+		b.stops[i] = btree.NewBTreeGOptions(stopLess, btree.Options{NoLocks: true})
+	}
 	return b
 }
 
@@ -133,6 +178,19 @@ func crosses(s Side, p, limit Price) bool {
 		return p <= limit
 	}
 	return p >= limit
+}
+
+// auction reports whether the book is in a call auction.
+func (b *book) auction() bool { return b.phase == PhaseAuction || b.phase == PhaseVolatility }
+
+// inVolBandOf reports whether a trade at p stays inside b's volatility
+// band around ref.
+func (b *book) inVolBandOf(ref, p Price) bool {
+	if ref == 0 {
+		return true
+	}
+	band := ref * Price(b.inst.VolatilityBps) / 10_000
+	return p >= ref-band && p <= ref+band
 }
 
 // inBand reports whether price p is inside the instrument's price band.

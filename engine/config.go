@@ -30,19 +30,44 @@ type Instrument struct {
 	// MaxOpenPerAccount limits the open orders one account may have on this
 	// instrument. Default DefaultMaxOpenPerAccount.
 	MaxOpenPerAccount int32
+
+	// VolatilityBps is the volatility band in basis points: in continuous
+	// trading, a trade that would print further than that from the last
+	// trade price as it was when the incoming order began to match starts
+	// a volatility interruption (PhaseVolatility) instead. Zero disables.
+	VolatilityBps int64
+	// VolatilityAuction is how long a volatility interruption lasts, in
+	// nanoseconds of the engine's time. Default DefaultVolatilityAuction.
+	VolatilityAuction int64
+
+	// The daily schedule, in nanoseconds after midnight UTC (0: none; 1
+	// means midnight). At AuctionAt the instrument enters PhaseAuction, at
+	// OpenAt it uncrosses and trades continuously, at CloseAt it closes.
+	// Each applies at the first command (or CmdClock) at or after it. An
+	// instrument with a schedule starts in PhaseClosed.
+	AuctionAt, OpenAt, CloseAt int64
 }
+
+// scheduled reports whether in has a daily schedule.
+func (in *Instrument) scheduled() bool { return in.AuctionAt != 0 || in.OpenAt != 0 || in.CloseAt != 0 }
 
 // Defaults applied by Config.EnsureDefaults.
 const (
 	DefaultMaxQty            Qty   = 1_000_000_000
 	DefaultMaxOpenPerAccount int32 = 100_000
+	DefaultVolatilityAuction int64 = 5_000_000_000 // 5 s
 )
+
+// dayNanos is the length of a day in nanoseconds.
+const dayNanos = 24 * 60 * 60 * 1_000_000_000
 
 // AccountDefaults configures one account. Accounts not listed use
 // Config.DefaultSTP.
 type AccountDefaults struct {
 	ID  AccountID
 	STP STPMode // the mode used by orders that say STPDefault
+	// Operator accounts may change trading phases (CmdPhase).
+	Operator bool
 }
 
 // Config configures an Engine.
@@ -70,6 +95,9 @@ func (c *Config) EnsureDefaults() {
 		}
 		if in.MaxOpenPerAccount == 0 {
 			in.MaxOpenPerAccount = DefaultMaxOpenPerAccount
+		}
+		if in.VolatilityBps != 0 && in.VolatilityAuction == 0 {
+			in.VolatilityAuction = DefaultVolatilityAuction
 		}
 	}
 	for i := range c.Accounts {
@@ -122,6 +150,20 @@ func (c *Config) Validate() error {
 		}
 		if in.MaxOpenPerAccount <= 0 {
 			bad("%s: max open orders per account %d must be positive", where, in.MaxOpenPerAccount)
+		}
+		if in.VolatilityBps < 0 || in.VolatilityBps >= 10_000 {
+			bad("%s: volatility band %d bps not in 0..9999", where, in.VolatilityBps)
+		}
+		if in.VolatilityAuction < 0 {
+			bad("%s: volatility auction %d ns must not be negative", where, in.VolatilityAuction)
+		}
+		for _, t := range []int64{in.AuctionAt, in.OpenAt, in.CloseAt} {
+			if t < 0 || t >= dayNanos {
+				bad("%s: schedule time %d ns not within a day", where, t)
+			}
+		}
+		if in.scheduled() && (in.OpenAt == 0 || in.CloseAt == 0) {
+			bad("%s: a schedule needs an open and a close time", where)
 		}
 	}
 	if c.ReserveOrders < 0 || c.ReserveOrders > 1<<30 {

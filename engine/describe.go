@@ -7,11 +7,11 @@ import (
 )
 
 var sideNames = [...]string{Buy: "buy", Sell: "sell"}
-var typeNames = [...]string{Limit: "limit", Market: "market"}
-var tifNames = [...]string{GTC: "gtc", IOC: "ioc", FOK: "fok", PostOnly: "post"}
+var typeNames = [...]string{Limit: "limit", Market: "market", Stop: "stop", StopLimit: "stop-limit"}
+var tifNames = [...]string{GTC: "gtc", IOC: "ioc", FOK: "fok", PostOnly: "post", GTD: "gtd", Day: "day"}
 var stpNames = [...]string{STPDefault: "default", STPCancelResting: "cancel-resting", STPCancelIncoming: "cancel-incoming", STPCancelBoth: "cancel-both"}
-var cmdNames = [...]string{CmdNewOrder: "new-order", CmdCancel: "cancel", CmdReplace: "replace", CmdMassCancel: "mass-cancel"}
-var eventNames = [...]string{EvAccepted: "accepted", EvRejected: "rejected", EvFill: "fill", EvCanceled: "canceled", EvReplaced: "replaced", EvMassCanceled: "mass-canceled", EvTopOfBook: "top", EvLevel: "level"}
+var cmdNames = [...]string{CmdNewOrder: "new-order", CmdCancel: "cancel", CmdReplace: "replace", CmdMassCancel: "mass-cancel", CmdClock: "clock", CmdPhase: "phase"}
+var eventNames = [...]string{EvAccepted: "accepted", EvRejected: "rejected", EvFill: "fill", EvCanceled: "canceled", EvReplaced: "replaced", EvMassCanceled: "mass-canceled", EvTopOfBook: "top", EvLevel: "level", EvTriggered: "triggered", EvPhase: "phase", EvIndicative: "indicative"}
 var rejectNames = [...]string{
 	RejectUnknownCommand: "unknown-command", RejectUnknownInstrument: "unknown-instrument",
 	RejectBadSide: "bad-side", RejectBadType: "bad-type", RejectBadTimeInForce: "bad-tif",
@@ -20,8 +20,14 @@ var rejectNames = [...]string{
 	RejectWouldCross: "would-cross", RejectFOKUnfillable: "fok-unfillable",
 	RejectUnknownOrder: "unknown-order", RejectNotOwner: "not-owner",
 	RejectStaleClientRef: "stale-ref", RejectTooManyOpenOrders: "too-many-orders",
+	RejectTooManySessions: "too-many-sessions", RejectBadStopPrice: "bad-stop-price",
+	RejectBadDisplay: "bad-display", RejectBadExpiry: "bad-expiry", RejectHalted: "halted",
+	RejectClosed: "closed", RejectNotInPhase: "not-in-phase", RejectNotOperator: "not-operator",
+	RejectBadPhaseAction: "bad-phase-action",
 }
-var cancelNames = [...]string{CancelUser: "user", CancelUnfilled: "unfilled", CancelSelfTrade: "self-trade", CancelMass: "mass", CancelReplaced: "replaced"}
+var phaseNames = [...]string{PhaseContinuous: "continuous", PhaseHalted: "halted", PhaseAuction: "auction", PhaseClosed: "closed", PhaseVolatility: "volatility"}
+var actionNames = [...]string{ActHalt: "halt", ActResume: "resume", ActOpenAuction: "open-auction", ActUncross: "uncross", ActClose: "close"}
+var cancelNames = [...]string{CancelUser: "user", CancelUnfilled: "unfilled", CancelSelfTrade: "self-trade", CancelMass: "mass", CancelReplaced: "replaced", CancelExpired: "expired"}
 
 func name[T ~uint8](names []string, v T) string {
 	if int(v) < len(names) && names[v] != "" {
@@ -63,6 +69,15 @@ func (r RejectReason) String() string { return name(rejectNames[:], r) }
 // String returns the reason's kebab-case name.
 func (r CancelReason) String() string { return name(cancelNames[:], r) }
 
+// String returns the phase's name.
+func (p Phase) String() string { return name(phaseNames[:], p) }
+
+// String returns the action's kebab-case name (as matchctl admin spells it).
+func (a PhaseAction) String() string { return name(actionNames[:], a) }
+
+// ParsePhaseAction parses the output of PhaseAction.String.
+func ParsePhaseAction(s string) (PhaseAction, bool) { return parse[PhaseAction](actionNames[:], s) }
+
 // ParseSide parses the output of Side.String.
 func ParseSide(s string) (Side, bool) { return parse[Side](sideNames[:], s) }
 
@@ -90,10 +105,19 @@ func (c *Command) Describe() string {
 	switch c.Kind {
 	case CmdNewOrder:
 		fmt.Fprintf(&b, " ref=%d inst=%d %s %s %s", c.Ref, c.Instrument, c.Side, c.Type, c.TIF)
-		if c.Type == Limit {
+		if c.Type != Market && c.Type != Stop {
 			fmt.Fprintf(&b, " price=%d", c.Price)
 		}
 		fmt.Fprintf(&b, " qty=%d", c.Qty)
+		if c.StopPrice != 0 {
+			fmt.Fprintf(&b, " stop=%d", c.StopPrice)
+		}
+		if c.Display != 0 {
+			fmt.Fprintf(&b, " display=%d", c.Display)
+		}
+		if c.Expire != 0 {
+			fmt.Fprintf(&b, " expire=%d", c.Expire)
+		}
 		if c.STP != STPDefault {
 			fmt.Fprintf(&b, " stp=%s", c.STP)
 		}
@@ -101,11 +125,21 @@ func (c *Command) Describe() string {
 		fmt.Fprintf(&b, " order=%d", c.OrderID)
 	case CmdReplace:
 		fmt.Fprintf(&b, " order=%d ref=%d price=%d qty=%d", c.OrderID, c.Ref, c.Price, c.Qty)
+		if c.StopPrice != 0 {
+			fmt.Fprintf(&b, " stop=%d", c.StopPrice)
+		}
+		if c.Display != 0 {
+			fmt.Fprintf(&b, " display=%d", c.Display)
+		}
 	case CmdMassCancel:
 		fmt.Fprintf(&b, " inst=%d", c.Instrument)
 		if c.SessionOnly {
 			b.WriteString(" session-only")
 		}
+	case CmdClock:
+		fmt.Fprintf(&b, " time=%d", c.Time)
+	case CmdPhase:
+		fmt.Fprintf(&b, " inst=%d %s", c.Instrument, c.Action)
 	default:
 		fmt.Fprintf(&b, " %+v", *c)
 	}
@@ -158,9 +192,13 @@ func (ev *Event) describe() string {
 		return fmt.Sprintf("rejected acct=%d ref=%d order=%d reason=%s",
 			ev.Account, ev.Ref, ev.OrderID, RejectReason(ev.Reason))
 	case EvFill:
-		return fmt.Sprintf("fill trade=%d price=%d qty=%d taker=%d/%d leaves=%d maker=%d/%d leaves=%d",
+		d := fmt.Sprintf("fill trade=%d price=%d qty=%d taker=%d/%d leaves=%d maker=%d/%d leaves=%d",
 			ev.TradeID, ev.Price, ev.Qty, ev.OrderID, ev.Account, ev.Leaves,
 			ev.MakerOrder, ev.MakerAccount, ev.MakerLeaves)
+		if ev.Reason == FillAuction {
+			d += " auction"
+		}
+		return d
 	case EvCanceled:
 		return fmt.Sprintf("canceled order=%d acct=%d ref=%d qty=%d reason=%s",
 			ev.OrderID, ev.Account, ev.Ref, ev.Qty, CancelReason(ev.Reason))
@@ -174,6 +212,24 @@ func (ev *Event) describe() string {
 			describeSide(ev.BidPrice, ev.BidQty), describeSide(ev.AskPrice, ev.AskQty))
 	case EvLevel:
 		return fmt.Sprintf("level inst=%d %s %d qty=%d orders=%d", ev.Instrument, ev.Side, ev.Price, ev.Qty, ev.Orders)
+	case EvTriggered:
+		return fmt.Sprintf("triggered order=%d acct=%d ref=%d %s price=%d qty=%d",
+			ev.OrderID, ev.Account, ev.Ref, ev.Side, ev.Price, ev.Qty)
+	case EvPhase:
+		d := fmt.Sprintf("phase inst=%d %s", ev.Instrument, Phase(ev.Reason))
+		if ev.Price != 0 {
+			d += fmt.Sprintf(" at=%d", ev.Price)
+		}
+		return d
+	case EvIndicative:
+		if ev.Qty == 0 {
+			return fmt.Sprintf("indicative inst=%d none", ev.Instrument)
+		}
+		d := fmt.Sprintf("indicative inst=%d price=%d qty=%d", ev.Instrument, ev.Price, ev.Qty)
+		if ev.Leaves != 0 {
+			d += fmt.Sprintf(" surplus=%d %s", ev.Leaves, ev.Side)
+		}
+		return d
 	}
 	return fmt.Sprintf("event %+v", *ev)
 }
@@ -198,8 +254,14 @@ func (e *Engine) DescribeBook(id InstrumentID) string {
 		fmt.Fprintf(&sb, "  %d x %d:", l.price, l.qty)
 		for o := l.head; o != nil; o = o.next {
 			fmt.Fprintf(&sb, " %d:%d(%d)", o.id, o.qty, e.accts[o.acct].id)
+			if h := e.hidden(o); h != 0 {
+				fmt.Fprintf(&sb, "+%d", h)
+			}
 		}
 		sb.WriteByte('\n')
+	}
+	if b.phase != PhaseContinuous {
+		fmt.Fprintf(&sb, "phase: %s\n", b.phase)
 	}
 	sb.WriteString("asks:\n")
 	var asks []*level
@@ -209,5 +271,16 @@ func (e *Engine) DescribeBook(id InstrumentID) string {
 	}
 	sb.WriteString("bids:\n")
 	b.bids.levels.Scan(func(_ Price, l *level) bool { line(l); return true })
+	for i, t := range b.stops {
+		if t.Len() == 0 {
+			continue
+		}
+		fmt.Fprintf(&sb, "%s stops:", []string{"buy", "sell"}[i])
+		t.Scan(func(k stopKey) bool {
+			fmt.Fprintf(&sb, " %d:%d@%d(%d)", k.o.id, k.o.qty, e.exts[k.o.ext-1].stop, e.accts[k.o.acct].id)
+			return true
+		})
+		sb.WriteByte('\n')
+	}
 	return sb.String()
 }

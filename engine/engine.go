@@ -3,6 +3,8 @@ package engine
 import (
 	"fmt"
 	"slices"
+
+	"github.com/tidwall/btree"
 )
 
 // account is the per-account state the engine keeps: its sessions, the
@@ -28,6 +30,7 @@ type Engine struct {
 	acctLow    []int32               // accts index + 1 by ID, for IDs below acctLowLimit
 	acctHigh   map[AccountID]int32   // accts index by ID, for larger IDs
 	acctSTP    map[AccountID]STPMode // configured defaults
+	operators  map[AccountID]bool    // accounts configured as operators
 	defaultSTP STPMode
 	orders     orderStore
 	sess       []*session // every session seen, in order of first use
@@ -35,6 +38,13 @@ type Engine struct {
 	nextOrder OrderID // last assigned
 	nextTrade TradeID // last assigned
 	lastSeq   Seq
+	now       int64 // the engine's time: the latest command time seen
+
+	exts     []orderExt // by order.ext-1
+	extFree  []int32
+	arrivals uint64                // parked stops numbered so far
+	expiries *btree.BTreeG[expKey] // open GTD orders
+	wake     int64                 // when something may be due (noWake: never)
 
 	freeLevels *level
 	levelSlabs []*[levelSlab]level // every level ever made, by id
@@ -47,6 +57,13 @@ type Engine struct {
 	epoch   uint64
 	touched []*book
 	levels  []levelTouch
+
+	triggering bool // a triggerStops loop is running
+	triggered  int  // stops the command has triggered
+
+	scratch          []*order
+	indBids, indAsks []priceVol
+	indCands         []Price
 }
 
 // levelTouch records a price level as it was before the current command
@@ -74,7 +91,9 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{
 		acctHigh:   make(map[AccountID]int32),
 		acctSTP:    make(map[AccountID]STPMode),
+		operators:  make(map[AccountID]bool),
 		defaultSTP: cfg.DefaultSTP,
+		expiries:   newExpiries(),
 	}
 	e.orders.init()
 	maxID := InstrumentID(0)
@@ -89,7 +108,16 @@ func New(cfg Config) (*Engine, error) {
 	}
 	for _, a := range cfg.Accounts {
 		e.acctSTP[a.ID] = a.STP
+		if a.Operator {
+			e.operators[a.ID] = true
+		}
 	}
+	for _, b := range e.books {
+		if b.inst.scheduled() {
+			b.nextSched = 1 // the first command sets the phase the schedule says
+		}
+	}
+	e.computeWake()
 	e.reserve(cfg.ReserveOrders)
 	return e, nil
 }
@@ -125,28 +153,41 @@ func (e *Engine) Apply(cmd *Command, out []Event) []Event {
 	e.epoch++
 	e.touched = e.touched[:0]
 	e.levels = e.levels[:0]
-	e.cs = e.sessionOf(e.account(cmd.Account), cmd.Session)
-
-	if e.cs < 0 {
-		e.reject(cmd, RejectTooManySessions)
-		out, e.out = e.out, nil
-		return out
+	e.triggered = 0
+	e.now = max(e.now, cmd.Time)
+	e.cs = -1
+	if e.now >= e.wake {
+		e.runTimers()
 	}
-	switch cmd.Kind {
-	case CmdNewOrder:
+
+	if cmd.Kind != CmdClock {
+		e.cs = e.sessionOf(e.account(cmd.Account), cmd.Session)
+	}
+	switch {
+	case cmd.Kind == CmdClock:
+	case e.cs < 0:
+		e.reject(cmd, RejectTooManySessions)
+	case cmd.Kind == CmdNewOrder:
 		e.newOrder(cmd)
-	case CmdCancel:
+	case cmd.Kind == CmdCancel:
 		e.cancel(cmd)
-	case CmdReplace:
+	case cmd.Kind == CmdReplace:
 		e.replace(cmd)
-	case CmdMassCancel:
+	case cmd.Kind == CmdMassCancel:
 		e.massCancel(cmd)
+	case cmd.Kind == CmdPhase:
+		e.phaseCommand(cmd)
 	default:
 		e.reject(cmd, RejectUnknownCommand)
 	}
 
 	if len(e.levels) > 0 {
 		e.emitLevels()
+	}
+	for _, b := range e.touched {
+		if b.auction() {
+			e.publishIndicative(b)
+		}
 	}
 	for _, b := range e.touched {
 		if t := b.top(); t != b.before {
@@ -331,16 +372,30 @@ func (e *Engine) validate(c *Command, b *book, a *account) RejectReason {
 	if b == nil {
 		return RejectUnknownInstrument
 	}
+	switch b.phase {
+	case PhaseHalted:
+		return RejectHalted
+	case PhaseClosed:
+		return RejectClosed
+	}
 	if c.Side != Buy && c.Side != Sell {
 		return RejectBadSide
 	}
 	switch c.Type {
 	case Limit:
-		if c.TIF < GTC || c.TIF > PostOnly {
+		if c.TIF < GTC || c.TIF > Day {
 			return RejectBadTimeInForce
 		}
 	case Market:
 		if c.TIF != IOC && c.TIF != FOK {
+			return RejectBadTimeInForce
+		}
+	case Stop:
+		if c.TIF != IOC {
+			return RejectBadTimeInForce
+		}
+	case StopLimit:
+		if c.TIF != GTC && c.TIF != IOC && c.TIF != GTD && c.TIF != Day {
 			return RejectBadTimeInForce
 		}
 	default:
@@ -355,16 +410,33 @@ func (e *Engine) validate(c *Command, b *book, a *account) RejectReason {
 	if c.Qty > b.inst.MaxQty {
 		return RejectOverMaxQuantity
 	}
-	if c.Type == Limit {
+	stop := c.Type == Stop || c.Type == StopLimit
+	if c.Type == Limit || c.Type == StopLimit {
 		if c.Price <= 0 || c.Price > MaxPrice {
 			return RejectBadPrice
 		}
 		if !b.inBand(c.Price) {
 			return RejectOutsidePriceBand
 		}
-		if (c.TIF == GTC || c.TIF == PostOnly) && a.open[b.idx] >= b.inst.MaxOpenPerAccount {
-			return RejectTooManyOpenOrders
+	}
+	if stop {
+		if c.StopPrice <= 0 || c.StopPrice > MaxPrice || stopReached(c.Side, c.StopPrice, b.refPrice) {
+			return RejectBadStopPrice
 		}
+	} else if c.StopPrice != 0 {
+		return RejectBadStopPrice
+	}
+	if c.Display < 0 || c.Display > c.Qty || c.Display > 0 && (!rests(c.TIF) || c.Type == Market || c.Type == Stop) {
+		return RejectBadDisplay
+	}
+	if (c.TIF == GTD) != (c.Expire != 0) || c.TIF == GTD && c.Expire <= e.now {
+		return RejectBadExpiry
+	}
+	if (stop || rests(c.TIF)) && a.open[b.idx] >= b.inst.MaxOpenPerAccount {
+		return RejectTooManyOpenOrders
+	}
+	if b.auction() && !stop && (c.Type == Market || !rests(c.TIF) || c.TIF == PostOnly) {
+		return RejectNotInPhase
 	}
 	return 0
 }
@@ -388,12 +460,13 @@ func (e *Engine) newOrder(c *Command) {
 	if c.Type == Market {
 		limit = b.protection(c.Side)
 	}
+	continuous := b.phase == PhaseContinuous
 	opp := b.opposite(c.Side)
-	if c.TIF == PostOnly && opp.best != nil && crosses(c.Side, opp.best.price, limit) {
+	if continuous && c.TIF == PostOnly && opp.best != nil && crosses(c.Side, opp.best.price, limit) {
 		e.reject(c, RejectWouldCross)
 		return
 	}
-	if c.TIF == FOK && !fillable(opp, c.Side, a, stp, limit, c.Qty) {
+	if continuous && c.TIF == FOK && !e.fillable(opp, c.Side, a, stp, limit, c.Qty) {
 		e.reject(c, RejectFOKUnfillable)
 		return
 	}
@@ -406,32 +479,34 @@ func (e *Engine) newOrder(c *Command) {
 		handle: o.handle, id: e.nextOrder, ref: c.Ref, price: limit, qty: c.Qty, time: e.time,
 		acct: a.idx, sess: e.cs, bookIdx: int32(b.idx), side: c.Side, typ: c.Type, tif: c.TIF, stp: stp,
 	}
+	if c.StopPrice != 0 || c.Display != 0 || c.Expire != 0 {
+		x := e.allocExt(o)
+		x.stop, x.display, x.expire = c.StopPrice, c.Display, c.Expire
+	}
 	e.out = append(e.out, Event{
 		Seq: e.seq, Time: e.time, Kind: EvAccepted, Side: c.Side, Instrument: b.inst.ID,
 		Account: a.id, OrderID: o.id, Ref: o.ref, Price: o.eventPrice(), Qty: c.Qty, Leaves: c.Qty,
 	})
 	ev := &e.out[len(e.out)-1] // filled in place: an Event is large
 	ev.Session, ev.SessSeq = e.to(e.cs)
-	e.match(b, o)
-	switch {
-	case o.qty == 0:
-		e.freeOrder(o)
-	case c.TIF == GTC || c.TIF == PostOnly:
-		e.addToLevel(b.sideOf(o.side), o)
+	if c.StopPrice != 0 {
+		e.park(b, o)
 		e.addOpen(o)
-	default:
-		e.cancelRemainder(o, CancelUnfilled, o.sess)
-		e.freeOrder(o)
+		return
 	}
+	e.enter(b, o, false)
 }
 
 // fillable reports whether a fill-or-kill order could trade qty at once,
 // given the self-trade prevention it would meet on the way.
-func fillable(opp *bookSide, s Side, a *account, stp STPMode, limit Price, qty Qty) bool {
+func (e *Engine) fillable(opp *bookSide, s Side, a *account, stp STPMode, limit Price, qty Qty) bool {
 	need := qty
 	opp.levels.Scan(func(_ Price, l *level) bool {
 		if !crosses(s, l.price, limit) {
 			return false
+		}
+		if b := e.books[l.head.bookIdx]; b.inst.VolatilityBps != 0 && !b.inVolBandOf(b.refPrice, l.price) {
+			return false // the trade would interrupt instead
 		}
 		for o := l.head; o != nil; o = o.next {
 			if o.acct == a.idx {
@@ -440,7 +515,7 @@ func fillable(opp *bookSide, s Side, a *account, stp STPMode, limit Price, qty Q
 				}
 				continue
 			}
-			need -= o.qty
+			need -= o.qty + e.hidden(o)
 			if need <= 0 {
 				return false
 			}
@@ -452,12 +527,19 @@ func fillable(opp *bookSide, s Side, a *account, stp STPMode, limit Price, qty Q
 
 // match trades the incoming order t (not resting) against the opposite side
 // up to t.price. On return t.qty is what is left; it is zero if self-trade
-// prevention canceled the rest (the EvCanceled is already out).
+// prevention canceled the rest (the EvCanceled is already out). A trade
+// that would print outside the volatility band stops it and interrupts
+// trading instead.
 func (e *Engine) match(b *book, t *order) {
 	opp := b.opposite(t.side)
+	b.viRef = b.refPrice
 	for t.qty > 0 {
 		l := opp.best
 		if l == nil || !crosses(t.side, l.price, t.price) {
+			return
+		}
+		if b.inst.VolatilityBps != 0 && !b.inVolBand(l.price) {
+			e.interrupt(b, l.price)
 			return
 		}
 		e.touchLevel(b, opp.side, l)
@@ -496,10 +578,11 @@ func (e *Engine) match(b *book, t *order) {
 			ev := &e.out[len(e.out)-1] // filled in place: an Event is large
 			ev.Session, ev.SessSeq = e.to(t.sess)
 			ev.MakerSession, ev.MakerSessSeq = e.to(m.sess)
+			if m.ext != 0 {
+				ev.MakerLeaves += e.exts[m.ext-1].hidden
+			}
 			if m.qty == 0 {
-				e.removeFromLevel(m)
-				e.removeOpen(m)
-				e.freeOrder(m)
+				e.drained(m)
 			}
 			m = next
 		}
@@ -512,16 +595,17 @@ func (e *Engine) cancelRemainder(o *order, r CancelReason, to int32) {
 	e.out = append(e.out, Event{
 		Seq: e.seq, Time: e.time, Kind: EvCanceled, Reason: uint8(r), Side: o.side,
 		Instrument: e.books[o.bookIdx].inst.ID, Account: e.accts[o.acct].id, OrderID: o.id, Ref: o.ref,
-		Price: o.eventPrice(), Qty: o.qty,
+		Price: o.eventPrice(), Qty: e.leaves(o),
 	})
 	ev := &e.out[len(e.out)-1] // filled in place: an Event is large
 	ev.Session, ev.SessSeq = e.to(to)
 	o.qty = 0
 }
 
-// cancelResting cancels a resting order and frees it, telling session to.
+// cancelResting cancels a resting or parked order and frees it, telling
+// session to.
 func (e *Engine) cancelResting(o *order, r CancelReason, to int32) {
-	e.removeFromLevel(o)
+	e.detach(o)
 	e.removeOpen(o)
 	e.cancelRemainder(o, r, to)
 	e.freeOrder(o)
@@ -558,15 +642,33 @@ func (e *Engine) replace(c *Command) {
 		return
 	}
 	b := e.books[o.bookIdx]
-	price, total := o.price, o.qty+o.filled
+	x := e.extOf(o)
+	parked := e.parked(o)
+	price, total := o.price, e.leaves(o)+o.filled
 	if c.Price != 0 {
 		price = c.Price
 	}
 	if c.Qty != 0 {
 		total = c.Qty
 	}
+	var display, stop Price
+	if x != nil {
+		display, stop = Price(x.display), x.stop
+	}
+	if c.Display != 0 {
+		display = Price(c.Display)
+	}
+	if c.StopPrice != 0 {
+		stop = c.StopPrice
+	}
 	switch {
-	case c.Price < 0 || price > MaxPrice:
+	case b.phase == PhaseHalted:
+		e.reject(c, RejectHalted)
+		return
+	case b.phase == PhaseClosed:
+		e.reject(c, RejectClosed)
+		return
+	case c.Price < 0 || price > MaxPrice || c.Price != 0 && o.typ == Stop:
 		e.reject(c, RejectBadPrice)
 		return
 	case c.Qty < 0:
@@ -578,9 +680,15 @@ func (e *Engine) replace(c *Command) {
 	case price != o.price && !b.inBand(price):
 		e.reject(c, RejectOutsidePriceBand)
 		return
+	case c.StopPrice < 0 || c.StopPrice != 0 && (!parked || c.StopPrice > MaxPrice || stopReached(o.side, stop, b.refPrice)):
+		e.reject(c, RejectBadStopPrice)
+		return
+	case c.Display < 0 || c.Display != 0 && (Qty(display) > total || o.typ == Stop || !rests(o.tif)):
+		e.reject(c, RejectBadDisplay)
+		return
 	}
 	opp := b.opposite(o.side)
-	if o.tif == PostOnly && opp.best != nil && crosses(o.side, opp.best.price, price) {
+	if !parked && b.phase == PhaseContinuous && o.tif == PostOnly && opp.best != nil && crosses(o.side, opp.best.price, price) {
 		e.reject(c, RejectWouldCross)
 		return
 	}
@@ -593,11 +701,11 @@ func (e *Engine) replace(c *Command) {
 		e.out = append(e.out, Event{
 			Seq: e.seq, Time: e.time, Kind: EvCanceled, Reason: uint8(CancelReplaced), Side: o.side,
 			Instrument: b.inst.ID, Account: a.id, OrderID: o.id, Ref: o.ref, OrigRef: origRef,
-			Price: o.price, Qty: o.qty,
+			Price: o.eventPrice(), Qty: e.leaves(o),
 		})
 		ev := &e.out[len(e.out)-1] // filled in place: an Event is large
 		ev.Session, ev.SessSeq = e.to(e.cs)
-		e.removeFromLevel(o)
+		e.detach(o)
 		e.removeOpen(o)
 		e.freeOrder(o)
 		return
@@ -607,38 +715,60 @@ func (e *Engine) replace(c *Command) {
 		e.out = append(e.out, Event{
 			Seq: e.seq, Time: e.time, Kind: EvReplaced, Side: o.side, Instrument: b.inst.ID,
 			Account: a.id, OrderID: o.id, Ref: o.ref, OrigRef: origRef,
-			Price: price, Qty: total, Leaves: leaves,
+			Price: o.eventPrice(), Qty: total, Leaves: leaves,
 		})
 		ev := &e.out[len(e.out)-1] // filled in place: an Event is large
 		ev.Session, ev.SessSeq = e.to(e.cs)
 	}
+	if display != 0 && x == nil {
+		x = e.allocExt(o)
+	}
 	l := o.level
 	switch {
-	case price == o.price && leaves <= o.qty:
-		// Same price, not more: keeps its place.
-		e.touchLevel(b, o.side, l)
-		l.qty -= o.qty - leaves
-		o.qty = leaves
-		replaced()
-	case price == o.price:
-		// More quantity: goes to the back of the level.
-		e.removeFromLevel(o)
-		o.qty = leaves
+	case parked:
+		// A parked stop takes its new terms and a new place among the
+		// stops.
+		e.unpark(o)
+		o.price, o.qty = price, leaves
+		x.stop, x.display = stop, Qty(display)
 		o.time = e.time
 		replaced()
-		e.addToLevel(b.sideOf(o.side), o)
+		e.park(b, o)
+	case price == o.price && leaves <= e.leaves(o) && (x == nil || Qty(display) == x.display):
+		// Same price, not more: keeps its place. The hidden reserve
+		// shrinks first.
+		e.touchLevel(b, o.side, l)
+		cut := e.leaves(o) - leaves
+		if x != nil {
+			h := min(cut, x.hidden)
+			x.hidden -= h
+			l.hidden -= h
+			cut -= h
+		}
+		l.qty -= cut
+		o.qty -= cut
+		replaced()
+	case price == o.price:
+		// More quantity or a new display: goes to the back of the level.
+		e.removeFromLevel(o)
+		e.consolidate(o)
+		o.qty = leaves
+		if x != nil {
+			x.display = Qty(display)
+		}
+		o.time = e.time
+		replaced()
+		e.rest(b, o)
 	default:
 		// New price: loses its place and may trade.
 		e.removeFromLevel(o)
+		e.consolidate(o)
 		o.price, o.qty, o.time = price, leaves, e.time
-		replaced()
-		e.match(b, o)
-		if o.qty > 0 {
-			e.addToLevel(b.sideOf(o.side), o)
-		} else {
-			e.removeOpen(o)
-			e.freeOrder(o)
+		if x != nil {
+			x.display = Qty(display)
 		}
+		replaced()
+		e.enter(b, o, true)
 	}
 }
 
@@ -693,6 +823,9 @@ func (e *Engine) addToLevel(s *bookSide, o *order) {
 	l.tail = o
 	l.qty += o.qty
 	l.count++
+	if o.ext != 0 {
+		l.hidden += e.exts[o.ext-1].hidden
+	}
 }
 
 // removeFromLevel unlinks a resting order from its level, removing the level
@@ -713,6 +846,9 @@ func (e *Engine) removeFromLevel(o *order) {
 	o.prev, o.next, o.level = nil, nil, nil
 	l.qty -= o.qty
 	l.count--
+	if o.ext != 0 {
+		l.hidden -= e.exts[o.ext-1].hidden
+	}
 	if l.count == 0 {
 		s := e.books[o.bookIdx].sideOf(o.side)
 		s.levels.Delete(s.key(l.price))
@@ -729,6 +865,10 @@ func (e *Engine) removeFromLevel(o *order) {
 // addOpen makes a newly resting order findable by ID and by account.
 func (e *Engine) addOpen(o *order) {
 	e.orders.put(o)
+	if x := e.extOf(o); x != nil && x.expire != 0 {
+		e.expiries.Set(expKey{at: x.expire, id: o.id, o: o})
+		e.wake = min(e.wake, x.expire)
+	}
 	a := e.accts[o.acct]
 	a.open[o.bookIdx]++
 	o.aprev, o.anext = a.tail, nil
@@ -743,6 +883,9 @@ func (e *Engine) addOpen(o *order) {
 // removeOpen undoes addOpen.
 func (e *Engine) removeOpen(o *order) {
 	e.orders.del(o)
+	if x := e.extOf(o); x != nil && x.expire != 0 {
+		e.expiries.Delete(expKey{at: x.expire, id: o.id})
+	}
 	a := e.accts[o.acct]
 	a.open[o.bookIdx]--
 	if o.aprev != nil {
@@ -779,7 +922,13 @@ func (e *Engine) addLevelSlab(n int) {
 
 func (e *Engine) allocOrder() *order { return e.orders.alloc() }
 
-func (e *Engine) freeOrder(o *order) { e.orders.release(o) }
+func (e *Engine) freeOrder(o *order) {
+	if o.ext != 0 {
+		e.extFree = append(e.extFree, o.ext)
+		o.ext = 0
+	}
+	e.orders.release(o)
+}
 
 func (e *Engine) allocLevel() *level {
 	if e.freeLevels == nil {

@@ -33,7 +33,7 @@ func (e *Engine) CheckInvariants() error {
 					bad("%s side %d: levels out of order", b.inst.Symbol, s.side)
 				}
 				prev = l
-				var sum Qty
+				var sum, hidden Qty
 				var n int32
 				var last *order
 				for o := l.head; o != nil; o = o.next {
@@ -62,12 +62,19 @@ func (e *Engine) CheckInvariants() error {
 					}
 					perAcct[a][b.idx]++
 					sum += o.qty
+					hidden += e.hidden(o)
+					if x := e.extOf(o); x != nil && (x.stop != 0 || x.hidden < 0 || x.hidden > 0 && x.display == 0) {
+						bad("order %d: resting with stop %d, hidden %d, display %d", o.id, x.stop, x.hidden, x.display)
+					}
 					n++
 					resting++
 					last = o
 				}
 				if l.tail != last {
 					bad("level %d: tail is not the last order", l.price)
+				}
+				if hidden != l.hidden {
+					bad("%s level %d: hidden %d, orders hide %d", b.inst.Symbol, l.price, l.hidden, hidden)
 				}
 				if sum != l.qty || n != l.count || n == 0 {
 					bad("%s level %d: qty %d count %d, orders sum to %d in %d", b.inst.Symbol, l.price, l.qty, l.count, sum, n)
@@ -78,14 +85,44 @@ func (e *Engine) CheckInvariants() error {
 				bad("%s side %d: best level set on an empty side", b.inst.Symbol, s.side)
 			}
 		}
-		if bb, ba := b.bids.best, b.asks.best; bb != nil && ba != nil && bb.price >= ba.price {
-			bad("%s: crossed at rest: bid %d >= ask %d", b.inst.Symbol, bb.price, ba.price)
+		if bb, ba := b.bids.best, b.asks.best; bb != nil && ba != nil && bb.price >= ba.price && b.phase == PhaseContinuous {
+			bad("%s: crossed at rest in continuous trading: bid %d >= ask %d", b.inst.Symbol, bb.price, ba.price)
+		}
+		for i, t := range b.stops {
+			side := []Side{Buy, Sell}[i]
+			t.Scan(func(k stopKey) bool {
+				o := k.o
+				x := e.extOf(o)
+				switch {
+				case x == nil || x.stop == 0 || o.level != nil || o.side != side || e.books[o.bookIdx] != b:
+					bad("order %d: among %s's stops but not a parked stop of that side", o.id, b.inst.Symbol)
+					return true
+				case k != stopKeyOf(o, x):
+					bad("order %d: parked under a stale key", o.id)
+				case o.typ != Stop && o.typ != StopLimit:
+					bad("order %d: parked with type %s", o.id, o.typ)
+				case e.orders.get(o.id) != o:
+					bad("order %d: parked but not indexed", o.id)
+				case b.phase == PhaseContinuous && !b.cascade && stopReached(side, x.stop, b.refPrice):
+					bad("order %d: parked at stop %d though the last price is %d", o.id, x.stop, b.refPrice)
+				}
+				a := e.accts[o.acct]
+				if perAcct[a] == nil {
+					perAcct[a] = make([]int32, len(e.books))
+				}
+				perAcct[a][b.idx]++
+				resting++
+				return true
+			})
+		}
+		if b.phase == PhaseVolatility && b.phaseEnd == 0 || b.phase != PhaseVolatility && b.phaseEnd != 0 {
+			bad("%s: phase %s with end %d", b.inst.Symbol, b.phase, b.phaseEnd)
 		}
 	}
 	if e.orders.len() != resting {
 		bad("index holds %d orders, books %d", e.orders.len(), resting)
 	}
-	listed := 0
+	listed, expiring := 0, 0
 	for i, a := range e.accts {
 		if a.idx != int32(i) || e.lookupAccount(a.id) != a {
 			bad("account %d: not findable by ID", a.id)
@@ -97,8 +134,14 @@ func (e *Engine) CheckInvariants() error {
 				bad("account %d: broken order list at order %d", a.id, o.id)
 				break
 			}
-			if o.level == nil {
-				bad("account %d: order %d listed but not resting", a.id, o.id)
+			if o.level == nil && !e.parked(o) {
+				bad("account %d: order %d listed but not resting or parked", a.id, o.id)
+			}
+			if x := e.extOf(o); x != nil && x.expire != 0 {
+				if _, ok := e.expiries.Get(expKey{at: x.expire, id: o.id}); !ok {
+					bad("order %d: expires at %d but is not among the expiries", o.id, x.expire)
+				}
+				expiring++
 			}
 			counts[o.bookIdx]++
 			last = o
@@ -120,6 +163,12 @@ func (e *Engine) CheckInvariants() error {
 	}
 	if listed != resting {
 		bad("accounts list %d orders, books %d", listed, resting)
+	}
+	if e.expiries.Len() != expiring {
+		bad("%d expiries kept, %d open orders expire", e.expiries.Len(), expiring)
+	}
+	if k, ok := e.expiries.Min(); ok && k.at <= e.now {
+		bad("order %d expired at %d, still open at %d", k.id, k.at, e.now)
 	}
 	return errors.Join(errs...)
 }

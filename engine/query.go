@@ -7,12 +7,22 @@ package engine
 type InstrumentInfo struct {
 	Instrument
 	RefPrice Price // last trade, or the start price before the first trade
+	Phase    Phase
+	// The indicative uncrossing price and volume during a call auction
+	// (zero when none or not in an auction).
+	IndicativePrice Price
+	IndicativeQty   Qty
+}
+
+func (b *book) info() InstrumentInfo {
+	return InstrumentInfo{Instrument: b.inst, RefPrice: b.refPrice, Phase: b.phase,
+		IndicativePrice: b.indPrice, IndicativeQty: b.indQty}
 }
 
 // Instruments appends every instrument, in configuration order, to out.
 func (e *Engine) Instruments(out []InstrumentInfo) []InstrumentInfo {
 	for _, b := range e.books {
-		out = append(out, InstrumentInfo{Instrument: b.inst, RefPrice: b.refPrice})
+		out = append(out, b.info())
 	}
 	return out
 }
@@ -23,7 +33,7 @@ func (e *Engine) Instrument(id InstrumentID) (InstrumentInfo, bool) {
 	if b == nil {
 		return InstrumentInfo{}, false
 	}
-	return InstrumentInfo{Instrument: b.inst, RefPrice: b.refPrice}, true
+	return b.info(), true
 }
 
 // Top returns the best bid and ask of an instrument.
@@ -68,8 +78,12 @@ type OrderInfo struct {
 	Instrument InstrumentID
 	Side       Side
 	TIF        TimeInForce
+	Type       OrderType // Stop or StopLimit while parked; Market or Limit after
 	Price      Price
-	Leaves     Qty // open quantity
+	StopPrice  Price // the trigger of a parked stop; 0 otherwise
+	Display    Qty   // an iceberg's slice size; 0 otherwise
+	Expire     int64 // a GTD order's expiry
+	Leaves     Qty   // open quantity, an iceberg's hidden reserve included
 	Filled     Qty
 	Ref        ClientRef
 	Time       int64     // when it took its current place in the queue
@@ -77,10 +91,15 @@ type OrderInfo struct {
 }
 
 func (e *Engine) info(o *order) OrderInfo {
-	return OrderInfo{
+	i := OrderInfo{
 		ID: o.id, Account: e.accts[o.acct].id, Instrument: e.books[o.bookIdx].inst.ID, Side: o.side, TIF: o.tif,
-		Price: o.price, Leaves: o.qty, Filled: o.filled, Ref: o.ref, Time: o.time, Session: e.sess[o.sess].name,
+		Type: o.typ, Price: o.price, Leaves: e.leaves(o), Filled: o.filled, Ref: o.ref, Time: o.time,
+		Session: e.sess[o.sess].name,
 	}
+	if x := e.extOf(o); x != nil {
+		i.StopPrice, i.Display, i.Expire = x.stop, x.display, x.expire
+	}
+	return i
 }
 
 // Order returns an open order. Orders that have filled or been canceled are

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 type scenario struct {
 	e    *engine.Engine
 	seq  engine.Seq
+	time int64                       // of the last command: 1000 per command unless at= says later
 	refs map[string]engine.ClientRef // by "account/session"
 	out  []engine.Event
 }
@@ -85,7 +87,7 @@ func (s *scenario) run(t *testing.T, td *datadriven.TestData) string {
 	switch td.Cmd {
 	case "reset":
 		return s.reset(t, td)
-	case "new", "cancel", "replace", "mass-cancel", "raw":
+	case "new", "cancel", "replace", "mass-cancel", "raw", "clock", "phase":
 		return s.apply(t, td.Cmd, m)
 	case "book":
 		return s.e.DescribeBook(num(t, m, "inst", engine.InstrumentID(1)))
@@ -122,6 +124,17 @@ func (s *scenario) run(t *testing.T, td *datadriven.TestData) string {
 			return "none"
 		}
 		return sb.String()
+	case "wake":
+		if w := s.e.NextWake(); w != math.MaxInt64 {
+			return strconv.FormatInt(w, 10)
+		}
+		return "none"
+	case "phase-of":
+		in, ok := s.e.Instrument(num(t, m, "inst", engine.InstrumentID(1)))
+		if !ok {
+			return "unknown instrument"
+		}
+		return fmt.Sprintf("%s indicative=%d@%d", in.Phase, in.IndicativeQty, in.IndicativePrice)
 	case "ref-price":
 		in, ok := s.e.Instrument(num(t, m, "inst", engine.InstrumentID(1)))
 		if !ok {
@@ -172,11 +185,17 @@ func (s *scenario) reset(t *testing.T, td *datadriven.TestData) string {
 				BandBps:           num(t, m, "band", int64(0)),
 				StartPrice:        num(t, m, "start", engine.Price(0)),
 				MaxOpenPerAccount: num(t, m, "max-open", int32(0)),
+				VolatilityBps:     num(t, m, "vol", int64(0)),
+				VolatilityAuction: num(t, m, "vol-auction", int64(0)),
+				AuctionAt:         num(t, m, "auction-at", int64(0)),
+				OpenAt:            num(t, m, "open-at", int64(0)),
+				CloseAt:           num(t, m, "close-at", int64(0)),
 			})
 		case "account":
 			cfg.Accounts = append(cfg.Accounts, engine.AccountDefaults{
-				ID:  num(t, m, "id", engine.AccountID(0)),
-				STP: enum(t, m, "stp", engine.STPDefault, engine.ParseSTPMode),
+				ID:       num(t, m, "id", engine.AccountID(0)),
+				STP:      enum(t, m, "stp", engine.STPDefault, engine.ParseSTPMode),
+				Operator: m["operator"] == "true",
 			})
 		case "default-stp":
 			cfg.DefaultSTP = enum(t, m, "stp", engine.STPDefault, engine.ParseSTPMode)
@@ -195,14 +214,18 @@ func (s *scenario) reset(t *testing.T, td *datadriven.TestData) string {
 
 func (s *scenario) apply(t *testing.T, kind string, m map[string]string) string {
 	s.seq++
+	s.time = max(s.time+1000, num(t, m, "at", int64(0)))
 	c := engine.Command{
-		Seq:     s.seq,
-		Time:    int64(s.seq) * 1000,
-		Account: num(t, m, "acct", engine.AccountID(0)),
-		OrderID: num(t, m, "order", engine.OrderID(0)),
-		Price:   num(t, m, "price", engine.Price(0)),
-		Qty:     num(t, m, "qty", engine.Qty(0)),
-		Session: engine.ParseSessionID(m["sess"]),
+		Seq:       s.seq,
+		Time:      s.time,
+		StopPrice: num(t, m, "stop", engine.Price(0)),
+		Display:   num(t, m, "display", engine.Qty(0)),
+		Expire:    num(t, m, "expire", int64(0)),
+		Account:   num(t, m, "acct", engine.AccountID(0)),
+		OrderID:   num(t, m, "order", engine.OrderID(0)),
+		Price:     num(t, m, "price", engine.Price(0)),
+		Qty:       num(t, m, "qty", engine.Qty(0)),
+		Session:   engine.ParseSessionID(m["sess"]),
 	}
 	c.SessionOnly = m["session-only"] == "true"
 	nextRef := func() engine.ClientRef {
@@ -235,6 +258,12 @@ func (s *scenario) apply(t *testing.T, kind string, m map[string]string) string 
 		c.Instrument = num(t, m, "inst", engine.InstrumentID(0))
 	case "raw":
 		c.Kind = num(t, m, "kind", engine.CommandKind(0))
+	case "clock":
+		c.Kind = engine.CmdClock
+	case "phase":
+		c.Kind = engine.CmdPhase
+		c.Instrument = num(t, m, "inst", engine.InstrumentID(1))
+		c.Action = enum(t, m, "action", 0, engine.ParsePhaseAction)
 	}
 	s.out = s.e.Apply(&c, s.out[:0])
 	if err := s.e.CheckInvariants(); err != nil {

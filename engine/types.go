@@ -64,6 +64,16 @@ const (
 	// instrument's price band. Whatever is left is canceled; a market order
 	// never rests.
 	Market OrderType = 2
+	// Stop orders (stop market) carry a StopPrice and no price. They are
+	// parked outside the book, invisible to market data, until the last
+	// trade price reaches the stop price (rises to it for a buy, falls to
+	// it for a sell); then they become Market orders, keeping their ID.
+	// TIF must be IOC.
+	Stop OrderType = 3
+	// StopLimit orders carry a StopPrice and a limit Price. They are parked
+	// like Stop orders and become Limit orders when triggered. TIF GTC,
+	// IOC, GTD or Day.
+	StopLimit OrderType = 4
 )
 
 // TimeInForce says what happens to the part of an order that does not trade
@@ -82,6 +92,13 @@ const (
 	// PostOnly rests the whole order; it is rejected with RejectWouldCross
 	// if it would take liquidity. Limit orders only.
 	PostOnly TimeInForce = 4
+	// GTD (good till date) rests like GTC until Command.Expire: the order
+	// is canceled with CancelExpired by the first command whose time is at
+	// or after it (the pipeline sends a CmdClock when none comes).
+	GTD TimeInForce = 5
+	// Day rests like GTC until its instrument closes (PhaseClosed, by an
+	// operator or the schedule), when it is canceled with CancelExpired.
+	Day TimeInForce = 6
 )
 
 // STPMode is the self-trade prevention mode. An order never trades with an
@@ -107,6 +124,53 @@ const (
 	CmdCancel     CommandKind = 2
 	CmdReplace    CommandKind = 3
 	CmdMassCancel CommandKind = 4
+	// CmdClock carries only a time: it runs what is due by then (expiries,
+	// the end of a volatility interruption, scheduled phase changes, a
+	// stop cascade left over from the last command). Every command does
+	// that first; the pipeline sends CmdClock when the wall clock passes
+	// Engine.NextWake and no other command comes.
+	CmdClock CommandKind = 5
+	// CmdPhase is an operator's phase change of Instrument: Action says
+	// which. Accounts not configured as operators are rejected with
+	// RejectNotOperator.
+	CmdPhase CommandKind = 6
+)
+
+// Phase is the trading phase of an instrument. The values are wire-stable.
+type Phase uint8
+
+// Phases.
+const (
+	// PhaseContinuous: orders match as they arrive.
+	PhaseContinuous Phase = 1
+	// PhaseHalted: new orders and replaces are rejected with RejectHalted;
+	// cancels work; nothing trades.
+	PhaseHalted Phase = 2
+	// PhaseAuction (pre-open call): limit orders accumulate without
+	// matching; the indicative uncrossing price and volume are published
+	// (EvIndicative) as they change; ActUncross ends it.
+	PhaseAuction Phase = 3
+	// PhaseClosed: new orders and replaces are rejected with RejectClosed;
+	// Day orders were canceled on entry.
+	PhaseClosed Phase = 4
+	// PhaseVolatility: a volatility interruption, a call auction started
+	// by a trade that would have printed outside the instrument's
+	// volatility band. It behaves as PhaseAuction and uncrosses by itself
+	// when its time is up.
+	PhaseVolatility Phase = 5
+)
+
+// PhaseAction is what a CmdPhase asks. The values are wire-stable.
+type PhaseAction uint8
+
+// Phase actions and the phases they are allowed from (otherwise the
+// command is rejected with RejectBadPhaseAction and changes nothing).
+const (
+	ActHalt        PhaseAction = 1 // continuous, auction, volatility → halted
+	ActResume      PhaseAction = 2 // halted → continuous (uncrossing first if the book is crossed)
+	ActOpenAuction PhaseAction = 3 // continuous, halted, closed → auction
+	ActUncross     PhaseAction = 4 // auction, volatility → uncross, then continuous
+	ActClose       PhaseAction = 5 // any phase but closed → closed (Day orders expire)
 )
 
 // Command is one sequenced instruction to the engine. It is a plain value
@@ -145,6 +209,18 @@ type Command struct {
 	Session    SessionID
 	// SessionOnly limits a mass cancel to the orders of Session.
 	SessionOnly bool
+
+	// StopPrice is the trigger price of Stop and StopLimit orders (for a
+	// replace of a parked stop, its new trigger; 0 keeps it).
+	StopPrice Price
+	// Display makes a limit order an iceberg: only Display lots show in
+	// the book at a time, the rest is a hidden reserve (0: all visible;
+	// for a replace of an iceberg, 0 keeps its display).
+	Display Qty
+	// Expire is when a GTD order expires, in the engine's time.
+	Expire int64
+	// Action is the phase change a CmdPhase asks for.
+	Action PhaseAction
 }
 
 // EventKind says what an event reports. The values are wire-stable.
@@ -182,6 +258,20 @@ const (
 	// per level whose total or count differs from before the command,
 	// ordered by instrument, side (buy first) and price (ascending).
 	EvLevel EventKind = 8
+	// EvTriggered: the parked stop OrderID was triggered by the last trade
+	// price and enters the book now as a market (Price 0) or limit order
+	// of Qty lots; its fills follow. A message of its session.
+	EvTriggered EventKind = 9
+	// EvPhase: Instrument entered phase Reason (a Phase). Price is, for a
+	// volatility interruption, the price that would have printed outside
+	// the band. A market data message (FeedSeq); when an operator's
+	// command caused it, also that session's answer.
+	EvPhase EventKind = 10
+	// EvIndicative: during a call auction, the price (0: none) at which
+	// the book would uncross now and the volume (Qty) it would trade
+	// there; Leaves is the surplus left on side Side. Emitted, after the
+	// command's EvLevels, whenever it changes. A market data message.
+	EvIndicative EventKind = 11
 )
 
 // RejectReason says why a command was rejected. The values are wire-stable:
@@ -207,6 +297,14 @@ const (
 	RejectStaleClientRef    RejectReason = 15 // client ref not greater than the account's last
 	RejectTooManyOpenOrders RejectReason = 16 // account at its open-order limit for the instrument
 	RejectTooManySessions   RejectReason = 17 // the account already has MaxSessionsPerAccount other sessions
+	RejectBadStopPrice      RejectReason = 18 // stop price not in [1, MaxPrice], or already reached by the last trade price
+	RejectBadDisplay        RejectReason = 19 // display quantity negative, over the quantity, or on an order that cannot rest
+	RejectBadExpiry         RejectReason = 20 // GTD without an expiry after the engine's time, or an expiry on another TIF
+	RejectHalted            RejectReason = 21 // the instrument is halted: only cancels are taken
+	RejectClosed            RejectReason = 22 // the instrument is closed: only cancels are taken
+	RejectNotInPhase        RejectReason = 23 // order type or TIF not taken in a call auction (market, IOC, FOK, post-only)
+	RejectNotOperator       RejectReason = 24 // phase commands are for operator accounts
+	RejectBadPhaseAction    RejectReason = 25 // action not known, or not allowed from the current phase
 )
 
 // CancelReason says why an order or remainder was canceled. Wire-stable.
@@ -219,7 +317,13 @@ const (
 	CancelSelfTrade CancelReason = 3 // self-trade prevention
 	CancelMass      CancelReason = 4 // mass cancel
 	CancelReplaced  CancelReason = 5 // replaced to a quantity not above what had filled
+	CancelExpired   CancelReason = 6 // a GTD order's expiry passed, or a Day order's instrument closed
 )
+
+// FillAuction in an EvFill's Reason marks a trade of a call auction's
+// uncrossing (no aggressor: the taker fields hold the later of the two
+// orders). Zero: a continuous-trading fill, the taker the aggressor.
+const FillAuction uint8 = 1
 
 // Event is one outcome of a command. Like Command it is a plain value; the
 // engine appends events to a caller-owned slice.
@@ -227,7 +331,7 @@ type Event struct {
 	Seq        Seq   // of the command that caused it
 	Time       int64 // of the command that caused it
 	Kind       EventKind
-	Reason     uint8 // RejectReason or CancelReason
+	Reason     uint8 // RejectReason, CancelReason, the Phase of an EvPhase, FillAuction
 	Side       Side
 	Instrument InstrumentID
 	Account    AccountID
