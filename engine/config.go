@@ -165,6 +165,9 @@ func (c *Config) Validate() error {
 		if in.scheduled() && (in.OpenAt == 0 || in.CloseAt == 0) {
 			bad("%s: a schedule needs an open and a close time", where)
 		}
+		if in.AuctionAt != 0 && (in.AuctionAt == in.OpenAt || in.AuctionAt == in.CloseAt) || in.OpenAt != 0 && in.OpenAt == in.CloseAt {
+			bad("%s: two schedule transitions at one time", where)
+		}
 	}
 	if c.ReserveOrders < 0 || c.ReserveOrders > 1<<30 {
 		bad("reserve_orders %d not in 0..%d", c.ReserveOrders, 1<<30)

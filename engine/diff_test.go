@@ -27,17 +27,24 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// diffConfig exercises every feature: a banded and an unbanded instrument,
-// small open-order limits, and accounts with each self-trade default.
+// diffConfig exercises every feature: a banded instrument with volatility
+// interruptions, an unbanded one, one with a daily schedule, small
+// open-order limits, accounts with each self-trade default, and an
+// operator.
 func diffConfig() engine.Config {
+	hour := int64(3600e9)
 	return engine.Config{
 		Instruments: []engine.Instrument{
-			{ID: 1, Symbol: "BAND", BandBps: 300, StartPrice: 1000, MaxQty: 40, MaxOpenPerAccount: 25},
+			{ID: 1, Symbol: "BAND", BandBps: 300, StartPrice: 1000, MaxQty: 40, MaxOpenPerAccount: 25,
+				VolatilityBps: 150, VolatilityAuction: 3000},
 			{ID: 7, Symbol: "FREE", MaxQty: 50, MaxOpenPerAccount: 30},
+			{ID: 3, Symbol: "SCHED", StartPrice: 1000, MaxQty: 40, MaxOpenPerAccount: 25,
+				AuctionAt: 1 * hour, OpenAt: 2 * hour, CloseAt: 22 * hour},
 		},
 		Accounts: []engine.AccountDefaults{
 			{ID: 2, STP: engine.STPCancelIncoming},
 			{ID: 3, STP: engine.STPCancelBoth},
+			{ID: 9, Operator: true},
 		},
 	}
 }
@@ -47,6 +54,7 @@ func diffConfig() engine.Config {
 type gen struct {
 	r    *rand.Rand
 	seq  engine.Seq
+	time int64
 	refs map[refSess]engine.ClientRef
 	mid  map[engine.InstrumentID]engine.Price
 }
@@ -55,7 +63,7 @@ func newGen(seed uint64) *gen {
 	return &gen{
 		r:    rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		refs: map[refSess]engine.ClientRef{},
-		mid:  map[engine.InstrumentID]engine.Price{1: 1000, 7: 1000},
+		mid:  map[engine.InstrumentID]engine.Price{1: 1000, 7: 1000, 3: 1000},
 	}
 }
 
@@ -74,10 +82,16 @@ func (g *gen) pick(weights ...int) int {
 	return len(weights) - 1
 }
 
-// next returns a command; live lists the open orders (from the model).
-func (g *gen) next(live []*refOrder) engine.Command {
+// next returns a command; m is the model, for the open orders, prices and
+// phases.
+func (g *gen) next(m *refModel) engine.Command {
+	live := m.orders
 	g.seq++
-	c := engine.Command{Seq: g.seq, Time: int64(g.seq) * 10, Account: engine.AccountID(1 + g.r.IntN(4))}
+	g.time += 10
+	if g.r.IntN(3000) == 0 {
+		g.time += int64(1+g.r.IntN(8)) * 3600e9 // hours pass: the schedule moves on
+	}
+	c := engine.Command{Seq: g.seq, Time: g.time, Account: engine.AccountID(1 + g.r.IntN(4))}
 	c.Session = engine.SessionID(g.r.IntN(3)) // a few sessions per account
 	if g.r.IntN(200) == 0 {
 		c.Account = engine.AccountID(100 + g.r.IntN(3)) // occasional new accounts
@@ -92,8 +106,8 @@ func (g *gen) next(live []*refOrder) engine.Command {
 		g.refs[k] += engine.ClientRef(1 + g.r.IntN(3))
 		return g.refs[k]
 	}
-	insts := []engine.InstrumentID{1, 7}
-	inst := insts[g.r.IntN(2)]
+	insts := []engine.InstrumentID{1, 7, 3}
+	inst := insts[g.r.IntN(3)]
 	if g.r.IntN(50) == 0 {
 		// A random walk kept within 900..1100, so that long runs stay as
 		// busy as short ones (unbounded, it wanders to prices that are all
@@ -113,14 +127,25 @@ func (g *gen) next(live []*refOrder) engine.Command {
 		}
 		return o.id
 	}
-	switch g.pick(560, 120, 140, 4, 10) {
+	last := m.insts[inst].ref
+	stopPrice := func(s engine.Side) engine.Price {
+		off := engine.Price(1 + g.r.IntN(15))
+		if g.r.IntN(15) == 0 {
+			off = -engine.Price(g.r.IntN(3)) // already reached
+		}
+		if s == engine.Buy {
+			return last + off
+		}
+		return last - off
+	}
+	switch g.pick(560, 120, 140, 4, 6, 8, 4) {
 	case 0: // new order
 		c.Kind = engine.CmdNewOrder
 		c.Instrument = inst
 		c.Side = engine.Side(1 + g.r.IntN(2))
 		c.Type = engine.Limit
 		c.TIF = engine.GTC
-		switch g.pick(60, 8, 8, 8, 8) {
+		switch g.pick(50, 8, 8, 8, 8, 5, 5, 4, 5) {
 		case 1:
 			c.TIF = engine.IOC
 		case 2:
@@ -130,6 +155,29 @@ func (g *gen) next(live []*refOrder) engine.Command {
 		case 4:
 			c.Type = engine.Market
 			c.TIF = []engine.TimeInForce{engine.IOC, engine.FOK}[g.r.IntN(2)]
+		case 5:
+			c.TIF = engine.GTD
+		case 6:
+			c.TIF = engine.Day
+		case 7:
+			c.Type = engine.Stop
+			c.TIF = engine.IOC
+			if g.r.IntN(20) == 0 {
+				c.TIF = engine.GTC
+			}
+			c.StopPrice = stopPrice(c.Side)
+		case 8:
+			c.Type = engine.StopLimit
+			c.TIF = []engine.TimeInForce{engine.GTC, engine.IOC, engine.GTD, engine.Day}[g.r.IntN(4)]
+			c.StopPrice = stopPrice(c.Side)
+		}
+		if c.TIF == engine.GTD {
+			c.Expire = g.time + int64(1+g.r.IntN(3000))
+			if g.r.IntN(20) == 0 {
+				c.Expire = g.time - int64(g.r.IntN(2)*10) // not after the engine's time
+			}
+		} else if g.r.IntN(300) == 0 {
+			c.Expire = g.time + 100 // an expiry on another TIF
 		}
 		off := engine.Price(g.r.IntN(25))
 		if g.r.IntN(4) == 0 {
@@ -147,6 +195,21 @@ func (g *gen) next(live []*refOrder) engine.Command {
 		if g.r.IntN(40) == 0 {
 			c.Qty = engine.Qty(g.r.IntN(60) - 5) // zero, negative, over max
 		}
+		if c.Type == engine.Market || c.Type == engine.Stop {
+			c.Price = 0
+			if g.r.IntN(100) == 0 {
+				c.Price = last // a price on an order that takes none
+			}
+		}
+		if g.r.IntN(8) == 0 {
+			c.Display = engine.Qty(1 + g.r.IntN(max(int(c.Qty), 1)))
+			if g.r.IntN(15) == 0 {
+				c.Display = c.Qty + engine.Qty(1+g.r.IntN(3)) // over the quantity
+			}
+		}
+		if c.Type != engine.Stop && c.Type != engine.StopLimit && g.r.IntN(300) == 0 {
+			c.StopPrice = stopPrice(c.Side) // a stop price on an order that takes none
+		}
 		if g.r.IntN(3) == 0 {
 			c.STP = engine.STPMode(1 + g.r.IntN(3))
 		}
@@ -155,7 +218,7 @@ func (g *gen) next(live []*refOrder) engine.Command {
 			case 0:
 				c.Side = engine.Side(g.r.IntN(4) * 3)
 			case 1:
-				c.Type = engine.OrderType(3 + g.r.IntN(3))
+				c.Type = engine.OrderType(5 + g.r.IntN(3))
 			case 2:
 				c.TIF = engine.TimeInForce(g.r.IntN(8))
 			case 3:
@@ -197,6 +260,27 @@ func (g *gen) next(live []*refOrder) engine.Command {
 		if g.r.IntN(100) == 0 {
 			c.Qty = -1
 		}
+		if cur != nil && g.r.IntN(8) == 0 {
+			c.Display = engine.Qty(1 + g.r.IntN(int(cur.leaves()+cur.filled)))
+			if g.r.IntN(10) == 0 {
+				c.Display = -1
+			}
+		}
+		if cur != nil && (cur.parked && g.r.IntN(3) == 0 || g.r.IntN(100) == 0) {
+			ri := m.insts[cur.inst]
+			off := engine.Price(1 + g.r.IntN(15))
+			if g.r.IntN(10) == 0 {
+				off = -off
+			}
+			if cur.side == engine.Buy {
+				c.StopPrice = ri.ref + off
+			} else {
+				c.StopPrice = ri.ref - off
+			}
+			if cur.typ == engine.Stop {
+				c.Price = 0
+			}
+		}
 		c.Ref = ref()
 	case 3:
 		c.Kind = engine.CmdMassCancel
@@ -208,7 +292,33 @@ func (g *gen) next(live []*refOrder) engine.Command {
 			c.Instrument = 99
 		}
 	case 4:
-		c.Kind = engine.CommandKind(5 + g.r.IntN(3))
+		c.Kind = engine.CommandKind(7 + g.r.IntN(3))
+	case 5: // the pipeline's clock: time passes
+		c.Kind = engine.CmdClock
+		g.time += int64(g.r.IntN(5000))
+		c.Time = g.time
+	case 6: // an operator's phase change, mostly back to continuous
+		c.Kind = engine.CmdPhase
+		c.Account = 9
+		if g.r.IntN(20) == 0 {
+			c.Account = engine.AccountID(1 + g.r.IntN(4)) // not an operator
+		}
+		c.Instrument = inst
+		if g.r.IntN(50) == 0 {
+			c.Instrument = 99
+		}
+		switch ph := m.insts[inst].phase; {
+		case ph == engine.PhaseHalted:
+			c.Action = engine.ActResume
+		case ph == engine.PhaseClosed && inst != 3:
+			c.Action = engine.ActOpenAuction
+		case ph == engine.PhaseAuction || ph == engine.PhaseVolatility:
+			c.Action = engine.ActUncross
+		case g.r.IntN(3) == 0:
+			c.Action = []engine.PhaseAction{engine.ActHalt, engine.ActOpenAuction, engine.ActClose}[g.r.IntN(3)]
+		default:
+			c.Action = engine.PhaseAction(g.r.IntN(7)) // mostly not allowed now
+		}
 	}
 	return c
 }
@@ -252,7 +362,7 @@ func runDifferential(t *testing.T, seed uint64, n int) {
 	cancels := map[engine.CancelReason]int{}
 	maxOpen, sumOpen := 0, 0
 	for i := range n {
-		c := g.next(m.orders)
+		c := g.next(m)
 		history = append(history, c)
 		out = e.Apply(&c, out[:0])
 		want := m.Apply(&c)
@@ -305,18 +415,18 @@ func runDifferential(t *testing.T, seed uint64, n int) {
 			nextSnap = i + 1 + g.r.IntN(100_000)
 		}
 	}
-	for k := engine.EvAccepted; k <= engine.EvTopOfBook; k++ {
+	for k := engine.EvAccepted; k <= engine.EvIndicative; k++ {
 		if kinds[k] == 0 && n >= 10_000 {
 			t.Errorf("seed %d: no %s events: the generator does not cover them", seed, k)
 		}
 	}
 	if n >= 100_000 {
-		for r := engine.RejectUnknownCommand; r <= engine.RejectTooManyOpenOrders; r++ {
+		for r := engine.RejectUnknownCommand; r <= engine.RejectBadPhaseAction; r++ {
 			if rejects[r] == 0 {
 				t.Errorf("seed %d: no %s rejects: the generator does not cover them", seed, r)
 			}
 		}
-		for r := engine.CancelUser; r <= engine.CancelReplaced; r++ {
+		for r := engine.CancelUser; r <= engine.CancelExpired; r++ {
 			if cancels[r] == 0 {
 				t.Errorf("seed %d: no %s cancels: the generator does not cover them", seed, r)
 			}
@@ -336,6 +446,12 @@ func compareState(t *testing.T, seed uint64, e *engine.Engine, m *refModel) {
 		if want := m.top(id); got != want {
 			t.Fatalf("seed %d: instrument %d top %+v, model %+v", seed, id, got, want)
 		}
+		in, _ := e.Instrument(id)
+		ri := m.insts[id]
+		if in.Phase != ri.phase || in.RefPrice != ri.ref || in.IndicativePrice != ri.ind.price || in.IndicativeQty != ri.ind.qty {
+			t.Fatalf("seed %d: instrument %d is %s at %d (indicative %d@%d), model %s at %d (%d@%d)", seed, id,
+				in.Phase, in.RefPrice, in.IndicativeQty, in.IndicativePrice, ri.phase, ri.ref, ri.ind.qty, ri.ind.price)
+		}
 	}
 	if e.OpenOrderCount() != len(m.orders) {
 		t.Fatalf("seed %d: %d open orders, model %d", seed, e.OpenOrderCount(), len(m.orders))
@@ -343,7 +459,8 @@ func compareState(t *testing.T, seed uint64, e *engine.Engine, m *refModel) {
 	for _, o := range m.orders {
 		got, ok := e.Order(o.id)
 		want := engine.OrderInfo{ID: o.id, Account: o.acct, Instrument: o.inst, Side: o.side, TIF: o.tif,
-			Price: o.price, Leaves: o.qty, Filled: o.filled, Ref: o.ref, Time: o.time, Session: o.sess}
+			Type: o.typ, Price: o.price, StopPrice: o.stop, Display: o.display, Expire: o.expire,
+			Leaves: o.leaves(), Filled: o.filled, Ref: o.ref, Time: o.time, Session: o.sess}
 		if !ok || got != want {
 			t.Fatalf("seed %d: order %d is %+v, model %+v", seed, o.id, got, want)
 		}

@@ -411,6 +411,9 @@ func (e *Engine) validate(c *Command, b *book, a *account) RejectReason {
 		return RejectOverMaxQuantity
 	}
 	stop := c.Type == Stop || c.Type == StopLimit
+	if c.Type == Stop && c.Price != 0 {
+		return RejectBadPrice // a stop market order has no price
+	}
 	if c.Type == Limit || c.Type == StopLimit {
 		if c.Price <= 0 || c.Price > MaxPrice {
 			return RejectBadPrice

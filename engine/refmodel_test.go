@@ -6,9 +6,10 @@ import (
 	. "github.com/matchd/matchd/engine" //nolint:staticcheck // the model reads like the spec
 )
 
-// refModel is a deliberately naive order book: every open order in one slice
-// in arrival order, linear scans, a sort per match. It shares no code with
-// the engine; the differential test demands identical events from both.
+// refModel is a deliberately naive order book: every open order (resting
+// or parked) in one slice in ID order, linear scans, a sort per step. It
+// shares no code with the engine; the differential test demands identical
+// events from both.
 type refModel struct {
 	insts      map[InstrumentID]*refInst
 	instOrder  []InstrumentID
@@ -16,12 +17,16 @@ type refModel struct {
 	lastRef    map[refSess]ClientRef // per session
 	msgs       map[refSess]uint64    // messages numbered per session
 	sessions   map[AccountID]int     // sessions seen per account
-	feed       map[InstrumentID]uint64
 	acctSTP    map[AccountID]STPMode
+	operators  map[AccountID]bool
 	defaultSTP STPMode
 	nextOrder  OrderID
 	nextTrade  TradeID
-	prio       int64
+	prio       int64  // queue positions handed out
+	arrivals   uint64 // stop arrivals numbered
+	now        int64
+	triggering bool
+	triggered  int
 }
 
 // refSess names one session of one account.
@@ -31,24 +36,57 @@ type refSess struct {
 }
 
 type refInst struct {
-	spec Instrument
-	ref  Price
+	spec      Instrument
+	ref       Price
+	feed      uint64
+	phase     Phase
+	phaseEnd  int64
+	nextSched int64
+	viRef     Price
+	cascade   bool
+	ind       refInd // last published indicative
+}
+
+type refInd struct {
+	price Price
+	qty   Qty
+	sur   Qty
+	side  Side
 }
 
 type refOrder struct {
-	id     OrderID
-	acct   AccountID
-	sess   SessionID
-	inst   InstrumentID
-	side   Side
-	tif    TimeInForce
-	stp    STPMode
-	ref    ClientRef
-	price  Price
-	qty    Qty
-	filled Qty
-	prio   int64 // smaller is earlier in the queue
-	time   int64
+	id      OrderID
+	acct    AccountID
+	sess    SessionID
+	inst    InstrumentID
+	side    Side
+	typ     OrderType
+	tif     TimeInForce
+	stp     STPMode
+	ref     ClientRef
+	price   Price
+	qty     Qty // shown (for a parked stop or an order matching: all of it)
+	hidden  Qty
+	display Qty
+	filled  Qty
+	stop    Price // while parked
+	expire  int64
+	parked  bool
+	away    bool   // taken off the book while it matches (a replace to a new price, a trigger)
+	prio    int64  // smaller is earlier in the queue
+	arrival uint64 // among stops
+	time    int64
+}
+
+func (o *refOrder) leaves() Qty { return o.qty + o.hidden }
+
+func (o *refOrder) resting() bool { return !o.parked && !o.away }
+
+func (o *refOrder) evPrice() Price {
+	if o.typ == Market {
+		return 0
+	}
+	return o.price
 }
 
 func newRefModel(cfg Config) *refModel {
@@ -60,16 +98,21 @@ func newRefModel(cfg Config) *refModel {
 		lastRef:    map[refSess]ClientRef{},
 		msgs:       map[refSess]uint64{},
 		sessions:   map[AccountID]int{},
-		feed:       map[InstrumentID]uint64{},
 		acctSTP:    map[AccountID]STPMode{},
+		operators:  map[AccountID]bool{},
 		defaultSTP: cfg.DefaultSTP,
 	}
 	for _, in := range cfg.Instruments {
-		m.insts[in.ID] = &refInst{spec: in, ref: in.StartPrice}
+		ri := &refInst{spec: in, ref: in.StartPrice, phase: PhaseContinuous}
+		if in.AuctionAt != 0 || in.OpenAt != 0 || in.CloseAt != 0 {
+			ri.phase, ri.nextSched = PhaseClosed, 1
+		}
+		m.insts[in.ID] = ri
 		m.instOrder = append(m.instOrder, in.ID)
 	}
 	for _, a := range cfg.Accounts {
 		m.acctSTP[a.ID] = a.STP
+		m.operators[a.ID] = a.Operator
 	}
 	return m
 }
@@ -94,6 +137,12 @@ func (m *refModel) remove(o *refOrder) {
 	m.orders = slices.DeleteFunc(m.orders, func(x *refOrder) bool { return x == o })
 }
 
+// add puts o among the open orders, keeping them in ID order.
+func (m *refModel) add(o *refOrder) {
+	m.orders = append(m.orders, o)
+	slices.SortFunc(m.orders, func(a, b *refOrder) int { return int(a.id) - int(b.id) })
+}
+
 func (m *refModel) openCount(a AccountID, inst InstrumentID) int {
 	n := 0
 	for _, o := range m.orders {
@@ -107,7 +156,7 @@ func (m *refModel) openCount(a AccountID, inst InstrumentID) int {
 func (m *refModel) top(inst InstrumentID) TopOfBook {
 	var t TopOfBook
 	for _, o := range m.orders {
-		if o.inst != inst {
+		if o.inst != inst || !o.resting() {
 			continue
 		}
 		if o.side == Buy && o.price > t.BidPrice {
@@ -118,10 +167,10 @@ func (m *refModel) top(inst InstrumentID) TopOfBook {
 		}
 	}
 	for _, o := range m.orders {
-		if o.inst == inst && o.side == Buy && o.price == t.BidPrice {
+		if o.inst == inst && o.resting() && o.side == Buy && o.price == t.BidPrice {
 			t.BidQty += o.qty
 		}
-		if o.inst == inst && o.side == Sell && o.price == t.AskPrice {
+		if o.inst == inst && o.resting() && o.side == Sell && o.price == t.AskPrice {
 			t.AskQty += o.qty
 		}
 	}
@@ -139,10 +188,14 @@ type refLevel struct {
 	orders int32
 }
 
-// levels aggregates every open order into its price level.
+// levels aggregates every resting order's shown quantity into its price
+// level.
 func (m *refModel) levels() map[refLevelKey]refLevel {
 	out := map[refLevelKey]refLevel{}
 	for _, o := range m.orders {
+		if !o.resting() {
+			continue
+		}
 		k := refLevelKey{o.inst, o.side, o.price}
 		l := out[k]
 		l.qty += o.qty
@@ -152,18 +205,18 @@ func (m *refModel) levels() map[refLevelKey]refLevel {
 	return out
 }
 
-// makers returns the resting orders a taker on side s could meet, best
-// price first, then arrival.
-func (m *refModel) makers(inst InstrumentID, s Side) []*refOrder {
+// side returns the resting orders of one side, best price first, then
+// queue position.
+func (m *refModel) side(inst InstrumentID, s Side) []*refOrder {
 	var out []*refOrder
 	for _, o := range m.orders {
-		if o.inst == inst && o.side != s {
+		if o.inst == inst && o.side == s && o.resting() {
 			out = append(out, o)
 		}
 	}
 	slices.SortFunc(out, func(a, b *refOrder) int {
 		if a.price != b.price {
-			if (s == Buy) == (a.price < b.price) {
+			if (s == Sell) == (a.price < b.price) {
 				return -1
 			}
 			return 1
@@ -173,11 +226,27 @@ func (m *refModel) makers(inst InstrumentID, s Side) []*refOrder {
 	return out
 }
 
+// makers returns the resting orders a taker on side s could meet.
+func (m *refModel) makers(inst InstrumentID, s Side) []*refOrder {
+	if s == Buy {
+		return m.side(inst, Sell)
+	}
+	return m.side(inst, Buy)
+}
+
 func canTrade(s Side, maker, limit Price) bool {
 	if s == Buy {
 		return maker <= limit
 	}
 	return maker >= limit
+}
+
+func within(ref Price, bps int64, p Price) bool {
+	if bps == 0 || ref == 0 {
+		return true
+	}
+	w := ref * Price(bps) / 10000
+	return p >= ref-w && p <= ref+w
 }
 
 func (ri *refInst) band() (lo, hi Price, ok bool) {
@@ -188,6 +257,31 @@ func (ri *refInst) band() (lo, hi Price, ok bool) {
 	return ri.ref - w, ri.ref + w, true
 }
 
+func (ri *refInst) protection(s Side) Price {
+	lo, hi, ok := ri.band()
+	switch {
+	case !ok && s == Buy:
+		return MaxPrice
+	case !ok:
+		return 1
+	case s == Buy:
+		return hi
+	default:
+		return max(lo, 1)
+	}
+}
+
+func (ri *refInst) auction() bool { return ri.phase == PhaseAuction || ri.phase == PhaseVolatility }
+
+func reached(s Side, stop, last Price) bool {
+	if s == Buy {
+		return last >= stop
+	}
+	return last <= stop
+}
+
+func restingTIF(t TimeInForce) bool { return t == GTC || t == PostOnly || t == GTD || t == Day }
+
 // refRun is the state of one command being applied.
 type refRun struct {
 	m       *refModel
@@ -195,10 +289,6 @@ type refRun struct {
 	out     []Event
 	touched []InstrumentID
 	before  map[InstrumentID]TopOfBook
-	// The account's last reference before this command took its own, so
-	// that a reject can put it back.
-	prevRef  ClientRef
-	refTaken bool
 }
 
 func (r *refRun) touch(inst InstrumentID) {
@@ -225,16 +315,19 @@ func (r *refRun) tell(to refSess, ev Event) {
 
 func (r *refRun) reject(reason RejectReason) {
 	c := r.c
-	if r.refTaken {
-		r.m.lastRef[r.own()] = r.prevRef
-	}
 	r.tell(r.own(), Event{Kind: EvRejected, Reason: uint8(reason), Side: c.Side, Instrument: c.Instrument,
 		Account: c.Account, OrderID: c.OrderID, Ref: c.Ref, Price: c.Price, Qty: c.Qty})
 }
 
-func (r *refRun) canceled(o *refOrder, reason CancelReason, price Price, to refSess) {
+func (r *refRun) canceled(o *refOrder, reason CancelReason, to refSess) {
 	r.tell(to, Event{Kind: EvCanceled, Reason: uint8(reason), Side: o.side, Instrument: o.inst,
-		Account: o.acct, OrderID: o.id, Ref: o.ref, Price: price, Qty: o.qty})
+		Account: o.acct, OrderID: o.id, Ref: o.ref, Price: o.evPrice(), Qty: o.leaves()})
+}
+
+// kill cancels an open order and forgets it.
+func (r *refRun) kill(o *refOrder, reason CancelReason, to refSess) {
+	r.canceled(o, reason, to)
+	r.m.remove(o)
 }
 
 func (o *refOrder) owner() refSess { return refSess{o.acct, o.sess} }
@@ -242,25 +335,25 @@ func (o *refOrder) owner() refSess { return refSess{o.acct, o.sess} }
 // Apply mirrors engine.Apply.
 func (m *refModel) Apply(c *Command) []Event {
 	r := &refRun{m: m, c: c, before: map[InstrumentID]TopOfBook{}}
-	if _, ok := m.msgs[r.own()]; !ok {
-		if m.sessions[c.Account] == MaxSessionsPerAccount {
-			r.emit(Event{Kind: EvRejected, Reason: uint8(RejectTooManySessions), Side: c.Side, Instrument: c.Instrument,
-				Account: c.Account, Session: c.Session, OrderID: c.OrderID, Ref: c.Ref, Price: c.Price, Qty: c.Qty})
-			return r.out
-		}
-		m.sessions[c.Account]++
-		m.msgs[r.own()] = 0
-	}
 	levelsBefore := m.levels()
-	switch c.Kind {
-	case CmdNewOrder:
+	m.triggered = 0
+	m.now = max(m.now, c.Time)
+	r.timers()
+	switch {
+	case c.Kind == CmdClock:
+	case !r.openSession():
+		r.emit(Event{Kind: EvRejected, Reason: uint8(RejectTooManySessions), Side: c.Side, Instrument: c.Instrument,
+			Account: c.Account, Session: c.Session, OrderID: c.OrderID, Ref: c.Ref, Price: c.Price, Qty: c.Qty})
+	case c.Kind == CmdNewOrder:
 		r.newOrder()
-	case CmdCancel:
+	case c.Kind == CmdCancel:
 		r.cancel()
-	case CmdReplace:
+	case c.Kind == CmdReplace:
 		r.replace()
-	case CmdMassCancel:
+	case c.Kind == CmdMassCancel:
 		r.massCancel()
+	case c.Kind == CmdPhase:
+		r.phase()
 	default:
 		r.reject(RejectUnknownCommand)
 	}
@@ -287,9 +380,22 @@ func (m *refModel) Apply(c *Command) []Event {
 	})
 	for _, k := range changed {
 		v := levelsAfter[k]
-		m.feed[k.inst]++
+		ri := m.insts[k.inst]
+		ri.feed++
 		r.emit(Event{Kind: EvLevel, Instrument: k.inst, Side: k.side, Price: k.price, Qty: v.qty, Orders: v.orders,
-			FeedSeq: m.feed[k.inst]})
+			FeedSeq: ri.feed})
+	}
+	for _, inst := range r.touched {
+		ri := m.insts[inst]
+		if !ri.auction() {
+			continue
+		}
+		if ind := m.indicative(inst); ind != ri.ind {
+			ri.ind = ind
+			ri.feed++
+			r.emit(Event{Kind: EvIndicative, Instrument: inst, Side: ind.side, Price: ind.price, Qty: ind.qty,
+				Leaves: ind.sur, FeedSeq: ri.feed})
+		}
 	}
 	for _, inst := range r.touched {
 		if t := m.top(inst); t != r.before[inst] {
@@ -300,29 +406,313 @@ func (m *refModel) Apply(c *Command) []Event {
 	return r.out
 }
 
+// openSession makes the command's session known, or reports that its
+// account has no room for another.
+func (r *refRun) openSession() bool {
+	m, c := r.m, r.c
+	if _, ok := m.msgs[r.own()]; ok {
+		return true
+	}
+	if m.sessions[c.Account] == MaxSessionsPerAccount {
+		return false
+	}
+	m.sessions[c.Account]++
+	m.msgs[r.own()] = 0
+	return true
+}
+
+// timers does what the engine's time has made due.
+func (r *refRun) timers() {
+	m := r.m
+	for {
+		var first *refOrder
+		for _, o := range m.orders {
+			if o.expire != 0 && o.expire <= m.now && (first == nil || o.expire < first.expire) {
+				first = o
+			}
+		}
+		if first == nil {
+			break
+		}
+		r.touch(first.inst)
+		r.kill(first, CancelExpired, first.owner())
+	}
+	for _, id := range m.instOrder {
+		ri := m.insts[id]
+		if ri.phase == PhaseVolatility && ri.phaseEnd <= m.now {
+			r.uncross(id, nil)
+		}
+		if ri.nextSched != 0 && ri.nextSched <= m.now {
+			r.schedule(id)
+		}
+		if ri.cascade {
+			ri.cascade = false
+			r.triggerStops(id)
+		}
+	}
+}
+
+const day = int64(24 * 3600 * 1e9)
+
+// schedule applies the daily schedule: the phase of the latest transition
+// at or before now (looking back a day at most).
+func (r *refRun) schedule(id InstrumentID) {
+	m, ri := r.m, r.m.insts[id]
+	tod := ((m.now % day) + day) % day
+	type tr struct {
+		at int64
+		p  Phase
+	}
+	var trs []tr
+	for _, x := range []tr{{ri.spec.AuctionAt, PhaseAuction}, {ri.spec.OpenAt, PhaseContinuous}, {ri.spec.CloseAt, PhaseClosed}} {
+		if x.at != 0 {
+			trs = append(trs, x, tr{x.at - day, x.p}, tr{x.at + day, x.p})
+		}
+	}
+	var target Phase
+	bestAt, next := int64(-2*day), int64(2*day)
+	for _, x := range trs {
+		if x.at <= tod && x.at > bestAt {
+			bestAt, target = x.at, x.p
+		}
+		if x.at > tod && x.at < next {
+			next = x.at
+		}
+	}
+	ri.nextSched = m.now - tod + next
+	switch {
+	case target == ri.phase:
+	case ri.phase == PhaseHalted && target != PhaseClosed:
+	case target == PhaseClosed:
+		r.setPhase(id, PhaseClosed, 0, nil)
+		r.expireDay(id)
+	case target == PhaseAuction:
+		r.setPhase(id, PhaseAuction, 0, nil)
+	default:
+		r.uncross(id, nil)
+	}
+}
+
+func (r *refRun) expireDay(id InstrumentID) {
+	for _, o := range slices.Clone(r.m.orders) {
+		if o.inst == id && o.tif == Day {
+			r.kill(o, CancelExpired, o.owner())
+		}
+	}
+}
+
+func (r *refRun) setPhase(id InstrumentID, p Phase, price Price, to *refSess) {
+	ri := r.m.insts[id]
+	r.touch(id)
+	ri.phase, ri.phaseEnd = p, 0
+	if !ri.auction() {
+		ri.ind = refInd{}
+	}
+	ri.feed++
+	ev := Event{Kind: EvPhase, Reason: uint8(p), Instrument: id, Price: price, FeedSeq: ri.feed}
+	if to == nil {
+		r.emit(ev)
+		return
+	}
+	ev.Account = to.acct
+	r.tell(*to, ev)
+}
+
+func (r *refRun) phase() {
+	m, c := r.m, r.c
+	if !m.operators[c.Account] {
+		r.reject(RejectNotOperator)
+		return
+	}
+	ri := m.insts[c.Instrument]
+	if ri == nil {
+		r.reject(RejectUnknownInstrument)
+		return
+	}
+	allowed := map[PhaseAction][]Phase{
+		ActHalt:        {PhaseContinuous, PhaseAuction, PhaseVolatility},
+		ActResume:      {PhaseHalted},
+		ActOpenAuction: {PhaseContinuous, PhaseHalted, PhaseClosed},
+		ActUncross:     {PhaseAuction, PhaseVolatility},
+		ActClose:       {PhaseContinuous, PhaseHalted, PhaseAuction, PhaseVolatility},
+	}
+	if !slices.Contains(allowed[c.Action], ri.phase) {
+		r.reject(RejectBadPhaseAction)
+		return
+	}
+	own := r.own()
+	switch c.Action {
+	case ActHalt:
+		r.setPhase(c.Instrument, PhaseHalted, 0, &own)
+	case ActResume, ActUncross:
+		r.uncross(c.Instrument, &own)
+	case ActOpenAuction:
+		r.setPhase(c.Instrument, PhaseAuction, 0, &own)
+	case ActClose:
+		r.setPhase(c.Instrument, PhaseClosed, 0, &own)
+		r.expireDay(c.Instrument)
+	}
+}
+
+// indicative computes the uncrossing price by brute force: every candidate
+// price, every resting order summed.
+func (m *refModel) indicative(id InstrumentID) refInd {
+	bids, asks := m.side(id, Buy), m.side(id, Sell)
+	if len(bids) == 0 || len(asks) == 0 || bids[0].price < asks[0].price {
+		return refInd{}
+	}
+	lo, hi := asks[0].price, bids[0].price
+	ref := m.insts[id].ref
+	var cands []Price
+	for _, o := range append(slices.Clone(bids), asks...) {
+		if o.price >= lo && o.price <= hi {
+			cands = append(cands, o.price)
+		}
+	}
+	if ref >= lo && ref <= hi {
+		cands = append(cands, ref)
+	}
+	var best refInd
+	dist := func(p Price) Price {
+		if p > ref {
+			return p - ref
+		}
+		return ref - p
+	}
+	for _, p := range cands {
+		var buy, sell Qty
+		for _, o := range bids {
+			if o.price >= p {
+				buy += o.leaves()
+			}
+		}
+		for _, o := range asks {
+			if o.price <= p {
+				sell += o.leaves()
+			}
+		}
+		x := refInd{price: p, qty: min(buy, sell)}
+		switch {
+		case buy > sell:
+			x.sur, x.side = buy-sell, Buy
+		case sell > buy:
+			x.sur, x.side = sell-buy, Sell
+		}
+		switch {
+		case best.price == 0, x.qty > best.qty,
+			x.qty == best.qty && x.sur < best.sur,
+			x.qty == best.qty && x.sur == best.sur && dist(p) < dist(best.price),
+			x.qty == best.qty && x.sur == best.sur && dist(p) == dist(best.price) && p < best.price:
+			best = x
+		}
+	}
+	if best.qty == 0 {
+		return refInd{}
+	}
+	return best
+}
+
+// uncross trades the crossed book at its indicative price (again, should
+// self-trade prevention leave it crossed), then trading is continuous.
+func (r *refRun) uncross(id InstrumentID, to *refSess) {
+	m := r.m
+	r.touch(id)
+	for {
+		ind := m.indicative(id)
+		if ind.qty == 0 {
+			break
+		}
+		r.cross(id, ind.price)
+	}
+	r.setPhase(id, PhaseContinuous, 0, to)
+	r.triggerStops(id)
+}
+
+func (r *refRun) cross(id InstrumentID, p Price) {
+	m := r.m
+	for {
+		bids, asks := m.side(id, Buy), m.side(id, Sell)
+		if len(bids) == 0 || len(asks) == 0 || bids[0].price < p || asks[0].price > p {
+			return
+		}
+		bo, ao := bids[0], asks[0]
+		t, mk := ao, bo
+		if bo.time > ao.time || bo.time == ao.time && bo.id > ao.id {
+			t, mk = bo, ao
+		}
+		if bo.acct == ao.acct {
+			r.kill(t, CancelSelfTrade, t.owner())
+			continue
+		}
+		q := min(bo.qty, ao.qty)
+		for _, o := range []*refOrder{bo, ao} {
+			o.qty -= q
+			o.filled += q
+		}
+		m.insts[id].ref = p
+		m.nextTrade++
+		m.insts[id].feed++
+		m.msgs[t.owner()]++
+		m.msgs[mk.owner()]++
+		r.emit(Event{Kind: EvFill, Reason: FillAuction, Side: t.side, Instrument: id, Account: t.acct, OrderID: t.id,
+			Ref: t.ref, Price: p, Qty: q, Leaves: t.leaves(), MakerAccount: mk.acct, MakerOrder: mk.id,
+			MakerRef: mk.ref, MakerLeaves: mk.leaves(), TradeID: m.nextTrade,
+			Session: t.sess, SessSeq: m.msgs[t.owner()], MakerSession: mk.sess, MakerSessSeq: m.msgs[mk.owner()],
+			FeedSeq: m.insts[id].feed})
+		r.drained(bo)
+		r.drained(ao)
+	}
+}
+
+// drained shows the next iceberg slice of a resting order with nothing
+// shown, at the back of the queue, or forgets the order.
+func (r *refRun) drained(o *refOrder) {
+	if o.qty > 0 {
+		return
+	}
+	if o.hidden > 0 {
+		o.qty = min(o.display, o.hidden)
+		o.hidden -= o.qty
+		r.m.prio++
+		o.prio = r.m.prio
+		o.time = r.c.Time
+		return
+	}
+	r.m.remove(o)
+}
+
 func (r *refRun) newOrder() {
 	m, c := r.m, r.c
 	if c.Ref <= m.lastRef[r.own()] {
 		r.reject(RejectStaleClientRef)
 		return
 	}
-	// A rejected command does not use up its reference: reject puts the
-	// last one back.
-	r.prevRef, r.refTaken = m.lastRef[r.own()], true
-	m.lastRef[r.own()] = c.Ref
 	ri := m.insts[c.Instrument]
+	limitType := c.Type == Limit || c.Type == StopLimit
+	stop := c.Type == Stop || c.Type == StopLimit
+	tifs := map[OrderType][]TimeInForce{
+		Limit:     {GTC, IOC, FOK, PostOnly, GTD, Day},
+		Market:    {IOC, FOK},
+		Stop:      {IOC},
+		StopLimit: {GTC, IOC, GTD, Day},
+	}
 	switch {
 	case ri == nil:
 		r.reject(RejectUnknownInstrument)
 		return
+	case ri.phase == PhaseHalted:
+		r.reject(RejectHalted)
+		return
+	case ri.phase == PhaseClosed:
+		r.reject(RejectClosed)
+		return
 	case c.Side != Buy && c.Side != Sell:
 		r.reject(RejectBadSide)
 		return
-	case c.Type != Limit && c.Type != Market:
+	case tifs[c.Type] == nil:
 		r.reject(RejectBadType)
 		return
-	case c.Type == Limit && !slices.Contains([]TimeInForce{GTC, IOC, FOK, PostOnly}, c.TIF),
-		c.Type == Market && c.TIF != IOC && c.TIF != FOK:
+	case !slices.Contains(tifs[c.Type], c.TIF):
 		r.reject(RejectBadTimeInForce)
 		return
 	case c.STP > STPCancelBoth:
@@ -334,107 +724,142 @@ func (r *refRun) newOrder() {
 	case c.Qty > ri.spec.MaxQty:
 		r.reject(RejectOverMaxQuantity)
 		return
+	case c.Type == Stop && c.Price != 0, limitType && (c.Price < 1 || c.Price > MaxPrice):
+		r.reject(RejectBadPrice)
+		return
+	}
+	if lo, hi, ok := ri.band(); limitType && ok && (c.Price < lo || c.Price > hi) {
+		r.reject(RejectOutsidePriceBand)
+		return
+	}
+	switch {
+	case stop && (c.StopPrice < 1 || c.StopPrice > MaxPrice || reached(c.Side, c.StopPrice, ri.ref)),
+		!stop && c.StopPrice != 0:
+		r.reject(RejectBadStopPrice)
+		return
+	case c.Display < 0 || c.Display > c.Qty,
+		c.Display > 0 && (!restingTIF(c.TIF) || c.Type == Market || c.Type == Stop):
+		r.reject(RejectBadDisplay)
+		return
+	case c.TIF == GTD && c.Expire <= m.now, c.TIF != GTD && c.Expire != 0:
+		r.reject(RejectBadExpiry)
+		return
+	case (stop || restingTIF(c.TIF)) && m.openCount(c.Account, c.Instrument) >= int(ri.spec.MaxOpenPerAccount):
+		r.reject(RejectTooManyOpenOrders)
+		return
+	case ri.auction() && !stop && (c.Type == Market || !restingTIF(c.TIF) || c.TIF == PostOnly):
+		r.reject(RejectNotInPhase)
+		return
 	}
 	limit := c.Price
-	if c.Type == Limit {
-		if c.Price < 1 || c.Price > MaxPrice {
-			r.reject(RejectBadPrice)
-			return
-		}
-		if lo, hi, ok := ri.band(); ok && (c.Price < lo || c.Price > hi) {
-			r.reject(RejectOutsidePriceBand)
-			return
-		}
-		if (c.TIF == GTC || c.TIF == PostOnly) && m.openCount(c.Account, c.Instrument) >= int(ri.spec.MaxOpenPerAccount) {
-			r.reject(RejectTooManyOpenOrders)
-			return
-		}
-	} else {
-		lo, hi, ok := ri.band()
-		switch {
-		case !ok && c.Side == Buy:
-			limit = MaxPrice
-		case !ok:
-			limit = 1
-		case c.Side == Buy:
-			limit = hi
-		default:
-			limit = max(lo, 1)
-		}
+	if c.Type == Market {
+		limit = ri.protection(c.Side)
 	}
 	stp := c.STP
 	if stp == STPDefault {
 		stp = m.stpOf(c.Account)
 	}
-	makers := m.makers(c.Instrument, c.Side)
-	if c.TIF == PostOnly && len(makers) > 0 && canTrade(c.Side, makers[0].price, limit) {
-		r.reject(RejectWouldCross)
-		return
-	}
-	if c.TIF == FOK {
-		avail := Qty(0)
-		for _, o := range makers {
-			if !canTrade(c.Side, o.price, limit) {
-				break
-			}
-			if o.acct == c.Account {
-				if stp == STPCancelResting {
-					continue
-				}
-				break
-			}
-			avail += o.qty
-		}
-		if avail < c.Qty {
-			r.reject(RejectFOKUnfillable)
+	if ri.phase == PhaseContinuous {
+		makers := m.makers(c.Instrument, c.Side)
+		if c.TIF == PostOnly && len(makers) > 0 && canTrade(c.Side, makers[0].price, limit) {
+			r.reject(RejectWouldCross)
 			return
 		}
+		if c.TIF == FOK {
+			avail := Qty(0)
+			for _, o := range makers {
+				if !canTrade(c.Side, o.price, limit) || !within(ri.ref, ri.spec.VolatilityBps, o.price) {
+					break
+				}
+				if o.acct == c.Account {
+					if stp == STPCancelResting {
+						continue
+					}
+					break
+				}
+				avail += o.leaves()
+			}
+			if avail < c.Qty {
+				r.reject(RejectFOKUnfillable)
+				return
+			}
+		}
 	}
+	m.lastRef[r.own()] = c.Ref
 	r.touch(c.Instrument)
 	m.nextOrder++
-	t := &refOrder{id: m.nextOrder, acct: c.Account, sess: c.Session, inst: c.Instrument, side: c.Side, tif: c.TIF,
-		stp: stp, ref: c.Ref, price: limit, qty: c.Qty, time: c.Time}
-	evPrice := c.Price
-	if c.Type == Market {
-		evPrice = 0
-	}
+	t := &refOrder{id: m.nextOrder, acct: c.Account, sess: c.Session, inst: c.Instrument, side: c.Side, typ: c.Type,
+		tif: c.TIF, stp: stp, ref: c.Ref, price: limit, qty: c.Qty, display: c.Display, stop: c.StopPrice,
+		expire: c.Expire, time: c.Time}
 	r.tell(r.own(), Event{Kind: EvAccepted, Side: c.Side, Instrument: c.Instrument, Account: c.Account,
-		OrderID: t.id, Ref: t.ref, Price: evPrice, Qty: c.Qty, Leaves: c.Qty})
-	r.match(t, makers, evPrice)
+		OrderID: t.id, Ref: t.ref, Price: t.evPrice(), Qty: c.Qty, Leaves: c.Qty})
+	if stop {
+		t.parked = true
+		m.arrivals++
+		t.arrival = m.arrivals
+		m.add(t)
+		return
+	}
+	t.away = true
+	m.add(t)
+	r.enter(t)
+}
+
+// enter matches o (off the book, among the open orders) in continuous
+// trading, then rests or cancels what is left, then triggers stops.
+func (r *refRun) enter(o *refOrder) {
+	m, ri := r.m, r.m.insts[o.inst]
+	if ri.phase == PhaseContinuous {
+		r.match(o)
+	}
 	switch {
-	case t.qty == 0:
-	case c.TIF == GTC || c.TIF == PostOnly:
+	case o.qty == 0:
+		m.remove(o)
+	case restingTIF(o.tif):
+		o.away = false
+		if o.display > 0 && o.qty > o.display {
+			o.hidden += o.qty - o.display
+			o.qty = o.display
+		}
 		m.prio++
-		t.prio = m.prio
-		m.orders = append(m.orders, t) // the newest ID: the slice stays in ID order
+		o.prio = m.prio
 	default:
-		r.canceled(t, CancelUnfilled, evPrice, t.owner())
-		t.qty = 0
+		r.kill(o, CancelUnfilled, o.owner())
+	}
+	if ri.phase == PhaseContinuous {
+		r.triggerStops(o.inst)
 	}
 }
 
-// match trades t against makers (sorted best first). t is not in m.orders.
-func (r *refRun) match(t *refOrder, makers []*refOrder, evPrice Price) {
-	m := r.m
-	for _, mk := range makers {
-		if t.qty == 0 || !canTrade(t.side, mk.price, t.price) {
+// match trades t (off the book) against the best resting order, one fill
+// at a time.
+func (r *refRun) match(t *refOrder) {
+	m, ri := r.m, r.m.insts[t.inst]
+	ri.viRef = ri.ref
+	for t.qty > 0 {
+		makers := m.makers(t.inst, t.side)
+		if len(makers) == 0 || !canTrade(t.side, makers[0].price, t.price) {
+			return
+		}
+		mk := makers[0]
+		if !within(ri.viRef, ri.spec.VolatilityBps, mk.price) {
+			r.setPhase(t.inst, PhaseVolatility, mk.price, nil)
+			ri.phaseEnd = m.now + ri.spec.VolatilityAuction
 			return
 		}
 		if mk.acct == t.acct {
 			switch t.stp {
 			case STPCancelIncoming:
-				r.canceled(t, CancelSelfTrade, evPrice, t.owner())
+				r.canceled(t, CancelSelfTrade, t.owner())
 				t.qty = 0
 				return
 			case STPCancelBoth:
-				r.canceled(mk, CancelSelfTrade, mk.price, mk.owner())
-				m.remove(mk)
-				r.canceled(t, CancelSelfTrade, evPrice, t.owner())
+				r.kill(mk, CancelSelfTrade, mk.owner())
+				r.canceled(t, CancelSelfTrade, t.owner())
 				t.qty = 0
 				return
 			default:
-				r.canceled(mk, CancelSelfTrade, mk.price, mk.owner())
-				m.remove(mk)
+				r.kill(mk, CancelSelfTrade, mk.owner())
 				continue
 			}
 		}
@@ -443,20 +868,71 @@ func (r *refRun) match(t *refOrder, makers []*refOrder, evPrice Price) {
 		t.filled += q
 		mk.qty -= q
 		mk.filled += q
-		m.insts[t.inst].ref = mk.price
+		ri.ref = mk.price
 		m.nextTrade++
-		m.feed[t.inst]++
+		ri.feed++
 		m.msgs[t.owner()]++
 		m.msgs[mk.owner()]++
 		r.emit(Event{Kind: EvFill, Side: t.side, Instrument: t.inst, Account: t.acct, OrderID: t.id,
 			Ref: t.ref, Price: mk.price, Qty: q, Leaves: t.qty, MakerAccount: mk.acct,
-			MakerOrder: mk.id, MakerRef: mk.ref, MakerLeaves: mk.qty, TradeID: m.nextTrade,
+			MakerOrder: mk.id, MakerRef: mk.ref, MakerLeaves: mk.leaves(), TradeID: m.nextTrade,
 			Session: t.sess, SessSeq: m.msgs[t.owner()], MakerSession: mk.sess, MakerSessSeq: m.msgs[mk.owner()],
-			FeedSeq: m.feed[t.inst]})
-		if mk.qty == 0 {
-			m.remove(mk)
-		}
+			FeedSeq: ri.feed})
+		r.drained(mk)
 	}
+}
+
+// triggerStops triggers reached stops one at a time, buys (lowest stop,
+// then arrival) before sells (highest stop, then arrival).
+func (r *refRun) triggerStops(id InstrumentID) {
+	m := r.m
+	if m.triggering {
+		return
+	}
+	m.triggering = true
+	defer func() { m.triggering = false }()
+	for m.insts[id].phase == PhaseContinuous {
+		var next *refOrder
+		for _, s := range []Side{Buy, Sell} {
+			var first *refOrder
+			for _, o := range m.orders {
+				if o.inst != id || !o.parked || o.side != s {
+					continue
+				}
+				if first == nil || (s == Buy) == (o.stop < first.stop) && o.stop != first.stop ||
+					o.stop == first.stop && o.arrival < first.arrival {
+					first = o
+				}
+			}
+			if next == nil && first != nil && reached(s, first.stop, m.insts[id].ref) {
+				next = first
+			}
+		}
+		if next == nil {
+			return
+		}
+		if m.triggered == MaxStopCascade {
+			m.insts[id].cascade = true
+			return
+		}
+		m.triggered++
+		r.trigger(next)
+	}
+}
+
+func (r *refRun) trigger(o *refOrder) {
+	ri := r.m.insts[o.inst]
+	r.touch(o.inst)
+	o.parked, o.stop, o.away = false, 0, true
+	if o.typ == Stop {
+		o.typ, o.price = Market, ri.protection(o.side)
+	} else {
+		o.typ = Limit
+	}
+	o.time = r.c.Time
+	r.tell(o.owner(), Event{Kind: EvTriggered, Side: o.side, Instrument: o.inst, Account: o.acct, OrderID: o.id,
+		Ref: o.ref, Price: o.evPrice(), Qty: o.leaves(), Leaves: o.leaves()})
+	r.enter(o)
 }
 
 func (r *refRun) owned() *refOrder {
@@ -475,8 +951,7 @@ func (r *refRun) owned() *refOrder {
 func (r *refRun) cancel() {
 	if o := r.owned(); o != nil {
 		r.touch(o.inst)
-		r.canceled(o, CancelUser, o.price, r.own())
-		r.m.remove(o)
+		r.kill(o, CancelUser, r.own())
 	}
 }
 
@@ -486,25 +961,33 @@ func (r *refRun) replace() {
 		r.reject(RejectStaleClientRef)
 		return
 	}
-	// A rejected command does not use up its reference: reject puts the
-	// last one back.
-	r.prevRef, r.refTaken = m.lastRef[r.own()], true
-	m.lastRef[r.own()] = c.Ref
 	o := r.owned()
 	if o == nil {
 		return
 	}
 	ri := m.insts[o.inst]
-	price, total := o.price, o.qty+o.filled
+	price, total, display, stop := o.price, o.leaves()+o.filled, o.display, o.stop
 	if c.Price != 0 {
 		price = c.Price
 	}
 	if c.Qty != 0 {
 		total = c.Qty
 	}
+	if c.Display != 0 {
+		display = c.Display
+	}
+	if c.StopPrice != 0 {
+		stop = c.StopPrice
+	}
 	lo, hi, banded := ri.band()
 	switch {
-	case c.Price < 0 || price > MaxPrice:
+	case ri.phase == PhaseHalted:
+		r.reject(RejectHalted)
+		return
+	case ri.phase == PhaseClosed:
+		r.reject(RejectClosed)
+		return
+	case c.Price < 0 || price > MaxPrice || c.Price != 0 && o.typ == Stop:
 		r.reject(RejectBadPrice)
 		return
 	case c.Qty < 0:
@@ -516,41 +999,59 @@ func (r *refRun) replace() {
 	case price != o.price && banded && (price < lo || price > hi):
 		r.reject(RejectOutsidePriceBand)
 		return
-	}
-	makers := m.makers(o.inst, o.side)
-	if o.tif == PostOnly && len(makers) > 0 && canTrade(o.side, makers[0].price, price) {
-		r.reject(RejectWouldCross)
+	case c.StopPrice < 0, c.StopPrice != 0 && (!o.parked || c.StopPrice > MaxPrice || reached(o.side, stop, ri.ref)):
+		r.reject(RejectBadStopPrice)
+		return
+	case c.Display < 0, c.Display != 0 && (display > total || o.typ == Stop || !restingTIF(o.tif)):
+		r.reject(RejectBadDisplay)
 		return
 	}
+	if !o.parked && ri.phase == PhaseContinuous && o.tif == PostOnly {
+		if makers := m.makers(o.inst, o.side); len(makers) > 0 && canTrade(o.side, makers[0].price, price) {
+			r.reject(RejectWouldCross)
+			return
+		}
+	}
+	m.lastRef[r.own()] = c.Ref
 	r.touch(o.inst)
 	orig := o.ref
 	o.ref = c.Ref
 	if total <= o.filled {
 		r.tell(r.own(), Event{Kind: EvCanceled, Reason: uint8(CancelReplaced), Side: o.side, Instrument: o.inst,
-			Account: o.acct, OrderID: o.id, Ref: o.ref, OrigRef: orig, Price: o.price, Qty: o.qty})
+			Account: o.acct, OrderID: o.id, Ref: o.ref, OrigRef: orig, Price: o.evPrice(), Qty: o.leaves()})
 		m.remove(o)
 		return
 	}
 	leaves := total - o.filled
-	r.tell(r.own(), Event{Kind: EvReplaced, Side: o.side, Instrument: o.inst, Account: o.acct, OrderID: o.id,
-		Ref: o.ref, OrigRef: orig, Price: price, Qty: total, Leaves: leaves})
+	replaced := func() {
+		r.tell(r.own(), Event{Kind: EvReplaced, Side: o.side, Instrument: o.inst, Account: o.acct, OrderID: o.id,
+			Ref: o.ref, OrigRef: orig, Price: o.evPrice(), Qty: total, Leaves: leaves})
+	}
 	switch {
-	case price == o.price && leaves <= o.qty:
-		o.qty = leaves
+	case o.parked:
+		o.price, o.qty, o.stop, o.display, o.time = price, leaves, stop, display, c.Time
+		m.arrivals++
+		o.arrival = m.arrivals
+		replaced()
+	case price == o.price && leaves <= o.leaves() && display == o.display:
+		cut := o.leaves() - leaves
+		h := min(cut, o.hidden)
+		o.hidden -= h
+		o.qty -= cut - h
+		replaced()
 	case price == o.price:
-		o.qty, o.time = leaves, c.Time
+		o.qty, o.hidden, o.display, o.time = leaves, 0, display, c.Time
+		if o.display > 0 && o.qty > o.display {
+			o.hidden, o.qty = o.qty-o.display, o.display
+		}
 		m.prio++
 		o.prio = m.prio
+		replaced()
 	default:
-		o.price, o.qty, o.time = price, leaves, c.Time
-		m.remove(o)
-		r.match(o, makers, price)
-		if o.qty > 0 {
-			m.prio++
-			o.prio = m.prio
-			m.orders = append(m.orders, o)
-			slices.SortFunc(m.orders, func(a, b *refOrder) int { return int(a.id) - int(b.id) })
-		}
+		o.price, o.qty, o.hidden, o.display, o.time = price, leaves, 0, display, c.Time
+		o.away = true
+		replaced()
+		r.enter(o)
 	}
 }
 
@@ -564,8 +1065,7 @@ func (r *refRun) massCancel() {
 	for _, o := range slices.Clone(m.orders) {
 		if o.acct == c.Account && (c.Instrument == 0 || o.inst == c.Instrument) && (!c.SessionOnly || o.sess == c.Session) {
 			r.touch(o.inst)
-			r.canceled(o, CancelMass, o.price, o.owner())
-			m.remove(o)
+			r.kill(o, CancelMass, o.owner())
 			n++
 		}
 	}
