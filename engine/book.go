@@ -106,6 +106,7 @@ type book struct {
 	indSide   Side
 	stops     [2]*btree.BTreeG[stopKey] // parked stops: buys (lowest stop first), sells (highest first)
 	cascade   bool                      // stops left triggered by the cascade bound
+	parked    int32                     // stops in the trees
 }
 
 // stopKey orders parked stops in trigger order: the stop price nearest to

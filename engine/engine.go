@@ -58,8 +58,9 @@ type Engine struct {
 	touched []*book
 	levels  []levelTouch
 
-	triggering bool // a triggerStops loop is running
-	triggered  int  // stops the command has triggered
+	triggering bool  // a triggerStops loop is running
+	triggered  int   // stops the command has triggered
+	auctions   int32 // books in a call auction
 
 	scratch          []*order
 	indBids, indAsks []priceVol
@@ -153,40 +154,50 @@ func (e *Engine) Apply(cmd *Command, out []Event) []Event {
 	e.epoch++
 	e.touched = e.touched[:0]
 	e.levels = e.levels[:0]
+	if cmd.Time > e.now {
+		e.now = cmd.Time
+	}
 	e.triggered = 0
-	e.now = max(e.now, cmd.Time)
-	e.cs = -1
 	if e.now >= e.wake {
+		e.cs = -1
 		e.runTimers()
 	}
-
-	if cmd.Kind != CmdClock {
-		e.cs = e.sessionOf(e.account(cmd.Account), cmd.Session)
+	if cmd.Kind == CmdClock {
+		return e.finish()
 	}
-	switch {
-	case cmd.Kind == CmdClock:
-	case e.cs < 0:
+	e.cs = e.sessionOf(e.account(cmd.Account), cmd.Session)
+	if e.cs < 0 {
 		e.reject(cmd, RejectTooManySessions)
-	case cmd.Kind == CmdNewOrder:
+		return e.finish()
+	}
+	switch cmd.Kind {
+	case CmdNewOrder:
 		e.newOrder(cmd)
-	case cmd.Kind == CmdCancel:
+	case CmdCancel:
 		e.cancel(cmd)
-	case cmd.Kind == CmdReplace:
+	case CmdReplace:
 		e.replace(cmd)
-	case cmd.Kind == CmdMassCancel:
+	case CmdMassCancel:
 		e.massCancel(cmd)
-	case cmd.Kind == CmdPhase:
+	case CmdPhase:
 		e.phaseCommand(cmd)
 	default:
 		e.reject(cmd, RejectUnknownCommand)
 	}
+	return e.finish()
+}
 
+// finish appends the command's market data (level changes, indicative
+// prices, tops of book) and hands back the events.
+func (e *Engine) finish() []Event {
 	if len(e.levels) > 0 {
 		e.emitLevels()
 	}
-	for _, b := range e.touched {
-		if b.auction() {
-			e.publishIndicative(b)
+	if e.auctions > 0 {
+		for _, b := range e.touched {
+			if b.auction() {
+				e.publishIndicative(b)
+			}
 		}
 	}
 	for _, b := range e.touched {
@@ -197,7 +208,8 @@ func (e *Engine) Apply(cmd *Command, out []Event) []Event {
 			})
 		}
 	}
-	out, e.out = e.out, nil
+	out := e.out
+	e.out = nil
 	return out
 }
 
@@ -372,11 +384,13 @@ func (e *Engine) validate(c *Command, b *book, a *account) RejectReason {
 	if b == nil {
 		return RejectUnknownInstrument
 	}
-	switch b.phase {
-	case PhaseHalted:
-		return RejectHalted
-	case PhaseClosed:
-		return RejectClosed
+	if b.phase != PhaseContinuous {
+		switch b.phase {
+		case PhaseHalted:
+			return RejectHalted
+		case PhaseClosed:
+			return RejectClosed
+		}
 	}
 	if c.Side != Buy && c.Side != Sell {
 		return RejectBadSide
@@ -410,10 +424,6 @@ func (e *Engine) validate(c *Command, b *book, a *account) RejectReason {
 	if c.Qty > b.inst.MaxQty {
 		return RejectOverMaxQuantity
 	}
-	stop := c.Type == Stop || c.Type == StopLimit
-	if c.Type == Stop && c.Price != 0 {
-		return RejectBadPrice // a stop market order has no price
-	}
 	if c.Type == Limit || c.Type == StopLimit {
 		if c.Price <= 0 || c.Price > MaxPrice {
 			return RejectBadPrice
@@ -421,6 +431,29 @@ func (e *Engine) validate(c *Command, b *book, a *account) RejectReason {
 		if !b.inBand(c.Price) {
 			return RejectOutsidePriceBand
 		}
+	}
+	// Plain orders skip the checks of stops, icebergs and expiry.
+	stop := false
+	if c.StopPrice|Price(c.Display)|Price(c.Expire) != 0 || c.Type >= Stop || c.TIF >= GTD {
+		if r := e.validateSpecial(c, b); r != 0 {
+			return r
+		}
+		stop = c.Type == Stop || c.Type == StopLimit
+	}
+	if (stop || c.TIF != IOC && c.TIF != FOK) && a.open[b.idx] >= b.inst.MaxOpenPerAccount {
+		return RejectTooManyOpenOrders
+	}
+	if b.phase != PhaseContinuous && !stop && (c.Type == Market || !rests(c.TIF) || c.TIF == PostOnly) {
+		return RejectNotInPhase // b is in a call auction: halted and closed were rejected above
+	}
+	return 0
+}
+
+// validateSpecial checks a new order's stop, display and expiry.
+func (e *Engine) validateSpecial(c *Command, b *book) RejectReason {
+	stop := c.Type == Stop || c.Type == StopLimit
+	if c.Type == Stop && c.Price != 0 {
+		return RejectBadPrice // a stop market order has no price
 	}
 	if stop {
 		if c.StopPrice <= 0 || c.StopPrice > MaxPrice || stopReached(c.Side, c.StopPrice, b.refPrice) {
@@ -434,12 +467,6 @@ func (e *Engine) validate(c *Command, b *book, a *account) RejectReason {
 	}
 	if (c.TIF == GTD) != (c.Expire != 0) || c.TIF == GTD && c.Expire <= e.now {
 		return RejectBadExpiry
-	}
-	if (stop || rests(c.TIF)) && a.open[b.idx] >= b.inst.MaxOpenPerAccount {
-		return RejectTooManyOpenOrders
-	}
-	if b.auction() && !stop && (c.Type == Market || !rests(c.TIF) || c.TIF == PostOnly) {
-		return RejectNotInPhase
 	}
 	return 0
 }
@@ -608,7 +635,11 @@ func (e *Engine) cancelRemainder(o *order, r CancelReason, to int32) {
 // cancelResting cancels a resting or parked order and frees it, telling
 // session to.
 func (e *Engine) cancelResting(o *order, r CancelReason, to int32) {
-	e.detach(o)
+	if o.level != nil {
+		e.removeFromLevel(o)
+	} else {
+		e.unpark(o)
+	}
 	e.removeOpen(o)
 	e.cancelRemainder(o, r, to)
 	e.freeOrder(o)

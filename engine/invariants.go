@@ -17,7 +17,7 @@ func (e *Engine) CheckInvariants() error {
 			errs = append(errs, fmt.Errorf("engine: invariant: "+format, args...))
 		}
 	}
-	resting := 0
+	resting, auctions := 0, int32(0)
 	perAcct := map[*account][]int32{}
 	for _, b := range e.books {
 		for _, s := range []*bookSide{&b.bids, &b.asks} {
@@ -115,9 +115,18 @@ func (e *Engine) CheckInvariants() error {
 				return true
 			})
 		}
+		if int(b.parked) != b.stops[0].Len()+b.stops[1].Len() {
+			bad("%s: %d stops counted, %d parked", b.inst.Symbol, b.parked, b.stops[0].Len()+b.stops[1].Len())
+		}
+		if b.auction() {
+			auctions++
+		}
 		if b.phase == PhaseVolatility && b.phaseEnd == 0 || b.phase != PhaseVolatility && b.phaseEnd != 0 {
 			bad("%s: phase %s with end %d", b.inst.Symbol, b.phase, b.phaseEnd)
 		}
+	}
+	if auctions != e.auctions {
+		bad("%d books in auctions, %d counted", auctions, e.auctions)
 	}
 	if e.orders.len() != resting {
 		bad("index holds %d orders, books %d", e.orders.len(), resting)

@@ -10,7 +10,13 @@ import "slices"
 // that started a volatility interruption.
 func (e *Engine) setPhase(b *book, p Phase, price Price, to int32) {
 	e.touch(b)
+	if b.auction() {
+		e.auctions--
+	}
 	b.phase = p
+	if b.auction() {
+		e.auctions++
+	}
 	b.phaseEnd = 0
 	if !b.auction() {
 		b.indPrice, b.indQty, b.indSur, b.indSide = 0, 0, 0, 0

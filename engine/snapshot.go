@@ -478,6 +478,9 @@ func Restore(data []byte) (*Engine, error) {
 		b := e.books[bi]
 		b.refPrice, b.feedSeq = bs.refPrice, bs.feedSeq
 		b.phase, b.phaseEnd, b.nextSched, b.cascade = bs.phase, bs.phaseEnd, bs.nextSched, bs.cascade
+		if b.auction() {
+			e.auctions++
+		}
 		b.indPrice, b.indQty, b.indSur, b.indSide = Price(bs.ind[0]), Qty(bs.ind[1]), Qty(bs.ind[2]), bs.indSide
 		if version < 3 && b.inst.scheduled() {
 			b.phase, b.nextSched = PhaseClosed, 1
@@ -534,6 +537,7 @@ func Restore(data []byte) (*Engine, error) {
 				}
 				if stop {
 					b.stopTree(side).Set(stopKeyOf(o, e.extOf(o)))
+					b.parked++
 				} else {
 					e.addToLevel(b.sideOf(side), o)
 				}

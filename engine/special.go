@@ -103,11 +103,13 @@ func (e *Engine) park(b *book, o *order) {
 	e.arrivals++
 	x.arrival = e.arrivals
 	b.stopTree(o.side).Set(stopKeyOf(o, x))
+	b.parked++
 }
 
 func (e *Engine) unpark(o *order) {
 	b := e.books[o.bookIdx]
 	b.stopTree(o.side).Delete(stopKeyOf(o, e.extOf(o)))
+	b.parked--
 }
 
 // detach takes a resting or parked order out of its book.
@@ -144,7 +146,7 @@ func (e *Engine) nextTriggered(b *book) *order {
 // last trade price has reached, including those the triggered stops'
 // own trades reach. It runs only in continuous trading.
 func (e *Engine) triggerStops(b *book) {
-	if e.triggering || (b.stops[0].Len() == 0 && b.stops[1].Len() == 0) {
+	if e.triggering || b.parked == 0 {
 		return // the running loop picks up what this order's trades reached
 	}
 	e.triggering = true
@@ -210,8 +212,12 @@ func (e *Engine) enter(b *book, o *order, indexed bool) {
 			e.removeOpen(o)
 		}
 		e.freeOrder(o)
-	case rests(o.tif):
-		e.rest(b, o)
+	case o.tif == GTC || rests(o.tif):
+		if o.ext != 0 {
+			e.rest(b, o)
+		} else {
+			e.addToLevel(b.sideOf(o.side), o)
+		}
 		if !indexed {
 			e.addOpen(o)
 		}
@@ -222,7 +228,7 @@ func (e *Engine) enter(b *book, o *order, indexed bool) {
 		}
 		e.freeOrder(o)
 	}
-	if b.phase == PhaseContinuous {
+	if b.parked != 0 && b.phase == PhaseContinuous {
 		e.triggerStops(b)
 	}
 }

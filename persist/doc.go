@@ -32,6 +32,21 @@
 // the CRC over bytes 5..66; they read as session 0. The layout is part of
 // the on-disk format: a change needs a new version byte.
 //
+// # Journal record, version 3 (100 bytes)
+//
+// A command that uses a field of stops, icebergs, expiry or phases is
+// written as version 3: the version 2 layout with ver=3, then
+//
+//	 75           83           91           99    100
+//	+------------+------------+------------+-----+
+//	| stop price |  display   |   expire   | act |
+//	+------------+------------+------------+-----+
+//
+// with the CRC over bytes 5..100. Every other command is still written as
+// version 2, so journals of plain orders keep their size; a version 3
+// record whose four fields are all zero is not one the server writes and
+// reads as corrupt.
+//
 // # Snapshot header, version 1 (29 bytes, big-endian)
 //
 //	ver=1 (1) | crc32c of bytes 5..29 (4) | seq (8) | length (8) |

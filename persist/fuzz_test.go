@@ -18,8 +18,12 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add(AppendRecord(nil, &c), false)
 	f.Add(make([]byte, recordSize), true)
 	f.Add(make([]byte, recordV1Size), true)
+	x := engine.Command{Seq: 8, Time: 99, Kind: engine.CmdNewOrder, Side: engine.Sell, Type: engine.StopLimit,
+		TIF: engine.GTD, Account: 3, Instrument: 1, Price: 100, StopPrice: 95, Display: 2, Expire: 1000, Qty: 5, Ref: 12}
+	f.Add(AppendRecord(nil, &x), false)
+	f.Add(AppendRecord(nil, &engine.Command{Seq: 9, Kind: engine.CmdPhase, Account: 9, Instrument: 1, Action: engine.ActHalt}), true)
 	f.Fuzz(func(t *testing.T, b []byte, fix bool) {
-		if fix && (len(b) == recordSize || len(b) == recordV1Size) {
+		if fix && (len(b) == recordSize || len(b) == recordV1Size || len(b) == recordV3Size) {
 			b = bytes.Clone(b)
 			binary.BigEndian.PutUint32(b[1:], crc32.Checksum(b[5:], castagnoli))
 		}
@@ -57,9 +61,30 @@ func TestRecordVersions(t *testing.T) {
 	if err := DecodeRecord(v1, &got); err != nil || got != want {
 		t.Fatalf("version 1: %+v %v", got, err)
 	}
-	v1[0] = 3
+	v1[0] = 4
 	if err := DecodeRecord(v1, &got); err == nil {
-		t.Fatal("version 3 accepted")
+		t.Fatal("version 4 accepted")
+	}
+	// Version 3 carries the fields of stops, icebergs, expiry and phases,
+	// and only a command that uses one is written so.
+	x := engine.Command{Seq: 8, Time: 99, Kind: engine.CmdNewOrder, Side: engine.Sell, Type: engine.StopLimit,
+		TIF: engine.GTD, Account: 3, Instrument: 1, Price: 100, StopPrice: 95, Display: 2, Expire: 1000, Qty: 5, Ref: 12}
+	v3 := AppendRecord(nil, &x)
+	if len(v3) != recordV3Size || v3[0] != 3 {
+		t.Fatalf("extended command written as %d bytes, version %d", len(v3), v3[0])
+	}
+	if err := DecodeRecord(v3, &got); err != nil || got != x {
+		t.Fatalf("version 3: %+v %v", got, err)
+	}
+	if n := len(AppendRecord(nil, &c)); n != recordSize {
+		t.Fatalf("plain command written as %d bytes", n)
+	}
+	for i := 75; i < recordV3Size; i++ {
+		v3[i] = 0
+	}
+	binary.BigEndian.PutUint32(v3[1:], crc32.Checksum(v3[5:], castagnoli))
+	if err := DecodeRecord(v3, &got); err == nil {
+		t.Fatal("version 3 record without its fields accepted")
 	}
 }
 

@@ -13,7 +13,9 @@ import (
 const (
 	recordVersion   = 2
 	recordSize      = 75
-	recordV1Size    = 66 // version 1: no session
+	recordV3        = 3   // with the fields of stops, icebergs, expiry and phases
+	recordV3Size    = 100 // version 3: version 2 and those fields
+	recordV1Size    = 66  // version 1: no session
 	snapshotVersion = 1
 	prefixJournal   = 'j'
 	prefixSnapshot  = 's'
@@ -45,11 +47,21 @@ func seqOfKey(k []byte) engine.Seq {
 	return engine.Seq(binary.BigEndian.Uint64(k[1:]))
 }
 
-// AppendRecord appends the journal record of c to b.
+// extended reports whether c needs a version 3 record.
+func extended(c *engine.Command) bool {
+	return c.StopPrice != 0 || c.Display != 0 || c.Expire != 0 || c.Action != 0
+}
+
+// AppendRecord appends the journal record of c to b: version 2, or
+// version 3 when c uses a field version 2 lacks.
 func AppendRecord(b []byte, c *engine.Command) []byte {
 	be := binary.BigEndian
 	start := len(b)
-	b = append(b, recordVersion, 0, 0, 0, 0)
+	version := byte(recordVersion)
+	if extended(c) {
+		version = recordV3
+	}
+	b = append(b, version, 0, 0, 0, 0)
 	b = be.AppendUint64(b, uint64(c.Seq))
 	b = be.AppendUint64(b, uint64(c.Time))
 	b = append(b, byte(c.Kind), byte(c.Side), byte(c.Type), byte(c.TIF), byte(c.STP))
@@ -65,6 +77,12 @@ func AppendRecord(b []byte, c *engine.Command) []byte {
 		flags |= recordSessionOnly
 	}
 	b = append(b, flags)
+	if version == recordV3 {
+		b = be.AppendUint64(b, uint64(c.StopPrice))
+		b = be.AppendUint64(b, uint64(c.Display))
+		b = be.AppendUint64(b, uint64(c.Expire))
+		b = append(b, byte(c.Action))
+	}
 	be.PutUint32(b[start+1:], crc32.Checksum(b[start+5:], castagnoli))
 	return b
 }
@@ -75,11 +93,12 @@ const recordSessionOnly = 1 << 0
 // DecodeRecord decodes a journal record into c.
 func DecodeRecord(b []byte, c *engine.Command) error {
 	switch {
-	case len(b) == recordSize && b[0] == recordVersion, len(b) == recordV1Size && b[0] == 1:
-	case len(b) > 0 && b[0] != recordVersion && b[0] != 1:
+	case len(b) == recordSize && b[0] == recordVersion, len(b) == recordV1Size && b[0] == 1,
+		len(b) == recordV3Size && b[0] == recordV3:
+	case len(b) > 0 && b[0] != recordVersion && b[0] != 1 && b[0] != recordV3:
 		return fmt.Errorf("%w: version %d", ErrCorrupt, b[0])
 	default:
-		return fmt.Errorf("%w: length %d, want %d", ErrCorrupt, len(b), recordSize)
+		return fmt.Errorf("%w: length %d for version %d", ErrCorrupt, len(b), b[0])
 	}
 	be := binary.BigEndian
 	if crc32.Checksum(b[5:], castagnoli) != be.Uint32(b[1:]) {
@@ -100,12 +119,22 @@ func DecodeRecord(b []byte, c *engine.Command) error {
 		OrderID:    engine.OrderID(be.Uint64(b[50:])),
 		Ref:        engine.ClientRef(be.Uint64(b[58:])),
 	}
-	if b[0] == recordVersion {
+	if b[0] != 1 {
 		if b[74]&^recordSessionOnly != 0 {
 			return fmt.Errorf("%w: unknown flags %#x", ErrCorrupt, b[74])
 		}
 		c.Session = engine.SessionID(be.Uint64(b[66:]))
 		c.SessionOnly = b[74]&recordSessionOnly != 0
+	}
+	if b[0] == recordV3 {
+		c.StopPrice = engine.Price(be.Uint64(b[75:]))
+		c.Display = engine.Qty(be.Uint64(b[83:]))
+		c.Expire = int64(be.Uint64(b[91:]))
+		c.Action = engine.PhaseAction(b[99])
+		if !extended(c) {
+			// Only a command that needs them is written as version 3.
+			return fmt.Errorf("%w: version 3 record without its fields", ErrCorrupt)
+		}
 	}
 	return nil
 }

@@ -66,6 +66,14 @@ func (p *Pipeline) match(b *Batch, lo, hi int64) {
 		p.handle(b, p.ring.Slot(s))
 	}
 	p.ring.Release(hi)
+	if w := p.e.NextWake(); w != p.lastWake {
+		p.lastWake = w
+		p.wake.Store(w)
+		select {
+		case p.wakeCh <- struct{}{}:
+		default:
+		}
+	}
 	b.LastSeq = p.seq
 	p.sequenced.Store(uint64(p.seq))
 	p.stats.observeBatch(int(hi - lo))
@@ -83,6 +91,13 @@ func (p *Pipeline) handle(b *Batch, r *Request) {
 		b.Cmds = append(b.Cmds, c)
 		start := int32(len(b.events))
 		b.events = p.e.Apply(&c, b.events)
+		if c.Kind == engine.CmdClock && r.Token == clockToken {
+			p.clockSent.Store(false)
+			select {
+			case p.wakeCh <- struct{}{}:
+			default:
+			}
+		}
 		res.events = [2]int32{start, int32(len(b.events))}
 		res.Found = true
 		p.counts.count(c.Kind, b.events[start:])

@@ -258,6 +258,16 @@ type Pipeline struct {
 	sequenced atomic.Uint64
 	durable   atomic.Uint64
 
+	// The clock: the loop publishes the engine's NextWake in wake (and
+	// signals wakeCh when it moves earlier); the clock goroutine sends a
+	// CmdClock when the wall clock reaches it, one at a time (clockSent).
+	lastWake  int64
+	wake      atomic.Int64
+	wakeCh    chan struct{}
+	clockSent atomic.Bool
+	clockStop chan struct{}
+	clockDone chan struct{}
+
 	failOnce sync.Once
 	failErr  error
 	failed   chan struct{}
@@ -286,6 +296,10 @@ func New(e *engine.Engine, j Journal, deliver func(*Batch), cfg Config) (*Pipeli
 		trades0:     e.LastTradeID(),
 		failed:      make(chan struct{}),
 		loopDone:    make(chan struct{}),
+		wakeCh:      make(chan struct{}, 1),
+		clockStop:   make(chan struct{}),
+		clockDone:   make(chan struct{}),
+		lastWake:    e.NextWake(),
 		journalDone: make(chan struct{}),
 		releaseDone: make(chan struct{}),
 	}
@@ -294,6 +308,7 @@ func New(e *engine.Engine, j Journal, deliver func(*Batch), cfg Config) (*Pipeli
 	}
 	p.sequenced.Store(uint64(p.seq))
 	p.durable.Store(uint64(p.seq))
+	p.wake.Store(p.lastWake)
 	return p, nil
 }
 
@@ -301,6 +316,7 @@ func New(e *engine.Engine, j Journal, deliver func(*Batch), cfg Config) (*Pipeli
 // journal stage and the release stage.
 func (p *Pipeline) Start() {
 	p.started.Store(true)
+	go p.runClock()
 	go p.runLoop()
 	go p.runJournal()
 	go p.runRelease()
@@ -375,6 +391,8 @@ func (p *Pipeline) Close() error {
 		if !p.started.Load() { // never started: nothing runs, nothing was delivered
 			return
 		}
+		close(p.clockStop)
+		<-p.clockDone
 		<-p.loopDone
 		<-p.journalDone
 		<-p.releaseDone
@@ -390,7 +408,7 @@ func (p *Pipeline) RingLen() int { return p.ring.Len() }
 
 // NumCommandKinds bounds the command kinds Metrics.Commands counts; kinds
 // at or above it (unknown ones) are counted as kind 0.
-const NumCommandKinds = int(engine.CmdMassCancel) + 1
+const NumCommandKinds = int(engine.CmdPhase) + 1
 
 // NumRejectReasons bounds the reasons Metrics.Rejects counts.
 const NumRejectReasons = 32
