@@ -68,8 +68,18 @@ func (f *feed) publish(ev *engine.Event) {
 	start := len(fi.buf)
 	switch ev.Kind {
 	case engine.EvFill:
+		aggressor := ev.Side
+		if ev.Reason == engine.FillAuction {
+			aggressor = 0 // an uncrossing has none
+		}
 		fi.buf = (&wire.Trade{Instrument: ev.Instrument, FeedSeq: ev.FeedSeq, Seq: ev.Seq, Time: ev.Time,
-			Trade: ev.TradeID, Aggressor: ev.Side, Price: ev.Price, Qty: ev.Qty}).Append(fi.buf)
+			Trade: ev.TradeID, Aggressor: aggressor, Price: ev.Price, Qty: ev.Qty}).Append(fi.buf)
+	case engine.EvPhase:
+		fi.buf = (&wire.PhaseUpdate{Instrument: ev.Instrument, FeedSeq: ev.FeedSeq, Seq: ev.Seq, Time: ev.Time,
+			Phase: engine.Phase(ev.Reason), Price: ev.Price}).Append(fi.buf)
+	case engine.EvIndicative:
+		fi.buf = (&wire.Indicative{Instrument: ev.Instrument, FeedSeq: ev.FeedSeq, Seq: ev.Seq, Price: ev.Price,
+			Qty: ev.Qty, Surplus: ev.Leaves, Side: ev.Side}).Append(fi.buf)
 	case engine.EvLevel:
 		fi.buf = (&wire.LevelUpdate{Instrument: ev.Instrument, FeedSeq: ev.FeedSeq, Seq: ev.Seq, Side: ev.Side,
 			Price: ev.Price, Qty: ev.Qty, Orders: ev.Orders}).Append(fi.buf)

@@ -544,6 +544,25 @@ func (s *Server) translate(ss *session, typ byte, body []byte, recv int64) (req 
 		cmd := m.Command(ss.acct)
 		cmd.Session = ss.name
 		return pipeline.Request{Cmd: cmd, Token: own, Recv: recv}, actSubmit, ""
+	case wire.TypeNewOrderX:
+		var m wire.NewOrderX
+		m.Decode(body)
+		cmd := m.Command(ss.acct)
+		cmd.Session = ss.name
+		return pipeline.Request{Cmd: cmd, Token: own, Recv: recv}, actSubmit, ""
+	case wire.TypeReplaceX:
+		var m wire.ReplaceX
+		m.Decode(body)
+		return pipeline.Request{Cmd: engine.Command{Kind: engine.CmdReplace, Account: ss.acct, Session: ss.name,
+			OrderID: m.OrderID, Ref: m.Ref, Price: m.Price, Qty: m.Qty, StopPrice: m.StopPrice, Display: m.Display},
+			Token: own, Recv: recv}, actSubmit, ""
+	case wire.TypePhase:
+		// The engine checks that the account is an operator: a trader's
+		// Phase is rejected (24), journaled like any rejected command.
+		var m wire.Phase
+		m.Decode(body)
+		return pipeline.Request{Cmd: engine.Command{Kind: engine.CmdPhase, Account: ss.acct, Session: ss.name,
+			Instrument: m.Instrument, Action: m.Action}, Token: own, Recv: recv}, actSubmit, ""
 	case wire.TypeCancel:
 		var m wire.Cancel
 		m.Decode(body)

@@ -355,6 +355,11 @@ func encodeStream(c *engine.Command, evs []engine.Event, scratch, maker []byte, 
 		case engine.EvMassCanceled:
 			rep.OrderID, rep.Ref = 0, 0
 			f = (&wire.MassCanceled{Report: rep, Instrument: ev.Instrument, Count: uint32(ev.Qty)}).Append(f)
+		case engine.EvTriggered:
+			f = (&wire.Triggered{Report: rep, Instrument: ev.Instrument, Side: ev.Side, Price: ev.Price, Qty: ev.Qty}).Append(f)
+		case engine.EvPhase:
+			rep.OrderID, rep.Ref = 0, 0
+			f = (&wire.PhaseChanged{Report: rep, Instrument: ev.Instrument, Phase: engine.Phase(ev.Reason)}).Append(f)
 		default:
 			continue
 		}
@@ -395,7 +400,7 @@ func (s *Server) derive(c *engine.Command, evs []engine.Event) {
 	s.scratch, s.makerScratch = encodeStream(c, evs, s.scratch, s.makerScratch, s.putFn)
 	s.hist.apply(c, evs)
 	for j := range evs {
-		if k := evs[j].Kind; k == engine.EvFill || k == engine.EvLevel {
+		if evs[j].FeedSeq != 0 { // trades, level changes, phases, indicative prices
 			s.feed.publish(&evs[j])
 		}
 	}

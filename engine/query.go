@@ -170,3 +170,7 @@ func (e *Engine) FeedSeq(id InstrumentID) uint64 {
 // LastTradeID returns the ID of the last trade; trade IDs count from 1, so
 // it is also the number of trades since the engine began.
 func (e *Engine) LastTradeID() TradeID { return e.nextTrade }
+
+// IsOperator reports whether the account was configured as an operator
+// (the engine's configuration, kept in its snapshots).
+func (e *Engine) IsOperator(id AccountID) bool { return e.operators[id] }

@@ -119,6 +119,15 @@ func Open(cfg Config) (*Node, error) {
 			store.Close()
 			return nil, fmt.Errorf("%w (%s): %s", ErrConfigMismatch, cfg.Dir, strings.Join(diff, "; "))
 		}
+		for _, a := range want.Accounts {
+			if a.Operator && !e.IsOperator(a.ID) {
+				// The engine's configuration is the data's: its phase
+				// commands would be rejected. Not fatal: trading works.
+				n.log.Warn("node: account is an operator in the configuration but not in the data directory, "+
+					"which was created without it; its phase commands will be rejected (start with a new data directory to change operators)",
+					"account", a.ID, "dir", cfg.Dir)
+			}
+		}
 	}
 	if n.pipe, err = pipeline.New(e, store, srv.Deliver, cfg.Pipeline); err != nil {
 		store.Close()

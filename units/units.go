@@ -7,6 +7,7 @@ package units
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/matchd/matchd/engine"
 	"github.com/shopspring/decimal"
@@ -120,6 +121,31 @@ type InstrumentConfig struct {
 	MaxQty            string `json:"max_qty,omitempty"`     // decimal; default engine.DefaultMaxQty lots
 	BandBps           int64  `json:"band_bps,omitempty"`    // price band in basis points; 0 disables
 	MaxOpenPerAccount int32  `json:"max_open_per_account,omitempty"`
+	// VolatilityBps is the volatility interruption band (0 disables);
+	// VolatilityAuction how long an interruption lasts, a Go duration
+	// ("5s", the default).
+	VolatilityBps     int64  `json:"volatility_bps,omitempty"`
+	VolatilityAuction string `json:"volatility_auction,omitempty"`
+	// The daily schedule, times of day in UTC ("08:00", "09:30:00"): the
+	// opening call auction, the open (uncross), the close. Open and close
+	// go together; the auction is optional.
+	AuctionAt string `json:"auction_at,omitempty"`
+	OpenAt    string `json:"open_at,omitempty"`
+	CloseAt   string `json:"close_at,omitempty"`
+}
+
+// timeOfDay parses "HH:MM" or "HH:MM:SS" as nanoseconds after midnight
+// (midnight itself as 1 ns: 0 means none to the engine).
+func timeOfDay(s string) (int64, error) {
+	t, err := time.Parse("15:04:05", s)
+	if err != nil {
+		t, err = time.Parse("15:04", s)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a time of day (HH:MM or HH:MM:SS)", s)
+	}
+	ns := int64(t.Hour())*int64(time.Hour) + int64(t.Minute())*int64(time.Minute) + int64(t.Second())*int64(time.Second)
+	return max(ns, 1), nil
 }
 
 // Engine converts the instrument to the engine's units, reporting every
@@ -150,6 +176,27 @@ func (c InstrumentConfig) Engine() (engine.Instrument, error) {
 			errs = append(errs, fmt.Errorf("instrument %q: max_qty %q must be positive (leave it out for the default)", c.Symbol, c.MaxQty))
 		}
 		in.MaxQty = q
+	}
+	in.VolatilityBps = c.VolatilityBps
+	if c.VolatilityAuction != "" {
+		d, err := time.ParseDuration(c.VolatilityAuction)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("instrument %q: volatility_auction %q is not a positive duration", c.Symbol, c.VolatilityAuction))
+		}
+		in.VolatilityAuction = int64(d)
+	}
+	for _, f := range []struct {
+		name, v string
+		to      *int64
+	}{{"auction_at", c.AuctionAt, &in.AuctionAt}, {"open_at", c.OpenAt, &in.OpenAt}, {"close_at", c.CloseAt, &in.CloseAt}} {
+		if f.v == "" {
+			continue
+		}
+		ns, err := timeOfDay(f.v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("instrument %q: %s: %w", c.Symbol, f.name, err))
+		}
+		*f.to = ns
 	}
 	if c.MaxOpenPerAccount < 0 {
 		errs = append(errs, fmt.Errorf("instrument %q: max_open_per_account %d must be positive (leave it out for the default)",

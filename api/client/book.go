@@ -31,6 +31,8 @@ type Book struct {
 	ready   bool // a whole snapshot has arrived
 	err     error
 	trades  int64
+	phase   engine.Phase // from PhaseUpdates since the snapshot (0: none seen)
+	ind     wire.Indicative
 }
 
 // NewBook returns an empty book for the instrument, waiting for a snapshot.
@@ -39,7 +41,8 @@ func NewBook(inst engine.InstrumentID) *Book {
 }
 
 // Apply applies one market data message of the book's instrument
-// (BookSnapshot, LevelUpdate or Trade; others are ignored). It reports
+// (BookSnapshot, LevelUpdate, Trade, PhaseUpdate or Indicative; others
+// are ignored). It reports
 // whether the message completed a snapshot, and ErrGap if a sequence
 // number was skipped. After a gap the book keeps the error until the next
 // snapshot.
@@ -107,8 +110,38 @@ func (b *Book) Apply(m *Message) (snapshotDone bool, err error) {
 			return false, err
 		}
 		b.trades++
+	case wire.TypePhaseUpdate:
+		u := &m.PhaseUpdate
+		if u.Instrument != b.Instrument {
+			return false, nil
+		}
+		if err := b.next(u.FeedSeq, u.Seq); err != nil {
+			return false, err
+		}
+		b.phase = u.Phase
+		if u.Phase != engine.PhaseAuction && u.Phase != engine.PhaseVolatility {
+			b.ind = wire.Indicative{}
+		}
+	case wire.TypeIndicative:
+		u := &m.Indicative
+		if u.Instrument != b.Instrument {
+			return false, nil
+		}
+		if err := b.next(u.FeedSeq, u.Seq); err != nil {
+			return false, err
+		}
+		b.ind = *u
 	}
 	return false, nil
+}
+
+// Phase returns the phase the feed last announced since the snapshot (0
+// if none has been announced) and the last indicative uncrossing price
+// and volume of a call auction.
+func (b *Book) Phase() (engine.Phase, wire.Indicative) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.phase, b.ind
 }
 
 // next checks and advances the feed sequence (under mu).

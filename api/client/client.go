@@ -99,6 +99,10 @@ type Message struct {
 	Status       wire.OrderStatus
 	Fills        []wire.Fill
 	Reason       uint8 // Goodbye
+	Triggered    wire.Triggered
+	PhaseChanged wire.PhaseChanged
+	PhaseUpdate  wire.PhaseUpdate
+	Indicative   wire.Indicative
 }
 
 // Errors.
@@ -144,6 +148,10 @@ func (m *Message) Report() (wire.Report, bool) {
 		return m.Replaced.Report, true
 	case wire.TypeMassCanceled:
 		return m.MassCanceled.Report, true
+	case wire.TypeTriggered:
+		return m.Triggered.Report, true
+	case wire.TypePhaseChanged:
+		return m.PhaseChanged.Report, true
 	}
 	return wire.Report{}, false
 }
@@ -573,6 +581,17 @@ func (c *Client) read(rd *wire.Reader, acc wire.LoginAccepted) (error, bool) {
 		case wire.TypeTrade:
 			m.Trade.Decode(body)
 			c.applyFeed(m.Trade.Instrument, &m)
+		case wire.TypePhaseUpdate:
+			m.PhaseUpdate.Decode(body)
+			c.applyFeed(m.PhaseUpdate.Instrument, &m)
+		case wire.TypeIndicative:
+			m.Indicative.Decode(body)
+			c.applyFeed(m.Indicative.Instrument, &m)
+		case wire.TypeTriggered:
+			m.Triggered.Decode(body)
+		case wire.TypePhaseChanged:
+			m.PhaseChanged.Decode(body)
+			key = waitKey{'m', 0} // one phase change or mass cancel at a time (massMu)
 		case wire.TypeGoodbye:
 			m.Reason = body[0]
 		}
@@ -690,6 +709,49 @@ func (c *Client) Submit(ctx context.Context, m wire.NewOrder) (wire.Accepted, er
 		return wire.Accepted{}, &RejectError{res.Rejected.Reason}
 	}
 	return res.Accepted, nil
+}
+
+// SubmitX enters an order with a stop price, a display quantity or an
+// expiry (a stop, stop-limit, iceberg or GTD order) and waits for Accepted
+// or Rejected, as Submit.
+func (c *Client) SubmitX(ctx context.Context, m wire.NewOrderX) (wire.Accepted, error) {
+	if m.Ref == 0 {
+		m.Ref = c.NextRef()
+	}
+	res, err := c.roundTrip(ctx, waitKey{'r', uint64(m.Ref)}, m.Append(nil))
+	if err != nil {
+		return wire.Accepted{}, err
+	}
+	if res.Type == wire.TypeRejected {
+		return wire.Accepted{}, &RejectError{res.Rejected.Reason}
+	}
+	return res.Accepted, nil
+}
+
+// ReplaceX is Replace with a parked stop's new stop price and an
+// iceberg's new display quantity (0 keeps either).
+func (c *Client) ReplaceX(ctx context.Context, m wire.ReplaceX) (Message, error) {
+	if m.Ref == 0 {
+		m.Ref = c.NextRef()
+	}
+	res, err := c.roundTrip(ctx, waitKey{'r', uint64(m.Ref)}, m.Append(nil))
+	if err == nil && res.Type == wire.TypeRejected {
+		err = &RejectError{res.Rejected.Reason}
+	}
+	return res, err
+}
+
+// Phase asks for an instrument's phase change (operator accounts only)
+// and waits for PhaseChanged or Rejected. Phase changes and mass cancels
+// of one client go one at a time.
+func (c *Client) Phase(ctx context.Context, inst engine.InstrumentID, action engine.PhaseAction) (wire.PhaseChanged, error) {
+	c.massMu.Lock()
+	defer c.massMu.Unlock()
+	res, err := c.roundTrip(ctx, waitKey{'m', 0}, (&wire.Phase{Instrument: inst, Action: action}).Append(nil))
+	if err == nil && res.Type == wire.TypeRejected {
+		err = &RejectError{res.Rejected.Reason}
+	}
+	return res.PhaseChanged, err
 }
 
 // Cancel cancels an open order and waits for Canceled.

@@ -56,6 +56,9 @@ const (
 	TypeMassCancel byte = 'M'
 	TypeQuery      byte = 'Q'
 	TypeSubscribe  byte = 'S'
+	TypeNewOrderX  byte = 'E'
+	TypeReplaceX   byte = 'V'
+	TypePhase      byte = 'P'
 
 	TypeLoginAccepted byte = 'w'
 	TypeLoginRejected byte = 'j'
@@ -75,6 +78,10 @@ const (
 	TypeTrade         byte = 'x'
 	TypeOrderStatus   byte = 'q'
 	TypeFills         byte = 'f'
+	TypeTriggered     byte = 'k'
+	TypePhaseChanged  byte = 'h'
+	TypePhaseUpdate   byte = 'p'
+	TypeIndicative    byte = 'n'
 )
 
 // Errors. A client that causes any of them is sent a Goodbye with the
@@ -130,6 +137,20 @@ func BodySize(t byte) (int, bool) {
 		return topSize, true
 	case TypeOrderStatus:
 		return orderStatusSize, true
+	case TypeNewOrderX:
+		return newOrderXSize, true
+	case TypeReplaceX:
+		return replaceXSize, true
+	case TypePhase:
+		return phaseSize, true
+	case TypeTriggered:
+		return triggeredSize, true
+	case TypePhaseChanged:
+		return phaseChangedSize, true
+	case TypePhaseUpdate:
+		return phaseUpdateSize, true
+	case TypeIndicative:
+		return indicativeSize, true
 	case TypeDepth, TypeOrders, TypeInstruments, TypeBookSnapshot, TypeFills:
 		return -1, true
 	}

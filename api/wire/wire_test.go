@@ -54,6 +54,15 @@ func samples() [][]byte {
 		State: OrderFilled, Price: 10_000, Qty: 5, Filled: 5, Leaves: 0, Seq: 12, Time: 5}).Append(nil))
 	add((&Fills{Request: 11}).Append(nil, []Fill{{Trade: 3, OrderID: 42, Session: algo, Instrument: 1, Side: engine.Buy,
 		Liquidity: LiquidityRemoved, Price: 10_000, Qty: 2, Seq: 12, Time: 5}}))
+	add((&NewOrderX{NewOrder: NewOrder{Ref: 8, Instrument: 1, Side: engine.Sell, Type: engine.StopLimit, TIF: engine.GTD,
+		Price: 9_900, Qty: 10}, StopPrice: 9_950, Display: 2, Expire: 1_700_000_060_000_000_000}).Append(nil))
+	add((&ReplaceX{Replace: Replace{OrderID: 43, Ref: 9}, StopPrice: 9_940, Display: 3}).Append(nil))
+	add((&Phase{Instrument: 1, Action: engine.ActHalt}).Append(nil))
+	add((&Triggered{Report: rep, Instrument: 1, Side: engine.Sell, Price: 9_900, Qty: 10}).Append(nil))
+	add((&PhaseChanged{Report: Report{Msg: 3, Flags: FlagEndOfCommand, Seq: 14, Time: 6}, Instrument: 1,
+		Phase: engine.PhaseHalted}).Append(nil))
+	add((&PhaseUpdate{Instrument: 1, FeedSeq: 44, Seq: 14, Time: 6, Phase: engine.PhaseVolatility, Price: 10_300}).Append(nil))
+	add((&Indicative{Instrument: 1, FeedSeq: 45, Seq: 15, Price: 10_100, Qty: 7, Surplus: 4, Side: engine.Sell}).Append(nil))
 	return out
 }
 
@@ -157,6 +166,34 @@ func decodeAny(typ byte, body []byte) (any, error) {
 		var m Fills
 		list, err := m.Decode(body, nil)
 		return []any{m, list}, err
+	case TypeNewOrderX:
+		var m NewOrderX
+		m.Decode(body)
+		return m, nil
+	case TypeReplaceX:
+		var m ReplaceX
+		m.Decode(body)
+		return m, nil
+	case TypePhase:
+		var m Phase
+		m.Decode(body)
+		return m, nil
+	case TypeTriggered:
+		var m Triggered
+		m.Decode(body)
+		return m, nil
+	case TypePhaseChanged:
+		var m PhaseChanged
+		m.Decode(body)
+		return m, nil
+	case TypePhaseUpdate:
+		var m PhaseUpdate
+		m.Decode(body)
+		return m, nil
+	case TypeIndicative:
+		var m Indicative
+		m.Decode(body)
+		return m, nil
 	}
 	panic("unknown type")
 }
@@ -203,6 +240,20 @@ func encodeAny(v any) []byte {
 	case Trade:
 		return m.Append(nil)
 	case OrderStatus:
+		return m.Append(nil)
+	case NewOrderX:
+		return m.Append(nil)
+	case ReplaceX:
+		return m.Append(nil)
+	case Phase:
+		return m.Append(nil)
+	case Triggered:
+		return m.Append(nil)
+	case PhaseChanged:
+		return m.Append(nil)
+	case PhaseUpdate:
+		return m.Append(nil)
+	case Indicative:
 		return m.Append(nil)
 	case []any:
 		switch h := m[0].(type) {

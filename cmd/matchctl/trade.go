@@ -20,8 +20,11 @@ import (
 )
 
 const tradeUsage = `usage: matchctl [--addr A] [--account N] [--token T] [--json] COMMAND
-  buy|sell SYMBOL QTY PRICE [--tif gtc|ioc|fok|post]
+  buy|sell SYMBOL QTY PRICE [--tif gtc|ioc|fok|post|day|gtd --expire DURATION]
   buy|sell SYMBOL QTY --market [--tif ioc|fok]
+      --stop P      a stop (with --market) or stop-limit order triggered at P
+      --display Q   an iceberg showing Q at a time
+  admin halt|resume|open-auction|uncross|close SYMBOL   (operator accounts)
   cancel ORDER_ID
   replace ORDER_ID [--qty Q] [--price P]     (Q is the new total quantity)
   cancel-all [SYMBOL]
@@ -39,7 +42,7 @@ Exit status: 0 done, 1 rejected or failed, 2 bad usage.
 
 // valueFlags take a value; the rest are booleans.
 var valueFlags = map[string]bool{"addr": true, "account": true, "token": true, "session": true, "tif": true,
-	"levels": true, "qty": true, "price": true, "for": true}
+	"levels": true, "qty": true, "price": true, "for": true, "stop": true, "display": true, "expire": true}
 
 // splitArgs moves flags before the positional arguments, so that flags may
 // come anywhere on the line.
@@ -62,6 +65,8 @@ func splitArgs(args []string) (flags, pos []string) {
 
 type tradeOpts struct {
 	addr, token, tif, qty, price string
+	stop, display                string
+	expire                       time.Duration
 	session                      string
 	account                      uint64
 	levels                       int
@@ -86,6 +91,9 @@ func trade(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.levels, "levels", 10, "levels per side (depth)")
 	fs.DurationVar(&o.duration, "for", 0, "watch: stop after this long (default: until Ctrl-C)")
 	fs.BoolVar(&o.market, "market", false, "market order")
+	fs.StringVar(&o.stop, "stop", "", "stop price: a stop (--market) or stop-limit order")
+	fs.StringVar(&o.display, "display", "", "iceberg: the quantity shown at a time")
+	fs.DurationVar(&o.expire, "expire", 0, "GTD: expire after this long")
 	fs.BoolVar(&o.json, "json", false, "print JSON")
 	if err := fs.Parse(flagArgs); err != nil || len(pos) == 0 {
 		if len(pos) == 0 {
@@ -301,6 +309,28 @@ func (t *trader) run(ctx context.Context, pos []string) error {
 		return nil
 	case "watch":
 		return t.watchBook(ctx, args)
+	case "admin":
+		if len(args) != 2 {
+			return usageError("admin takes an action (halt, resume, open-auction, uncross, close) and a symbol")
+		}
+		action, ok := engine.ParsePhaseAction(args[0])
+		if !ok {
+			return usageError(fmt.Sprintf("admin: unknown action %q: want halt, resume, open-auction, uncross or close", args[0]))
+		}
+		in, _, err := t.c.Instrument(ctx, args[1])
+		if err != nil {
+			return err
+		}
+		pc, err := t.c.Phase(ctx, in.ID, action)
+		if err != nil {
+			var re *client.RejectError
+			if errors.As(err, &re) && re.Reason == engine.RejectNotOperator {
+				return fmt.Errorf("%s: account %d is not an operator (\"operator\": true in the server's configuration)", args[0], t.o.account)
+			}
+			return err
+		}
+		t.print(fmt.Sprintf("%s: %s", in.Symbol, pc.Phase), map[string]any{"symbol": in.Symbol, "phase": pc.Phase.String()})
+		return nil
 	case "orders", "status":
 		var list []engine.OrderInfo
 		if cmd == "orders" {
@@ -357,16 +387,46 @@ func (t *trader) order(ctx context.Context, cmd string, args []string) error {
 	if t.o.tif != "" {
 		tif, ok := engine.ParseTimeInForce(t.o.tif)
 		if !ok {
-			return usageError(fmt.Sprintf("--tif %q: want gtc, ioc, fok or post", t.o.tif))
+			return usageError(fmt.Sprintf("--tif %q: want gtc, ioc, fok, post, day or gtd", t.o.tif))
 		}
 		m.TIF = tif
 	}
+	x := wire.NewOrderX{NewOrder: m}
+	if t.o.stop != "" {
+		if x.StopPrice, err = sc.ParsePrice(t.o.stop); err != nil {
+			return err
+		}
+		x.Type = engine.StopLimit
+		if t.o.market {
+			x.Type = engine.Stop
+		}
+	}
+	if t.o.display != "" {
+		if x.Display, err = sc.ParseQty(t.o.display); err != nil {
+			return err
+		}
+	}
+	switch {
+	case x.TIF == engine.GTD && t.o.expire <= 0:
+		return usageError("--tif gtd needs --expire DURATION")
+	case x.TIF != engine.GTD && t.o.expire != 0:
+		return usageError("--expire goes with --tif gtd")
+	case x.TIF == engine.GTD:
+		x.Expire = time.Now().Add(t.o.expire).UnixNano()
+	}
+	m = x.NewOrder
 	m.Ref = t.c.NextRef()
+	x.Ref = m.Ref
 	settled := make(chan struct{})
 	t.mu.Lock()
 	t.settled, t.ref = settled, m.Ref
 	t.mu.Unlock()
-	acc, err := t.c.Submit(ctx, m)
+	var acc wire.Accepted
+	if x.StopPrice != 0 || x.Display != 0 || x.Expire != 0 {
+		acc, err = t.c.SubmitX(ctx, x)
+	} else {
+		acc, err = t.c.Submit(ctx, m)
+	}
 	if err != nil {
 		return err
 	}
@@ -381,10 +441,16 @@ func (t *trader) order(ctx context.Context, cmd string, args []string) error {
 	defer t.mu.Unlock()
 	var sb strings.Builder
 	what := sc.FormatQty(acc.Qty) + " " + in.Symbol
-	if m.Type == engine.Limit {
+	if m.Type == engine.Limit || m.Type == engine.StopLimit {
 		what += " @ " + sc.FormatPrice(acc.Price)
 	} else {
 		what += " at market"
+	}
+	if x.StopPrice != 0 {
+		what += ", stop " + sc.FormatPrice(x.StopPrice)
+	}
+	if x.Display != 0 {
+		what += ", showing " + sc.FormatQty(x.Display)
 	}
 	fmt.Fprintf(&sb, "accepted order %d: %s %s (%s)", acc.OrderID, cmd, what, m.TIF)
 	fills := []map[string]any{}

@@ -28,6 +28,8 @@ type accountConfig struct {
 	Name  string `json:"name"`
 	Token string `json:"token"`
 	STP   string `json:"stp,omitempty"`
+	// Operator accounts may change trading phases (matchctl admin).
+	Operator bool `json:"operator,omitempty"`
 }
 
 // account is an account as the server uses it.
@@ -143,12 +145,16 @@ func parseConfig(path string, data []byte) (*config, error) {
 			// A NUL could never be sent: Login pads the token with NULs.
 			bad("accounts[%d] (%s): token must be printable ASCII (no NUL, no control characters)", i, a.Name)
 		}
-		if a.STP != "" {
-			m, ok := engine.ParseSTPMode(a.STP)
-			if !ok || m == engine.STPDefault {
-				bad("accounts[%d] (%s): stp %q is not one of cancel-resting, cancel-incoming, cancel-both", i, a.Name, a.STP)
+		if a.STP != "" || a.Operator {
+			var m engine.STPMode
+			if a.STP != "" {
+				var ok bool
+				m, ok = engine.ParseSTPMode(a.STP)
+				if !ok || m == engine.STPDefault {
+					bad("accounts[%d] (%s): stp %q is not one of cancel-resting, cancel-incoming, cancel-both", i, a.Name, a.STP)
+				}
 			}
-			cfg.Engine.Accounts = append(cfg.Engine.Accounts, engine.AccountDefaults{ID: engine.AccountID(a.ID), STP: m})
+			cfg.Engine.Accounts = append(cfg.Engine.Accounts, engine.AccountDefaults{ID: engine.AccountID(a.ID), STP: m, Operator: a.Operator})
 		}
 		cfg.Accounts = append(cfg.Accounts, account{ID: engine.AccountID(a.ID), Name: a.Name, Token: a.Token})
 	}

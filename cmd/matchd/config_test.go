@@ -16,8 +16,11 @@ func TestDemoConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Accounts) != 2 || len(cfg.Engine.Instruments) != 2 {
+	if len(cfg.Accounts) != 3 || len(cfg.Engine.Instruments) != 2 {
 		t.Fatalf("%+v", cfg)
+	}
+	if ops := cfg.Engine.Accounts; len(ops) != 1 || ops[0].ID != 9 || !ops[0].Operator {
+		t.Fatalf("the demo's operator: %+v", ops)
 	}
 	btc := cfg.Engine.Instruments[1]
 	if btc.Symbol != "BTC-USD" || btc.StartPrice != 5_000_000 || btc.MaxQty != 10_000_000 {
@@ -153,5 +156,32 @@ func TestConfigInputsRefused(t *testing.T) {
 	}
 	if _, err := parseConfig("x.json", []byte(fmt.Sprintf(base, "long-enough", "X", "")+"\n\n")); err != nil {
 		t.Fatalf("trailing white space refused: %v", err)
+	}
+}
+
+// TestConfigPhasesAndSchedule: the volatility band, its auction's length
+// and the daily schedule are read from the instrument's fields; bad
+// times are named.
+func TestConfigPhasesAndSchedule(t *testing.T) {
+	good := `{"accounts": [{"id": 1, "name": "a", "token": "aaaaaaaa", "operator": true}],
+  "instruments": [{"id": 1, "symbol": "X", "tick_size": "0.01", "lot_size": "1", "start_price": "10.00",
+    "volatility_bps": 200, "volatility_auction": "2s", "auction_at": "08:00", "open_at": "09:00:30", "close_at": "17:30"}]}`
+	cfg, err := parseConfig("g.json", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := cfg.Engine.Instruments[0]
+	if in.VolatilityBps != 200 || in.VolatilityAuction != int64(2*time.Second) || in.AuctionAt != int64(8*time.Hour) ||
+		in.OpenAt != int64(9*time.Hour+30*time.Second) || in.CloseAt != int64(17*time.Hour+30*time.Minute) {
+		t.Fatalf("%+v", in)
+	}
+	if a := cfg.Engine.Accounts; len(a) != 1 || !a[0].Operator {
+		t.Fatalf("operator: %+v", a)
+	}
+	bad := strings.Replace(good, `"09:00:30"`, `"9 am"`, 1)
+	bad = strings.Replace(bad, `"2s"`, `"-1s"`, 1)
+	_, err = parseConfig("b.json", []byte(bad))
+	if err == nil || !strings.Contains(err.Error(), "open_at") || !strings.Contains(err.Error(), "volatility_auction") {
+		t.Fatalf("bad schedule and auction: %v", err)
 	}
 }

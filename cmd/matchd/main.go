@@ -185,7 +185,7 @@ func run(args []string) int {
 	fmt.Fprintf(os.Stderr, "\nmatchd is listening for orders on %s (protocol: docs/PROTOCOL.md).\n"+
 		"Admin: http://%s/healthz, /readyz, /metrics, /api/book/SYMBOL, /debug/pprof/\n"+
 		"Try:   go run ./cmd/matchctl --addr %s --account 1 --token alice-demo top AAPL\n"+
-		"Demo logins: account 1 token alice-demo, account 2 token bob-demo (local use only).\n"+
+		"Demo logins: account 1 token alice-demo, account 2 token bob-demo; operator (matchctl admin): account 9 token operator-demo (local use only).\n"+
 		"Press Ctrl-C to stop.\n\n", addr, st.admin, addr)
 
 	code := exitOK
