@@ -136,7 +136,7 @@ func (f *feed) subscribe(ss *session, b *pipeline.Batch, r *pipeline.Result, scr
 		}
 		return f.join(ss, fi, scratch)
 	}
-	m := wire.BookSnapshot{Request: req, Instrument: r.Instrument, FeedSeq: r.FeedSeq, Seq: r.Seq, Found: true}
+	m := wire.BookSnapshot{Request: req, Instrument: r.Instrument, FeedSeq: r.FeedSeq, Seq: r.Seq, Found: true, Phase: r.Phase}
 	scratch = scratch[:0]
 	for {
 		nb := min(len(bids), wire.MaxSnapshotLevels)

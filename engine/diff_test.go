@@ -93,8 +93,8 @@ func (g *gen) next(m *refModel) engine.Command {
 	}
 	c := engine.Command{Seq: g.seq, Time: g.time, Account: engine.AccountID(1 + g.r.IntN(4))}
 	c.Session = engine.SessionID(g.r.IntN(3)) // a few sessions per account
-	if g.r.IntN(200) == 0 {
-		c.Account = engine.AccountID(100 + g.r.IntN(3)) // occasional new accounts
+	if g.r.IntN(100) == 0 {
+		c.Account = engine.AccountID(100 + g.r.IntN(2)) // occasional new accounts
 		// with many sessions: past MaxSessionsPerAccount
 		c.Session = engine.SessionID(g.r.IntN(engine.MaxSessionsPerAccount + 8))
 	}

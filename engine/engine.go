@@ -490,15 +490,16 @@ func (e *Engine) newOrder(c *Command) {
 	if c.Type == Market {
 		limit = b.protection(c.Side)
 	}
-	continuous := b.phase == PhaseContinuous
-	opp := b.opposite(c.Side)
-	if continuous && c.TIF == PostOnly && opp.best != nil && crosses(c.Side, opp.best.price, limit) {
-		e.reject(c, RejectWouldCross)
-		return
-	}
-	if continuous && c.TIF == FOK && !e.fillable(opp, c.Side, a, stp, limit, c.Qty) {
-		e.reject(c, RejectFOKUnfillable)
-		return
+	if c.TIF == PostOnly || c.TIF == FOK {
+		opp := b.opposite(c.Side)
+		if b.phase == PhaseContinuous && c.TIF == PostOnly && opp.best != nil && crosses(c.Side, opp.best.price, limit) {
+			e.reject(c, RejectWouldCross)
+			return
+		}
+		if b.phase == PhaseContinuous && c.TIF == FOK && !e.fillable(opp, c.Side, a, stp, limit, c.Qty) {
+			e.reject(c, RejectFOKUnfillable)
+			return
+		}
 	}
 
 	e.sess[e.cs].lastRef = c.Ref // only an accepted command uses up its reference
@@ -509,22 +510,40 @@ func (e *Engine) newOrder(c *Command) {
 		handle: o.handle, id: e.nextOrder, ref: c.Ref, price: limit, qty: c.Qty, time: e.time,
 		acct: a.idx, sess: e.cs, bookIdx: int32(b.idx), side: c.Side, typ: c.Type, tif: c.TIF, stp: stp,
 	}
-	if c.StopPrice != 0 || c.Display != 0 || c.Expire != 0 {
-		x := e.allocExt(o)
-		x.stop, x.display, x.expire = c.StopPrice, c.Display, c.Expire
-	}
 	e.out = append(e.out, Event{
 		Seq: e.seq, Time: e.time, Kind: EvAccepted, Side: c.Side, Instrument: b.inst.ID,
 		Account: a.id, OrderID: o.id, Ref: o.ref, Price: o.eventPrice(), Qty: c.Qty, Leaves: c.Qty,
 	})
 	ev := &e.out[len(e.out)-1] // filled in place: an Event is large
 	ev.Session, ev.SessSeq = e.to(e.cs)
-	if c.StopPrice != 0 {
-		e.park(b, o)
-		e.addOpen(o)
+	if c.StopPrice|Price(c.Display)|Price(c.Expire) != 0 {
+		x := e.allocExt(o)
+		x.stop, x.display, x.expire = c.StopPrice, c.Display, c.Expire
+		if c.StopPrice != 0 {
+			e.park(b, o)
+			e.addOpen(o)
+			return
+		}
+		e.enter(b, o, false)
 		return
 	}
-	e.enter(b, o, false)
+	// A plain order: enter's work, inline.
+	if b.phase == PhaseContinuous {
+		e.match(b, o)
+	}
+	switch {
+	case o.qty == 0:
+		e.freeOrder(o)
+	case o.tif == GTC || rests(o.tif):
+		e.addToLevel(b.sideOf(o.side), o)
+		e.addOpen(o)
+	default:
+		e.cancelRemainder(o, CancelUnfilled, o.sess)
+		e.freeOrder(o)
+	}
+	if b.parked != 0 {
+		e.triggerStops(b)
+	}
 }
 
 // fillable reports whether a fill-or-kill order could trade qty at once,

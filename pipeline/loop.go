@@ -113,6 +113,8 @@ func (p *Pipeline) handle(b *Batch, r *Request) {
 		_, res.Found = p.e.Instrument(q.Instrument)
 		if q.Kind == QueryBook {
 			res.FeedSeq = p.e.FeedSeq(q.Instrument)
+			in, _ := p.e.Instrument(q.Instrument)
+			res.Phase = in.Phase
 		}
 		start := int32(len(b.levels))
 		b.levels = p.e.Depth(q.Instrument, engine.Buy, n, b.levels)

@@ -113,6 +113,8 @@ type Result struct {
 	// FeedSeq is, for QueryBook, the instrument's feed number at the
 	// snapshot (engine.Engine.FeedSeq). From echoes Query.From.
 	FeedSeq, From uint64
+	// Phase is, for QueryBook, the instrument's trading phase then.
+	Phase engine.Phase
 }
 
 // Batch is what one turn of the matching loop produced: the commands it

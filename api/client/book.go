@@ -73,6 +73,9 @@ func (b *Book) Apply(m *Message) (snapshotDone bool, err error) {
 			clear(b.asks)
 			b.loading, b.ready, b.err = true, false, nil
 		}
+		if s.Phase != 0 {
+			b.phase, b.ind = s.Phase, wire.Indicative{}
+		}
 		for _, l := range m.Bids {
 			b.bids[l.Price] = l
 		}
@@ -135,9 +138,10 @@ func (b *Book) Apply(m *Message) (snapshotDone bool, err error) {
 	return false, nil
 }
 
-// Phase returns the phase the feed last announced since the snapshot (0
-// if none has been announced) and the last indicative uncrossing price
-// and volume of a call auction.
+// Phase returns the instrument's phase as of the snapshot and the
+// PhaseUpdates since (0 from a server that does not say), and the last
+// indicative uncrossing price and volume of a call auction (announced
+// after the snapshot: zero until the auction's book next changes).
 func (b *Book) Phase() (engine.Phase, wire.Indicative) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

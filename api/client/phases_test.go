@@ -75,6 +75,16 @@ func TestPhasesOverTCP(t *testing.T) {
 	if _, err := alice.Submit(ctx, order(2, engine.Buy, 10_010, 5)); err != nil {
 		t.Fatal(err)
 	}
+	// A subscriber that joins during the auction learns the phase from
+	// its snapshot.
+	late := dialSession(t, addr, 1, "LATE", 0, nil, nil)
+	lateBook, err := late.Subscribe(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ph, _ := lateBook.Phase(); ph != engine.PhaseAuction {
+		t.Fatalf("a snapshot during the auction says phase %s", ph)
+	}
 	if _, err := bob.Submit(ctx, order(1, engine.Sell, 9_990, 3)); err != nil {
 		t.Fatal(err) // rests, crossed: no matching in a call auction
 	}

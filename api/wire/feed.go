@@ -82,6 +82,9 @@ type BookSnapshot struct {
 	Found      bool
 	More       bool
 	Resumed    bool
+	// Phase is the instrument's trading phase at the snapshot (0 in a
+	// Resumed or not-found answer).
+	Phase engine.Phase
 }
 
 // MaxSnapshotLevels is the most levels (both sides together) one
@@ -99,7 +102,7 @@ func (m *BookSnapshot) Append(b []byte, bids, asks []engine.LevelInfo) []byte {
 	b = be.AppendUint32(b, uint32(m.Instrument))
 	b = be.AppendUint64(b, m.FeedSeq)
 	b = be.AppendUint64(b, uint64(m.Seq))
-	b = append(b, boolByte(m.Found)|boolByte(m.Resumed)<<1, boolByte(m.More))
+	b = append(b, boolByte(m.Found)|boolByte(m.Resumed)<<1|byte(m.Phase&7)<<2, boolByte(m.More))
 	b = be.AppendUint16(b, uint16(len(bids)))
 	b = be.AppendUint16(b, uint16(len(asks)))
 	for _, l := range bids {
@@ -121,6 +124,7 @@ func (m *BookSnapshot) Decode(body []byte, bids, asks []engine.LevelInfo) ([]eng
 	m.FeedSeq = be.Uint64(body[8:])
 	m.Seq = engine.Seq(be.Uint64(body[16:]))
 	m.Found, m.Resumed, m.More = body[24]&1 != 0, body[24]&2 != 0, body[25] != 0
+	m.Phase = engine.Phase(body[24] >> 2 & 7)
 	nb, na := int(be.Uint16(body[26:])), int(be.Uint16(body[28:]))
 	if nb+na > MaxSnapshotLevels {
 		return bids, asks, fmt.Errorf("%w: book snapshot says %d+%d levels, at most %d a frame", ErrBadLength, nb, na, MaxSnapshotLevels)
