@@ -139,8 +139,8 @@ func (m *refModel) remove(o *refOrder) {
 
 // add puts o among the open orders, keeping them in ID order.
 func (m *refModel) add(o *refOrder) {
-	m.orders = append(m.orders, o)
-	slices.SortFunc(m.orders, func(a, b *refOrder) int { return int(a.id) - int(b.id) })
+	i, _ := slices.BinarySearchFunc(m.orders, o.id, func(x *refOrder, id OrderID) int { return int(x.id) - int(id) })
+	m.orders = slices.Insert(m.orders, i, o)
 }
 
 func (m *refModel) openCount(a AccountID, inst InstrumentID) int {
@@ -191,7 +191,7 @@ type refLevel struct {
 // levels aggregates every resting order's shown quantity into its price
 // level.
 func (m *refModel) levels() map[refLevelKey]refLevel {
-	out := map[refLevelKey]refLevel{}
+	out := make(map[refLevelKey]refLevel, len(m.orders))
 	for _, o := range m.orders {
 		if !o.resting() {
 			continue
@@ -836,8 +836,13 @@ func (r *refRun) enter(o *refOrder) {
 func (r *refRun) match(t *refOrder) {
 	m, ri := r.m, r.m.insts[t.inst]
 	ri.viRef = ri.ref
+	makers := m.makers(t.inst, t.side)
 	for t.qty > 0 {
-		makers := m.makers(t.inst, t.side)
+		// The best resting order still there (earlier ones traded away
+		// or were canceled by self-trade prevention).
+		for len(makers) > 0 && (makers[0].qty == 0 || !slices.Contains(m.orders, makers[0])) {
+			makers = makers[1:]
+		}
 		if len(makers) == 0 || !canTrade(t.side, makers[0].price, t.price) {
 			return
 		}
@@ -878,6 +883,11 @@ func (r *refRun) match(t *refOrder) {
 			MakerOrder: mk.id, MakerRef: mk.ref, MakerLeaves: mk.leaves(), TradeID: m.nextTrade,
 			Session: t.sess, SessSeq: m.msgs[t.owner()], MakerSession: mk.sess, MakerSessSeq: m.msgs[mk.owner()],
 			FeedSeq: ri.feed})
+		if mk.qty == 0 && mk.hidden > 0 {
+			r.drained(mk) // a new slice at the back: the queue order changed
+			makers = m.makers(t.inst, t.side)
+			continue
+		}
 		r.drained(mk)
 	}
 }

@@ -95,7 +95,9 @@ func DecodeRecord(b []byte, c *engine.Command) error {
 	switch {
 	case len(b) == recordSize && b[0] == recordVersion, len(b) == recordV1Size && b[0] == 1,
 		len(b) == recordV3Size && b[0] == recordV3:
-	case len(b) > 0 && b[0] != recordVersion && b[0] != 1 && b[0] != recordV3:
+	case len(b) == 0:
+		return fmt.Errorf("%w: empty", ErrCorrupt)
+	case b[0] != recordVersion && b[0] != 1 && b[0] != recordV3:
 		return fmt.Errorf("%w: version %d", ErrCorrupt, b[0])
 	default:
 		return fmt.Errorf("%w: length %d for version %d", ErrCorrupt, len(b), b[0])
