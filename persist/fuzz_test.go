@@ -22,6 +22,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		TIF: engine.GTD, Account: 3, Instrument: 1, Price: 100, StopPrice: 95, Display: 2, Expire: 1000, Qty: 5, Ref: 12}
 	f.Add(AppendRecord(nil, &x), false)
 	f.Add(AppendRecord(nil, &engine.Command{Seq: 9, Kind: engine.CmdPhase, Account: 9, Instrument: 1, Action: engine.ActHalt}), true)
+	f.Add([]byte{}, false) // an empty value: once a panic (the fuzzer's find)
 	f.Fuzz(func(t *testing.T, b []byte, fix bool) {
 		if fix && (len(b) == recordSize || len(b) == recordV1Size || len(b) == recordV3Size) {
 			b = bytes.Clone(b)
@@ -43,6 +44,15 @@ func FuzzDecodeRecord(f *testing.F) {
 			t.Fatalf("decode/encode changed the record:\n%x\n%x", b, again)
 		}
 	})
+}
+
+// TestDecodeEmptyRecord: an empty journal value is corrupt, not a panic
+// (the first version 3 decoder indexed its version byte to say so).
+func TestDecodeEmptyRecord(t *testing.T) {
+	var c engine.Command
+	if err := DecodeRecord(nil, &c); err == nil {
+		t.Fatal("an empty record decoded")
+	}
 }
 
 // TestRecordVersions: a version 2 record keeps the session and its flag;
