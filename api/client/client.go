@@ -701,7 +701,12 @@ func (c *Client) Submit(ctx context.Context, m wire.NewOrder) (wire.Accepted, er
 	if m.Ref == 0 {
 		m.Ref = c.NextRef()
 	}
-	res, err := c.roundTrip(ctx, waitKey{'r', uint64(m.Ref)}, m.Append(nil))
+	return c.enter(ctx, m.Ref, m.Append(nil))
+}
+
+// enter sends a new order's frame and waits for its answer.
+func (c *Client) enter(ctx context.Context, ref engine.ClientRef, frame []byte) (wire.Accepted, error) {
+	res, err := c.roundTrip(ctx, waitKey{'r', uint64(ref)}, frame)
 	if err != nil {
 		return wire.Accepted{}, err
 	}
@@ -718,14 +723,7 @@ func (c *Client) SubmitX(ctx context.Context, m wire.NewOrderX) (wire.Accepted, 
 	if m.Ref == 0 {
 		m.Ref = c.NextRef()
 	}
-	res, err := c.roundTrip(ctx, waitKey{'r', uint64(m.Ref)}, m.Append(nil))
-	if err != nil {
-		return wire.Accepted{}, err
-	}
-	if res.Type == wire.TypeRejected {
-		return wire.Accepted{}, &RejectError{res.Rejected.Reason}
-	}
-	return res.Accepted, nil
+	return c.enter(ctx, m.Ref, m.Append(nil))
 }
 
 // ReplaceX is Replace with a parked stop's new stop price and an
@@ -734,7 +732,12 @@ func (c *Client) ReplaceX(ctx context.Context, m wire.ReplaceX) (Message, error)
 	if m.Ref == 0 {
 		m.Ref = c.NextRef()
 	}
-	res, err := c.roundTrip(ctx, waitKey{'r', uint64(m.Ref)}, m.Append(nil))
+	return c.change(ctx, m.Ref, m.Append(nil))
+}
+
+// change sends a replace's frame and waits for its answer.
+func (c *Client) change(ctx context.Context, ref engine.ClientRef, frame []byte) (Message, error) {
+	res, err := c.roundTrip(ctx, waitKey{'r', uint64(ref)}, frame)
 	if err == nil && res.Type == wire.TypeRejected {
 		err = &RejectError{res.Rejected.Reason}
 	}
@@ -773,11 +776,7 @@ func (c *Client) Replace(ctx context.Context, m wire.Replace) (Message, error) {
 	if m.Ref == 0 {
 		m.Ref = c.NextRef()
 	}
-	res, err := c.roundTrip(ctx, waitKey{'r', uint64(m.Ref)}, m.Append(nil))
-	if err == nil && res.Type == wire.TypeRejected {
-		err = &RejectError{res.Rejected.Reason}
-	}
-	return res, err
+	return c.change(ctx, m.Ref, m.Append(nil))
 }
 
 // MassCancel cancels the account's open orders on an instrument (0: all)
