@@ -97,6 +97,51 @@ func TestTradingCommands(t *testing.T) {
 	}
 }
 
+// TestAdminAndOrderTypes: the operator's phase commands through matchctl
+// admin, a trader refused with a clear message, and stop, iceberg and GTD
+// orders entered from the command line.
+func TestAdminAndOrderTypes(t *testing.T) {
+	addr := startMatchd(t)
+	alice := []string{"--addr", addr, "--account", "1", "--token", "alice-demo"}
+	ops := []string{"--addr", addr, "--account", "9", "--token", "operator-demo"}
+	ctl := func(who []string, args ...string) (int, string, string) {
+		return runCmd(append(args, who...)...)
+	}
+	if code, _, errs := ctl(alice, "admin", "halt", "AAPL"); code != 1 || !strings.Contains(errs, "not an operator") {
+		t.Fatalf("a trader's halt: %d %q", code, errs)
+	}
+	if code, out, _ := ctl(ops, "admin", "halt", "AAPL", "--json"); code != 0 || strings.TrimSpace(out) != `{"phase":"halted","symbol":"AAPL"}` {
+		t.Fatalf("halt: %d %q", code, out)
+	}
+	if code, _, errs := ctl(alice, "buy", "AAPL", "1", "100.00"); code != 1 || !strings.Contains(errs, "halted") {
+		t.Fatalf("buy while halted: %d %q", code, errs)
+	}
+	if code, _, errs := ctl(ops, "admin", "uncross", "AAPL"); code != 1 || !strings.Contains(errs, "bad-phase-action") {
+		t.Fatalf("uncross while halted: %d %q", code, errs)
+	}
+	if code, _, _ := ctl(ops, "admin", "pause", "AAPL"); code != 2 {
+		t.Fatalf("unknown action: %d", code)
+	}
+	if code, out, _ := ctl(ops, "admin", "resume", "AAPL"); code != 0 || !strings.Contains(out, "AAPL: continuous") {
+		t.Fatalf("resume: %d %q", code, out)
+	}
+	if code, out, errs := ctl(alice, "buy", "AAPL", "5", "101.00", "--stop", "100.50"); code != 0 || !strings.Contains(out, "stop 100.50") {
+		t.Fatalf("stop-limit: %d %q %q", code, out, errs)
+	}
+	if code, out, errs := ctl(alice, "sell", "AAPL", "30", "100.20", "--display", "10"); code != 0 || !strings.Contains(out, "showing 10") {
+		t.Fatalf("iceberg: %d %q %q", code, out, errs)
+	}
+	if code, out, _ := ctl(alice, "depth", "AAPL", "--json"); code != 0 || !strings.Contains(out, `"qty":"10"`) {
+		t.Fatalf("the iceberg shows 10: %d %q", code, out)
+	}
+	if code, out, errs := ctl(alice, "buy", "AAPL", "1", "99.00", "--tif", "gtd", "--expire", "1h"); code != 0 || !strings.Contains(out, "(gtd)") {
+		t.Fatalf("gtd: %d %q %q", code, out, errs)
+	}
+	if code, _, _ := ctl(alice, "buy", "AAPL", "1", "99.00", "--tif", "gtd"); code != 2 {
+		t.Fatalf("gtd without --expire: %d", code)
+	}
+}
+
 // lockedBuffer is a bytes.Buffer safe to write from one goroutine while
 // another reads.
 type lockedBuffer struct {
