@@ -58,8 +58,9 @@ type Engine struct {
 	touched []*book
 	levels  []levelTouch
 
-	triggering bool  // a triggerStops loop is running
-	triggered  int   // stops the command has triggered
+	triggering bool // a triggerStops loop is running
+	triggered  int  // stops the command (trigEpoch) has triggered
+	trigEpoch  uint64
 	auctions   int32 // books in a call auction
 
 	scratch          []*order
@@ -157,7 +158,6 @@ func (e *Engine) Apply(cmd *Command, out []Event) []Event {
 	if cmd.Time > e.now {
 		e.now = cmd.Time
 	}
-	e.triggered = 0
 	if e.now >= e.wake {
 		e.cs = -1
 		e.runTimers()
@@ -433,24 +433,21 @@ func (e *Engine) validate(c *Command, b *book, a *account) RejectReason {
 		}
 	}
 	// Plain orders skip the checks of stops, icebergs and expiry.
-	stop := false
 	if c.StopPrice|Price(c.Display)|Price(c.Expire) != 0 || c.Type >= Stop || c.TIF >= GTD {
-		if r := e.validateSpecial(c, b); r != 0 {
-			return r
-		}
-		stop = c.Type == Stop || c.Type == StopLimit
+		return e.validateSpecial(c, b, a)
 	}
-	if (stop || c.TIF != IOC && c.TIF != FOK) && a.open[b.idx] >= b.inst.MaxOpenPerAccount {
+	if (c.TIF == GTC || c.TIF == PostOnly) && a.open[b.idx] >= b.inst.MaxOpenPerAccount {
 		return RejectTooManyOpenOrders
 	}
-	if b.phase != PhaseContinuous && !stop && (c.Type == Market || !rests(c.TIF) || c.TIF == PostOnly) {
+	if b.phase != PhaseContinuous && (c.Type == Market || c.TIF != GTC) {
 		return RejectNotInPhase // b is in a call auction: halted and closed were rejected above
 	}
 	return 0
 }
 
-// validateSpecial checks a new order's stop, display and expiry.
-func (e *Engine) validateSpecial(c *Command, b *book) RejectReason {
+// validateSpecial checks the rest of a new order that uses a stop, a
+// display, an expiry or one of their types and TIFs.
+func (e *Engine) validateSpecial(c *Command, b *book, a *account) RejectReason {
 	stop := c.Type == Stop || c.Type == StopLimit
 	if c.Type == Stop && c.Price != 0 {
 		return RejectBadPrice // a stop market order has no price
@@ -467,6 +464,12 @@ func (e *Engine) validateSpecial(c *Command, b *book) RejectReason {
 	}
 	if (c.TIF == GTD) != (c.Expire != 0) || c.TIF == GTD && c.Expire <= e.now {
 		return RejectBadExpiry
+	}
+	if (stop || rests(c.TIF)) && a.open[b.idx] >= b.inst.MaxOpenPerAccount {
+		return RejectTooManyOpenOrders
+	}
+	if b.phase != PhaseContinuous && !stop && (c.Type == Market || !rests(c.TIF) || c.TIF == PostOnly) {
+		return RejectNotInPhase
 	}
 	return 0
 }
@@ -631,7 +634,13 @@ func (e *Engine) match(b *book, t *order) {
 				ev.MakerLeaves += e.exts[m.ext-1].hidden
 			}
 			if m.qty == 0 {
-				e.drained(m)
+				if m.ext != 0 && e.exts[m.ext-1].hidden > 0 {
+					e.replenish(m)
+				} else {
+					e.removeFromLevel(m)
+					e.removeOpen(m)
+					e.freeOrder(m)
+				}
 			}
 			m = next
 		}

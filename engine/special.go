@@ -150,6 +150,9 @@ func (e *Engine) triggerStops(b *book) {
 		return // the running loop picks up what this order's trades reached
 	}
 	e.triggering = true
+	if e.trigEpoch != e.epoch { // the first trigger run of this command
+		e.trigEpoch, e.triggered = e.epoch, 0
+	}
 	for b.phase == PhaseContinuous {
 		o := e.nextTriggered(b)
 		if o == nil {
