@@ -3,6 +3,7 @@ package engine_test
 import (
 	"encoding/binary"
 	"hash/crc32"
+	"os"
 	"testing"
 
 	"github.com/matchd/matchd/engine"
@@ -80,7 +81,7 @@ func FuzzCommands(f *testing.F) {
 // FuzzRestore feeds arbitrary bytes to Restore, with the checksum fixed up
 // so the fuzzer reaches the parser: it must never panic, and whatever it
 // accepts must be a consistent state that snapshots back to the same bytes
-// (a version 1 snapshot: to version 2 bytes that do).
+// (a version 1 or 2 snapshot: to version 3 bytes that do).
 func FuzzRestore(f *testing.F) {
 	cfg := engine.Config{Instruments: []engine.Instrument{{ID: 1, Symbol: "A"}, {ID: 3, Symbol: "C"}}}
 	e, _ := engine.New(cfg)
@@ -91,6 +92,9 @@ func FuzzRestore(f *testing.F) {
 		out = e.Apply(&c, out[:0])
 	}
 	f.Add(body(e.Snapshot(nil)))
+	if v2, err := os.ReadFile("testdata/snapshot-v2.bin"); err == nil {
+		f.Add(body(v2))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		snap := binary.BigEndian.AppendUint32(append([]byte(nil), data...),
 			crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)))
@@ -102,12 +106,12 @@ func FuzzRestore(f *testing.F) {
 			t.Fatalf("restored an inconsistent state: %v", err)
 		}
 		again := r.Snapshot(nil)
-		if binary.BigEndian.Uint16(snap[6:]) == 1 {
-			// Version 1 is read, never written: what it becomes must
-			// round-trip as version 2.
+		if binary.BigEndian.Uint16(snap[6:]) < 3 {
+			// Versions 1 and 2 are read, never written: what they become
+			// must round-trip as version 3.
 			r2, err := engine.Restore(again)
 			if err != nil || string(r2.Snapshot(nil)) != string(again) {
-				t.Fatalf("a version 1 snapshot, written as version 2, does not round-trip: %v", err)
+				t.Fatalf("a version %d snapshot, written as version 3, does not round-trip: %v", binary.BigEndian.Uint16(snap[6:]), err)
 			}
 			return
 		}
@@ -118,3 +122,35 @@ func FuzzRestore(f *testing.F) {
 }
 
 func body(snap []byte) []byte { return snap[:len(snap)-4] }
+
+// TestRestoreVersion2: a snapshot written before stops, icebergs, expiry
+// and phases (testdata/snapshot-v2.bin, by commit fc9d551) restores with
+// its orders, sessions and feed numbers, every instrument continuous, and
+// trades on.
+func TestRestoreVersion2(t *testing.T) {
+	v2, err := os.ReadFile("testdata/snapshot-v2.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.Restore(v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.CheckInvariants(); err != nil {
+		t.Fatal(err)
+	}
+	in, _ := e.Instrument(1)
+	if e.OpenOrderCount() != 3 || e.LastSeq() != 4 || in.Phase != engine.PhaseContinuous || e.FeedSeq(1) == 0 {
+		t.Fatalf("%d open orders, seq %d, phase %s, feed %d", e.OpenOrderCount(), e.LastSeq(), in.Phase, e.FeedSeq(1))
+	}
+	o, ok := e.Order(1)
+	if !ok || o.Leaves != 3 || o.Session != engine.ParseSessionID("S1") || o.Type != engine.Limit {
+		t.Fatalf("order 1: %+v %v", o, ok)
+	}
+	c := engine.Command{Seq: 5, Time: 5000, Kind: engine.CmdNewOrder, Account: 4, Instrument: 1, Side: engine.Sell,
+		Type: engine.Limit, TIF: engine.IOC, Price: 99, Qty: 3, Ref: 1}
+	evs := e.Apply(&c, nil)
+	if len(evs) < 2 || evs[1].Kind != engine.EvFill || evs[1].MakerOrder != 1 || evs[1].Qty != 3 {
+		t.Fatalf("trading on: %+v", evs)
+	}
+}
