@@ -35,6 +35,14 @@
 //     The engine is then ahead of the journal and must not be used.
 //  6. Close stops accepting, drains what was submitted, delivers it and
 //     returns; the engine is then the caller's again (for a final snapshot).
+//  7. Time reaches the engine only inside commands. A fourth goroutine, the
+//     clock, watches the engine's NextWake (published by the loop after
+//     each batch) and, when the wall clock passes it and nothing else has
+//     come, submits a CmdClock like any producer: sequenced, journaled and
+//     replayed like every command, so expiries, the end of a volatility
+//     interruption and scheduled phase changes happen at the same place
+//     in the journal on every replay. It sends one at a time and looks
+//     again at least once a second.
 //
 // Deliver must not block for long: it should encode results, hand them to
 // per-session queues and return. Batches are reused: Deliver must not keep
