@@ -366,7 +366,9 @@ func encodeStream(c *engine.Command, evs []engine.Event, scratch, maker []byte, 
 		k := streamKey{ev.Account, ev.Session}
 		// An answer to the command: it names the command's own order
 		// (not a resting order it traded with or canceled on the way).
-		answer := k == own && (ev.Kind != engine.EvFill && ev.Kind != engine.EvCanceled || ev.OrderID == about)
+		// A trigger is never one: it is what happens to a parked order.
+		answer := k == own && ev.Kind != engine.EvTriggered &&
+			(ev.Kind != engine.EvFill && ev.Kind != engine.EvCanceled || ev.OrderID == about)
 		put(k, ev.SessSeq, f, answer)
 		scratch = f
 	}

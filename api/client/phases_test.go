@@ -177,3 +177,39 @@ func TestStopsAndExpiryOverTCP(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestTriggerReachesTheUnnamedConnectionThatEnteredTheStop: with
+// unnamed sessions, what happens to an order goes to every connection of
+// the account; a stop triggered by a trade the account's other connection
+// made is such a message, not that command's answer.
+func TestTriggerReachesTheUnnamedConnectionThatEnteredTheStop(t *testing.T) {
+	addr := startWithOperator(t)
+	ctx := context.Background()
+	var recY recorder
+	x := dialSession(t, addr, 1, "", 0, nil, nil)
+	y := dialSession(t, addr, 1, "", 0, &recY, nil)
+	bob := dialSession(t, addr, 2, "B", 0, nil, nil)
+	if _, err := y.SubmitX(ctx, wire.NewOrderX{NewOrder: wire.NewOrder{Instrument: 1, Side: engine.Buy, Type: engine.Stop,
+		TIF: engine.IOC, Qty: 1}, StopPrice: 10_005}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Submit(ctx, order(1, engine.Sell, 10_010, 5)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Submit(ctx, wire.NewOrder{Instrument: 1, Side: engine.Buy, Type: engine.Limit, TIF: engine.IOC,
+		Price: 10_010, Qty: 1}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, m := range recY.all() {
+			if m.Type == wire.TypeTriggered {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stop's connection got %+v, no Triggered", recY.all())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
