@@ -538,21 +538,23 @@ func (s *Server) translate(ss *session, typ byte, body []byte, recv int64) (req 
 		return req, actNone, ""
 	case wire.TypeLogout:
 		return req, actLogout, "logout"
-	case wire.TypeNewOrder:
-		var m wire.NewOrder
-		m.Decode(body)
+	case wire.TypeNewOrder, wire.TypeNewOrderX:
+		var m wire.NewOrderX // a NewOrder is one without the extra fields
+		if typ == wire.TypeNewOrder {
+			m.NewOrder.Decode(body)
+		} else {
+			m.Decode(body)
+		}
 		cmd := m.Command(ss.acct)
 		cmd.Session = ss.name
 		return pipeline.Request{Cmd: cmd, Token: own, Recv: recv}, actSubmit, ""
-	case wire.TypeNewOrderX:
-		var m wire.NewOrderX
-		m.Decode(body)
-		cmd := m.Command(ss.acct)
-		cmd.Session = ss.name
-		return pipeline.Request{Cmd: cmd, Token: own, Recv: recv}, actSubmit, ""
-	case wire.TypeReplaceX:
-		var m wire.ReplaceX
-		m.Decode(body)
+	case wire.TypeReplace, wire.TypeReplaceX:
+		var m wire.ReplaceX // likewise
+		if typ == wire.TypeReplace {
+			m.Replace.Decode(body)
+		} else {
+			m.Decode(body)
+		}
 		return pipeline.Request{Cmd: engine.Command{Kind: engine.CmdReplace, Account: ss.acct, Session: ss.name,
 			OrderID: m.OrderID, Ref: m.Ref, Price: m.Price, Qty: m.Qty, StopPrice: m.StopPrice, Display: m.Display},
 			Token: own, Recv: recv}, actSubmit, ""
@@ -568,11 +570,6 @@ func (s *Server) translate(ss *session, typ byte, body []byte, recv int64) (req 
 		m.Decode(body)
 		return pipeline.Request{Cmd: engine.Command{Kind: engine.CmdCancel, Account: ss.acct, Session: ss.name,
 			OrderID: m.OrderID}, Token: own, Recv: recv}, actSubmit, ""
-	case wire.TypeReplace:
-		var m wire.Replace
-		m.Decode(body)
-		return pipeline.Request{Cmd: engine.Command{Kind: engine.CmdReplace, Account: ss.acct, Session: ss.name,
-			OrderID: m.OrderID, Ref: m.Ref, Price: m.Price, Qty: m.Qty}, Token: own, Recv: recv}, actSubmit, ""
 	case wire.TypeMassCancel:
 		var m wire.MassCancel
 		m.Decode(body)

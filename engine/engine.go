@@ -499,7 +499,7 @@ func (e *Engine) newOrder(c *Command) {
 			e.reject(c, RejectWouldCross)
 			return
 		}
-		if b.phase == PhaseContinuous && c.TIF == FOK && !e.fillable(opp, c.Side, a, stp, limit, c.Qty) {
+		if b.phase == PhaseContinuous && c.TIF == FOK && !e.fillable(b, opp, c.Side, a, stp, limit, c.Qty) {
 			e.reject(c, RejectFOKUnfillable)
 			return
 		}
@@ -551,13 +551,13 @@ func (e *Engine) newOrder(c *Command) {
 
 // fillable reports whether a fill-or-kill order could trade qty at once,
 // given the self-trade prevention it would meet on the way.
-func (e *Engine) fillable(opp *bookSide, s Side, a *account, stp STPMode, limit Price, qty Qty) bool {
+func (e *Engine) fillable(b *book, opp *bookSide, s Side, a *account, stp STPMode, limit Price, qty Qty) bool {
 	need := qty
 	opp.levels.Scan(func(_ Price, l *level) bool {
 		if !crosses(s, l.price, limit) {
 			return false
 		}
-		if b := e.books[l.head.bookIdx]; b.inst.VolatilityBps != 0 && !b.inVolBandOf(b.refPrice, l.price) {
+		if b.inst.VolatilityBps != 0 && !b.inVolBandOf(b.refPrice, l.price) {
 			return false // the trade would interrupt instead
 		}
 		for o := l.head; o != nil; o = o.next {
