@@ -18,7 +18,7 @@ DURATION ?= 15s
 FSYNC    ?= true
 LOADTEST_OUT ?= ./loadtest-out
 
-.PHONY: all run test vet unit race fuzz-short fuzz bench lint diff-long crashtest loadtest latency attack chaos
+.PHONY: all run test vet unit race web-deps fuzz-short fuzz bench lint diff-long crashtest loadtest latency attack chaos
 
 all: test
 
@@ -27,7 +27,18 @@ run:
 	$(GO) build -o bin/matchd ./cmd/matchd
 	./bin/matchd
 
-test: vet unit race fuzz-short
+test: vet web-deps unit race fuzz-short
+
+# The web view's browser test needs Debian's Chromium (/usr/bin/chromium;
+# .ci/run installs it) and playwright-core from npm (installed here when
+# Chromium is present). Without them the test is skipped, and says so.
+web-deps:
+	@if [ -x "$${CHROMIUM:-/usr/bin/chromium}" ] && command -v npm >/dev/null; then \
+		[ -d api/web/e2e/node_modules/playwright-core ] || (cd api/web/e2e && npm ci --no-audit --no-fund --loglevel=error); \
+		echo "web view: the headless Chromium test runs ($${CHROMIUM:-/usr/bin/chromium})"; \
+	else \
+		echo "web view: the headless Chromium test is SKIPPED: no Chromium at $${CHROMIUM:-/usr/bin/chromium} (apt-get install chromium) or no npm"; \
+	fi
 
 vet:
 	$(GO) vet ./...

@@ -85,6 +85,9 @@ func (f *feed) publish(ev *engine.Event) {
 			Price: ev.Price, Qty: ev.Qty, Orders: ev.Orders}).Append(fi.buf)
 	}
 	fi.ret.add(ev.FeedSeq, fi.buf[start:])
+	if f.srv.tap != nil {
+		f.srv.tapBuf = append(f.srv.tapBuf, fi.buf[start:]...)
+	}
 	if fi.ret.retained() > f.keep+chunkBytes/32 {
 		fi.ret.trim(f.keep)
 	}

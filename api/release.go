@@ -43,6 +43,7 @@ func (s *Server) Deliver(b *pipeline.Batch) {
 			// Goodbye after its barrier): hand over everything before it.
 			s.feed.flush()
 			s.flush()
+			s.handTap()
 			s.answerLocal(b, r)
 			continue
 		}
@@ -80,6 +81,7 @@ func (s *Server) Deliver(b *pipeline.Batch) {
 		s.cur = nil
 	}
 	s.feed.flush()
+	s.handTap()
 	if b.EndOfCommit {
 		s.flush()
 	}
@@ -324,6 +326,11 @@ type DepthAnswer struct {
 	Seq        engine.Seq // the last command applied when it was read
 	Found      bool       // whether the instrument exists
 	Bids, Asks []engine.LevelInfo
+	// FeedSeq and Phase are, for a whole book (levels 0), the
+	// instrument's feed number and trading phase at that point: the
+	// snapshot includes every market data frame up to FeedSeq.
+	FeedSeq uint64
+	Phase   engine.Phase
 }
 
 // Depth reads up to levels levels of each side of the instrument (all if
@@ -387,5 +394,5 @@ func (s *Server) answerLocal(b *pipeline.Batch, r *pipeline.Result) {
 		return
 	}
 	bids, asks := b.DepthOf(r)
-	ch <- DepthAnswer{Seq: r.Seq, Found: r.Found, Bids: slices.Clone(bids), Asks: slices.Clone(asks)}
+	ch <- DepthAnswer{Seq: r.Seq, Found: r.Found, Bids: slices.Clone(bids), Asks: slices.Clone(asks), FeedSeq: r.FeedSeq, Phase: r.Phase}
 }

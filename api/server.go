@@ -200,6 +200,8 @@ type Server struct {
 	fills        []wire.Fill // an answer being built (under mu)
 	putFn        putFunc     // s.put, made once
 	cur          *session    // the connection whose command Deliver encodes (under mu)
+	tap          *MarketTap  // the in-process market data consumer, if any (under mu)
+	tapBuf       []byte      // frames published for it since the last hand-over (under mu)
 
 	acks    ackCounts
 	waiters map[uint32]chan<- DepthAnswer // in-process queries (Depth), by token

@@ -21,7 +21,7 @@ func startMatchd(t *testing.T) string {
 	if out, err := exec.Command("go", "build", "-o", bin, "../matchd").CombinedOutput(); err != nil {
 		t.Fatalf("build matchd: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "--config", "../../configs/demo.json", "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")
+	cmd := exec.Command(bin, "--config", "../../configs/demo.json", "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--web", "127.0.0.1:0")
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

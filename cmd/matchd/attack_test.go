@@ -662,7 +662,7 @@ func TestAttackOutOfFileDescriptors(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command("sh", "-c", `ulimit -n 64 && exec "$0" "$@"`, matchdBin,
 		"--config", "../../configs/demo.json", "--data", filepath.Join(dir, "data"), "--max-conns", "1000",
-		"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")
+		"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--web", "127.0.0.1:0")
 	srv := startCmd(t, cmd)
 	if srv.logLine("file descriptor limit is below --max-conns") == "" {
 		t.Error("no warning about the descriptor limit at start")

@@ -30,7 +30,7 @@ import (
 // its exit status and log.
 func runToExit(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	cmd := exec.Command(matchdBin, append(args, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")...)
+	cmd := exec.Command(matchdBin, append(args, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--web", "127.0.0.1:0")...)
 	var log bytes.Buffer
 	cmd.Stderr = &log
 	if err := cmd.Start(); err != nil {

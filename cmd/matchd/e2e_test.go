@@ -50,6 +50,7 @@ type server struct {
 	cmd          *exec.Cmd
 	addr         string
 	admin        string
+	web          string // the web view's address, if it serves one
 	exit         chan error
 	data, config string // set by startAttackServer
 
@@ -72,6 +73,7 @@ func (s *server) logLine(sub string) string {
 var (
 	readyRE = regexp.MustCompile(`msg="matchd: ready" orders=(\S+)`)
 	adminRE = regexp.MustCompile(`msg="matchd: admin endpoints" admin=(\S+)`)
+	webRE   = regexp.MustCompile(`msg="matchd: web view" web=http://(\S+)/`)
 )
 
 func startServer(t testing.TB, data string) *server {
@@ -83,7 +85,7 @@ func startServer(t testing.TB, data string) *server {
 // waits until it is ready.
 func startWith(t testing.TB, args ...string) *server {
 	t.Helper()
-	return startCmd(t, exec.Command(matchdBin, append(args, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")...))
+	return startCmd(t, exec.Command(matchdBin, append(args, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--web", "127.0.0.1:0")...))
 }
 
 // startCmd starts a matchd command line that listens on ephemeral
@@ -106,6 +108,9 @@ func startCmd(t testing.TB, cmd *exec.Cmd) *server {
 			s.mu.Lock()
 			s.log = append(s.log, sc.Text())
 			s.mu.Unlock()
+			if m := webRE.FindStringSubmatch(sc.Text()); m != nil {
+				s.web = m[1] // logged before ready: read after addr arrives
+			}
 			if m := readyRE.FindStringSubmatch(sc.Text()); m != nil {
 				addr <- m[1]
 			}

@@ -35,7 +35,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -45,8 +47,10 @@ import (
 	"time"
 
 	"github.com/matchd/matchd/api"
+	"github.com/matchd/matchd/api/web"
 	"github.com/matchd/matchd/api/wire"
 	"github.com/matchd/matchd/engine"
+	"github.com/matchd/matchd/internal/buildinfo"
 	"github.com/matchd/matchd/node"
 	"github.com/matchd/matchd/persist"
 	"github.com/matchd/matchd/pipeline"
@@ -95,13 +99,29 @@ func refusedData(err error) bool {
 		errors.Is(err, persist.ErrLost) || errors.Is(err, node.ErrConfigMismatch)
 }
 
+// defaultConfig is the config file used without --config: the demo's,
+// relative to the repository.
+const defaultConfig = "configs/demo.json"
+
 func run(args []string) int {
 	st, cfg, err := loadSettings(args, os.Getenv, os.Stderr)
 	switch {
+	case errors.Is(err, errHelp):
+		fmt.Fprint(os.Stdout, helpText)
+		fs := (&settings{}).flags(os.Stdout)
+		fs.PrintDefaults()
+		return exitOK
 	case errors.Is(err, errUsage):
 		return exitSettings
+	case st != nil && st.version:
+		fmt.Println(buildinfo.Read().String("matchd"))
+		return exitOK
 	case err != nil:
 		fmt.Fprintf(os.Stderr, "matchd: cannot start:\n%v\n", err)
+		if st != nil && st.config == defaultConfig && errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(os.Stderr, "matchd: without --config it reads %s, relative to the current directory (the repository's demo);\n"+
+				"give your own with --config FILE or MATCHD_CONFIG=FILE (docs/OPERATIONS.md, \"Settings\")\n", defaultConfig)
+		}
 		return exitSettings
 	}
 	var log *slog.Logger
@@ -137,6 +157,7 @@ func run(args []string) int {
 			log.Error("matchd: cannot listen on the admin address", "err", err)
 			return exitFailed
 		}
+		st.adminAddr = aa.String()
 		log.Info("matchd: admin endpoints", "admin", aa.String())
 		defer adm.srv.Close()
 	}
@@ -174,19 +195,33 @@ func run(args []string) int {
 		return exitFailed
 	}
 	rec := n.Recovery()
+	warnUnclean(log, n.Store(), rec)
 	p := n.Pipeline()
 	n.Start()
 	adm.serve(promhttp.HandlerFor(newRegistry(newCollector(p, n.Server(), n.Snapshotter(), n.Store(), rec)), promhttp.HandlerOpts{}),
 		bookHandler(n.Server(), cfg.Engine.Instruments))
+	var webAddr net.Addr
+	if st.web != "" {
+		hub, err := web.New(web.Config{Instruments: cfg.Engine.Instruments, TickerWindow: st.webTickerWindow,
+			MaxStreams: st.webMaxStreams, StreamQueue: st.webStreamQueue, Token: st.adminToken, Logger: log,
+			Panel: panelOf(p, n.Server(), st.fsync)}, n.Server())
+		if err == nil {
+			webAddr, err = listenWeb(st.web, hub)
+		}
+		if err != nil {
+			log.Error("matchd: cannot serve the web view", "err", err)
+			n.Close(st.shutdownWait)
+			return exitFailed
+		}
+		hub.Start()
+		defer hub.Close()
+		log.Info("matchd: web view", "web", "http://"+webAddr.String()+"/")
+	}
 	adm.setReady(true, "")
 	addr := n.Addr()
 	log.Info("matchd: ready", "orders", addr.String(), "recovered_to_seq", rec.LastSeq,
 		"recovery", rec.Duration, "replayed", rec.Replayed)
-	fmt.Fprintf(os.Stderr, "\nmatchd is listening for orders on %s (protocol: docs/PROTOCOL.md).\n"+
-		"Admin: http://%s/healthz, /readyz, /metrics, /api/book/SYMBOL, /debug/pprof/\n"+
-		"Try:   go run ./cmd/matchctl --addr %s --account 1 --token alice-demo top AAPL\n"+
-		"Demo logins: account 1 token alice-demo, account 2 token bob-demo; operator (matchctl admin): account 9 token operator-demo (local use only).\n"+
-		"Press Ctrl-C to stop.\n\n", addr, st.admin, addr)
+	fmt.Fprint(os.Stderr, banner(addr, st, cfg, webAddr))
 
 	code := exitOK
 	select {

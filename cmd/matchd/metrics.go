@@ -2,12 +2,12 @@ package main
 
 import (
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/matchd/matchd/api"
 	"github.com/matchd/matchd/engine"
+	"github.com/matchd/matchd/internal/buildinfo"
 	"github.com/matchd/matchd/persist"
 	"github.com/matchd/matchd/pipeline"
 	"github.com/prometheus/client_golang/prometheus"
@@ -187,16 +187,8 @@ func log2Histogram(d *prometheus.Desc, h *[24]int64, sum, unit float64) promethe
 // buildVersion returns the main module's version and VCS revision, as the
 // Go toolchain stamped them.
 func buildVersion() (version, revision string) {
-	version, revision = "unknown", "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		version = bi.Main.Version
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				revision = s.Value
-			}
-		}
-	}
-	return version, revision
+	in := buildinfo.Read()
+	return in.Version, in.Revision
 }
 
 // newRegistry returns the registry /metrics serves: the server's metrics

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/matchd/matchd/api"
+	"github.com/matchd/matchd/api/web"
 	"github.com/matchd/matchd/persist"
 )
 
@@ -30,6 +31,11 @@ type settings struct {
 	orderHistory                                       int
 	sessionRetentionBytes                              int64
 	adminToken, adminHosts                             string
+	web                                                string
+	webTickerWindow                                    time.Duration
+	webMaxStreams, webStreamQueue                      int
+	version                                            bool
+	adminAddr                                          string // the admin address bound (not a setting)
 }
 
 // flags defines the command line. Defaults of the parts' settings are the
@@ -39,9 +45,11 @@ func (s *settings) flags(out io.Writer) *flag.FlagSet {
 	ad.EnsureDefaults()
 	var sd persist.SnapshotterConfig
 	sd.EnsureDefaults()
+	var wd web.Config
+	wd.EnsureDefaults()
 	fs := flag.NewFlagSet("matchd", flag.ContinueOnError)
 	fs.SetOutput(out)
-	fs.StringVar(&s.config, "config", "configs/demo.json", "configuration file (accounts, instruments, server settings)")
+	fs.StringVar(&s.config, "config", defaultConfig, "configuration file (accounts, instruments, server settings)")
 	fs.StringVar(&s.data, "data", "./data", "data directory (journal and snapshots)")
 	fs.StringVar(&s.listen, "listen", ad.Listen, "order-entry and market data address")
 	fs.StringVar(&s.admin, "admin", "127.0.0.1:7002", "admin address: /healthz, /readyz, /metrics, /api/book/, /debug/pprof/ (empty: off)")
@@ -66,6 +74,11 @@ func (s *settings) flags(out io.Writer) *flag.FlagSet {
 	fs.IntVar(&s.orderHistory, "order-history", ad.OrderHistory, "latest orders (of all accounts) whose status is kept for order status queries, besides all open ones")
 	fs.DurationVar(&s.shutdownWait, "shutdown-wait", 5*time.Second, "how long shutdown waits for sessions to finish")
 	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until shutdown")
+	fs.StringVar(&s.web, "web", "127.0.0.1:7003", "web view and public market data address: /, /api/v1/ (docs/HTTP.md; empty: off)")
+	fs.DurationVar(&s.webTickerWindow, "web-ticker-window", wd.TickerWindow, "rolling window of the ticker's volume, high and low (whole minutes)")
+	fs.IntVar(&s.webMaxStreams, "web-max-streams", wd.MaxStreams, "most WebSocket market data clients at once")
+	fs.IntVar(&s.webStreamQueue, "web-stream-queue", wd.StreamQueue, "messages a WebSocket client may let pile up before it is cut off as too slow")
+	fs.BoolVar(&s.version, "version", false, "print the version and build information, and exit")
 	return fs
 }
 
@@ -78,6 +91,9 @@ func envName(flag string) string {
 // already said why).
 var errUsage = errors.New("matchd: bad command line")
 
+// errHelp is --help (or -h): the usage goes to standard output, exit 0.
+var errHelp = errors.New("matchd: help")
+
 // loadSettings parses the command line, reads the config file and layers
 // flags over environment over file over defaults. It checks everything and
 // reports every problem at once; the config is nil only if the file could
@@ -85,8 +101,16 @@ var errUsage = errors.New("matchd: bad command line")
 func loadSettings(args []string, getenv func(string) string, stderr io.Writer) (*settings, *config, error) {
 	s := &settings{}
 	fs := s.flags(stderr)
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return s, nil, errHelp
+		}
+		fmt.Fprintln(stderr, "matchd --help lists the settings")
 		return nil, nil, errUsage
+	}
+	if s.version {
+		return s, nil, nil
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "matchd: unexpected argument %q\n", fs.Arg(0))
@@ -192,6 +216,11 @@ func (s *settings) validate() []error {
 	if err := c.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	wc := web.Config{TickerWindow: s.webTickerWindow, MaxStreams: s.webMaxStreams, StreamQueue: s.webStreamQueue}
+	wc.EnsureDefaults()
+	if err := wc.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errs
 }
 
@@ -211,5 +240,6 @@ func (s *settings) logAttrs() []any {
 		"max_conns", s.maxConns, "max_prelogin", s.maxPreLogin, "max_prelogin_per_addr", s.maxPreLoginPerAddr,
 		"admin_token", s.adminToken != "", "admin_hosts", s.adminHosts, "login_timeout", s.loginTimeout, "heartbeat", s.heartbeat,
 		"idle_timeout", s.idleTimeout, "outbound_limit", s.outbound, "outbound_budget", s.outboundBudget, "session_credit", s.sessionCredit,
-		"session_retention", s.sessionRetention, "session_retention_bytes", s.sessionRetentionBytes, "feed_retention", s.feedRetention, "order_history", s.orderHistory, "shutdown_wait", s.shutdownWait}
+		"session_retention", s.sessionRetention, "session_retention_bytes", s.sessionRetentionBytes, "feed_retention", s.feedRetention, "order_history", s.orderHistory, "shutdown_wait", s.shutdownWait,
+		"web", s.web, "web_ticker_window", s.webTickerWindow, "web_max_streams", s.webMaxStreams, "web_stream_queue", s.webStreamQueue}
 }

@@ -263,7 +263,7 @@ func startServer(o *options, dataRoot string, fsync bool) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(o.matchd, "--config", o.config, "--data", dir, "--listen", addr, "--admin", "",
+	cmd := exec.Command(o.matchd, "--config", o.config, "--data", dir, "--listen", addr, "--admin", "", "--web", "",
 		"--fsync="+strconv.FormatBool(fsync))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

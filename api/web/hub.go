@@ -1,0 +1,436 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/matchd/matchd/api"
+	"github.com/matchd/matchd/api/wire"
+	"github.com/matchd/matchd/engine"
+	"github.com/matchd/matchd/units"
+	"github.com/tidwall/btree"
+)
+
+// Config configures a Hub.
+type Config struct {
+	// Instruments are the instruments to serve (their symbols, tick and
+	// lot sizes give the decimals).
+	Instruments []engine.Instrument
+	// TradesKept is how many of each instrument's latest trades the hub
+	// keeps for the tape and /api/v1/trades. Default 10,000.
+	TradesKept int
+	// CandlesKept is how many of each instrument's latest candles the
+	// hub keeps per interval (1 s and 1 min). Default 1,440.
+	CandlesKept int
+	// TickerWindow is the rolling window of the ticker's volume, high and
+	// low (whole minutes, at most 7 days). Default 24 h.
+	TickerWindow time.Duration
+	// MaxStreams bounds the WebSocket clients at once; more are answered
+	// 503. Default 1,000.
+	MaxStreams int
+	// StreamQueue is how many messages a WebSocket client may let pile up
+	// before it is cut off as too slow. Default 4,096.
+	StreamQueue int
+	// TapLimit is how many bytes of market data frames the hub may fall
+	// behind by before it starts over from snapshots. Default 16 MiB.
+	TapLimit int
+	// Token, if set, is needed (Authorization: Bearer) for the server
+	// panel. The market data is public.
+	Token string
+	// Panel reads the server's counters for the server panel (nil: no
+	// panel).
+	Panel func() Panel
+	// Logger receives the hub's events. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// EnsureDefaults fills in zero fields.
+func (c *Config) EnsureDefaults() {
+	if c.TradesKept == 0 {
+		c.TradesKept = 10_000
+	}
+	if c.CandlesKept == 0 {
+		c.CandlesKept = 1440
+	}
+	if c.TickerWindow == 0 {
+		c.TickerWindow = 24 * time.Hour
+	}
+	if c.MaxStreams == 0 {
+		c.MaxStreams = 1000
+	}
+	if c.StreamQueue == 0 {
+		c.StreamQueue = 4096
+	}
+	if c.TapLimit == 0 {
+		c.TapLimit = 16 << 20
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.TradesKept < 1 || c.CandlesKept < 1 {
+		errs = append(errs, fmt.Errorf("web: trades kept %d and candles kept %d must be positive", c.TradesKept, c.CandlesKept))
+	}
+	if c.TickerWindow < time.Minute || c.TickerWindow > 7*24*time.Hour || c.TickerWindow%time.Minute != 0 {
+		errs = append(errs, fmt.Errorf("web: ticker window %v must be whole minutes from 1m to 168h", c.TickerWindow))
+	}
+	if c.MaxStreams < 1 || c.StreamQueue < 16 {
+		errs = append(errs, fmt.Errorf("web: max streams %d must be positive and the stream queue %d at least 16", c.MaxStreams, c.StreamQueue))
+	}
+	for _, in := range c.Instruments {
+		if _, err := units.ScaleOf(in); err != nil {
+			errs = append(errs, fmt.Errorf("web: instrument %s: %w", in.Symbol, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Panel is the server panel's figures, read from the same counters as
+// /metrics. Latencies are the upper bounds of log2 histogram buckets, in
+// microseconds.
+type Panel struct {
+	Sessions      int   `json:"sessions"`
+	Connections   int   `json:"connections"`
+	Subscriptions int   `json:"subscriptions"`
+	Commands      int64 `json:"commands"` // applied since start
+	Fills         int64 `json:"fills"`
+	Sequenced     int64 `json:"sequenced_seq"`
+	Durable       int64 `json:"durable_seq"`
+	AckP50        int64 `json:"ack_p50_us"`
+	AckP99        int64 `json:"ack_p99_us"`
+	AckP999       int64 `json:"ack_p999_us"`
+	SyncP50       int64 `json:"sync_p50_us"`
+	SyncP99       int64 `json:"sync_p99_us"`
+	Fsync         bool  `json:"fsync"`
+}
+
+// Hub keeps every instrument's public market data, built from the
+// server's market tap, and serves it (Handler).
+type Hub struct {
+	cfg Config
+	srv *api.Server
+	tap *api.MarketTap
+	log *slog.Logger
+
+	mu       sync.RWMutex
+	insts    []*inst // in the config's order
+	bySymbol map[string]*inst
+	byID     map[engine.InstrumentID]*inst
+
+	streams   sync.WaitGroup
+	nstreams  int // under mu
+	panelMu   sync.Mutex
+	lastPanel panelSample
+
+	done   chan struct{}
+	closed sync.Once
+	ran    chan struct{}
+	spare  []byte
+}
+
+type panelSample struct {
+	at       time.Time
+	commands int64
+	rate     float64
+}
+
+// New returns a hub for the server's market data. Start it once the
+// server's pipeline runs.
+func New(cfg Config, srv *api.Server) (*Hub, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	h := &Hub{cfg: cfg, srv: srv, tap: api.NewMarketTap(cfg.TapLimit), log: cfg.Logger,
+		bySymbol: map[string]*inst{}, byID: map[engine.InstrumentID]*inst{},
+		done: make(chan struct{}), ran: make(chan struct{})}
+	minutes := int(cfg.TickerWindow / time.Minute)
+	for _, in := range cfg.Instruments {
+		sc, _ := units.ScaleOf(in)
+		st := &inst{info: in, scale: sc, subs: map[*stream]uint8{},
+			trades: ring[trade]{buf: make([]trade, 0, min(cfg.TradesKept, 1024)), keep: cfg.TradesKept},
+			candles: [2]series{{step: int64(time.Second), ring: ring[candle]{keep: cfg.CandlesKept}},
+				{step: int64(time.Minute), ring: ring[candle]{keep: max(cfg.CandlesKept, minutes+1)}}}}
+		h.insts = append(h.insts, st)
+		h.bySymbol[in.Symbol] = st
+		h.byID[in.ID] = st
+	}
+	return h, nil
+}
+
+// Start starts the hub's goroutine: it takes the tap, a snapshot of every
+// book, and then follows the feed.
+func (h *Hub) Start() { go h.run() }
+
+// Close stops the hub and cuts off its WebSocket clients.
+func (h *Hub) Close() {
+	h.closed.Do(func() { close(h.done) })
+	h.mu.Lock()
+	for _, st := range h.insts {
+		for s := range st.subs {
+			s.cut("server shutting down")
+		}
+	}
+	h.mu.Unlock()
+}
+
+// inst is one instrument's market data (under Hub.mu).
+type inst struct {
+	info  engine.Instrument
+	scale units.Scale
+
+	bids, asks btree.Map[engine.Price, level]
+	synced     bool   // the book holds a snapshot and what followed it
+	feedSeq    uint64 // of the last frame the book includes
+	seq        engine.Seq
+	phase      engine.Phase
+	ind        wire.Indicative // the latest indicative uncrossing (zero: none)
+
+	lastTrade uint64 // feed number of the newest trade taken
+	trades    ring[trade]
+	candles   [2]series // 1 s, 1 min
+
+	subs map[*stream]uint8 // WebSocket subscribers and their channels
+}
+
+type level struct {
+	qty    engine.Qty
+	orders int32
+}
+
+type trade struct {
+	feedSeq   uint64
+	id        engine.TradeID
+	time      int64
+	price     engine.Price
+	qty       engine.Qty
+	aggressor engine.Side
+}
+
+// ring keeps the newest keep values, oldest first.
+type ring[T any] struct {
+	buf  []T
+	keep int
+}
+
+func (r *ring[T]) add(v T) {
+	if len(r.buf) >= 2*r.keep { // amortised: at most 2 × keep held
+		n := copy(r.buf, r.buf[len(r.buf)-(r.keep-1):])
+		r.buf = r.buf[:n]
+	}
+	r.buf = append(r.buf, v)
+}
+
+// last returns up to n of the newest values, oldest first.
+func (r *ring[T]) last(n int) []T {
+	n = min(n, len(r.buf), r.keep)
+	return r.buf[len(r.buf)-n:]
+}
+
+// candle is one interval's OHLCV.
+type candle struct {
+	start                  int64 // nanoseconds since the Unix epoch
+	open, high, low, close engine.Price
+	volume                 engine.Qty
+	trades                 int64
+}
+
+// series is one interval's candles, oldest first; intervals without
+// trades have none.
+type series struct {
+	step int64
+	ring[candle]
+}
+
+func (s *series) add(t *trade) {
+	start := t.time - t.time%s.step
+	if n := len(s.buf); n > 0 && s.buf[n-1].start >= start {
+		c := &s.buf[n-1] // engine time never goes back
+		c.high, c.low = max(c.high, t.price), min(c.low, t.price)
+		c.close = t.price
+		c.volume += t.qty
+		c.trades++
+		return
+	}
+	s.ring.add(candle{start: start, open: t.price, high: t.price, low: t.price, close: t.price, volume: t.qty, trades: 1})
+}
+
+func (h *Hub) run() {
+	defer close(h.ran)
+	h.resync()
+	for {
+		select {
+		case <-h.done:
+			return
+		case <-h.tap.Ready():
+		}
+		frames, lost := h.tap.Take(h.spare)
+		if lost {
+			h.log.Warn("web: fell behind the market data feed; starting over from snapshots")
+			h.resync()
+			continue
+		}
+		if h.apply(frames) {
+			h.log.Warn("web: a gap in the market data feed; starting over from snapshots")
+			h.resync()
+		}
+		h.spare = frames
+		// Coalesce: the page renders at most 10 frames a second, and a
+		// wake-up per batch would cost the server's CPU at high rates.
+		select {
+		case <-h.done:
+			return
+		case <-time.After(coalesce):
+		}
+	}
+}
+
+// coalesce is the least time between two takes from the tap.
+const coalesce = 5 * time.Millisecond
+
+// resync takes the tap (with the server's retained trades) and a snapshot
+// of every book, retrying until the server answers or the hub closes.
+func (h *Hub) resync() {
+	h.srv.Tap(h.tap)
+	for _, st := range h.insts {
+		for backoff := 10 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ans, err := h.srv.Depth(ctx, st.info.ID, 0)
+			cancel()
+			if err == nil {
+				h.mu.Lock()
+				st.load(&ans)
+				for s, ch := range st.subs {
+					s.send(h.snapshotMsg(st, ch))
+				}
+				h.mu.Unlock()
+				break
+			}
+			select {
+			case <-h.done:
+				return
+			case <-time.After(backoff):
+			}
+		}
+	}
+}
+
+// load replaces the book with a snapshot (under mu).
+func (st *inst) load(a *api.DepthAnswer) {
+	st.bids.Clear()
+	st.asks.Clear()
+	for _, l := range a.Bids {
+		st.bids.Set(l.Price, level{l.Qty, l.Orders})
+	}
+	for _, l := range a.Asks {
+		st.asks.Set(l.Price, level{l.Qty, l.Orders})
+	}
+	st.synced, st.feedSeq, st.seq, st.phase, st.ind = a.Found, a.FeedSeq, a.Seq, a.Phase, wire.Indicative{}
+}
+
+// apply takes a run of frames into the books, tapes and candles, and sends
+// what changed to the WebSocket subscribers. It reports a gap: a frame
+// that does not follow its book's last (the hub must resync).
+func (h *Hub) apply(frames []byte) (gap bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for len(frames) > 0 {
+		typ, body, n, err := wire.Parse(frames, wire.MaxFrame)
+		if err != nil || n == 0 {
+			h.log.Error("web: an undecodable market data frame", "err", err)
+			return true
+		}
+		frames = frames[n:]
+		var id engine.InstrumentID
+		var fs uint64
+		var lu wire.LevelUpdate
+		var tr wire.Trade
+		var pu wire.PhaseUpdate
+		var iu wire.Indicative
+		switch typ {
+		case wire.TypeLevelUpdate:
+			lu.Decode(body)
+			id, fs = lu.Instrument, lu.FeedSeq
+		case wire.TypeTrade:
+			tr.Decode(body)
+			id, fs = tr.Instrument, tr.FeedSeq
+		case wire.TypePhaseUpdate:
+			pu.Decode(body)
+			id, fs = pu.Instrument, pu.FeedSeq
+		case wire.TypeIndicative:
+			iu.Decode(body)
+			id, fs = iu.Instrument, iu.FeedSeq
+		default:
+			continue
+		}
+		st := h.byID[id]
+		if st == nil {
+			continue
+		}
+		if typ == wire.TypeTrade && fs > st.lastTrade {
+			t := trade{feedSeq: fs, id: tr.Trade, time: tr.Time, price: tr.Price, qty: tr.Qty, aggressor: tr.Aggressor}
+			st.lastTrade = fs
+			st.trades.add(t)
+			st.candles[0].add(&t)
+			st.candles[1].add(&t)
+		}
+		if !st.synced || fs <= st.feedSeq {
+			continue // in the snapshot already
+		}
+		if fs != st.feedSeq+1 {
+			gap = true
+			continue
+		}
+		st.feedSeq = fs
+		var msg []byte
+		var ch uint8 = chanBook
+		switch typ {
+		case wire.TypeLevelUpdate:
+			st.seq = lu.Seq
+			side := &st.asks
+			if lu.Side == engine.Buy {
+				side = &st.bids
+			}
+			if lu.Qty == 0 {
+				side.Delete(lu.Price)
+			} else {
+				side.Set(lu.Price, level{lu.Qty, lu.Orders})
+			}
+			if len(st.subs) > 0 {
+				msg = levelMsg(st, &lu)
+			}
+		case wire.TypeTrade:
+			st.seq, ch = tr.Seq, chanTrades
+			if len(st.subs) > 0 {
+				msg = tradeMsg(st, &st.trades.buf[len(st.trades.buf)-1])
+			}
+		case wire.TypePhaseUpdate:
+			st.seq, st.phase = pu.Seq, pu.Phase
+			if pu.Phase != engine.PhaseAuction && pu.Phase != engine.PhaseVolatility {
+				st.ind = wire.Indicative{}
+			}
+			if len(st.subs) > 0 {
+				msg = phaseMsg(st, &pu)
+			}
+		case wire.TypeIndicative:
+			st.seq, st.ind = iu.Seq, iu
+			if len(st.subs) > 0 {
+				msg = indicativeMsg(st, &iu)
+			}
+		}
+		for s, want := range st.subs {
+			if want&ch != 0 {
+				s.send(msg)
+			}
+		}
+	}
+	return gap
+}
