@@ -60,7 +60,7 @@ type session struct {
 	bufs     net.Buffers   // the writer's list of the chunks it writes
 	inFlight []chunk       // the chunks the writer is writing (under mu)
 	writing  bool          // the writer has taken out and is writing it
-	wrote    bool          // something was written since the writer last looked
+	lastSent int64         // when something was last written to the socket (UnixNano)
 	// progress is when the client last took bytes (unix nanoseconds): a
 	// write completed, or a direct write took something.
 	progress atomic.Int64
@@ -151,8 +151,9 @@ func (ss *session) tryWrite(frames []byte) int {
 	}
 	ss.rawBuf = nil
 	if ss.rawN > 0 {
-		ss.wrote = true
-		ss.progress.Store(time.Now().UnixNano())
+		now := time.Now().UnixNano()
+		ss.lastSent = now
+		ss.progress.Store(now)
 	}
 	return ss.rawN
 }
@@ -402,21 +403,28 @@ func (ss *session) writer() {
 		ss.stopped.Store(true)
 		ss.conn.SetReadDeadline(time.Now())
 	}()
-	hb := time.NewTicker(ss.beat)
+	// The heartbeat timer fires when the socket has been silent for beat
+	// since the last write (the writer's or the release stage's).
+	hb := time.NewTimer(ss.beat)
 	defer hb.Stop()
-	last := time.Now()
+	ss.mu.Lock()
+	ss.lastSent = time.Now().UnixNano()
+	ss.mu.Unlock()
 	for {
 		select {
 		case <-ss.wake:
 		case <-hb.C:
 			ss.mu.Lock()
-			if ss.wrote {
-				ss.wrote, last = false, time.Now()
-			}
-			if time.Since(last) >= ss.beat && len(ss.out) == 0 && !ss.closing {
-				ss.appendLocked(wire.AppendEmpty(nil, wire.TypeHeartbeat))
+			silent := time.Duration(time.Now().UnixNano() - ss.lastSent)
+			next := ss.beat - silent
+			if silent >= ss.beat {
+				next = ss.beat
+				if len(ss.out) == 0 && !ss.closing {
+					ss.appendLocked(wire.AppendEmpty(nil, wire.TypeHeartbeat))
+				}
 			}
 			ss.mu.Unlock()
+			hb.Reset(next)
 		}
 		ss.mu.Lock()
 		chunks, closing := ss.out, ss.closing
@@ -444,7 +452,9 @@ func (ss *session) writer() {
 				ss.conn.Close()
 				return
 			}
-			last = time.Now()
+			ss.mu.Lock()
+			ss.lastSent = time.Now().UnixNano()
+			ss.mu.Unlock()
 		}
 		ss.progress.Store(time.Now().UnixNano())
 		clear(ss.bufs)

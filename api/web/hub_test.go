@@ -3,8 +3,6 @@ package web
 import (
 	"testing"
 	"time"
-
-	"github.com/matchd/matchd/engine"
 )
 
 // TestRingKeepsTheNewest: at most 2 × keep held, the newest keep always
@@ -49,5 +47,4 @@ func TestCandlesBucketTrades(t *testing.T) {
 			t.Errorf("candle %d: %+v, want %+v", i, got[i], want[i])
 		}
 	}
-	_ = engine.Buy
 }

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,7 +86,11 @@ func startServer(t testing.TB, data string) *server {
 // waits until it is ready.
 func startWith(t testing.TB, args ...string) *server {
 	t.Helper()
-	return startCmd(t, exec.Command(matchdBin, append(args, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--web", "127.0.0.1:0")...))
+	args = append(args, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")
+	if !slices.Contains(args, "--web") {
+		args = append(args, "--web", "127.0.0.1:0")
+	}
+	return startCmd(t, exec.Command(matchdBin, args...))
 }
 
 // startCmd starts a matchd command line that listens on ephemeral
@@ -841,7 +846,7 @@ func (s *server) scrape(t *testing.T) map[string]float64 {
 // TestMetricsCountTheFlow: after a known flow of orders, cancels,
 // replaces, logins and a subscription, /metrics says exactly that.
 func TestMetricsCountTheFlow(t *testing.T) {
-	srv := startServer(t, t.TempDir())
+	srv := startWith(t, "--config", "../../configs/demo.json", "--data", t.TempDir(), "--web", "") // the web hub takes snapshots too
 	alice := login(t, srv.addr, 1, "alice-demo")
 	bob := login(t, srv.addr, 2, "bob-demo")
 	watcher := login(t, srv.addr, 2, "bob-demo")

@@ -6,8 +6,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	mclient "github.com/matchd/matchd/api/client"
 	"github.com/matchd/matchd/api/wire"
@@ -140,4 +142,34 @@ func TestLargeInstrumentDirectory(t *testing.T) {
 	c.send((&wire.NewOrder{Ref: 1, Instrument: 3000, Side: engine.Buy, Type: engine.Limit, TIF: engine.GTC,
 		Price: 100, Qty: 1}).Append(nil))
 	c.expect(wire.TypeAccepted)
+}
+
+// TestHeartbeatAfterOneIntervalOfSilence: the server sends a Heartbeat
+// once it has been silent for the heartbeat interval, not two (it used to
+// check on a ticker and count a write's tick as silence's start, so a
+// heartbeat came every second interval: 2 s with the default of 1 s).
+func TestHeartbeatAfterOneIntervalOfSilence(t *testing.T) {
+	const beat = 200 * time.Millisecond
+	srv := startWith(t, "--config", "../../configs/demo.json", "--data", t.TempDir(), "--heartbeat", beat.String())
+	c := login(t, srv.addr, 1, "alice-demo")
+	c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var gaps []time.Duration
+	last := time.Now()
+	for len(gaps) < 5 {
+		typ, _, err := c.rd.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		if typ == wire.TypeHeartbeat {
+			gaps = append(gaps, now.Sub(last))
+		}
+		last = now
+	}
+	slices.Sort(gaps)
+	// The median of 5 silences: one interval plus scheduling, well short
+	// of two.
+	if med := gaps[2]; med < beat*9/10 || med > beat*3/2 {
+		t.Errorf("silences before heartbeats %v (median %v), want about %v", gaps, med, beat)
+	}
 }
