@@ -66,8 +66,9 @@ func (p *Pipeline) commit(group []*Batch) {
 	}
 	if n == 0 {
 		group[0].commitFirst = false // nothing to await: queries only
+	} else {
+		p.stats.observeWrite(time.Since(start)) // queries only wrote nothing
 	}
-	p.stats.observeWrite(time.Since(start))
 	if err != nil {
 		p.fail(err)
 	}

@@ -33,6 +33,13 @@ type recorder struct {
 	tops   int
 }
 
+// answered is how many requests have been delivered.
+func (r *recorder) answered() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.tokens)
+}
+
 func (r *recorder) deliver(b *pipeline.Batch) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -373,5 +380,40 @@ func TestGracefulShutdownSnapshot(t *testing.T) {
 	}
 	if st.SnapshotSeq != engine.Seq(len(cmds)) || st.Replayed != 0 || r.StateHash() != want {
 		t.Fatalf("restart after graceful shutdown: %+v", st)
+	}
+}
+
+// TestQueriesOnlyAreNoJournalWrite: batches of queries alone write and
+// sync nothing, so the journal's write and sync metrics do not count
+// them (they used to count one write each, which made a quiet server's
+// journal look fast).
+func TestQueriesOnlyAreNoJournalWrite(t *testing.T) {
+	cfg, cmds := workload.A(3, 10)
+	store, e, rec := startRecorded(t, cfg)
+	p, err := pipeline.New(e, store, rec.deliver, pipeline.Config{RingSize: 256, MaxBatch: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Start()
+	for i := range 50 {
+		if err := p.Submit(pipeline.Request{Query: pipeline.Query{Kind: pipeline.QueryTop, Instrument: workload.Instrument},
+			Token: uint64(i + 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for rec.answered() < 50 {
+		time.Sleep(time.Millisecond)
+	}
+	if m := p.Metrics(); m.Writes != 0 || m.Syncs != 0 {
+		t.Errorf("queries only: %d writes, %d syncs counted", m.Writes, m.Syncs)
+	}
+	if err := p.Submit(pipeline.Request{Cmd: cmds[0], Token: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if m := p.Metrics(); m.Writes != 1 || m.Syncs != 1 {
+		t.Errorf("one command: %d writes, %d syncs counted", m.Writes, m.Syncs)
 	}
 }
