@@ -76,7 +76,7 @@ var policy = map[string][]string{
 	"cmd/matchd": {"engine", "units", "api", "api/web", "api/wire", "pipeline", "persist", "node", "internal/buildinfo",
 		"github.com/prometheus/client_golang/prometheus", "github.com/prometheus/client_golang/prometheus/collectors",
 		"github.com/prometheus/client_golang/prometheus/promhttp"},
-	"cmd/matchctl":  {"engine", "units", "api/client", "api/wire", "persist"},
+	"cmd/matchctl":  {"engine", "units", "api/client", "api/wire", "persist", "internal/buildinfo"},
 	"cmd/matchload": {"engine", "loadtest"},
 	"cmd/matchlat":  {"loadtest"},
 	"":              {}, // the module root: this test only

@@ -604,6 +604,10 @@ func (s *Server) translate(ss *session, typ byte, body []byte, recv int64) (req 
 			}
 			return req, actNone, ""
 		}
+		if m.Kind == wire.QueryStatus {
+			return pipeline.Request{Token: uint64(newRoute(ss.id, m.Request)), Query: pipeline.Query{
+				Kind: pipeline.QueryStatus, Instrument: m.Instrument}}, actSubmit, ""
+		}
 		kind := pipeline.QueryKind(m.Kind) // the wire and pipeline kinds 1-4 agree
 		if kind < pipeline.QueryTop || kind > pipeline.QueryOpenOrders {
 			return req, actMalformed, "unknown query kind"

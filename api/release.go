@@ -238,6 +238,9 @@ func (s *Server) answer(ss *session, b *pipeline.Batch, r *pipeline.Result) {
 	switch r.Query {
 	case pipeline.QueryTop:
 		f = (&wire.Top{Request: req, Seq: r.Seq, Instrument: r.Instrument, Found: r.Found, TopOfBook: r.Top}).Append(f)
+	case pipeline.QueryStatus:
+		f = (&wire.InstrumentStatus{Request: req, Seq: r.Seq, Instrument: r.Instrument, Found: r.Found, Phase: r.Phase,
+			RefPrice: r.Band[0], BandLow: r.Band[1], BandHigh: r.Band[2]}).Append(f)
 	case pipeline.QueryDepth:
 		bids, asks := b.DepthOf(r)
 		f = (&wire.Depth{Request: req, Seq: r.Seq, Instrument: r.Instrument, Found: r.Found}).Append(f, bids, asks)

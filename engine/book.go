@@ -199,8 +199,14 @@ func (b *book) inBand(p Price) bool {
 	if b.inst.BandBps == 0 || b.refPrice == 0 {
 		return true
 	}
+	lo, hi := b.band()
+	return p >= lo && p <= hi
+}
+
+// band is the price band's lowest and highest price (when there is one).
+func (b *book) band() (lo, hi Price) {
 	band := b.refPrice * Price(b.inst.BandBps) / 10_000
-	return p >= b.refPrice-band && p <= b.refPrice+band
+	return b.refPrice - band, b.refPrice + band
 }
 
 // protection is the worst price a market order on side s may trade at.
@@ -211,9 +217,9 @@ func (b *book) protection(s Side) Price {
 		}
 		return 1
 	}
-	band := b.refPrice * Price(b.inst.BandBps) / 10_000
+	lo, hi := b.band()
 	if s == Buy {
-		return b.refPrice + band
+		return hi
 	}
-	return max(b.refPrice-band, 1)
+	return max(lo, 1)
 }

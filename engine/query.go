@@ -36,6 +36,18 @@ func (e *Engine) Instrument(id InstrumentID) (InstrumentInfo, bool) {
 	return b.info(), true
 }
 
+// PriceBand returns the lowest and highest price a limit order on the
+// instrument may have now (the band around the reference price), or ok
+// false when the instrument has no band or does not exist.
+func (e *Engine) PriceBand(id InstrumentID) (lo, hi Price, ok bool) {
+	b := e.book(id)
+	if b == nil || b.inst.BandBps == 0 || b.refPrice == 0 {
+		return 0, 0, false
+	}
+	lo, hi = b.band()
+	return lo, hi, true
+}
+
 // Top returns the best bid and ask of an instrument.
 func (e *Engine) Top(id InstrumentID) (TopOfBook, bool) {
 	b := e.book(id)

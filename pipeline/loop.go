@@ -104,6 +104,12 @@ func (p *Pipeline) handle(b *Batch, r *Request) {
 	case QueryTop:
 		p.counts.queries++
 		res.Top, res.Found = p.e.Top(q.Instrument)
+	case QueryStatus:
+		p.counts.queries++
+		var in engine.InstrumentInfo
+		in, res.Found = p.e.Instrument(q.Instrument)
+		res.Phase, res.Band[0] = in.Phase, in.RefPrice
+		res.Band[1], res.Band[2], _ = p.e.PriceBand(q.Instrument)
 	case QueryDepth, QueryBook:
 		p.counts.queries++
 		n := int(q.Levels)

@@ -55,6 +55,9 @@ const (
 	// results of everything submitted before it (a session ending uses
 	// one to answer everything it sent before its Goodbye).
 	QueryBarrier QueryKind = 6
+	// QueryStatus reads Instrument's trading phase, reference price and
+	// price band (Result.Phase, Result.Band).
+	QueryStatus QueryKind = 7
 )
 
 // maxKeptAnswers is the most levels or orders a recycled batch keeps room
@@ -113,8 +116,12 @@ type Result struct {
 	// FeedSeq is, for QueryBook, the instrument's feed number at the
 	// snapshot (engine.Engine.FeedSeq). From echoes Query.From.
 	FeedSeq, From uint64
-	// Phase is, for QueryBook, the instrument's trading phase then.
+	// Phase is, for QueryBook and QueryStatus, the instrument's trading
+	// phase then.
 	Phase engine.Phase
+	// Band is, for QueryStatus, the reference price and the price band's
+	// lowest and highest price (zero without a band).
+	Band [3]engine.Price
 }
 
 // Batch is what one turn of the matching loop produced: the commands it

@@ -47,8 +47,11 @@ func whole(d, unit decimal.Decimal, what string, limit int64) (int64, error) {
 	if !n.Equal(n.Truncate(0)) || !d.Equal(n.Mul(unit)) {
 		return 0, fmt.Errorf("%w: %s %s is not a multiple of %s", ErrOffGrid, what, d, unit)
 	}
-	if n.Sign() < 0 || n.GreaterThan(decimal.NewFromInt(limit)) {
-		return 0, fmt.Errorf("%w: %s %s", ErrRange, what, d)
+	if n.Sign() < 0 {
+		return 0, fmt.Errorf("%w: %s %s is negative", ErrRange, what, d)
+	}
+	if n.GreaterThan(decimal.NewFromInt(limit)) {
+		return 0, fmt.Errorf("%w: %s %s is above the largest, %s", ErrRange, what, d, decimal.NewFromInt(limit).Mul(unit))
 	}
 	return n.IntPart(), nil
 }

@@ -28,9 +28,11 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -80,29 +82,30 @@ type Config struct {
 // Message is one message from the server, decoded into the field its Type
 // names.
 type Message struct {
-	Type         byte
-	Accepted     wire.Accepted
-	Rejected     wire.Rejected
-	Executed     wire.Executed
-	Canceled     wire.Canceled
-	Replaced     wire.Replaced
-	MassCanceled wire.MassCanceled
-	Top          wire.Top
-	Depth        wire.Depth
-	Bids, Asks   []engine.LevelInfo
-	Orders       wire.Orders
-	OrderList    []engine.OrderInfo
-	Instruments  []wire.InstrumentInfo
-	Snapshot     wire.BookSnapshot // one frame of it: its levels are in Bids and Asks
-	Level        wire.LevelUpdate
-	Trade        wire.Trade
-	Status       wire.OrderStatus
-	Fills        []wire.Fill
-	Reason       uint8 // Goodbye
-	Triggered    wire.Triggered
-	PhaseChanged wire.PhaseChanged
-	PhaseUpdate  wire.PhaseUpdate
-	Indicative   wire.Indicative
+	Type             byte
+	Accepted         wire.Accepted
+	Rejected         wire.Rejected
+	Executed         wire.Executed
+	Canceled         wire.Canceled
+	Replaced         wire.Replaced
+	MassCanceled     wire.MassCanceled
+	Top              wire.Top
+	InstrumentStatus wire.InstrumentStatus
+	Depth            wire.Depth
+	Bids, Asks       []engine.LevelInfo
+	Orders           wire.Orders
+	OrderList        []engine.OrderInfo
+	Instruments      []wire.InstrumentInfo
+	Snapshot         wire.BookSnapshot // one frame of it: its levels are in Bids and Asks
+	Level            wire.LevelUpdate
+	Trade            wire.Trade
+	Status           wire.OrderStatus
+	Fills            []wire.Fill
+	Reason           uint8 // Goodbye
+	Triggered        wire.Triggered
+	PhaseChanged     wire.PhaseChanged
+	PhaseUpdate      wire.PhaseUpdate
+	Indicative       wire.Indicative
 }
 
 // Errors.
@@ -115,13 +118,32 @@ var (
 	ErrNotReceived = errors.New("client: the command did not reach the server before the connection broke")
 )
 
+// ErrNotOrderPort is a login answered by something that does not speak
+// the order-entry protocol (an HTTP port, most often).
+var ErrNotOrderPort = errors.New("client: not an order port")
+
+// firstBytes reads through r and keeps the first few bytes read, to say
+// what answered a login that made no sense.
+type firstBytes struct {
+	r io.Reader
+	b []byte
+}
+
+func (f *firstBytes) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if len(f.b) < 8 {
+		f.b = append(f.b, p[:min(n, 8-len(f.b))]...)
+	}
+	return n, err
+}
+
 // LoginError is a login the server refused, with its reason
 // (wire.Login*). It wraps ErrLoginRejected.
 type LoginError struct{ Reason uint8 }
 
-// Error says the reason's number (wire.Login*).
+// Error says the reason in words, and its number (wire.Login*).
 func (e *LoginError) Error() string {
-	return fmt.Sprintf("client: login rejected (reason %d)", e.Reason)
+	return fmt.Sprintf("client: login rejected: %s (reason %d)", wire.LoginReasonText(e.Reason), e.Reason)
 }
 
 // Unwrap makes errors.Is(err, ErrLoginRejected) hold.
@@ -263,12 +285,18 @@ func (c *Client) login(ctx context.Context, next uint64, takeOver bool) (net.Con
 	} else {
 		conn.SetDeadline(time.Now().Add(10 * time.Second))
 	}
-	rd := wire.NewReader(conn, wire.MaxFrame, 1<<17)
+	first := &firstBytes{r: conn}
+	rd := wire.NewReader(first, wire.MaxFrame, 1<<17)
 	if _, err := conn.Write(login.Append(nil)); err != nil {
 		conn.Close()
 		return nil, nil, acc, fmt.Errorf("client: %w", err)
 	}
 	typ, body, err := rd.Next()
+	if bytes.HasPrefix(first.b, []byte("HTTP/")) {
+		conn.Close()
+		return nil, nil, acc, fmt.Errorf("%w: %s answered in HTTP: it is an HTTP port (matchd's admin or web port?), "+
+			"not the order port (matchd --listen, 127.0.0.1:7001 by default)", ErrNotOrderPort, c.cfg.Addr)
+	}
 	if err != nil {
 		conn.Close()
 		return nil, nil, acc, fmt.Errorf("client: login: %w", err)
@@ -524,6 +552,9 @@ func (c *Client) read(rd *wire.Reader, acc wire.LoginAccepted) (error, bool) {
 		case wire.TypeTop:
 			m.Top.Decode(body)
 			key = waitKey{'q', uint64(m.Top.Request)}
+		case wire.TypeInstrumentStatus:
+			m.InstrumentStatus.Decode(body)
+			key = waitKey{'q', uint64(m.InstrumentStatus.Request)}
 		case wire.TypeDepth:
 			m.Bids, m.Asks, err = m.Depth.Decode(body, nil, nil)
 			key = waitKey{'q', uint64(m.Depth.Request)}
@@ -625,7 +656,7 @@ func (c *Client) read(rd *wire.Reader, acc wire.LoginAccepted) (error, bool) {
 			c.caughtUp(acc)
 		}
 		if typ == wire.TypeGoodbye {
-			err := fmt.Errorf("%w: goodbye, reason %d", ErrClosed, m.Reason)
+			err := fmt.Errorf("%w: goodbye: %s (reason %d)", ErrClosed, wire.ByeReasonText(m.Reason), m.Reason)
 			switch m.Reason {
 			case wire.ByeLogout, wire.ByeMalformed, wire.ByeNotLoggedIn, wire.ByeTakenOver:
 				return err, false
@@ -800,6 +831,13 @@ func (c *Client) query(ctx context.Context, q wire.Query) (Message, error) {
 func (c *Client) Top(ctx context.Context, inst engine.InstrumentID) (wire.Top, error) {
 	res, err := c.query(ctx, wire.Query{Kind: wire.QueryTop, Instrument: inst})
 	return res.Top, err
+}
+
+// InstrumentStatus returns an instrument's trading phase, reference price
+// and price band (the prices a limit order may have now).
+func (c *Client) InstrumentStatus(ctx context.Context, inst engine.InstrumentID) (wire.InstrumentStatus, error) {
+	res, err := c.query(ctx, wire.Query{Kind: wire.QueryStatus, Instrument: inst})
+	return res.InstrumentStatus, err
 }
 
 // Depth returns up to levels levels of each side of an instrument.

@@ -283,6 +283,9 @@ const (
 	// QueryExecutions: the account's latest Levels fills (1-255; 0: 100),
 	// newest first → Fills.
 	QueryExecutions uint8 = 8
+	// QueryStatus asks for Instrument's trading phase, reference price
+	// and price band → InstrumentStatus.
+	QueryStatus uint8 = 9
 )
 
 // Query asks a read-only question; the answer carries Request. Offsets:
@@ -600,6 +603,52 @@ func (m *Top) Decode(body []byte) {
 	m.BidQty = engine.Qty(be.Uint64(body[25:]))
 	m.AskPrice = engine.Price(be.Uint64(body[33:]))
 	m.AskQty = engine.Qty(be.Uint64(body[41:]))
+}
+
+// InstrumentStatus answers QueryStatus. Offsets:
+//
+//	0 request u32 | 4 seq u64 | 12 instrument u32 | 16 found u8 |
+//	17 phase u8 | 18 reference price i64 | 26 band low i64 |
+//	34 band high i64
+//
+// The reference price is the last trade's (or the configured start price
+// before the first trade); a limit order priced outside band low … band
+// high is rejected outside-band (both 0: the instrument has no band).
+type InstrumentStatus struct {
+	Request    uint32
+	Seq        engine.Seq
+	Instrument engine.InstrumentID
+	Found      bool
+	Phase      engine.Phase
+	RefPrice   engine.Price
+	BandLow    engine.Price
+	BandHigh   engine.Price
+}
+
+const instrumentStatusSize = 42
+
+// Append appends the frame.
+func (m *InstrumentStatus) Append(b []byte) []byte {
+	b = appendHeader(b, TypeInstrumentStatus, instrumentStatusSize)
+	b = be.AppendUint32(b, m.Request)
+	b = be.AppendUint64(b, uint64(m.Seq))
+	b = be.AppendUint32(b, uint32(m.Instrument))
+	b = append(b, boolByte(m.Found), byte(m.Phase))
+	b = be.AppendUint64(b, uint64(m.RefPrice))
+	b = be.AppendUint64(b, uint64(m.BandLow))
+	return be.AppendUint64(b, uint64(m.BandHigh))
+}
+
+// Decode fills m from a body returned by Parse.
+func (m *InstrumentStatus) Decode(body []byte) {
+	_ = body[instrumentStatusSize-1]
+	m.Request = be.Uint32(body)
+	m.Seq = engine.Seq(be.Uint64(body[4:]))
+	m.Instrument = engine.InstrumentID(be.Uint32(body[12:]))
+	m.Found, m.Phase = body[16] != 0, engine.Phase(body[17])
+	m.RefPrice = engine.Price(be.Uint64(body[18:]))
+	m.BandLow = engine.Price(be.Uint64(body[26:]))
+	m.BandHigh = engine.Price(be.Uint64(body[34:]))
 }
 
 func boolByte(v bool) byte {

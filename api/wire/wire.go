@@ -60,28 +60,29 @@ const (
 	TypeReplaceX   byte = 'V'
 	TypePhase      byte = 'P'
 
-	TypeLoginAccepted byte = 'w'
-	TypeLoginRejected byte = 'j'
-	TypeGoodbye       byte = 'g'
-	TypeAccepted      byte = 'a'
-	TypeRejected      byte = 'r'
-	TypeExecuted      byte = 'e'
-	TypeCanceled      byte = 'c'
-	TypeReplaced      byte = 'u'
-	TypeMassCanceled  byte = 'm'
-	TypeTop           byte = 't'
-	TypeDepth         byte = 'd'
-	TypeOrders        byte = 'o'
-	TypeInstruments   byte = 'i'
-	TypeBookSnapshot  byte = 'b'
-	TypeLevelUpdate   byte = 'l'
-	TypeTrade         byte = 'x'
-	TypeOrderStatus   byte = 'q'
-	TypeFills         byte = 'f'
-	TypeTriggered     byte = 'k'
-	TypePhaseChanged  byte = 'h'
-	TypePhaseUpdate   byte = 'p'
-	TypeIndicative    byte = 'n'
+	TypeLoginAccepted    byte = 'w'
+	TypeLoginRejected    byte = 'j'
+	TypeGoodbye          byte = 'g'
+	TypeAccepted         byte = 'a'
+	TypeRejected         byte = 'r'
+	TypeExecuted         byte = 'e'
+	TypeCanceled         byte = 'c'
+	TypeReplaced         byte = 'u'
+	TypeMassCanceled     byte = 'm'
+	TypeTop              byte = 't'
+	TypeDepth            byte = 'd'
+	TypeOrders           byte = 'o'
+	TypeInstruments      byte = 'i'
+	TypeBookSnapshot     byte = 'b'
+	TypeLevelUpdate      byte = 'l'
+	TypeTrade            byte = 'x'
+	TypeOrderStatus      byte = 'q'
+	TypeFills            byte = 'f'
+	TypeInstrumentStatus byte = 's'
+	TypeTriggered        byte = 'k'
+	TypePhaseChanged     byte = 'h'
+	TypePhaseUpdate      byte = 'p'
+	TypeIndicative       byte = 'n'
 )
 
 // Errors. A client that causes any of them is sent a Goodbye with the
@@ -135,6 +136,8 @@ func BodySize(t byte) (int, bool) {
 		return massCanceledSize, true
 	case TypeTop:
 		return topSize, true
+	case TypeInstrumentStatus:
+		return instrumentStatusSize, true
 	case TypeOrderStatus:
 		return orderStatusSize, true
 	case TypeNewOrderX:
@@ -216,6 +219,49 @@ const (
 	LoginAheadOfStream     uint8 = 8 // next is beyond the session's last message + 1
 	LoginSessionInUse      uint8 = 9 // the session has a connection (and the Login did not take over)
 )
+
+// loginTexts says each login reject reason in words.
+var loginTexts = [...]string{
+	LoginBadCredentials:    "bad credentials: unknown account or wrong token",
+	LoginBadVersion:        "protocol version not supported",
+	LoginTooManyConnection: "the server, or this address, has as many connections as it takes",
+	LoginRetryLater:        "too many failed logins for this account or address: retry later",
+	LoginBadSession:        "bad session name: 1 to 8 printable ASCII characters",
+	LoginTooManySessions:   "the account has as many sessions as it may",
+	LoginBeforeRetention:   "the first message asked for is older than the server keeps",
+	LoginAheadOfStream:     "the first message asked for is beyond the session's last",
+	LoginSessionInUse:      "the session is in use by another connection",
+}
+
+// LoginReasonText says a LoginRejected reason in words (with its number
+// for one this version does not know).
+func LoginReasonText(r uint8) string {
+	if int(r) < len(loginTexts) && loginTexts[r] != "" {
+		return loginTexts[r]
+	}
+	return fmt.Sprintf("reason %d", r)
+}
+
+// byeTexts says each Goodbye reason in words.
+var byeTexts = [...]string{
+	ByeLogout:       "logged out",
+	ByeMalformed:    "a malformed frame",
+	ByeNotLoggedIn:  "a message before login",
+	ByeIdle:         "idle: nothing received within the idle timeout",
+	ByeSlowConsumer: "too slow: the client did not read its responses",
+	ByeShutdown:     "the server is shutting down",
+	ByeLoginTimeout: "no login within the login timeout",
+	ByeFailStop:     "the server failed (fail-stop): nothing more is accepted",
+	ByeTakenOver:    "another connection took the session over",
+}
+
+// ByeReasonText says a Goodbye reason in words.
+func ByeReasonText(r uint8) string {
+	if int(r) < len(byeTexts) && byeTexts[r] != "" {
+		return byeTexts[r]
+	}
+	return fmt.Sprintf("reason %d", r)
+}
 
 // Goodbye reasons (wire-stable): the server sends Goodbye, then closes.
 const (

@@ -39,6 +39,9 @@ func samples() [][]byte {
 	add((&MassCanceled{Report: Report{Msg: 13, Flags: FlagEndOfCommand, Seq: 10, Time: 5}, Instrument: 0, Count: 3}).Append(nil))
 	add((&Top{Request: 5, Seq: 10, Instrument: 1, Found: true,
 		TopOfBook: engine.TopOfBook{BidPrice: 99, BidQty: 1, AskPrice: 101, AskQty: 2}}).Append(nil))
+	add((&Query{Request: 12, Kind: QueryStatus, Instrument: 1}).Append(nil))
+	add((&InstrumentStatus{Request: 12, Seq: 10, Instrument: 1, Found: true, Phase: engine.PhaseContinuous,
+		RefPrice: 10_060, BandLow: 9_054, BandHigh: 11_066}).Append(nil))
 	add((&Depth{Request: 6, Seq: 10, Instrument: 1, Found: true}).Append(nil,
 		[]engine.LevelInfo{{Price: 99, Qty: 1, Orders: 1}}, []engine.LevelInfo{{Price: 101, Qty: 2, Orders: 1}, {Price: 102, Qty: 9, Orders: 3}}))
 	add((&Orders{Request: 7, Seq: 10}).Append(nil, []engine.OrderInfo{{ID: 42, Ref: 7, Instrument: 1,
@@ -142,6 +145,10 @@ func decodeAny(typ byte, body []byte) (any, error) {
 		var m Top
 		m.Decode(body)
 		return m, nil
+	case TypeInstrumentStatus:
+		var m InstrumentStatus
+		m.Decode(body)
+		return m, nil
 	case TypeDepth:
 		var m Depth
 		bids, asks, err := m.Decode(body, nil, nil)
@@ -232,6 +239,8 @@ func encodeAny(v any) []byte {
 	case MassCanceled:
 		return m.Append(nil)
 	case Top:
+		return m.Append(nil)
+	case InstrumentStatus:
 		return m.Append(nil)
 	case Subscribe:
 		return m.Append(nil)

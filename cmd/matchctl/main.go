@@ -29,6 +29,7 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -36,6 +37,7 @@ import (
 	"os"
 
 	"github.com/matchd/matchd/engine"
+	"github.com/matchd/matchd/internal/buildinfo"
 	"github.com/matchd/matchd/persist"
 )
 
@@ -51,9 +53,17 @@ const usage = `usage:
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 {
 		fmt.Fprint(stderr, tradeUsage, usage)
 		return 2
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, tradeUsage, usage)
+		return 0
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, buildinfo.Read().String("matchctl"))
+		return 0
 	}
 	if args[0] != "journal" {
 		return trade(args, stdout, stderr)
@@ -69,11 +79,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet("matchctl journal "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {}
 	data := fs.String("data", "./data", "data directory of a (stopped) matchd")
 	from := fs.Uint64("from", 0, "first sequence number to dump (default: the first in the journal)")
 	to := fs.Uint64("to", 0, "last sequence number to dump (default: the last)")
 	confirm := fs.Bool("confirm", false, "truncate: really delete (without it, only say what would go)")
 	if err := fs.Parse(args[2:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fmt.Fprint(stdout, usage)
+			fs.PrintDefaults()
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "matchctl: unexpected argument %q\n%s", fs.Arg(0), usage)
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

@@ -37,6 +37,9 @@ Connection: --addr (MATCH_ADDR, default 127.0.0.1:7001), --account (MATCH_ACCOUN
 a number), --token (MATCH_TOKEN), --session (MATCH_SESSION, default matchctl;
 if another matchctl uses it, matchctl2 ... matchctl9). Prices and quantities
 are decimals.
+Numbers may be negative where that means something to the server (it
+says why it refuses); "--" ends the flags. --help (or help) prints this;
+--version the build.
 Exit status: 0 done, 1 rejected or failed, 2 bad usage.
 `
 
@@ -45,11 +48,16 @@ var valueFlags = map[string]bool{"addr": true, "account": true, "token": true, "
 	"levels": true, "qty": true, "price": true, "for": true, "stop": true, "display": true, "expire": true}
 
 // splitArgs moves flags before the positional arguments, so that flags may
-// come anywhere on the line.
+// come anywhere on the line. A number (-5, -0.5) is an argument, not a
+// flag, and everything after "--" is an argument.
 func splitArgs(args []string) (flags, pos []string) {
 	for i := 0; i < len(args); i++ {
 		a := args[i]
-		if strings.HasPrefix(a, "-") && len(a) > 1 {
+		if a == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
+		}
+		if strings.HasPrefix(a, "-") && len(a) > 1 && !isNumber(a[1:]) {
 			flags = append(flags, a)
 			name := strings.TrimLeft(a, "-")
 			if !strings.Contains(name, "=") && valueFlags[name] && i+1 < len(args) {
@@ -61,6 +69,13 @@ func splitArgs(args []string) (flags, pos []string) {
 		pos = append(pos, a)
 	}
 	return flags, pos
+}
+
+// isNumber reports whether s is a decimal number (what follows the sign
+// of a negative one).
+func isNumber(s string) bool {
+	_, err := strconv.ParseFloat(s, 64)
+	return err == nil && s != "" && (s[0] == '.' || (s[0] >= '0' && s[0] <= '9'))
 }
 
 type tradeOpts struct {
@@ -78,7 +93,7 @@ func trade(args []string, stdout, stderr io.Writer) int {
 	flagArgs, pos := splitArgs(args)
 	fs := flag.NewFlagSet("matchctl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, tradeUsage) }
+	fs.Usage = func() {} // -h: the usage goes to stdout below; an error says how to get it
 	var o tradeOpts
 	fs.StringVar(&o.addr, "addr", envOr("MATCH_ADDR", "127.0.0.1:7001"), "server address")
 	acct, _ := strconv.ParseUint(os.Getenv("MATCH_ACCOUNT"), 10, 32)
@@ -94,16 +109,44 @@ func trade(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.stop, "stop", "", "stop price: a stop (--market) or stop-limit order")
 	fs.StringVar(&o.display, "display", "", "iceberg: the quantity shown at a time")
 	fs.DurationVar(&o.expire, "expire", 0, "GTD: expire after this long")
-	fs.BoolVar(&o.json, "json", false, "print JSON")
-	if err := fs.Parse(flagArgs); err != nil || len(pos) == 0 {
-		if len(pos) == 0 {
-			fmt.Fprint(stderr, tradeUsage)
+	fs.BoolVar(&o.json, "json", false, "print JSON (errors too: {\"error\": ...} on standard output)")
+	if err := fs.Parse(flagArgs); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, tradeUsage, usage)
+			return 0
 		}
+		fmt.Fprintln(stderr, "matchctl --help lists the commands and flags")
 		return 2
 	}
-	if o.account == 0 || o.token == "" {
-		fmt.Fprintln(stderr, "matchctl: --account and --token (or MATCH_ACCOUNT and MATCH_TOKEN) are required")
+	if len(pos) == 0 {
+		fmt.Fprint(stderr, tradeUsage)
 		return 2
+	}
+	// fail reports an error: in words on stderr, or as JSON on stdout
+	// with --json.
+	fail := func(code int, err error) int {
+		if o.json {
+			v := map[string]any{"error": strings.TrimPrefix(err.Error(), "client: ")}
+			var re *client.RejectError
+			var le *client.LoginError
+			switch {
+			case errors.As(err, &re):
+				v["reason"] = re.Reason.String()
+			case errors.As(err, &le):
+				v["login_reason"] = le.Reason
+			}
+			b, _ := json.Marshal(v)
+			fmt.Fprintln(stdout, string(b))
+			return code
+		}
+		fmt.Fprintln(stderr, "matchctl:", err)
+		if code == 2 {
+			fmt.Fprint(stderr, tradeUsage)
+		}
+		return code
+	}
+	if o.account == 0 || o.token == "" {
+		return fail(2, errors.New("--account and --token (or MATCH_ACCOUNT and MATCH_TOKEN) are required"))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -111,20 +154,16 @@ func trade(args []string, stdout, stderr io.Writer) int {
 	c, err := dialSession(ctx, client.Config{Addr: o.addr, Account: engine.AccountID(o.account), Token: o.token,
 		OnMessage: t.onMessage}, o.session)
 	if err != nil {
-		fmt.Fprintln(stderr, "matchctl:", err)
-		return 1
+		return fail(1, err)
 	}
 	defer c.Close()
 	t.c = c
 	if err := t.run(ctx, pos); err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintln(stderr, "matchctl:", err)
-			fmt.Fprint(stderr, tradeUsage)
-			return 2
+			return fail(2, err)
 		}
-		fmt.Fprintln(stderr, "matchctl:", err)
-		return 1
+		return fail(1, t.explain(ctx, err))
 	}
 	return 0
 }
@@ -168,9 +207,11 @@ type trader struct {
 	seq     engine.Seq       // the sequence number of its command
 	fills   []wire.Executed
 	remains *wire.Canceled
+	others  []client.Message // what the command did to the account's other orders (self-trade cancels, stops triggered, their fills)
 	settled chan struct{}
 
 	watching *watchState
+	inst     engine.InstrumentID // of the order being entered
 }
 
 func (t *trader) onMessage(m *client.Message) {
@@ -185,6 +226,12 @@ func (t *trader) onMessage(m *client.Message) {
 	case wire.TypeExecuted:
 		if m.Executed.OrderID == t.watch && t.watch != 0 && m.Executed.Seq == t.seq {
 			t.fills = append(t.fills, m.Executed)
+		} else if t.watch != 0 && m.Executed.Seq == t.seq {
+			t.others = append(t.others, *m)
+		}
+	case wire.TypeTriggered:
+		if t.watch != 0 && m.Triggered.Seq == t.seq {
+			t.others = append(t.others, *m)
 		}
 	case wire.TypeTrade:
 		if t.watching != nil {
@@ -194,6 +241,8 @@ func (t *trader) onMessage(m *client.Message) {
 		if m.Canceled.OrderID == t.watch && t.watch != 0 && m.Canceled.Seq == t.seq {
 			cp := m.Canceled
 			t.remains = &cp
+		} else if t.watch != 0 && m.Canceled.Seq == t.seq {
+			t.others = append(t.others, *m)
 		}
 	}
 	// The order's command has sent everything it will: its fills and an
@@ -232,12 +281,24 @@ func (t *trader) run(ctx context.Context, pos []string) error {
 		if err != nil {
 			return err
 		}
+		// The order's instrument says how to print its quantity.
+		o, open, err := t.c.Order(ctx, id)
+		if err != nil {
+			return err
+		}
 		c, err := t.c.Cancel(ctx, id)
 		if err != nil {
 			return err
 		}
-		t.print(fmt.Sprintf("canceled order %d (%d lots were open)", c.OrderID, c.Qty),
-			map[string]any{"order_id": c.OrderID, "status": "canceled", "canceled_lots": c.Qty})
+		qty, what := strconv.FormatInt(int64(c.Qty), 10)+" lots", ""
+		if open {
+			if sc, err := t.scaleOf(ctx, o.Instrument); err == nil {
+				qty = sc.FormatQty(c.Qty)
+				what = fmt.Sprintf(": %s %s @ %s", o.Side, t.symbolOf(ctx, o.Instrument), sc.FormatPrice(o.Price))
+			}
+		}
+		t.print(fmt.Sprintf("canceled order %d%s (%s were open)", c.OrderID, what, qty),
+			map[string]any{"order_id": c.OrderID, "status": "canceled", "canceled_qty": qty})
 		return nil
 	case "replace":
 		return t.replace(ctx, args)
@@ -341,17 +402,24 @@ func (t *trader) run(ctx context.Context, pos []string) error {
 			if list, err = t.c.OpenOrders(ctx); err != nil {
 				return err
 			}
-		} else {
-			if err := need(1); err != nil {
-				return err
-			}
-			o, err := t.openOrder(ctx, args[0])
+			human, open, err := t.formatOrders(ctx, list)
 			if err != nil {
 				return err
 			}
-			list = []engine.OrderInfo{o}
+			fh, fills, err := t.formatFills(ctx)
+			if err != nil {
+				return err
+			}
+			if fh != "" {
+				human += "\n" + fh
+			}
+			t.print(human, map[string]any{"open": open, "latest_fills": fills})
+			return nil
 		}
-		return t.printOrders(ctx, list)
+		if err := need(1); err != nil {
+			return err
+		}
+		return t.printStatus(ctx, args[0])
 	}
 	return usageError(fmt.Sprintf("unknown command %q", cmd))
 }
@@ -372,6 +440,7 @@ func (t *trader) order(ctx context.Context, cmd string, args []string) error {
 	if err != nil {
 		return err
 	}
+	t.inst = in.ID
 	m := wire.NewOrder{Instrument: in.ID, Side: engine.Buy, Type: engine.Limit, TIF: engine.GTC}
 	if cmd == "sell" {
 		m.Side = engine.Sell
@@ -463,8 +532,46 @@ func (t *trader) order(ctx context.Context, cmd string, args []string) error {
 		fmt.Fprintf(&sb, "\n  canceled the rest: %s (%s)", sc.FormatQty(t.remains.Qty), t.remains.Reason)
 		res["canceled_qty"] = sc.FormatQty(t.remains.Qty)
 	}
+	others := []map[string]any{}
+	for _, m := range t.others {
+		switch m.Type {
+		case wire.TypeCanceled:
+			c := m.Canceled
+			fmt.Fprintf(&sb, "\n  canceled your order %d: %s (%s)", c.OrderID, sc.FormatQty(c.Qty), c.Reason)
+			others = append(others, map[string]any{"order_id": c.OrderID, "event": "canceled", "qty": sc.FormatQty(c.Qty), "reason": c.Reason.String()})
+		case wire.TypeExecuted:
+			f := m.Executed
+			fmt.Fprintf(&sb, "\n  your order %d filled %s @ %s (trade %d)", f.OrderID, sc.FormatQty(f.Qty), sc.FormatPrice(f.Price), f.Trade)
+			others = append(others, map[string]any{"order_id": f.OrderID, "event": "filled", "qty": sc.FormatQty(f.Qty),
+				"price": sc.FormatPrice(f.Price), "trade_id": f.Trade})
+		case wire.TypeTriggered:
+			fmt.Fprintf(&sb, "\n  your stop order %d triggered", m.Triggered.OrderID)
+			others = append(others, map[string]any{"order_id": m.Triggered.OrderID, "event": "triggered"})
+		}
+	}
+	if len(others) > 0 {
+		res["other_orders"] = others
+	}
 	t.print(sb.String(), res)
 	return nil
+}
+
+// explain adds what the server knows to a reject that needs it.
+func (t *trader) explain(ctx context.Context, err error) error {
+	var re *client.RejectError
+	if !errors.As(err, &re) || re.Reason != engine.RejectOutsidePriceBand || t.inst == 0 {
+		return err
+	}
+	st, qerr := t.c.InstrumentStatus(ctx, t.inst)
+	if qerr != nil || !st.Found || st.BandLow == 0 {
+		return err
+	}
+	sc, serr := t.scaleOf(ctx, t.inst)
+	if serr != nil {
+		return err
+	}
+	return fmt.Errorf("%w: the price band is now %s to %s (around the reference price %s)", err,
+		sc.FormatPrice(st.BandLow), sc.FormatPrice(st.BandHigh), sc.FormatPrice(st.RefPrice))
 }
 
 func (t *trader) replace(ctx context.Context, args []string) error {
@@ -536,10 +643,11 @@ func (t *trader) scaleOf(ctx context.Context, id engine.InstrumentID) (units.Sca
 	return units.Scale{}, fmt.Errorf("instrument %d is not in the directory", id)
 }
 
-func (t *trader) printOrders(ctx context.Context, list []engine.OrderInfo) error {
+// formatOrders says the open orders in words and as JSON values.
+func (t *trader) formatOrders(ctx context.Context, list []engine.OrderInfo) (string, []map[string]any, error) {
 	dir, err := t.c.Instruments(ctx)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	sym := map[engine.InstrumentID]wire.InstrumentInfo{}
 	for _, in := range dir {
@@ -554,7 +662,7 @@ func (t *trader) printOrders(ctx context.Context, list []engine.OrderInfo) error
 		in := sym[o.Instrument]
 		sc, err := units.NewScale(in.TickSize, in.LotSize)
 		if err != nil {
-			return err
+			return "", nil, err
 		}
 		if i > 0 {
 			sb.WriteByte('\n')
@@ -565,6 +673,80 @@ func (t *trader) printOrders(ctx context.Context, list []engine.OrderInfo) error
 			"price": sc.FormatPrice(o.Price), "open": sc.FormatQty(o.Leaves), "filled": sc.FormatQty(o.Filled),
 			"tif": o.TIF.String(), "ref": o.Ref})
 	}
-	t.print(sb.String(), out)
+	return sb.String(), out, nil
+}
+
+// symbolOf names an instrument ("#ID" if the directory does not have it).
+func (t *trader) symbolOf(ctx context.Context, id engine.InstrumentID) string {
+	if dir, err := t.c.Instruments(ctx); err == nil {
+		for _, in := range dir {
+			if in.ID == id {
+				return in.Symbol
+			}
+		}
+	}
+	return fmt.Sprintf("#%d", id)
+}
+
+var stateNames = map[uint8]string{wire.OrderOpen: "open", wire.OrderFilled: "filled", wire.OrderCanceled: "canceled"}
+
+// printStatus prints what became of one of the account's orders, open
+// or finished, from the server's order history.
+func (t *trader) printStatus(ctx context.Context, arg string) error {
+	id, err := parseID(arg)
+	if err != nil {
+		return err
+	}
+	st, err := t.c.OrderStatus(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !st.Found {
+		return fmt.Errorf("order %d is not yours, or older than the server's order history (--order-history)", id)
+	}
+	sc, err := t.scaleOf(ctx, st.Instrument)
+	if err != nil {
+		return err
+	}
+	sym := t.symbolOf(ctx, st.Instrument)
+	state := stateNames[st.State]
+	when := time.Unix(0, st.Time).UTC().Format("2006-01-02 15:04:05.000")
+	t.print(fmt.Sprintf("order %d: %s %s %s @ %s: %s, %s filled, %s open (last change seq %d at %s UTC, session %s)",
+		st.OrderID, st.Side, sym, sc.FormatQty(st.Qty), sc.FormatPrice(st.Price), state, sc.FormatQty(st.Filled),
+		sc.FormatQty(st.Leaves), st.Seq, when, st.Session),
+		map[string]any{"order_id": st.OrderID, "symbol": sym, "side": st.Side.String(), "state": state,
+			"price": sc.FormatPrice(st.Price), "qty": sc.FormatQty(st.Qty), "filled": sc.FormatQty(st.Filled),
+			"open": sc.FormatQty(st.Leaves), "seq": st.Seq, "time": time.Unix(0, st.Time).UTC().Format(time.RFC3339Nano),
+			"session": st.Session.String(), "ref": st.Ref})
 	return nil
+}
+
+// formatFills says the account's latest fills (of finished orders too),
+// oldest first, in words and as JSON values.
+func (t *trader) formatFills(ctx context.Context) (string, []map[string]any, error) {
+	fills, err := t.c.Executions(ctx, 20)
+	if err != nil {
+		return "", nil, err
+	}
+	var sb strings.Builder
+	out := []map[string]any{}
+	if len(fills) > 0 {
+		sb.WriteString("latest fills:")
+	}
+	for _, f := range fills {
+		sc, err := t.scaleOf(ctx, f.Instrument)
+		if err != nil {
+			return "", nil, err
+		}
+		sym := t.symbolOf(ctx, f.Instrument)
+		liq := "took"
+		if f.Liquidity == wire.LiquidityAdded {
+			liq = "made"
+		}
+		fmt.Fprintf(&sb, "\n  %s order %d: %s %s %s @ %s (trade %d, %s liquidity)",
+			time.Unix(0, f.Time).UTC().Format("15:04:05.000"), f.OrderID, f.Side, sym, sc.FormatQty(f.Qty), sc.FormatPrice(f.Price), f.Trade, liq)
+		out = append(out, map[string]any{"order_id": f.OrderID, "symbol": sym, "side": f.Side.String(), "qty": sc.FormatQty(f.Qty),
+			"price": sc.FormatPrice(f.Price), "trade_id": f.Trade, "liquidity": liq, "time": time.Unix(0, f.Time).UTC().Format(time.RFC3339Nano)})
+	}
+	return sb.String(), out, nil
 }

@@ -17,6 +17,13 @@ import (
 // returns its address.
 func startMatchd(t *testing.T) string {
 	t.Helper()
+	addr, _ := startMatchdAdmin(t)
+	return addr
+}
+
+// startMatchdAdmin is startMatchd that also returns the admin address.
+func startMatchdAdmin(t *testing.T) (string, string) {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "matchd")
 	if out, err := exec.Command("go", "build", "-o", bin, "../matchd").CombinedOutput(); err != nil {
 		t.Fatalf("build matchd: %v\n%s", err, out)
@@ -28,21 +35,26 @@ func startMatchd(t *testing.T) string {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	ready := regexp.MustCompile(`msg="matchd: ready" orders=(\S+)`)
+	adminRE := regexp.MustCompile(`msg="matchd: admin endpoints" admin=(\S+)`)
 	addr := make(chan string, 1)
+	admin := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			if m := ready.FindStringSubmatch(sc.Text()); m != nil {
 				addr <- m[1]
 			}
+			if m := adminRE.FindStringSubmatch(sc.Text()); m != nil {
+				admin <- m[1]
+			}
 		}
 	}()
 	select {
 	case a := <-addr:
-		return a
+		return a, <-admin
 	case <-time.After(30 * time.Second):
 		t.Fatal("matchd did not start")
-		return ""
+		return "", ""
 	}
 }
 
@@ -92,8 +104,69 @@ func TestTradingCommands(t *testing.T) {
 	if code, out, _ := ctl(alice, "cancel-all", "--json"); code != 0 || strings.TrimSpace(out) != `{"canceled":1}` {
 		t.Fatalf("cancel-all: %d %q", code, out)
 	}
-	if code, _, _ := ctl(alice, "status", "1"); code != 1 {
-		t.Fatalf("status of a canceled order: %d", code)
+	if code, out, _ := ctl(alice, "status", "1"); code != 0 || !strings.Contains(out, "order 1: sell AAPL 8 @ 100.01: canceled, 4 filled, 0 open") {
+		t.Fatalf("status of a canceled order: %d %q", code, out)
+	}
+}
+
+// TestCommandLineSurprises: what a new user tripped over, each answered
+// the way they expected.
+func TestCommandLineSurprises(t *testing.T) {
+	addr, admin := startMatchdAdmin(t)
+	alice := []string{"--addr", addr, "--account", "1", "--token", "alice-demo"}
+	bob := []string{"--addr", addr, "--account", "2", "--token", "bob-demo"}
+	ctl := func(who []string, args ...string) (int, string, string) {
+		return runCmd(append(args, who...)...)
+	}
+	// A negative number is an argument: the server's units say why it
+	// cannot be, instead of "flag provided but not defined: -5".
+	if code, _, errs := ctl(alice, "buy", "AAPL", "-5", "99.50"); code != 1 || !strings.Contains(errs, "quantity -5 is negative") {
+		t.Errorf("negative quantity: %d %q", code, errs)
+	}
+	if code, _, errs := runCmd(append(alice, "buy", "AAPL", "5", "--", "-99.50")...); code != 1 || !strings.Contains(errs, "price -99.5 is negative") {
+		t.Errorf("a price after --: %d %q", code, errs)
+	}
+	// --help: usage on stdout, exit 0, for every form.
+	for _, h := range [][]string{{"--help"}, {"-h"}, {"help"}, {"buy", "--help"}, {"journal", "verify", "--help"}} {
+		if code, out, errs := runCmd(h...); code != 0 || !strings.Contains(out, "usage:") || errs != "" {
+			t.Errorf("%v: %d, stdout %q, stderr %q", h, code, out, errs)
+		}
+	}
+	if code, out, _ := runCmd("--version"); code != 0 || !strings.HasPrefix(out, "matchctl ") || !strings.Contains(out, "go1") {
+		t.Errorf("--version: %d %q", code, out)
+	}
+	// Errors in words.
+	if code, _, errs := ctl([]string{"--addr", addr, "--account", "1", "--token", "nope"}, "orders"); code != 1 ||
+		!strings.Contains(errs, "bad credentials: unknown account or wrong token") {
+		t.Errorf("bad token: %d %q", code, errs)
+	}
+	if code, _, errs := ctl(alice, "buy", "AAPL", "5", "150.00"); code != 1 ||
+		!strings.Contains(errs, "outside-band: the price band is now 90.00 to 110.00 (around the reference price 100.00)") {
+		t.Errorf("outside the band: %d %q", code, errs)
+	}
+	if code, _, errs := ctl([]string{"--addr", admin, "--account", "1", "--token", "alice-demo"}, "orders"); code != 1 ||
+		!strings.Contains(errs, "answered in HTTP") || !strings.Contains(errs, "not the order port") {
+		t.Errorf("--addr at the admin port: %d %q", code, errs)
+	}
+	// --json errors are JSON, on stdout.
+	code, out, _ := ctl(alice, "--json", "cancel", "999")
+	var e struct{ Error, Reason string }
+	if code != 1 || json.Unmarshal([]byte(out), &e) != nil || e.Reason != "unknown-order" {
+		t.Errorf("--json error: %d %q", code, out)
+	}
+	// Every event the command caused: self-trade prevention canceling
+	// the user's own resting ask is said, not silent.
+	ctl(alice, "sell", "AAPL", "3", "100.20")
+	if code, out, _ := ctl(alice, "buy", "AAPL", "1", "--market"); code != 0 || !strings.Contains(out, "canceled your order 1: 3 (self-trade)") {
+		t.Errorf("market order against one's own ask: %d %q", code, out)
+	}
+	// cancel says decimals, not lots.
+	ctl(bob, "sell", "BTC-USD", "0.5", "50000.00")
+	if code, out, _ := ctl(bob, "cancel", "3"); code != 0 || !strings.Contains(out, "canceled order 3: sell BTC-USD @ 50000.00 (0.5000 were open)") {
+		t.Errorf("cancel: %d %q", code, out)
+	}
+	if code, out, _ := ctl(bob, "status", "3"); code != 0 || !strings.Contains(out, ": canceled,") {
+		t.Errorf("status of a canceled order: %d %q", code, out)
 	}
 }
 
