@@ -1,5 +1,8 @@
 # The two commands that matter: `make run` and `make test`.
 GO        ?= go
+# Binaries carry their VCS revision (--version, matchd_build_info) even
+# where GOFLAGS says -buildvcs=false; "auto" skips it without git.
+BUILD     := $(GO) build -buildvcs=auto
 # Fuzzing time per target: FUZZTIME for `make fuzz`, SHORTFUZZ inside `make test`.
 FUZZTIME  ?= 60s
 SHORTFUZZ ?= 5s
@@ -24,7 +27,7 @@ all: test
 
 # Builds and starts matchd on the demo configuration, data under ./data.
 run:
-	$(GO) build -o bin/matchd ./cmd/matchd
+	$(BUILD) -o bin/matchd ./cmd/matchd
 	./bin/matchd
 
 test: vet web-deps unit race fuzz-short
@@ -86,16 +89,14 @@ attack:
 chaos:
 	CHAOS=long $(GO) test -count=1 -run '^TestChaosExactlyOnce$$' -v -timeout 30m ./cmd/matchd/ | grep -v '^=== RUN'
 
-# Starts a fresh matchd on a temporary data directory, runs matchload
-# against it, prints the table, writes result.json and latency.svg to
-# LOADTEST_OUT, stops the server; fails if verification failed.
+# matchload starts a fresh matchd of its own on a temporary data directory,
+# runs the load, prints the parameters and the table, writes result.json,
+# latency.svg and the .hgrm files to LOADTEST_OUT, stops the server; fails
+# if verification failed.
 loadtest:
-	$(GO) build -o bin/matchd ./cmd/matchd
-	$(GO) build -o bin/matchload ./cmd/matchload
-	@data=$$(mktemp -d); \
-	./bin/matchd --data $$data --listen 127.0.0.1:7201 --admin "" --fsync=$(FSYNC) 2> $$data.log & pid=$$!; \
-	./bin/matchload --addr 127.0.0.1:7201 --rate $(RATE) --duration $(DURATION) --out $(LOADTEST_OUT); status=$$?; \
-	kill -TERM $$pid; wait $$pid; grep -o 'msg="matchd: pipeline".*' $$data.log; rm -rf $$data $$data.log; exit $$status
+	$(BUILD) -o bin/matchd ./cmd/matchd
+	$(BUILD) -o bin/matchload ./cmd/matchload
+	./bin/matchload --matchd bin/matchd --fsync=$(FSYNC) --rate $(RATE) --duration $(DURATION) --out $(LOADTEST_OUT)
 
 # The latency report: floors (loopback ping-pong, fdatasync) and a fresh
 # matchd (fsync on, then off) measured in one run, LATENCY_RUNS times:
@@ -106,8 +107,8 @@ LATENCY_RUNS ?= 3
 LATENCY_OUT  ?= ./latency-out
 LATENCY_FLAGS ?=
 latency:
-	$(GO) build -o bin/matchd ./cmd/matchd
-	$(GO) build -o bin/matchlat ./cmd/matchlat
+	$(BUILD) -o bin/matchd ./cmd/matchd
+	$(BUILD) -o bin/matchlat ./cmd/matchlat
 	./bin/matchlat --matchd bin/matchd --runs $(LATENCY_RUNS) --out $(LATENCY_OUT) $(LATENCY_FLAGS)
 
 bench:

@@ -77,8 +77,8 @@ var policy = map[string][]string{
 		"github.com/prometheus/client_golang/prometheus", "github.com/prometheus/client_golang/prometheus/collectors",
 		"github.com/prometheus/client_golang/prometheus/promhttp"},
 	"cmd/matchctl":  {"engine", "units", "api/client", "api/wire", "persist", "internal/buildinfo"},
-	"cmd/matchload": {"engine", "loadtest"},
-	"cmd/matchlat":  {"loadtest"},
+	"cmd/matchload": {"engine", "loadtest", "internal/buildinfo"},
+	"cmd/matchlat":  {"loadtest", "internal/buildinfo"},
 	"":              {}, // the module root: this test only
 }
 

@@ -98,6 +98,24 @@ type Result struct {
 	Errors     []string                           `json:"errors"`
 	Hists      map[string]*hdrhistogram.Histogram `json:"-"`
 	Reconnects int64                              `json:"reconnects"`
+	// Params says how the run was made (set by the caller, matchload).
+	Params Params `json:"params"`
+}
+
+// Params are a run's parameters, recorded with its results.
+type Params struct {
+	Started  string  `json:"started"` // RFC 3339
+	Addr     string  `json:"addr"`
+	Server   string  `json:"server"` // "own" (a fresh matchd matchload started) or "external"
+	Fsync    string  `json:"fsync"`  // on, off or unknown (an external server's)
+	Rate     float64 `json:"rate_per_s"`
+	Duration string  `json:"duration"`
+	Warmup   string  `json:"warmup"`
+	Seed     uint64  `json:"seed"`
+	Sessions int     `json:"sessions"`
+	Mix      string  `json:"mix"`    // passive/cancel/aggressive percent
+	Commit   string  `json:"commit"` // matchload's build (VCS revision)
+	Go       string  `json:"go"`
 }
 
 // LatencySummary is one histogram's percentiles, in microseconds.

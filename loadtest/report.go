@@ -14,6 +14,10 @@ import (
 
 // Table writes the percentile table and the verification summary.
 func (r *Result) Table(w io.Writer) {
+	if p := r.Params; p.Addr != "" {
+		fmt.Fprintf(w, "run: %s server at %s, fsync %s, rate %.0f/s, duration %s (warm-up %s), seed %d, %d sessions, mix %s, commit %s, %s\n",
+			p.Server, p.Addr, p.Fsync, p.Rate, p.Duration, p.Warmup, p.Seed, p.Sessions, p.Mix, p.Commit, p.Started)
+	}
 	fmt.Fprintf(w, "offered %.0f/s, achieved %.0f/s; %d sent, %d answered, %d trades\n",
 		r.Offered, r.Achieved, r.Sent, r.Answered, r.Trades)
 	fmt.Fprintf(w, "%-20s %10s %10s %10s %10s %10s %10s %10s\n", "latency (µs)", "p50", "p90", "p99", "p99.9", "p99.99", "max", "count")
@@ -47,9 +51,30 @@ func (r *Result) WriteJSON(path string) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
+// WriteHgrm writes the histogram of one latency kind in HdrHistogram's
+// standard percentile format (.hgrm, values in microseconds), which the
+// HdrHistogram plotter and other tools read.
+func (r *Result) WriteHgrm(path, kind string) error {
+	h := r.Hists[kind]
+	if h == nil {
+		return fmt.Errorf("loadtest: no %s histogram", kind)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := h.PercentilesPrint(f, 5, 1000); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 // WritePlot writes an SVG of latency by percentile, one line per kind, on
 // the log-scaled percentile axis of HdrHistogram plots (50%, 90%, 99%, ...
-// equally spaced).
+// equally spaced) and a log-scaled latency axis (decades from the
+// smallest to the largest value plotted), so the median and the tail are
+// both readable.
 func (r *Result) WritePlot(path, title string) error {
 	const w, h, left, bottom, top, right = 800.0, 480.0, 70.0, 50.0, 40.0, 45.0
 	const maxNines = 5.0           // up to 99.999%
@@ -57,12 +82,25 @@ func (r *Result) WritePlot(path, title string) error {
 		n := math.Min(math.Log10(1/(1-q)), maxNines)
 		return left + n/maxNines*(w-left-right)
 	}
-	var maxUs float64
-	for _, l := range r.Latency {
-		maxUs = math.Max(maxUs, l.P9999)
+	maxUs, minUs := 1.0, math.Inf(1)
+	for k, l := range r.Latency {
+		if l.Count == 0 || r.Hists[k] == nil {
+			continue
+		}
+		maxUs = math.Max(maxUs, l.Max)
+		minUs = math.Min(minUs, math.Max(float64(r.Hists[k].Min())/1e3, 0.1))
 	}
-	maxUs = niceCeil(math.Max(maxUs, 1))
-	y := func(us float64) float64 { return h - bottom - math.Min(us/maxUs, 1)*(h-top-bottom) }
+	if math.IsInf(minUs, 1) {
+		minUs = 1
+	}
+	lo, hi := math.Floor(math.Log10(minUs)), math.Ceil(math.Log10(maxUs))
+	if hi <= lo {
+		hi = lo + 1
+	}
+	y := func(us float64) float64 {
+		f := (math.Log10(math.Max(us, math.Pow(10, lo))) - lo) / (hi - lo)
+		return h - bottom - math.Min(f, 1)*(h-top-bottom)
+	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-family="sans-serif" font-size="12">`+"\n", w, h)
 	fmt.Fprintf(&sb, `<rect width="100%%" height="100%%" fill="white"/><text x="%.0f" y="24" font-size="15">%s</text>`+"\n", left, escape(title))
@@ -72,13 +110,13 @@ func (r *Result) WritePlot(path, title string) error {
 		fmt.Fprintf(&sb, `<line x1="%.1f" y1="%.0f" x2="%.1f" y2="%.0f" stroke="#ddd"/><text x="%.1f" y="%.0f" text-anchor="middle">%s</text>`+"\n",
 			x(q), top, x(q), h-bottom, x(q), h-bottom+18, label)
 	}
-	for i := 0; i <= 5; i++ { // horizontal grid
-		v := maxUs * float64(i) / 5
-		fmt.Fprintf(&sb, `<line x1="%.0f" y1="%.1f" x2="%.0f" y2="%.1f" stroke="#ddd"/><text x="%.0f" y="%.1f" text-anchor="end">%g</text>`+"\n",
-			left, y(v), w-right, y(v), left-6, y(v)+4, v)
+	for d := lo; d <= hi; d++ { // horizontal grid: one line a decade
+		v := math.Pow(10, d)
+		fmt.Fprintf(&sb, `<line x1="%.0f" y1="%.1f" x2="%.0f" y2="%.1f" stroke="#ddd"/><text x="%.0f" y="%.1f" text-anchor="end">%s</text>`+"\n",
+			left, y(v), w-right, y(v), left-6, y(v)+4, usLabel(v))
 	}
 	fmt.Fprintf(&sb, `<text x="%.0f" y="%.0f" text-anchor="middle">percentile</text>`+"\n", (left+w-right)/2, h-12)
-	fmt.Fprintf(&sb, `<text x="16" y="%.0f" transform="rotate(-90 16 %.0f)" text-anchor="middle">latency (µs)</text>`+"\n", (top+h-bottom)/2, (top+h-bottom)/2)
+	fmt.Fprintf(&sb, `<text x="16" y="%.0f" transform="rotate(-90 16 %.0f)" text-anchor="middle">latency (log scale)</text>`+"\n", (top+h-bottom)/2, (top+h-bottom)/2)
 	colors := map[string]string{KindAccept: "#1f77b4", KindFill: "#d62728", KindCancel: "#2ca02c", KindLateness: "#999999"}
 	for i, k := range []string{KindAccept, KindFill, KindCancel, KindLateness} {
 		hist := r.Hists[k]
@@ -98,14 +136,15 @@ func (r *Result) WritePlot(path, title string) error {
 	return os.WriteFile(path, []byte(sb.String()), 0o644)
 }
 
-func niceCeil(v float64) float64 {
-	p := math.Pow(10, math.Floor(math.Log10(v)))
-	for _, m := range []float64{1, 1.5, 2, 3, 5, 7.5, 10} {
-		if m*p >= v {
-			return m * p
-		}
+// usLabel says a power of ten of microseconds in the unit that reads best.
+func usLabel(us float64) string {
+	switch {
+	case us >= 1e6:
+		return fmt.Sprintf("%g s", us/1e6)
+	case us >= 1e3:
+		return fmt.Sprintf("%g ms", us/1e3)
 	}
-	return 10 * p
+	return fmt.Sprintf("%g µs", us)
 }
 
 func escape(s string) string {

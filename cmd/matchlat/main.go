@@ -38,6 +38,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/matchd/matchd/internal/buildinfo"
 	"github.com/matchd/matchd/loadtest"
 )
 
@@ -73,7 +74,19 @@ func run(args []string) int {
 	fsync := fs.String("fsync", "on,off", "server modes to measure: on, off or both")
 	fs.IntVar(&o.pingN, "ping", 20000, "ping-pong round trips per run")
 	fs.IntVar(&o.syncN, "syncs", 2000, "fdatasync samples per run")
+	version := fs.Bool("version", false, "print the build and exit")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *version {
+		fmt.Println(buildinfo.Read().String("matchlat"))
+		return 0
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "matchlat: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
 	if *echo != "" {
