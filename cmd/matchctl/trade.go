@@ -210,8 +210,9 @@ type trader struct {
 	others  []client.Message // what the command did to the account's other orders (self-trade cancels, stops triggered, their fills)
 	settled chan struct{}
 
-	watching *watchState
-	inst     engine.InstrumentID // of the order being entered
+	watching  *watchState
+	lastFrame string              // watch: the frame on the screen
+	inst      engine.InstrumentID // of the order being entered
 }
 
 func (t *trader) onMessage(m *client.Message) {

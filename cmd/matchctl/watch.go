@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/matchd/matchd/api/client"
 	"github.com/matchd/matchd/api/wire"
@@ -57,8 +60,13 @@ func (t *trader) watchBook(ctx context.Context, args []string) error {
 		}
 	}
 	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, os.Interrupt)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(stop)
+	if screen {
+		// The alternate screen, cursor hidden; the terminal as it was after.
+		fmt.Fprint(t.out, "\x1b[?1049h\x1b[?25l")
+		defer fmt.Fprint(t.out, "\x1b[?25h\x1b[?1049l")
+	}
 	var until <-chan time.Time
 	if t.o.duration > 0 {
 		until = time.After(t.o.duration)
@@ -128,29 +136,103 @@ func (t *trader) printTop(sym string, sc units.Scale, top engine.TopOfBook, watc
 	t.print(human, js)
 }
 
-// drawWatch redraws the terminal: five levels a side and the trade tape.
+// drawWatch redraws the terminal in place (on the alternate screen the
+// watch entered): each line overwritten and cleared to its end, nothing
+// cleared first, so nothing flickers; only when the frame changed.
 func (t *trader) drawWatch(sym string, sc units.Scale, book *client.Book, tape []wire.Trade) {
-	var b strings.Builder
-	b.WriteString("\x1b[H\x1b[2J")
+	w, h := termSize(t.out)
 	feedSeq, seq := book.FeedSeq()
-	fmt.Fprintf(&b, "%s   feed %d   command %d   %s   (Ctrl-C to stop)\n\n", sym, feedSeq, seq, time.Now().Format("15:04:05"))
-	bids, asks := book.Depth(5)
-	fmt.Fprintf(&b, "  %24s | %-24s\n", "BID (qty @ price)", "ASK (qty @ price)")
-	for i := range 5 {
-		l, r := "", ""
-		if i < len(bids) {
-			l = sc.FormatQty(bids[i].Qty) + " @ " + sc.FormatPrice(bids[i].Price)
-		}
-		if i < len(asks) {
-			r = sc.FormatQty(asks[i].Qty) + " @ " + sc.FormatPrice(asks[i].Price)
-		}
-		fmt.Fprintf(&b, "  %24s | %-24s\n", l, r)
+	phase, _ := book.Phase()
+	bids, asks := book.Depth(max(1, min(10, (h-8)/2)))
+	frame := watchFrame(watchView{sym: sym, sc: sc, bids: bids, asks: asks, tape: tape, feedSeq: feedSeq, seq: seq,
+		phase: phase, now: time.Now()}, w, h)
+	if frame == t.lastFrame {
+		return
 	}
-	b.WriteString("\nTrades, latest first:\n")
-	for i := len(tape) - 1; i >= 0; i-- {
-		tr := tape[i]
-		fmt.Fprintf(&b, "  %s  %-4s %s @ %s  #%d\n", time.Unix(0, tr.Time).Format("15:04:05.000"), tr.Aggressor,
-			sc.FormatQty(tr.Qty), sc.FormatPrice(tr.Price), tr.Trade)
+	t.lastFrame = frame
+	fmt.Fprint(t.out, frame)
+}
+
+// watchView is what one frame of watch shows.
+type watchView struct {
+	sym        string
+	sc         units.Scale
+	bids, asks []engine.LevelInfo
+	tape       []wire.Trade // oldest first
+	feedSeq    uint64
+	seq        engine.Seq
+	phase      engine.Phase
+	now        time.Time
+}
+
+// watchFrame renders a frame for a terminal of width × height: the
+// header (phase, spread, last trade), the ladder (asks above bids, best
+// in the middle) and the latest trades, every line cut to the width.
+func watchFrame(v watchView, width, height int) string {
+	var lines []string
+	add := func(format string, a ...any) { lines = append(lines, fmt.Sprintf(format, a...)) }
+	phase := "continuous"
+	if v.phase != 0 {
+		phase = v.phase.String()
 	}
-	fmt.Fprint(t.out, b.String())
+	add("%s  %s  feed %d  %s UTC  (Ctrl-C stops)", v.sym, strings.ToUpper(phase), v.feedSeq, v.now.UTC().Format("15:04:05"))
+	spread, last := "-", "-"
+	if len(v.bids) > 0 && len(v.asks) > 0 {
+		spread = v.sc.FormatPrice(v.asks[0].Price - v.bids[0].Price)
+	}
+	if n := len(v.tape); n > 0 {
+		tr := v.tape[n-1]
+		last = fmt.Sprintf("%s x %s (%s)", v.sc.FormatPrice(tr.Price), v.sc.FormatQty(tr.Qty), aggressor(tr.Aggressor))
+	}
+	add("spread %s   last %s", spread, last)
+	add("")
+	col := max(8, min(18, (width-12)/3))
+	add("%*s  %*s  %-*s", col, "bid qty", col, "price", col, "ask qty")
+	for i := len(v.asks) - 1; i >= 0; i-- {
+		add("%*s  %*s  %-*s", col, "", col, v.sc.FormatPrice(v.asks[i].Price), col, v.sc.FormatQty(v.asks[i].Qty))
+	}
+	add("%*s  %*s", col, "", col, "--- "+spread+" ---")
+	for _, l := range v.bids {
+		add("%*s  %*s", col, v.sc.FormatQty(l.Qty), col, v.sc.FormatPrice(l.Price))
+	}
+	add("")
+	add("trades, latest first:")
+	for i := len(v.tape) - 1; i >= 0 && len(lines) < height-1; i-- {
+		tr := v.tape[i]
+		add("  %s  %-4s %s @ %s  #%d", time.Unix(0, tr.Time).UTC().Format("15:04:05.000"), aggressor(tr.Aggressor),
+			v.sc.FormatQty(tr.Qty), v.sc.FormatPrice(tr.Price), tr.Trade)
+	}
+	if len(lines) > height-1 {
+		lines = lines[:height-1]
+	}
+	var b strings.Builder
+	b.WriteString("\x1b[H") // home; each line overwritten and cleared to its end
+	for _, l := range lines {
+		if r := []rune(l); len(r) > width {
+			l = string(r[:width])
+		}
+		b.WriteString(l)
+		b.WriteString("\x1b[K\r\n")
+	}
+	b.WriteString("\x1b[J") // and below the last line
+	return b.String()
+}
+
+func aggressor(s engine.Side) string {
+	if s == engine.Buy || s == engine.Sell {
+		return s.String()
+	}
+	return "auction"
+}
+
+// termSize returns the terminal's columns and rows (80 × 24 if it cannot
+// tell).
+func termSize(out io.Writer) (int, int) {
+	if f, ok := out.(*os.File); ok {
+		var ws struct{ row, col, x, y uint16 }
+		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), syscall.TIOCGWINSZ, uintptr(unsafe.Pointer(&ws))); e == 0 && ws.col > 0 {
+			return int(ws.col), int(ws.row)
+		}
+	}
+	return 80, 24
 }
