@@ -127,7 +127,10 @@ func startCmd(t testing.TB, cmd *exec.Cmd) *server {
 	}()
 	select {
 	case s.addr = <-addr:
-		s.admin = <-admin
+		select { // logged before ready, if there is one
+		case s.admin = <-admin:
+		default:
+		}
 	case err := <-s.exit:
 		t.Fatalf("matchd exited before it was ready: %v", err)
 	case <-time.After(20 * time.Second):
