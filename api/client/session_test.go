@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -212,8 +213,12 @@ func TestSessionInUseAndTakeOver(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the first connection was not ended")
 	}
-	if err := first.Err(); err == nil || !errors.Is(err, client.ErrClosed) {
+	if err := first.Err(); err == nil || !errors.Is(err, client.ErrClosed) ||
+		!strings.Contains(err.Error(), "goodbye: another connection took the session over (reason 9)") {
 		t.Fatalf("first connection ended with %v", err)
+	}
+	if !strings.Contains(err.Error(), "the session is in use by another connection (reason 9)") {
+		t.Errorf("the second login's error in words: %v", err)
 	}
 	// Bad requests are refused with their reasons.
 	for _, tc := range []struct {

@@ -253,9 +253,10 @@ func TestWebViewInChromium(t *testing.T) {
 	if v := sumDec(t, 5, s.Candles); v != "17" {
 		t.Errorf("1 min candles: volume %s: %v", v, s.Candles)
 	}
-	if len(s.Instruments) != 2 || !slices.Equal(s.Instruments[0], []string{"AAPL", "100.10", "101.00", "100.60"}) {
-		t.Errorf("instrument list: %v", s.Instruments)
-	}
+	// The instrument list is polled once a second.
+	b.await("the instrument list's top of book", func(s *viewState) bool {
+		return len(s.Instruments) == 2 && slices.Equal(s.Instruments[0], []string{"AAPL", "100.10", "101.00", "100.60"})
+	})
 
 	// A burst far faster than the page draws: at most 10 frames a second.
 	before := b.state()
