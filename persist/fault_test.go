@@ -126,3 +126,26 @@ func TestFullDiskFailsTheStore(t *testing.T) {
 		t.Fatalf("Err: %v", st.Err())
 	}
 }
+
+// TestInUseIsNotCorruption: a directory another process (here, another
+// Store) has open is "in use", not "not a valid store" — matchctl journal
+// on a running server's data used to say the latter, which reads like
+// damage.
+func TestInUseIsNotCorruption(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "db")
+	cfg, cmds := commands()
+	st, err := Open(dir, cfg, Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Write(cmds[:10]); err != nil {
+		t.Fatal(err)
+	}
+	for _, ro := range []bool{false, true} {
+		_, err := Open(dir, cfg, Options{Logger: quiet, ReadOnly: ro})
+		if !errors.Is(err, ErrInUse) || errors.Is(err, ErrNotStore) || !strings.Contains(err.Error(), "is a matchd running") {
+			t.Errorf("read-only %v: %v", ro, err)
+		}
+	}
+}

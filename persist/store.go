@@ -182,6 +182,10 @@ func guard(fn func() error) (err error) {
 // valid store (for example, its Pebble MANIFEST is gone).
 var ErrNotStore = errors.New("persist: not a valid store")
 
+// ErrInUse reports a data directory another process has open (its LOCK
+// file is held): a running matchd, most often.
+var ErrInUse = errors.New("persist: the data directory is in use")
+
 // emptyDir reports whether dir is absent or holds nothing a store could
 // have written (Pebble's LOCK file alone is left by an open that never
 // created anything).
@@ -249,6 +253,10 @@ func Open(dir string, cfg engine.Config, opts Options) (*Store, error) {
 	var db *pebble.DB
 	err = guard(func() (err error) { db, err = pebble.Open(dir, po); return err })
 	if err != nil {
+		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) ||
+			strings.Contains(err.Error(), "resource temporarily unavailable") || strings.Contains(err.Error(), "lock held by") {
+			return nil, fmt.Errorf("%w: %s is open in another process (is a matchd running on it? stop it first): %w", ErrInUse, dir, err)
+		}
 		if !fresh {
 			return nil, fmt.Errorf("persist: %s holds files but is not a valid store (%w: %w); refusing to start: "+
 				"restore the directory, or move it away to start a new, empty store", dir, ErrNotStore, err)
