@@ -11,7 +11,7 @@ COUNT     ?= 5
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # Fuzz targets as package:Target.
-FUZZ_TARGETS := ./engine:FuzzCommands ./engine:FuzzRestore ./units:FuzzParsePrice \
+FUZZ_TARGETS := ./engine:FuzzCommands ./engine:FuzzRestore ./units:FuzzParsePrice ./units:FuzzFormat \
                 ./persist:FuzzDecodeRecord ./persist:FuzzSnapshotHeader ./api/wire:FuzzFrames
 
 CRASH_ITERATIONS ?= 100

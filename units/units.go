@@ -7,6 +7,8 @@ package units
 import (
 	"errors"
 	"fmt"
+	"math"
+	"math/bits"
 	"time"
 
 	"github.com/matchd/matchd/engine"
@@ -24,6 +26,66 @@ var (
 type Scale struct {
 	Tick decimal.Decimal
 	Lot  decimal.Decimal
+	// For formatting without decimal arithmetic (set by NewScale).
+	tick, lot unit
+}
+
+// unit is a tick or lot size as an integer m with k decimal places (0.01:
+// m 1, k 2; 0.5: m 5, k 1; 25: m 25, k 0), so that n units print as
+// n × m with k decimals. ok is false when m does not fit an int64.
+type unit struct {
+	m  uint64
+	k  int32
+	ok bool
+}
+
+func unitOf(d decimal.Decimal) unit {
+	k := places(d)
+	c := d.Coefficient()
+	if !c.IsInt64() || c.Sign() <= 0 {
+		return unit{}
+	}
+	m := uint64(c.Int64())
+	for e := d.Exponent() + k; e > 0; e-- { // a size such as 1e2 held as 1 × 10^2
+		if m > math.MaxInt64/10 {
+			return unit{}
+		}
+		m *= 10
+	}
+	return unit{m: m, k: k, ok: true}
+}
+
+// appendUnits appends n units of u as a decimal with u's places, exactly
+// as decimal's StringFixed would (d is the size, for the slow path).
+func appendUnits(dst []byte, n int64, u unit, d decimal.Decimal) []byte {
+	if u.ok {
+		abs := uint64(n)
+		if n < 0 {
+			abs = uint64(-n)
+		}
+		hi, v := bits.Mul64(abs, u.m)
+		if hi == 0 && v <= math.MaxInt64 {
+			if n < 0 && v != 0 {
+				dst = append(dst, '-')
+			}
+			k := int(u.k)
+			var tmp [64]byte
+			i := len(tmp)
+			for v > 0 || i > len(tmp)-k-1 { // at least one digit before the point
+				i--
+				tmp[i] = byte('0' + v%10)
+				v /= 10
+			}
+			digits := tmp[i:]
+			dst = append(dst, digits[:len(digits)-k]...)
+			if k > 0 {
+				dst = append(dst, '.')
+				dst = append(dst, digits[len(digits)-k:]...)
+			}
+			return dst
+		}
+	}
+	return append(dst, decimal.NewFromInt(n).Mul(d).StringFixed(places(d))...)
 }
 
 // NewScale parses decimal tick and lot sizes such as "0.01" and "1".
@@ -36,7 +98,7 @@ func NewScale(tick, lot string) (Scale, error) {
 	if err != nil || !l.IsPositive() {
 		return Scale{}, fmt.Errorf("%w: lot %q", ErrBadScale, lot)
 	}
-	return Scale{Tick: t, Lot: l}, nil
+	return Scale{Tick: t, Lot: l, tick: unitOf(t), lot: unitOf(l)}, nil
 }
 
 // ScaleOf returns the scale of an engine instrument.
@@ -102,13 +164,32 @@ func (s Scale) QtyDecimal(q engine.Qty) decimal.Decimal {
 // FormatPrice formats ticks as a decimal string with the tick's number of
 // decimal places, e.g. 10000 ticks of 0.01 is "100.00".
 func (s Scale) FormatPrice(p engine.Price) string {
-	return s.PriceDecimal(p).StringFixed(places(s.Tick))
+	var b [32]byte
+	return string(s.AppendPrice(b[:0], p))
 }
 
 // FormatQty formats lots as a decimal string with the lot's number of
 // decimal places.
 func (s Scale) FormatQty(q engine.Qty) string {
-	return s.QtyDecimal(q).StringFixed(places(s.Lot))
+	var b [32]byte
+	return string(s.AppendQty(b[:0], q))
+}
+
+// AppendPrice appends FormatPrice(p) to dst (without allocating, for
+// sizes whose digits fit an int64).
+func (s Scale) AppendPrice(dst []byte, p engine.Price) []byte {
+	if !s.tick.ok && s.tick.m == 0 && s.tick.k == 0 {
+		s.tick = unitOf(s.Tick) // a Scale made without NewScale
+	}
+	return appendUnits(dst, int64(p), s.tick, s.Tick)
+}
+
+// AppendQty appends FormatQty(q) to dst.
+func (s Scale) AppendQty(dst []byte, q engine.Qty) []byte {
+	if !s.lot.ok && s.lot.m == 0 && s.lot.k == 0 {
+		s.lot = unitOf(s.Lot)
+	}
+	return appendUnits(dst, int64(q), s.lot, s.Lot)
 }
 
 func places(d decimal.Decimal) int32 { return max(0, -d.Exponent()) }

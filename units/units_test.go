@@ -2,6 +2,7 @@ package units
 
 import (
 	"errors"
+	"math"
 	"testing"
 
 	"github.com/matchd/matchd/engine"
@@ -104,6 +105,47 @@ func FuzzParsePrice(f *testing.F) {
 		d, _ := decimal.NewFromString(price)
 		if !s.PriceDecimal(p).Equal(d) {
 			t.Fatalf("%q at tick %q -> %d ticks -> %s", price, tick, p, s.PriceDecimal(p))
+		}
+	})
+}
+
+// TestFormatMatchesDecimal: the integer formatting prints exactly what
+// decimal's StringFixed does, for every kind of size.
+func TestFormatMatchesDecimal(t *testing.T) {
+	for _, tick := range []string{"0.01", "0.5", "1", "25", "0.0001", "1e2", "0.25", "0.000000001", "123456789.123"} {
+		s, err := NewScale(tick, tick)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int64{0, 1, -1, 7, 99, 100, 10060, -10060, 123456789, int64(engine.MaxPrice), -int64(engine.MaxPrice), math.MaxInt64 / 3} {
+			want := decimal.NewFromInt(n).Mul(s.Tick).StringFixed(places(s.Tick))
+			if got := s.FormatPrice(engine.Price(n)); got != want {
+				t.Errorf("%d ticks of %s: %q, want %q", n, tick, got, want)
+			}
+			if got := s.FormatQty(engine.Qty(n)); got != want {
+				t.Errorf("%d lots of %s: %q, want %q", n, tick, got, want)
+			}
+		}
+	}
+	s, _ := NewScale("0.01", "0.0001")
+	buf := make([]byte, 0, 64)
+	if n := testing.AllocsPerRun(100, func() { buf = s.AppendQty(s.AppendPrice(buf[:0], 10060), 5000) }); n != 0 {
+		t.Errorf("AppendPrice and AppendQty allocate %v times", n)
+	}
+}
+
+// FuzzFormat: any price at any tick formats as decimal does.
+func FuzzFormat(f *testing.F) {
+	f.Add(int64(10060), "0.01")
+	f.Add(int64(-3), "0.5")
+	f.Fuzz(func(t *testing.T, n int64, tick string) {
+		s, err := NewScale(tick, "1")
+		if err != nil {
+			return
+		}
+		want := decimal.NewFromInt(n).Mul(s.Tick).StringFixed(places(s.Tick))
+		if got := s.FormatPrice(engine.Price(n)); got != want {
+			t.Fatalf("%d ticks of %s: %q, want %q", n, tick, got, want)
 		}
 	})
 }
