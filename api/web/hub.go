@@ -35,6 +35,9 @@ type Config struct {
 	// StreamQueue is how many messages a WebSocket client may let pile up
 	// before it is cut off as too slow. Default 4,096.
 	StreamQueue int
+	// StreamBytes is how many bytes of messages a WebSocket client may let
+	// pile up before it is cut off as too slow. Default 16 MiB.
+	StreamBytes int
 	// TapLimit is how many bytes of market data frames the hub may fall
 	// behind by before it starts over from snapshots. Default 16 MiB.
 	TapLimit int
@@ -65,6 +68,9 @@ func (c *Config) EnsureDefaults() {
 	if c.StreamQueue == 0 {
 		c.StreamQueue = 4096
 	}
+	if c.StreamBytes == 0 {
+		c.StreamBytes = 16 << 20
+	}
 	if c.TapLimit == 0 {
 		c.TapLimit = 16 << 20
 	}
@@ -82,8 +88,9 @@ func (c *Config) Validate() error {
 	if c.TickerWindow < time.Minute || c.TickerWindow > 7*24*time.Hour || c.TickerWindow%time.Minute != 0 {
 		errs = append(errs, fmt.Errorf("web: ticker window %v must be whole minutes from 1m to 168h", c.TickerWindow))
 	}
-	if c.MaxStreams < 1 || c.StreamQueue < 16 {
-		errs = append(errs, fmt.Errorf("web: max streams %d must be positive and the stream queue %d at least 16", c.MaxStreams, c.StreamQueue))
+	if c.MaxStreams < 1 || c.StreamQueue < 16 || c.StreamBytes < 64<<10 {
+		errs = append(errs, fmt.Errorf("web: max streams %d must be positive, the stream queue %d at least 16 and its bytes %d at least 64 KiB",
+			c.MaxStreams, c.StreamQueue, c.StreamBytes))
 	}
 	for _, in := range c.Instruments {
 		if _, err := units.ScaleOf(in); err != nil {
@@ -155,7 +162,7 @@ func New(cfg Config, srv *api.Server) (*Hub, error) {
 	minutes := int(cfg.TickerWindow / time.Minute)
 	for _, in := range cfg.Instruments {
 		sc, _ := units.ScaleOf(in)
-		st := &inst{info: in, scale: sc, subs: map[*stream]uint8{},
+		st := &inst{info: in, scale: sc, subs: map[*stream]uint8{}, sym: mustJSON(in.Symbol),
 			trades: ring[trade]{buf: make([]trade, 0, min(cfg.TradesKept, 1024)), keep: cfg.TradesKept},
 			candles: [2]series{{step: int64(time.Second), ring: ring[candle]{keep: cfg.CandlesKept}},
 				{step: int64(time.Minute), ring: ring[candle]{keep: max(cfg.CandlesKept, minutes+1)}}}}
@@ -199,6 +206,41 @@ type inst struct {
 	candles   [2]series // 1 s, 1 min
 
 	subs map[*stream]uint8 // WebSocket subscribers and their channels
+	sym  []byte            // the symbol as a JSON string
+
+	// This take's changes for the subscribers, sent at its end as one
+	// update per channel mask: the feed numbers it covers, the levels it
+	// changed (each once, as they ended), its trades, and the phase and
+	// indicative price if they changed.
+	cyc cycle
+}
+
+// cycle is what one take changed of an instrument (under Hub.mu).
+type cycle struct {
+	from, to   uint64
+	levels     []wire.LevelUpdate // each changed level once, in first-change order
+	idx        map[levelKey]int   // into levels
+	trades     []byte             // the trades' JSON objects, comma-separated
+	phase, ind bool               // changed
+	msgs       [chanBook | chanTrades + 1][]byte
+}
+
+type levelKey struct {
+	side  engine.Side
+	price engine.Price
+}
+
+func (c *cycle) level(u *wire.LevelUpdate) {
+	k := levelKey{u.Side, u.Price}
+	if i, ok := c.idx[k]; ok {
+		c.levels[i] = *u
+		return
+	}
+	if c.idx == nil {
+		c.idx = map[levelKey]int{}
+	}
+	c.idx[k] = len(c.levels)
+	c.levels = append(c.levels, *u)
 }
 
 type level struct {
@@ -342,6 +384,11 @@ func (st *inst) load(a *api.DepthAnswer) {
 func (h *Hub) apply(frames []byte) (gap bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	defer func() {
+		for _, st := range h.insts {
+			st.flush()
+		}
+	}()
 	for len(frames) > 0 {
 		typ, body, n, err := wire.Parse(frames, wire.MaxFrame)
 		if err != nil || n == 0 {
@@ -390,8 +437,13 @@ func (h *Hub) apply(frames []byte) (gap bool) {
 			continue
 		}
 		st.feedSeq = fs
-		var msg []byte
-		var ch uint8 = chanBook
+		live := len(st.subs) > 0
+		if live {
+			if st.cyc.from == 0 {
+				st.cyc.from = fs
+			}
+			st.cyc.to = fs
+		}
 		switch typ {
 		case wire.TypeLevelUpdate:
 			st.seq = lu.Seq
@@ -404,33 +456,47 @@ func (h *Hub) apply(frames []byte) (gap bool) {
 			} else {
 				side.Set(lu.Price, level{lu.Qty, lu.Orders})
 			}
-			if len(st.subs) > 0 {
-				msg = levelMsg(st, &lu)
+			if live {
+				st.cyc.level(&lu)
 			}
 		case wire.TypeTrade:
-			st.seq, ch = tr.Seq, chanTrades
-			if len(st.subs) > 0 {
-				msg = tradeMsg(st, &st.trades.buf[len(st.trades.buf)-1])
+			st.seq = tr.Seq
+			if live {
+				if len(st.cyc.trades) > 0 {
+					st.cyc.trades = append(st.cyc.trades, ',')
+				}
+				st.cyc.trades = appendTrade(st.cyc.trades, st, &st.trades.buf[len(st.trades.buf)-1])
 			}
 		case wire.TypePhaseUpdate:
 			st.seq, st.phase = pu.Seq, pu.Phase
 			if pu.Phase != engine.PhaseAuction && pu.Phase != engine.PhaseVolatility {
 				st.ind = wire.Indicative{}
 			}
-			if len(st.subs) > 0 {
-				msg = phaseMsg(st, &pu)
-			}
+			st.cyc.phase = st.cyc.phase || live
 		case wire.TypeIndicative:
 			st.seq, st.ind = iu.Seq, iu
-			if len(st.subs) > 0 {
-				msg = indicativeMsg(st, &iu)
-			}
-		}
-		for s, want := range st.subs {
-			if want&ch != 0 {
-				s.send(msg)
-			}
+			st.cyc.ind = st.cyc.ind || live
 		}
 	}
 	return gap
+}
+
+// flush sends this take's changes to the subscribers: one update each,
+// with what its channels asked for (under mu).
+func (st *inst) flush() {
+	c := &st.cyc
+	if c.from == 0 {
+		return
+	}
+	for s, want := range st.subs {
+		if c.msgs[want] == nil {
+			c.msgs[want] = appendUpdate(nil, st, want)
+		}
+		s.send(c.msgs[want])
+	}
+	clear(c.idx)
+	if cap(c.trades) > 1<<20 || cap(c.levels) > 1<<16 {
+		c.trades, c.levels = nil, nil // give a spike back
+	}
+	c.from, c.to, c.levels, c.trades, c.phase, c.ind, c.msgs = 0, 0, c.levels[:0], c.trades[:0], false, false, [4][]byte{}
 }

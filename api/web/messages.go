@@ -2,9 +2,9 @@ package web
 
 import (
 	"encoding/json"
+	"strconv"
 	"time"
 
-	"github.com/matchd/matchd/api/wire"
 	"github.com/matchd/matchd/engine"
 )
 
@@ -125,48 +125,81 @@ func mustJSON(v any) []byte {
 
 // The stream's messages.
 
-func levelMsg(st *inst, u *wire.LevelUpdate) []byte {
-	return mustJSON(struct {
-		Type   string `json:"type"`
-		Symbol string `json:"symbol"`
-		Seq    uint64 `json:"seq"`
-		Side   string `json:"side"`
-		LevelJSON
-	}{"level", st.info.Symbol, u.FeedSeq, u.Side.String(), LevelJSON{st.scale.FormatPrice(u.Price), st.scale.FormatQty(u.Qty), u.Orders}})
-}
+// Updates are appended by hand (no reflection); the shapes are those of
+// docs/HTTP.md, and TestHandEncodedJSON checks them against encoding/json.
 
-func tradeMsg(st *inst, t *trade) []byte {
-	return mustJSON(struct {
-		Type   string `json:"type"`
-		Symbol string `json:"symbol"`
-		TradeJSON
-	}{"trade", st.info.Symbol, st.tradeJSON(t)})
-}
-
-func phaseMsg(st *inst, u *wire.PhaseUpdate) []byte {
-	return mustJSON(struct {
-		Type   string `json:"type"`
-		Symbol string `json:"symbol"`
-		Seq    uint64 `json:"seq"`
-		Phase  string `json:"phase"`
-		Price  string `json:"price,omitempty"`
-	}{"phase", st.info.Symbol, u.FeedSeq, phaseName(u.Phase), priceOrEmpty(st, u.Price)})
-}
-
-func indicativeMsg(st *inst, u *wire.Indicative) []byte {
-	return mustJSON(struct {
-		Type   string `json:"type"`
-		Symbol string `json:"symbol"`
-		Seq    uint64 `json:"seq"`
-		IndicativeJSON
-	}{"indicative", st.info.Symbol, u.FeedSeq, *st.indicative()})
-}
-
-func priceOrEmpty(st *inst, p engine.Price) string {
-	if p == 0 {
-		return ""
+// appendUpdate appends one take's update of an instrument for a
+// subscriber of the channels in mask (under Hub.mu).
+func appendUpdate(b []byte, st *inst, mask uint8) []byte {
+	c := &st.cyc
+	b = append(b, `{"type":"update","symbol":`...)
+	b = append(b, st.sym...)
+	b = append(b, `,"from":`...)
+	b = strconv.AppendUint(b, c.from, 10)
+	b = append(b, `,"to":`...)
+	b = strconv.AppendUint(b, c.to, 10)
+	if mask&chanBook != 0 {
+		for _, side := range []engine.Side{engine.Buy, engine.Sell} {
+			if side == engine.Buy {
+				b = append(b, `,"bids":[`...)
+			} else {
+				b = append(b, `,"asks":[`...)
+			}
+			n := 0
+			for i := range c.levels {
+				if l := &c.levels[i]; l.Side == side {
+					if n > 0 {
+						b = append(b, ',')
+					}
+					b = appendLevel(b, st, l.Price, l.Qty, l.Orders)
+					n++
+				}
+			}
+			b = append(b, ']')
+		}
+		if c.phase {
+			b = append(b, `,"phase":`...)
+			b = append(b, mustJSON(phaseName(st.phase))...)
+		}
+		if c.ind {
+			b = append(b, `,"indicative":`...)
+			b = append(b, mustJSON(st.indicative())...)
+		}
 	}
-	return st.scale.FormatPrice(p)
+	if mask&chanTrades != 0 {
+		b = append(b, `,"trades":[`...)
+		b = append(b, c.trades...)
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}
+
+// appendLevel appends a level as JSON.
+func appendLevel(b []byte, st *inst, p engine.Price, q engine.Qty, orders int32) []byte {
+	b = append(b, `{"price":"`...)
+	b = st.scale.AppendPrice(b, p)
+	b = append(b, `","qty":"`...)
+	b = st.scale.AppendQty(b, q)
+	b = append(b, `","orders":`...)
+	b = strconv.AppendInt(b, int64(orders), 10)
+	return append(b, '}')
+}
+
+// appendTrade appends a trade as JSON (TradeJSON's shape).
+func appendTrade(b []byte, st *inst, t *trade) []byte {
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendUint(b, t.feedSeq, 10)
+	b = append(b, `,"id":`...)
+	b = strconv.AppendUint(b, uint64(t.id), 10)
+	b = append(b, `,"time":"`...)
+	b = time.Unix(0, t.time).UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","price":"`...)
+	b = st.scale.AppendPrice(b, t.price)
+	b = append(b, `","qty":"`...)
+	b = st.scale.AppendQty(b, t.qty)
+	b = append(b, `","aggressor":"`...)
+	b = append(b, aggressorName(t.aggressor)...)
+	return append(b, `"}`...)
 }
 
 // snapshotTrades and snapshotCandles are how much history a stream

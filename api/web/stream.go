@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -23,6 +24,8 @@ const writeTimeout = 5 * time.Second
 // stream is one WebSocket client.
 type stream struct {
 	q      chan []byte
+	limit  int64        // bytes it may have queued
+	queued atomic.Int64 // bytes queued and not yet written
 	once   sync.Once
 	gone   chan struct{}
 	reason string
@@ -38,8 +41,13 @@ const maxSubscribesPerSec = 20
 // send queues a message without waiting: a client whose queue is full is
 // cut off (under Hub.mu).
 func (s *stream) send(msg []byte) {
+	if s.queued.Load()+int64(len(msg)) > s.limit {
+		s.cut("too slow")
+		return
+	}
 	select {
 	case s.q <- msg:
+		s.queued.Add(int64(len(msg)))
 	default:
 		s.cut("too slow")
 	}
@@ -79,7 +87,7 @@ func (h *Hub) serveStream(w http.ResponseWriter, r *http.Request) {
 		return // Accept answered the request
 	}
 	c.SetReadLimit(16 << 10)
-	s := &stream{q: make(chan []byte, h.cfg.StreamQueue), gone: make(chan struct{})}
+	s := &stream{q: make(chan []byte, h.cfg.StreamQueue), limit: int64(h.cfg.StreamBytes), gone: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	read := make(chan struct{})
@@ -113,6 +121,7 @@ func (h *Hub) serveStream(w http.ResponseWriter, r *http.Request) {
 			wctx, wcancel := context.WithTimeout(ctx, writeTimeout)
 			err := c.Write(wctx, websocket.MessageText, m)
 			wcancel()
+			s.queued.Add(-int64(len(m)))
 			if err != nil {
 				c.CloseNow()
 				return

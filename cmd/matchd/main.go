@@ -203,7 +203,7 @@ func run(args []string) int {
 	var webAddr net.Addr
 	if st.web != "" {
 		hub, err := web.New(web.Config{Instruments: cfg.Engine.Instruments, TickerWindow: st.webTickerWindow,
-			MaxStreams: st.webMaxStreams, StreamQueue: st.webStreamQueue, Token: st.adminToken, Logger: log,
+			MaxStreams: st.webMaxStreams, StreamQueue: st.webStreamQueue, StreamBytes: st.webStreamBytes, Token: st.adminToken, Logger: log,
 			Panel: panelOf(p, n.Server(), st.fsync)}, n.Server())
 		if err == nil {
 			webAddr, err = listenWeb(st.web, hub)

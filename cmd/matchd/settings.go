@@ -33,7 +33,7 @@ type settings struct {
 	adminToken, adminHosts                             string
 	web                                                string
 	webTickerWindow                                    time.Duration
-	webMaxStreams, webStreamQueue                      int
+	webMaxStreams, webStreamQueue, webStreamBytes      int
 	version                                            bool
 	adminAddr                                          string // the admin address bound (not a setting)
 }
@@ -78,6 +78,7 @@ func (s *settings) flags(out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&s.webTickerWindow, "web-ticker-window", wd.TickerWindow, "rolling window of the ticker's volume, high and low (whole minutes)")
 	fs.IntVar(&s.webMaxStreams, "web-max-streams", wd.MaxStreams, "most WebSocket market data clients at once")
 	fs.IntVar(&s.webStreamQueue, "web-stream-queue", wd.StreamQueue, "messages a WebSocket client may let pile up before it is cut off as too slow")
+	fs.IntVar(&s.webStreamBytes, "web-stream-bytes", wd.StreamBytes, "bytes of messages a WebSocket client may let pile up before it is cut off as too slow")
 	fs.BoolVar(&s.version, "version", false, "print the version and build information, and exit")
 	return fs
 }
@@ -216,7 +217,7 @@ func (s *settings) validate() []error {
 	if err := c.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	wc := web.Config{TickerWindow: s.webTickerWindow, MaxStreams: s.webMaxStreams, StreamQueue: s.webStreamQueue}
+	wc := web.Config{TickerWindow: s.webTickerWindow, MaxStreams: s.webMaxStreams, StreamQueue: s.webStreamQueue, StreamBytes: s.webStreamBytes}
 	wc.EnsureDefaults()
 	if err := wc.Validate(); err != nil {
 		errs = append(errs, err)
@@ -241,5 +242,5 @@ func (s *settings) logAttrs() []any {
 		"admin_token", s.adminToken != "", "admin_hosts", s.adminHosts, "login_timeout", s.loginTimeout, "heartbeat", s.heartbeat,
 		"idle_timeout", s.idleTimeout, "outbound_limit", s.outbound, "outbound_budget", s.outboundBudget, "session_credit", s.sessionCredit,
 		"session_retention", s.sessionRetention, "session_retention_bytes", s.sessionRetentionBytes, "feed_retention", s.feedRetention, "order_history", s.orderHistory, "shutdown_wait", s.shutdownWait,
-		"web", s.web, "web_ticker_window", s.webTickerWindow, "web_max_streams", s.webMaxStreams, "web_stream_queue", s.webStreamQueue}
+		"web", s.web, "web_ticker_window", s.webTickerWindow, "web_max_streams", s.webMaxStreams, "web_stream_queue", s.webStreamQueue, "web_stream_bytes", s.webStreamBytes}
 }

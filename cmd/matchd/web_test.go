@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"slices"
 	"regexp"
 	"strings"
 	"testing"
@@ -208,7 +209,9 @@ func TestWebStream(t *testing.T) {
 			t.Fatal(err)
 		}
 		var m map[string]any
-		json.Unmarshal(b, &m)
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%v: %s", err, b)
+		}
 		return m
 	}
 	for _, bad := range []struct{ req, reason string }{
@@ -230,22 +233,32 @@ func TestWebStream(t *testing.T) {
 	}
 	seq := snap["seq"].(float64)
 	docScenario(t, srv.addr)
-	var trades, levels int
-	for trades < 2 || levels < 8 {
+	// Updates follow, each covering the feed numbers after the last: every
+	// trade, and every level the trading left changed, once.
+	levels := map[string]string{}
+	var trades []string
+	for seq < 10 {
 		m := next()
-		if m["seq"].(float64) != seq+1 {
-			t.Fatalf("message %v after feed number %v", m, seq)
+		if m["type"] != "update" || m["from"].(float64) != seq+1 || m["to"].(float64) < m["from"].(float64) {
+			t.Fatalf("update %v after feed number %v", m, seq)
 		}
-		seq++
-		switch m["type"] {
-		case "trade":
-			trades++
-			if m["aggressor"] != "buy" || m["time"] == "" {
-				t.Errorf("trade %v", m)
+		seq = m["to"].(float64)
+		for _, side := range []string{"bids", "asks"} {
+			for _, l := range m[side].([]any) {
+				l := l.(map[string]any)
+				levels[side+" "+l["price"].(string)] = l["qty"].(string)
 			}
-		case "level":
-			levels++
 		}
+		for _, tr := range m["trades"].([]any) {
+			tr := tr.(map[string]any)
+			trades = append(trades, tr["qty"].(string)+"@"+tr["price"].(string)+" "+tr["aggressor"].(string))
+		}
+	}
+	if want := []string{"10@100.50 buy", "2@100.60 buy"}; !slices.Equal(trades, want) {
+		t.Errorf("trades %v, want %v", trades, want)
+	}
+	if levels["asks 100.50"] != "0" || levels["asks 100.60"] != "3" || levels["bids 99.90"] != "5" || levels["bids 100.10"] != "3" {
+		t.Errorf("levels %v", levels)
 	}
 	// A second client that subscribes now gets the book as it is.
 	c2, _, err := websocket.Dial(ctx, "ws://"+srv.web+"/api/v1/stream", nil)
@@ -284,7 +297,7 @@ func TestWebSlowStreamCut(t *testing.T) {
 	cfg := dir + "/deep.json"
 	os.WriteFile(cfg, []byte(`{"accounts": [{"id": 1, "name": "alice", "token": "alice-demo"}],
   "instruments": [{"id": 1, "symbol": "AAPL", "tick_size": "0.01", "lot_size": "1", "max_open_per_account": 100000}]}`), 0o644)
-	srv := startWith(t, "--config", cfg, "--data", dir+"/data", "--fsync=false", "--web-stream-queue", "16")
+	srv := startWith(t, "--config", cfg, "--data", dir+"/data", "--fsync=false", "--web-stream-queue", "16", "--web-stream-bytes", "4194304")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	// A deep book: 20,000 levels, a snapshot of about 1 MB.
@@ -318,14 +331,14 @@ func TestWebSlowStreamCut(t *testing.T) {
 	}
 	defer c2.CloseNow()
 	c2.SetReadLimit(64 << 20)
-	// Snapshots it does not read fill its socket; then the changes of
-	// 100 more orders fill its queue of 16.
+	// Snapshots it does not read fill its socket and then its 4 MiB;
+	// the changes of the orders after come on top.
 	for range 10 {
 		c2.Write(ctx, websocket.MessageText, []byte(`{"op":"subscribe","symbols":["AAPL"]}`))
 	}
 	time.Sleep(500 * time.Millisecond)
 	alice := newWebTrader(t, srv.addr, 1, "alice-demo")
-	for i := range 100 {
+	for i := range 400 {
 		alice.order(engine.Buy, 1, engine.Price(5000+i))
 	}
 	var rerr error

@@ -113,30 +113,24 @@ function onMessage(m) {
     view.dirty = true;
     return;
   }
-  if (!view.loaded || m.seq <= view.seq) return; // before the snapshot, or in it
-  if (m.seq !== view.seq + 1) {
+  if (m.type !== 'update' || !view.loaded || m.to <= view.seq) return; // before the snapshot, or in it
+  if (m.from !== view.seq + 1) { // something was missed: start again
     view.loaded = false;
     resync();
     return;
   }
-  view.seq = m.seq;
+  view.seq = m.to;
   view.dirty = true;
-  switch (m.type) {
-    case 'level': {
-      const side = m.side === 'buy' ? view.bids : view.asks;
-      if (m.qty === '0') side.delete(m.price); else side.set(m.price, m);
-      break;
-    }
-    case 'trade':
-      view.trades.unshift(m);
-      if (view.trades.length > 500) view.trades.length = 500;
-      addCandle(view.candles['1s'], m, 1000);
-      addCandle(view.candles['1m'], m, 60000);
-      break;
-    case 'phase':
-      view.phase = m.phase;
-      break;
+  // A level with no orders left is gone.
+  for (const l of m.bids || []) { if (l.orders === 0) view.bids.delete(l.price); else view.bids.set(l.price, l); }
+  for (const l of m.asks || []) { if (l.orders === 0) view.asks.delete(l.price); else view.asks.set(l.price, l); }
+  for (const t of m.trades || []) {
+    view.trades.unshift(t);
+    addCandle(view.candles['1s'], t, 1000);
+    addCandle(view.candles['1m'], t, 60000);
   }
+  if (view.trades.length > 500) view.trades.length = 500;
+  if (m.phase) view.phase = m.phase;
 }
 
 // addCandle takes a trade into its interval's candle, as the server does.
