@@ -132,7 +132,6 @@ type Hub struct {
 	bySymbol map[string]*inst
 	byID     map[engine.InstrumentID]*inst
 
-	streams   sync.WaitGroup
 	nstreams  int // under mu
 	panelMu   sync.Mutex
 	lastPanel panelSample
