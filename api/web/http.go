@@ -134,10 +134,10 @@ func (st *inst) best(side engine.Side) *PriceQty {
 }
 
 func (st *inst) last() *TradeJSON {
-	if len(st.trades.buf) == 0 {
+	if st.trades.len() == 0 {
 		return nil
 	}
-	t := st.tradeJSON(&st.trades.buf[len(st.trades.buf)-1])
+	t := st.tradeJSON(st.trades.newest())
 	return &t
 }
 
@@ -178,7 +178,7 @@ func (h *Hub) candlesHandler(w http.ResponseWriter, r *http.Request, st *inst) {
 		writeError(w, http.StatusBadRequest, "bad-parameter", "interval must be 1s or 1m, not "+quote(iv))
 		return
 	}
-	n, ok := intParam(w, r, "limit", 100, 1, h.cfg.CandlesKept)
+	n, ok := intParam(w, r, "limit", 100, 1, st.candles[k].keep)
 	if !ok {
 		return
 	}
@@ -217,20 +217,20 @@ func (h *Hub) ticker(w http.ResponseWriter, r *http.Request, st *inst) {
 	now := time.Now().UnixNano()
 	from := now - int64(h.cfg.TickerWindow)
 	from -= from % int64(time.Minute)
-	cs := st.candles[1].buf
-	i := len(cs)
-	for i > 0 && cs[i-1].start >= from {
-		i--
-	}
 	var vol engine.Qty
-	if win := cs[i:]; len(win) > 0 {
-		hi, lo := win[0].high, win[0].low
-		for _, c := range win {
-			hi, lo = max(hi, c.high), min(lo, c.low)
-			vol += c.volume
-			t.Trades += c.trades
+	var hi, lo, open engine.Price
+	cs := &st.candles[1]
+	for i := cs.len() - 1; i >= 0 && cs.at(i).start >= from; i-- { // newest first, within the window
+		c := cs.at(i)
+		if t.Trades == 0 {
+			hi, lo = c.high, c.low
 		}
-		t.Open, t.High, t.Low = str(st.scale.FormatPrice(win[0].open)), str(st.scale.FormatPrice(hi)), str(st.scale.FormatPrice(lo))
+		hi, lo, open = max(hi, c.high), min(lo, c.low), c.open
+		vol += c.volume
+		t.Trades += c.trades
+	}
+	if t.Trades > 0 {
+		t.Open, t.High, t.Low = str(st.scale.FormatPrice(open)), str(st.scale.FormatPrice(hi)), str(st.scale.FormatPrice(lo))
 	}
 	t.Volume = st.scale.FormatQty(vol)
 	writeJSON(w, http.StatusOK, t)

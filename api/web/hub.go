@@ -21,10 +21,11 @@ type Config struct {
 	// lot sizes give the decimals).
 	Instruments []engine.Instrument
 	// TradesKept is how many of each instrument's latest trades the hub
-	// keeps for the tape and /api/v1/trades. Default 10,000.
+	// keeps for the tape and /api/v1/trades (48 bytes each). Default 1,000.
 	TradesKept int
 	// CandlesKept is how many of each instrument's latest candles the
-	// hub keeps per interval (1 s and 1 min). Default 1,440.
+	// hub keeps per interval (64 bytes each; the 1 min ones at least the
+	// ticker's window). Default 600: 10 minutes of 1 s candles.
 	CandlesKept int
 	// TickerWindow is the rolling window of the ticker's volume, high and
 	// low (whole minutes, at most 7 days). Default 24 h.
@@ -54,10 +55,10 @@ type Config struct {
 // EnsureDefaults fills in zero fields.
 func (c *Config) EnsureDefaults() {
 	if c.TradesKept == 0 {
-		c.TradesKept = 10_000
+		c.TradesKept = 1000
 	}
 	if c.CandlesKept == 0 {
-		c.CandlesKept = 1440
+		c.CandlesKept = 600
 	}
 	if c.TickerWindow == 0 {
 		c.TickerWindow = 24 * time.Hour
@@ -256,24 +257,48 @@ type trade struct {
 	aggressor engine.Side
 }
 
-// ring keeps the newest keep values, oldest first.
+// ring keeps the newest keep values: a circular buffer that grows as
+// values come, to keep at most (an instrument that never trades holds
+// nothing).
 type ring[T any] struct {
 	buf  []T
+	next int // where the next value goes once buf is full
 	keep int
 }
 
 func (r *ring[T]) add(v T) {
-	if len(r.buf) >= 2*r.keep { // amortised: at most 2 × keep held
-		n := copy(r.buf, r.buf[len(r.buf)-(r.keep-1):])
-		r.buf = r.buf[:n]
+	if len(r.buf) < r.keep {
+		r.buf = append(r.buf, v)
+		return
 	}
-	r.buf = append(r.buf, v)
+	r.buf[r.next] = v
+	r.next = (r.next + 1) % r.keep
 }
 
-// last returns up to n of the newest values, oldest first.
+// len is how many values it holds.
+func (r *ring[T]) len() int { return len(r.buf) }
+
+// newest returns the newest value (the ring must not be empty).
+func (r *ring[T]) newest() *T {
+	return r.at(len(r.buf) - 1)
+}
+
+// at returns the i-th value, oldest first (0 <= i < len).
+func (r *ring[T]) at(i int) *T {
+	if len(r.buf) < r.keep {
+		return &r.buf[i]
+	}
+	return &r.buf[(r.next+i)%r.keep]
+}
+
+// last returns a copy of up to n of the newest values, oldest first.
 func (r *ring[T]) last(n int) []T {
-	n = min(n, len(r.buf), r.keep)
-	return r.buf[len(r.buf)-n:]
+	n = min(n, len(r.buf))
+	out := make([]T, 0, n)
+	for i := len(r.buf) - n; i < len(r.buf); i++ {
+		out = append(out, *r.at(i))
+	}
+	return out
 }
 
 // candle is one interval's OHLCV.
@@ -293,8 +318,8 @@ type series struct {
 
 func (s *series) add(t *trade) {
 	start := t.time - t.time%s.step
-	if n := len(s.buf); n > 0 && s.buf[n-1].start >= start {
-		c := &s.buf[n-1] // engine time never goes back
+	if s.len() > 0 && s.newest().start >= start {
+		c := s.newest() // engine time never goes back
 		c.high, c.low = max(c.high, t.price), min(c.low, t.price)
 		c.close = t.price
 		c.volume += t.qty
@@ -464,7 +489,7 @@ func (h *Hub) apply(frames []byte) (gap bool) {
 				if len(st.cyc.trades) > 0 {
 					st.cyc.trades = append(st.cyc.trades, ',')
 				}
-				st.cyc.trades = appendTrade(st.cyc.trades, st, &st.trades.buf[len(st.trades.buf)-1])
+				st.cyc.trades = appendTrade(st.cyc.trades, st, st.trades.newest())
 			}
 		case wire.TypePhaseUpdate:
 			st.seq, st.phase = pu.Seq, pu.Phase
