@@ -166,7 +166,11 @@ func run(args []string) int {
 	// not kill it.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	checkFileLimit(log, st.maxConns)
+	webConns := 0
+	if st.web != "" {
+		webConns = st.webMaxStreams + 256
+	}
+	checkFileLimit(log, st.maxConns+webConns)
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// A soft limit makes the collector work harder as the heap nears
 		// it, so memory freed after a spike (sessions cut off, long
@@ -206,7 +210,7 @@ func run(args []string) int {
 			MaxStreams: st.webMaxStreams, StreamQueue: st.webStreamQueue, StreamBytes: st.webStreamBytes, Token: st.adminToken, Logger: log,
 			Panel: panelOf(p, n.Server(), st.fsync)}, n.Server())
 		if err == nil {
-			webAddr, err = listenWeb(st.web, hub)
+			webAddr, err = listenWeb(st.web, hub, webConns)
 		}
 		if err != nil {
 			log.Error("matchd: cannot serve the web view", "err", err)

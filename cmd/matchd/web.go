@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/matchd/matchd/api"
@@ -30,15 +31,51 @@ serving or could not bind, 2 bad settings, 3 the data directory refused.
 Settings:
 `
 
-// listenWeb binds the web view's address and serves the hub there.
-func listenWeb(addr string, hub *web.Hub) (net.Addr, error) {
+// listenWeb binds the web view's address and serves the hub there, at
+// most maxConns connections at once (more are closed at once), idle
+// keep-alive connections closed after a minute.
+func listenWeb(addr string, hub *web.Hub, maxConns int) (net.Addr, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	srv := &http.Server{Handler: hub.Handler(), ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 16 << 10}
-	go srv.Serve(ln)
+	srv := &http.Server{Handler: hub.Handler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute,
+		MaxHeaderBytes: 16 << 10}
+	go srv.Serve(&limitListener{Listener: ln, free: make(chan struct{}, maxConns)})
 	return ln.Addr(), nil
+}
+
+// limitListener accepts at most cap(free) connections at once; one over
+// is closed as soon as it is accepted.
+type limitListener struct {
+	net.Listener
+	free chan struct{}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.free <- struct{}{}:
+			return &limitConn{Conn: c, free: l.free}, nil
+		default:
+			c.Close()
+		}
+	}
+}
+
+type limitConn struct {
+	net.Conn
+	free chan struct{}
+	once sync.Once
+}
+
+func (c *limitConn) Close() error {
+	c.once.Do(func() { <-c.free })
+	return c.Conn.Close()
 }
 
 // panelOf reads the server panel's figures from the counters /metrics

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"reflect"
@@ -378,5 +380,50 @@ func TestWebServerPanelToken(t *testing.T) {
 	}
 	if strings.Contains(string(b), "http://") || strings.Contains(string(b), "https://") {
 		t.Error("the page refers to another site; it must work offline")
+	}
+}
+
+// TestWebConnectionBound: the web port holds at most --web-max-streams +
+// 256 connections; one over is closed at once, and the port serves again
+// once they go.
+func TestWebConnectionBound(t *testing.T) {
+	srv := startWith(t, "--config", "../../configs/demo.json", "--data", t.TempDir(), "--web-max-streams", "1")
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range 257 {
+		c, err := net.Dial("tcp", srv.web)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	over, err := net.Dial("tcp", srv.web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	over.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := over.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the connection over the bound was not closed: %v", err)
+	}
+	over.Close()
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get("http://" + srv.web + "/api/v1/instruments")
+		if err == nil && resp.StatusCode == 200 {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the web port does not serve again: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
