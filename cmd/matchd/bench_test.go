@@ -47,7 +47,7 @@ func benchTCP(b *testing.B, fsync bool, conns, perConn, subs int) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		args := []string{"--config", cfgPath, "--data", filepath.Join(dir, fmt.Sprint("data", i)),
-			fmt.Sprintf("--fsync=%v", fsync)}
+			fmt.Sprintf("--fsync=%v", fsync), "--web", ""} // the order path alone, as before the web view
 		args = append(args, strings.Fields(os.Getenv("MATCHD_BENCH_FLAGS"))...) // e.g. --session-credit 256
 		profile := os.Getenv("MATCHD_BENCH_CPUPROFILE")                         // profile the server under this load
 		if profile != "" {
