@@ -45,7 +45,10 @@
 //     to unsubscribe. Never held while waiting on a client.
 //  2. session.mu: one session's outbound queue and closing state. Held
 //     for a non-blocking write to the socket, never for a blocking one.
+//  2. MarketTap.mu (beside session.mu, never with it): the tap's buffer
+//     of frames, taken under Server.mu to hand over a batch's frames and
+//     by the tap's consumer (the web hub) alone to take them.
 //
 // No other locks are held across these, and none is taken while holding
-// session.mu.
+// session.mu or MarketTap.mu.
 package api
