@@ -39,9 +39,10 @@ type stream struct {
 const maxSubscribesPerSec = 20
 
 // send queues a message without waiting: a client whose queue is full is
-// cut off (under Hub.mu).
+// cut off (under Hub.mu). One message larger than the byte bound (a very
+// deep book's snapshot) still goes to a client with nothing queued.
 func (s *stream) send(msg []byte) {
-	if s.queued.Load()+int64(len(msg)) > s.limit {
+	if q := s.queued.Load(); q > 0 && q+int64(len(msg)) > s.limit {
 		s.cut("too slow")
 		return
 	}

@@ -299,7 +299,7 @@ func TestWebSlowStreamCut(t *testing.T) {
 	cfg := dir + "/deep.json"
 	os.WriteFile(cfg, []byte(`{"accounts": [{"id": 1, "name": "alice", "token": "alice-demo"}],
   "instruments": [{"id": 1, "symbol": "AAPL", "tick_size": "0.01", "lot_size": "1", "max_open_per_account": 100000}]}`), 0o644)
-	srv := startWith(t, "--config", cfg, "--data", dir+"/data", "--fsync=false", "--web-stream-queue", "16", "--web-stream-bytes", "4194304")
+	srv := startWith(t, "--config", cfg, "--data", dir+"/data", "--fsync=false", "--web-stream-queue", "16", "--web-stream-bytes", "2097152")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	// A deep book: 20,000 levels, a snapshot of about 1 MB.
@@ -333,9 +333,9 @@ func TestWebSlowStreamCut(t *testing.T) {
 	}
 	defer c2.CloseNow()
 	c2.SetReadLimit(64 << 20)
-	// Snapshots it does not read fill its socket and then its 4 MiB;
-	// the changes of the orders after come on top.
-	for range 10 {
+	// Snapshots it does not read (20 of about 1.2 MB) fill its socket
+	// and then its 2 MiB; the changes of the orders after come on top.
+	for range 20 {
 		c2.Write(ctx, websocket.MessageText, []byte(`{"op":"subscribe","symbols":["AAPL"]}`))
 	}
 	time.Sleep(500 * time.Millisecond)
