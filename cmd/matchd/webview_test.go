@@ -216,6 +216,10 @@ func TestWebViewInChromium(t *testing.T) {
 	if s.Last != "100.60" || s.Spread != "0.50" {
 		t.Errorf("last %q spread %q", s.Last, s.Spread)
 	}
+	// The instrument list and the panel follow within moments of a trade.
+	b.await("the instrument list after the trades", func(s *viewState) bool {
+		return len(s.Instruments) == 2 && slices.Equal(s.Instruments[0], []string{"AAPL", "100.10", "100.60", "100.60"})
+	})
 	b.do(map[string]string{"op": "shot", "path": filepath.Join(shots, "1-live.png")})
 
 	// The page's WebSocket drops; a trade happens meanwhile.

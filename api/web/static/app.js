@@ -111,6 +111,7 @@ function onMessage(m) {
     view.seq = m.seq;
     view.loaded = true;
     view.dirty = true;
+    soon();
     return;
   }
   if (m.type !== 'update' || !view.loaded || m.to <= view.seq) return; // before the snapshot, or in it
@@ -131,6 +132,15 @@ function onMessage(m) {
   }
   if (view.trades.length > 500) view.trades.length = 500;
   if (m.phase) view.phase = m.phase;
+  if ((m.trades || []).length || m.phase) soon(); // the list, volume and panel too, not a second later
+}
+
+// soon polls the instrument list, the ticker and the panel once, 200 ms
+// after the market moved (at most that often).
+let soonTimer = null;
+function soon() {
+  if (soonTimer) return;
+  soonTimer = setTimeout(() => { soonTimer = null; pollInstruments(); pollTicker(); pollPanel(); }, 200);
 }
 
 // addCandle takes a trade into its interval's candle, as the server does.
@@ -260,6 +270,14 @@ function drawDepth(bids, asks) {
   ctx.fillText(label(lo), 4, cv.height - 3);
   const hs = label(hi);
   ctx.fillText(hs, cv.width - 4 - ctx.measureText(hs).width, cv.height - 3);
+  // The best bid and ask, where the two sides meet, and the deepest
+  // cumulative quantity shown.
+  if (cb.length && ca.length) {
+    const mid = `${cb[0][2]} | ${ca[0][2]}`;
+    const mx = (x(cb[0][0]) + x(ca[0][0])) / 2 - ctx.measureText(mid).width / 2;
+    ctx.fillText(mid, Math.max(4, Math.min(mx, cv.width - 4 - ctx.measureText(mid).width)), cv.height - 3);
+  }
+  ctx.fillText('cum. qty ' + top.toLocaleString('en'), 4, 12);
 }
 
 function drawCandles(cs) {
@@ -291,6 +309,11 @@ function drawCandles(cs) {
   const hiS = cs.reduce((m, c) => dmax(m, c.high), cs[0].high), loS = cs.reduce((m, c) => dmin(m, c.low), cs[0].low);
   ctx.fillText(hiS, cv.width - 52, 16);
   ctx.fillText(loS, cv.width - 52, 10 + ph);
+  // A time axis: the first and the last candle's start (UTC).
+  const t0 = clock(cs[0].start.replace('Z', '.000Z')).slice(0, 8);
+  const t1 = clock(cs[cs.length - 1].start.replace('Z', '.000Z')).slice(0, 8);
+  ctx.fillText(t0, 4 + off * w, cv.height - 34 + 14);
+  if (cs.length > 1) ctx.fillText(t1, Math.min(4 + (off + cs.length - 1) * w, cv.width - 60 - ctx.measureText(t1).width), cv.height - 34 + 14);
 }
 
 async function pollInstruments() {
