@@ -66,9 +66,15 @@ func (p *Pipeline) match(b *Batch, lo, hi int64) {
 		p.handle(b, p.ring.Slot(s))
 	}
 	p.ring.Release(hi)
-	if w := p.e.NextWake(); w != p.lastWake {
+	if w := p.e.NextWake(); w != p.lastWake || p.clockApplied {
 		p.lastWake = w
 		p.wake.Store(w)
+		if p.clockApplied {
+			// Only now: cleared while the batch ran, the clock saw the old
+			// wake (already due) and sent a second command for it.
+			p.clockApplied = false
+			p.clockSent.Store(false)
+		}
 		select {
 		case p.wakeCh <- struct{}{}:
 		default:
@@ -92,11 +98,7 @@ func (p *Pipeline) handle(b *Batch, r *Request) {
 		start := int32(len(b.events))
 		b.events = p.e.Apply(&c, b.events)
 		if c.Kind == engine.CmdClock && r.Token == clockToken {
-			p.clockSent.Store(false)
-			select {
-			case p.wakeCh <- struct{}{}:
-			default:
-			}
+			p.clockApplied = true // the clock may send again once the batch's NextWake is published
 		}
 		res.events = [2]int32{start, int32(len(b.events))}
 		res.Found = true

@@ -274,8 +274,11 @@ type Pipeline struct {
 	wake      atomic.Int64
 	wakeCh    chan struct{}
 	clockSent atomic.Bool
-	clockStop chan struct{}
-	clockDone chan struct{}
+	// clockApplied says the clock's command was applied in the batch the
+	// loop is matching (loop goroutine only).
+	clockApplied bool
+	clockStop    chan struct{}
+	clockDone    chan struct{}
 
 	failOnce sync.Once
 	failErr  error
