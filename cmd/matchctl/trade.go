@@ -210,6 +210,9 @@ type trader struct {
 	others  []client.Message // what the command did to the account's other orders (self-trade cancels, stops triggered, their fills)
 	settled chan struct{}
 
+	collect   map[engine.Seq][]client.Message // replace: the session's messages by command
+	ended     map[engine.Seq]bool             // commands whose last message has come
+	endCh     chan struct{}
 	watching  *watchState
 	lastFrame string              // watch: the frame on the screen
 	inst      engine.InstrumentID // of the order being entered
@@ -218,6 +221,18 @@ type trader struct {
 func (t *trader) onMessage(m *client.Message) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if r, ok := m.Report(); ok && t.collect != nil {
+		// Everything of the session's stream by command, for commands
+		// whose answer does not say what else they did (replace).
+		t.collect[r.Seq] = append(t.collect[r.Seq], *m)
+		if m.EndOfCommand() {
+			t.ended[r.Seq] = true
+			select {
+			case t.endCh <- struct{}{}:
+			default:
+			}
+		}
+	}
 	switch m.Type {
 	case wire.TypeAccepted:
 		// Seen here, in order, before the executions that follow it.
@@ -599,19 +614,73 @@ func (t *trader) replace(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	t.mu.Lock()
+	t.collect, t.ended, t.endCh = map[engine.Seq][]client.Message{}, map[engine.Seq]bool{}, make(chan struct{}, 1)
+	t.mu.Unlock()
 	res, err := t.c.Replace(ctx, m)
 	if err != nil {
 		return err
 	}
-	if res.Type == wire.TypeCanceled {
-		t.print(fmt.Sprintf("order %d canceled: the new total is not above what has filled", id),
-			map[string]any{"order_id": id, "status": "canceled"})
-		return nil
+	// A new price may trade at once: wait for the command's last message
+	// and say everything it did.
+	rep, _ := res.Report()
+	for {
+		t.mu.Lock()
+		done := t.ended[rep.Seq]
+		t.mu.Unlock()
+		if done {
+			break
+		}
+		select {
+		case <-t.endCh:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the rest of the replace's answers: %w", ctx.Err())
+		}
 	}
-	r := res.Replaced
-	t.print(fmt.Sprintf("replaced order %d: %s @ %s, %s open", id, sc.FormatQty(r.Qty), sc.FormatPrice(r.Price), sc.FormatQty(r.Leaves)),
-		map[string]any{"order_id": id, "status": "replaced", "price": sc.FormatPrice(r.Price),
-			"qty": sc.FormatQty(r.Qty), "leaves": sc.FormatQty(r.Leaves)})
+	t.mu.Lock()
+	msgs := t.collect[rep.Seq]
+	t.mu.Unlock()
+	var sb strings.Builder
+	res2 := map[string]any{"order_id": id}
+	if res.Type == wire.TypeCanceled {
+		sb.WriteString(fmt.Sprintf("order %d canceled: the new total is not above what has filled", id))
+		res2["status"] = "canceled"
+	} else {
+		r := res.Replaced
+		fmt.Fprintf(&sb, "replaced order %d: %s @ %s, %s open", id, sc.FormatQty(r.Qty), sc.FormatPrice(r.Price), sc.FormatQty(r.Leaves))
+		res2["status"], res2["price"], res2["qty"], res2["leaves"] = "replaced", sc.FormatPrice(r.Price), sc.FormatQty(r.Qty), sc.FormatQty(r.Leaves)
+	}
+	fills, others := []map[string]any{}, []map[string]any{}
+	for _, m := range msgs {
+		switch m.Type {
+		case wire.TypeExecuted:
+			f := m.Executed
+			if f.OrderID == id {
+				fmt.Fprintf(&sb, "\n  filled %s @ %s (trade %d), %s open", sc.FormatQty(f.Qty), sc.FormatPrice(f.Price), f.Trade, sc.FormatQty(f.Leaves))
+				fills = append(fills, map[string]any{"price": sc.FormatPrice(f.Price), "qty": sc.FormatQty(f.Qty), "trade_id": f.Trade})
+				res2["leaves"] = sc.FormatQty(f.Leaves)
+			} else {
+				fmt.Fprintf(&sb, "\n  your order %d filled %s @ %s (trade %d)", f.OrderID, sc.FormatQty(f.Qty), sc.FormatPrice(f.Price), f.Trade)
+				others = append(others, map[string]any{"order_id": f.OrderID, "event": "filled", "qty": sc.FormatQty(f.Qty),
+					"price": sc.FormatPrice(f.Price), "trade_id": f.Trade})
+			}
+		case wire.TypeCanceled:
+			c := m.Canceled
+			if c.OrderID == id && res.Type == wire.TypeCanceled {
+				continue // the answer itself
+			}
+			fmt.Fprintf(&sb, "\n  canceled your order %d: %s (%s)", c.OrderID, sc.FormatQty(c.Qty), c.Reason)
+			others = append(others, map[string]any{"order_id": c.OrderID, "event": "canceled", "qty": sc.FormatQty(c.Qty), "reason": c.Reason.String()})
+		case wire.TypeTriggered:
+			fmt.Fprintf(&sb, "\n  your stop order %d triggered", m.Triggered.OrderID)
+			others = append(others, map[string]any{"order_id": m.Triggered.OrderID, "event": "triggered"})
+		}
+	}
+	res2["fills"] = fills
+	if len(others) > 0 {
+		res2["other_orders"] = others
+	}
+	t.print(sb.String(), res2)
 	return nil
 }
 

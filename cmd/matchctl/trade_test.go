@@ -168,6 +168,13 @@ func TestCommandLineSurprises(t *testing.T) {
 	if code, out, _ := ctl(bob, "status", "3"); code != 0 || !strings.Contains(out, ": canceled,") {
 		t.Errorf("status of a canceled order: %d %q", code, out)
 	}
+	// A replace that trades says so.
+	ctl(bob, "sell", "AAPL", "2", "100.30")
+	ctl(alice, "buy", "AAPL", "1", "100.00")
+	if code, out, _ := ctl(alice, "replace", "5", "--price", "100.30"); code != 0 ||
+		!strings.Contains(out, "replaced order 5: 1 @ 100.30") || !strings.Contains(out, "filled 1 @ 100.30 (trade 1), 0 open") {
+		t.Errorf("a replace that trades: %d %q", code, out)
+	}
 }
 
 // TestAdminAndOrderTypes: the operator's phase commands through matchctl
