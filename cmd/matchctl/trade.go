@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/matchd/matchd/api/client"
@@ -153,6 +154,9 @@ func trade(args []string, stdout, stderr io.Writer) int {
 	t := &trader{o: o, out: stdout}
 	c, err := dialSession(ctx, client.Config{Addr: o.addr, Account: engine.AccountID(o.account), Token: o.token,
 		OnMessage: t.onMessage}, o.session)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		err = fmt.Errorf("%w (is matchd running there? `make run` starts one on 127.0.0.1:7001; --addr or MATCH_ADDR names another)", err)
+	}
 	if err != nil {
 		return fail(1, err)
 	}

@@ -148,6 +148,10 @@ func TestCommandLineSurprises(t *testing.T) {
 		!strings.Contains(errs, "answered in HTTP") || !strings.Contains(errs, "not the order port") {
 		t.Errorf("--addr at the admin port: %d %q", code, errs)
 	}
+	if code, _, errs := ctl([]string{"--addr", "127.0.0.1:1", "--account", "1", "--token", "alice-demo"}, "orders"); code != 1 ||
+		!strings.Contains(errs, "is matchd running there?") {
+		t.Errorf("no server: %d %q", code, errs)
+	}
 	// --json errors are JSON, on stdout.
 	code, out, _ := ctl(alice, "--json", "cancel", "999")
 	var e struct{ Error, Reason string }
