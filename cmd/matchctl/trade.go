@@ -30,6 +30,7 @@ const tradeUsage = `usage: matchctl [--addr A] [--account N] [--token T] [--json
   replace ORDER_ID [--qty Q] [--price P]     (Q is the new total quantity)
   cancel-all [SYMBOL]
   top SYMBOL
+  info SYMBOL                              (phase, reference price, price band, tick and lot)
   depth SYMBOL [--levels N]
   orders
   status ORDER_ID
@@ -353,6 +354,31 @@ func (t *trader) run(ctx context.Context, pos []string) error {
 			return err
 		}
 		t.printTop(in.Symbol, sc, top.TopOfBook, false)
+		return nil
+	case "info":
+		if err := need(1); err != nil {
+			return err
+		}
+		in, sc, err := t.c.Instrument(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		st, err := t.c.InstrumentStatus(ctx, in.ID)
+		if err != nil {
+			return err
+		}
+		phase := "continuous"
+		if st.Phase != 0 {
+			phase = st.Phase.String()
+		}
+		band, js := "no price band", map[string]any{"symbol": in.Symbol, "id": in.ID, "tick_size": in.TickSize, "lot_size": in.LotSize,
+			"phase": phase, "reference_price": sc.FormatPrice(st.RefPrice), "band_low": nil, "band_high": nil}
+		if st.BandLow != 0 || st.BandHigh != 0 {
+			band = "limit orders from " + sc.FormatPrice(st.BandLow) + " to " + sc.FormatPrice(st.BandHigh)
+			js["band_low"], js["band_high"] = sc.FormatPrice(st.BandLow), sc.FormatPrice(st.BandHigh)
+		}
+		t.print(fmt.Sprintf("%s (id %d): %s; tick %s, lot %s; reference price %s; %s", in.Symbol, in.ID, phase, in.TickSize, in.LotSize,
+			sc.FormatPrice(st.RefPrice), band), js)
 		return nil
 	case "depth":
 		if err := need(1); err != nil {

@@ -172,6 +172,11 @@ func TestCommandLineSurprises(t *testing.T) {
 	if code, out, _ := ctl(bob, "status", "3"); code != 0 || !strings.Contains(out, ": canceled,") {
 		t.Errorf("status of a canceled order: %d %q", code, out)
 	}
+	// info: the phase, the reference price and the band orders must be in.
+	if code, out, _ := ctl(alice, "info", "AAPL"); code != 0 ||
+		out != "AAPL (id 1): continuous; tick 0.01, lot 1; reference price 100.00; limit orders from 90.00 to 110.00\n" {
+		t.Errorf("info: %d %q", code, out)
+	}
 	// A replace that trades says so.
 	ctl(bob, "sell", "AAPL", "2", "100.30")
 	ctl(alice, "buy", "AAPL", "1", "100.00")
