@@ -189,3 +189,58 @@ func B(seed uint64, inserts int) (engine.Config, []engine.Command) {
 	cfg.ReserveOrders = r.peak + 1 // the incoming order needs one more
 	return cfg, r.cmds
 }
+
+// C returns workload C, deep sweeps: resting limit orders spread evenly
+// over levels levels a side (perLevel each, U[1,100] lots; bids 99,999
+// down, asks 100,001 up), then sweeps aggressive IOC limit orders, each
+// on a random side, priced at the level 5 to 50 levels deep and sized to
+// take exactly those levels whole; after each sweep every price it
+// emptied is replenished with one resting order of the quantity it had,
+// so the book keeps its shape. The benchmark uses 20,000 levels, 5 a
+// level (200 k resting) and 100 k sweeps. The instrument has no price
+// band, so no order is refused for its distance from the last trade.
+func C(seed uint64, levels, perLevel, sweeps int) (engine.Config, []engine.Command) {
+	cfg := Config(0)
+	cfg.Instruments[0].BandBps, cfg.Instruments[0].StartPrice = 0, 0
+	r := newRecorder(cfg, 2*levels*perLevel+sweeps*29)
+	rng := rand.New(rand.NewPCG(seed, 0xc))
+	acct := func() engine.AccountID { return engine.AccountID(1 + rng.IntN(Accounts)) }
+	for l := 0; l < levels; l++ {
+		for k := 0; k < perLevel; k++ {
+			for _, side := range []engine.Side{engine.Buy, engine.Sell} {
+				price := 100_001 + engine.Price(l)
+				if side == engine.Buy {
+					price = 99_999 - engine.Price(l)
+				}
+				r.add(engine.Command{Kind: engine.CmdNewOrder, Account: acct(), Instrument: Instrument, Side: side,
+					Type: engine.Limit, TIF: engine.GTC, Price: price, Qty: engine.Qty(1 + rng.IntN(100))})
+			}
+		}
+	}
+	var depth []engine.LevelInfo
+	for i := 0; i < sweeps; i++ {
+		side := engine.Side(1 + rng.IntN(2))
+		resting := engine.Sell // a buy sweeps the asks
+		if side == engine.Sell {
+			resting = engine.Buy
+		}
+		depth = r.e.Depth(Instrument, resting, 5+rng.IntN(46), depth[:0])
+		if len(depth) == 0 {
+			continue
+		}
+		var qty engine.Qty
+		for _, l := range depth {
+			qty += l.Qty
+		}
+		// Stay away from one's own orders: the sweeping account is one no
+		// resting order belongs to.
+		r.add(engine.Command{Kind: engine.CmdNewOrder, Account: Accounts + 1, Instrument: Instrument, Side: side,
+			Type: engine.Limit, TIF: engine.IOC, Price: depth[len(depth)-1].Price, Qty: qty})
+		for _, l := range depth {
+			r.add(engine.Command{Kind: engine.CmdNewOrder, Account: acct(), Instrument: Instrument, Side: resting,
+				Type: engine.Limit, TIF: engine.GTC, Price: l.Price, Qty: l.Qty})
+		}
+	}
+	cfg.ReserveOrders = r.peak + 1
+	return cfg, r.cmds
+}
