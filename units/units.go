@@ -42,7 +42,7 @@ type unit struct {
 func unitOf(d decimal.Decimal) unit {
 	k := places(d)
 	c := d.Coefficient()
-	if !c.IsInt64() || c.Sign() <= 0 {
+	if !c.IsInt64() || c.Sign() <= 0 || k > 40 { // more places than an int64 has digits: decimal's own formatting
 		return unit{}
 	}
 	m := uint64(c.Int64())

@@ -112,7 +112,7 @@ func FuzzParsePrice(f *testing.F) {
 // TestFormatMatchesDecimal: the integer formatting prints exactly what
 // decimal's StringFixed does, for every kind of size.
 func TestFormatMatchesDecimal(t *testing.T) {
-	for _, tick := range []string{"0.01", "0.5", "1", "25", "0.0001", "1e2", "0.25", "0.000000001", "123456789.123"} {
+	for _, tick := range []string{"0.01", "0.5", "1", "25", "0.0001", "1e2", "0.25", "0.000000001", "123456789.123", "1e-70", "1e-41", "1e-40"} {
 		s, err := NewScale(tick, tick)
 		if err != nil {
 			t.Fatal(err)
