@@ -139,7 +139,6 @@ type Hub struct {
 
 	done   chan struct{}
 	closed sync.Once
-	ran    chan struct{}
 	spare  []byte
 }
 
@@ -158,7 +157,7 @@ func New(cfg Config, srv *api.Server) (*Hub, error) {
 	}
 	h := &Hub{cfg: cfg, srv: srv, tap: api.NewMarketTap(cfg.TapLimit), log: cfg.Logger,
 		bySymbol: map[string]*inst{}, byID: map[engine.InstrumentID]*inst{},
-		done: make(chan struct{}), ran: make(chan struct{})}
+		done: make(chan struct{})}
 	minutes := int(cfg.TickerWindow / time.Minute)
 	for _, in := range cfg.Instruments {
 		sc, _ := units.ScaleOf(in)
@@ -197,7 +196,6 @@ type inst struct {
 	bids, asks btree.Map[engine.Price, level]
 	synced     bool   // the book holds a snapshot and what followed it
 	feedSeq    uint64 // of the last frame the book includes
-	seq        engine.Seq
 	phase      engine.Phase
 	ind        wire.Indicative // the latest indicative uncrossing (zero: none)
 
@@ -330,7 +328,6 @@ func (s *series) add(t *trade) {
 }
 
 func (h *Hub) run() {
-	defer close(h.ran)
 	h.resync()
 	for {
 		select {
@@ -399,7 +396,7 @@ func (st *inst) load(a *api.DepthAnswer) {
 	for _, l := range a.Asks {
 		st.asks.Set(l.Price, level{l.Qty, l.Orders})
 	}
-	st.synced, st.feedSeq, st.seq, st.phase, st.ind = a.Found, a.FeedSeq, a.Seq, a.Phase, wire.Indicative{}
+	st.synced, st.feedSeq, st.phase, st.ind = a.Found, a.FeedSeq, a.Phase, wire.Indicative{}
 }
 
 // apply takes a run of frames into the books, tapes and candles, and sends
@@ -470,7 +467,6 @@ func (h *Hub) apply(frames []byte) (gap bool) {
 		}
 		switch typ {
 		case wire.TypeLevelUpdate:
-			st.seq = lu.Seq
 			side := &st.asks
 			if lu.Side == engine.Buy {
 				side = &st.bids
@@ -484,7 +480,6 @@ func (h *Hub) apply(frames []byte) (gap bool) {
 				st.cyc.level(&lu)
 			}
 		case wire.TypeTrade:
-			st.seq = tr.Seq
 			if live {
 				if len(st.cyc.trades) > 0 {
 					st.cyc.trades = append(st.cyc.trades, ',')
@@ -492,13 +487,13 @@ func (h *Hub) apply(frames []byte) (gap bool) {
 				st.cyc.trades = appendTrade(st.cyc.trades, st, st.trades.newest())
 			}
 		case wire.TypePhaseUpdate:
-			st.seq, st.phase = pu.Seq, pu.Phase
+			st.phase = pu.Phase
 			if pu.Phase != engine.PhaseAuction && pu.Phase != engine.PhaseVolatility {
 				st.ind = wire.Indicative{}
 			}
 			st.cyc.phase = st.cyc.phase || live
 		case wire.TypeIndicative:
-			st.seq, st.ind = iu.Seq, iu
+			st.ind = iu
 			st.cyc.ind = st.cyc.ind || live
 		}
 	}

@@ -579,27 +579,36 @@ func (t *trader) order(ctx context.Context, cmd string, args []string) error {
 		res["canceled_qty"] = sc.FormatQty(t.remains.Qty)
 	}
 	others := []map[string]any{}
-	for _, m := range t.others {
-		switch m.Type {
-		case wire.TypeCanceled:
-			c := m.Canceled
-			fmt.Fprintf(&sb, "\n  canceled your order %d: %s (%s)", c.OrderID, sc.FormatQty(c.Qty), c.Reason)
-			others = append(others, map[string]any{"order_id": c.OrderID, "event": "canceled", "qty": sc.FormatQty(c.Qty), "reason": c.Reason.String()})
-		case wire.TypeExecuted:
-			f := m.Executed
-			fmt.Fprintf(&sb, "\n  your order %d filled %s @ %s (trade %d)", f.OrderID, sc.FormatQty(f.Qty), sc.FormatPrice(f.Price), f.Trade)
-			others = append(others, map[string]any{"order_id": f.OrderID, "event": "filled", "qty": sc.FormatQty(f.Qty),
-				"price": sc.FormatPrice(f.Price), "trade_id": f.Trade})
-		case wire.TypeTriggered:
-			fmt.Fprintf(&sb, "\n  your stop order %d triggered", m.Triggered.OrderID)
-			others = append(others, map[string]any{"order_id": m.Triggered.OrderID, "event": "triggered"})
-		}
+	for i := range t.others {
+		others = otherEvent(&sb, sc, &t.others[i], others)
 	}
 	if len(others) > 0 {
 		res["other_orders"] = others
 	}
 	t.print(sb.String(), res)
 	return nil
+}
+
+// otherEvent says what a command did to one of the account's other
+// orders (canceled by self-trade prevention, a stop triggered, a fill of
+// it) in words on sb and as a JSON value appended to js; other messages
+// are not such events.
+func otherEvent(sb *strings.Builder, sc units.Scale, m *client.Message, js []map[string]any) []map[string]any {
+	switch m.Type {
+	case wire.TypeCanceled:
+		c := m.Canceled
+		fmt.Fprintf(sb, "\n  canceled your order %d: %s (%s)", c.OrderID, sc.FormatQty(c.Qty), c.Reason)
+		return append(js, map[string]any{"order_id": c.OrderID, "event": "canceled", "qty": sc.FormatQty(c.Qty), "reason": c.Reason.String()})
+	case wire.TypeExecuted:
+		f := m.Executed
+		fmt.Fprintf(sb, "\n  your order %d filled %s @ %s (trade %d)", f.OrderID, sc.FormatQty(f.Qty), sc.FormatPrice(f.Price), f.Trade)
+		return append(js, map[string]any{"order_id": f.OrderID, "event": "filled", "qty": sc.FormatQty(f.Qty),
+			"price": sc.FormatPrice(f.Price), "trade_id": f.Trade})
+	case wire.TypeTriggered:
+		fmt.Fprintf(sb, "\n  your stop order %d triggered", m.Triggered.OrderID)
+		return append(js, map[string]any{"order_id": m.Triggered.OrderID, "event": "triggered"})
+	}
+	return js
 }
 
 // explain adds what the server knows to a reject that needs it.
@@ -684,27 +693,18 @@ func (t *trader) replace(ctx context.Context, args []string) error {
 	for _, m := range msgs {
 		switch m.Type {
 		case wire.TypeExecuted:
-			f := m.Executed
-			if f.OrderID == id {
+			if f := m.Executed; f.OrderID == id {
 				fmt.Fprintf(&sb, "\n  filled %s @ %s (trade %d), %s open", sc.FormatQty(f.Qty), sc.FormatPrice(f.Price), f.Trade, sc.FormatQty(f.Leaves))
 				fills = append(fills, map[string]any{"price": sc.FormatPrice(f.Price), "qty": sc.FormatQty(f.Qty), "trade_id": f.Trade})
 				res2["leaves"] = sc.FormatQty(f.Leaves)
-			} else {
-				fmt.Fprintf(&sb, "\n  your order %d filled %s @ %s (trade %d)", f.OrderID, sc.FormatQty(f.Qty), sc.FormatPrice(f.Price), f.Trade)
-				others = append(others, map[string]any{"order_id": f.OrderID, "event": "filled", "qty": sc.FormatQty(f.Qty),
-					"price": sc.FormatPrice(f.Price), "trade_id": f.Trade})
+				continue
 			}
 		case wire.TypeCanceled:
-			c := m.Canceled
-			if c.OrderID == id && res.Type == wire.TypeCanceled {
+			if m.Canceled.OrderID == id && res.Type == wire.TypeCanceled {
 				continue // the answer itself
 			}
-			fmt.Fprintf(&sb, "\n  canceled your order %d: %s (%s)", c.OrderID, sc.FormatQty(c.Qty), c.Reason)
-			others = append(others, map[string]any{"order_id": c.OrderID, "event": "canceled", "qty": sc.FormatQty(c.Qty), "reason": c.Reason.String()})
-		case wire.TypeTriggered:
-			fmt.Fprintf(&sb, "\n  your stop order %d triggered", m.Triggered.OrderID)
-			others = append(others, map[string]any{"order_id": m.Triggered.OrderID, "event": "triggered"})
 		}
+		others = otherEvent(&sb, sc, &m, others)
 	}
 	res2["fills"] = fills
 	if len(others) > 0 {

@@ -58,6 +58,7 @@ type options struct {
 
 func run(args []string) int {
 	fs := flag.NewFlagSet("matchlat", flag.ContinueOnError)
+	fs.Usage = func() {} // -h: the flags on stdout below
 	echo := fs.String("echo", "", "internal: serve the ping-pong floor on this address and print it")
 	o := options{}
 	fs.StringVar(&o.matchd, "matchd", "bin/matchd", "the matchd binary to start")
@@ -77,6 +78,8 @@ func run(args []string) int {
 	version := fs.Bool("version", false, "print the build and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stdout)
+			fs.PrintDefaults()
 			return 0
 		}
 		return 2
