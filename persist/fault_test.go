@@ -92,6 +92,12 @@ func TestFullDiskFailsTheStore(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		for i := 0; ; i = (i + 1000) % (len(cmds) - 1000) {
+			select {
+			case <-st.Failed(): // the test may end now: write nothing into a directory about to go
+				done <- st.Err()
+				return
+			default:
+			}
 			batch := append([]engine.Command(nil), cmds[i:i+1000]...)
 			if err := st.Write(batch); err != nil {
 				done <- err
@@ -114,6 +120,13 @@ func TestFullDiskFailsTheStore(t *testing.T) {
 		defer st.Close() // only once the writer has stopped: Write and Commit are not safe beside Close
 	case <-st.Failed():
 		t.Logf("the store failed with the writer still inside a write: %v", st.Err())
+		// Let a writer that is not stuck come out before the tmpfs goes
+		// (one that went on into a WAL rotation after the directory was
+		// removed crashed the race run).
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("no failure 30 s into filling a 6 MiB disk (background errors: %d, the last: %v)", st.BackgroundErrors(), st.bgLast.Load())
 	}
