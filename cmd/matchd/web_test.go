@@ -66,6 +66,16 @@ func docScenario(t *testing.T, addr string) {
 	bob.order(engine.Buy, 1, 9990)
 }
 
+// scenarioDone reports whether a book answer shows docScenario's last
+// order (the second order at 99.90), not just its level.
+func scenarioDone(b []byte) bool {
+	var book struct {
+		Bids []struct{ Price, Qty string } `json:"bids"`
+	}
+	return json.Unmarshal(b, &book) == nil && len(book.Bids) == 2 &&
+		book.Bids[1].Price == "99.90" && book.Bids[1].Qty == "5"
+}
+
 func httpGet(t *testing.T, url string, header ...string) (int, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", url, nil)
@@ -150,7 +160,7 @@ func TestHTTPDocExamples(t *testing.T) {
 	srv := startServer(t, t.TempDir())
 	docScenario(t, srv.addr)
 	base := "http://" + srv.web
-	waitFor(t, base+"/api/v1/book/AAPL", func(b []byte) bool { return strings.Contains(string(b), `"99.90"`) })
+	waitFor(t, base+"/api/v1/book/AAPL", scenarioDone)
 	doc, err := os.ReadFile("../../docs/HTTP.md")
 	if err != nil {
 		t.Fatal(err)

@@ -195,7 +195,11 @@ func TestWebViewInChromium(t *testing.T) {
 	docScenario(t, srv.addr)
 	asks := [][]string{{"", "", "101.00", "7", "1"}, {"", "", "100.60", "3", "1"}}
 	bids := [][]string{{"1", "3", "100.10", "", ""}, {"2", "5", "99.90", "", ""}}
-	s := b.await("the traded book", func(s *viewState) bool { return len(s.Tape) == 2 && len(s.Bids) == 2 })
+	// The scenario's last order adds to a level already shown: wait for
+	// the whole ladder, not just its shape (CI once looked too early).
+	s := b.await("the traded book", func(s *viewState) bool {
+		return len(s.Tape) == 2 && slices.EqualFunc(s.Bids, bids, slices.Equal)
+	})
 	if !slices.EqualFunc(s.Asks, asks, slices.Equal) || !slices.EqualFunc(s.Bids, bids, slices.Equal) {
 		t.Errorf("ladder: asks %v bids %v", s.Asks, s.Bids)
 	}
