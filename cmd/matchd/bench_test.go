@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,7 +35,13 @@ const benchConfig = `{
 // crossing, so there are fills. subs market data subscribers (of the
 // first account) read the instrument's feed throughout.
 func benchTCP(b *testing.B, fsync bool, conns, perConn, subs int) {
+	if k, err := strconv.Atoi(os.Getenv("MATCHD_BENCH_SCALE")); err == nil && k > 0 {
+		perConn *= k // longer runs, for profiles with enough samples
+	}
 	dir := b.TempDir()
+	if d := os.Getenv("MATCHD_BENCH_DIR"); d != "" {
+		dir = d // kept after the run, to look into the data directory
+	}
 	var accts string
 	for i := 1; i <= conns; i++ {
 		if i > 1 {
@@ -124,7 +131,7 @@ func benchTCP(b *testing.B, fsync bool, conns, perConn, subs int) {
 		}
 		var wg sync.WaitGroup
 		b.StartTimer()
-		start := time.Now()
+		start, cpu0 := time.Now(), procCPU(srv.cmd.Process.Pid)
 		for _, cn := range cs {
 			wg.Add(2)
 			var answered atomic.Int64
@@ -164,7 +171,7 @@ func benchTCP(b *testing.B, fsync bool, conns, perConn, subs int) {
 			}()
 		}
 		wg.Wait()
-		elapsed := time.Since(start)
+		elapsed, cpu := time.Since(start), procCPU(srv.cmd.Process.Pid)-cpu0
 		b.StopTimer()
 		for _, c := range subConns {
 			c.Close()
@@ -180,6 +187,9 @@ func benchTCP(b *testing.B, fsync bool, conns, perConn, subs int) {
 			<-srv.exit
 		}
 		b.ReportMetric(float64(conns*perConn)/elapsed.Seconds()/1e6, "Morders/s")
+		if cpu > 0 {
+			b.ReportMetric(cpu.Seconds()*1e6/float64(conns*perConn), "server-µs/order")
+		}
 		b.StartTimer()
 	}
 }
@@ -192,3 +202,19 @@ func BenchmarkTCPNoFsync4Conn(b *testing.B) { benchTCP(b, false, 4, 250_000, 0) 
 // With market data subscribers reading the feed of every order.
 func BenchmarkTCPNoFsync1Conn4Subs(b *testing.B) { benchTCP(b, false, 1, 500_000, 4) }
 func BenchmarkTCPFsync1Conn4Subs(b *testing.B)   { benchTCP(b, true, 1, 500_000, 4) }
+
+// procCPU is a process's user+system CPU time so far, from /proc (0 if it
+// cannot be read). The granularity is USER_HZ, 10 ms.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:])) // after the command's name
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
