@@ -88,6 +88,16 @@ func (s *Server) serveConn(c net.Conn, pre *list.Element) {
 		return
 	}
 	s.adm.succeeded(login.Account, addr)
+	if f := s.leadership.Load(); f != nil {
+		if lead, id, at := (*f)(); !lead {
+			// A replica that does not lead: the client goes to the leader.
+			s.stats.disconnects[CauseLoginRejected].Add(1)
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			c.Write((&wire.NotLeader{Leader: id, Addr: at}).Append(nil))
+			c.Close()
+			return
+		}
+	}
 	name := login.Session
 	if name != (wire.SessionName{}) && !name.Valid() || name == (wire.SessionName{}) && login.Next != 0 {
 		reject(wire.TypeLoginRejected, wire.LoginBadSession)

@@ -215,11 +215,12 @@ type Server struct {
 	outQueued atomic.Int64 // bytes all sessions hold for their clients
 	active    atomic.Int64 // sessions with requests in the pipeline
 
-	nextID  atomic.Uint32
-	conns   atomic.Int64
-	closing atomic.Bool
-	wg      sync.WaitGroup // connection goroutines
-	readers atomic.Int64   // session read loops running
+	nextID     atomic.Uint32
+	conns      atomic.Int64
+	closing    atomic.Bool
+	leadership atomic.Pointer[Leadership] // nil: a single node, every login taken
+	wg         sync.WaitGroup             // connection goroutines
+	readers    atomic.Int64               // session read loops running
 
 	drained   chan struct{} // closed by Shutdown once everything read is answered
 	drainOnce sync.Once
@@ -307,6 +308,16 @@ func refuse(c net.Conn, reason uint8) {
 	c.Write(wire.AppendReason(nil, wire.TypeLoginRejected, reason))
 	c.Close()
 }
+
+// Leadership says whether this server takes order entry (lead) and, if
+// not, which node leads and at what order-entry address (0 and "" when
+// none is known).
+type Leadership func() (lead bool, leader uint64, addr string)
+
+// SetLeadership makes logins ask f first: a replica of a cluster that
+// does not lead answers every login with NotLeader and closes. Without
+// it (a single node) every login is taken.
+func (s *Server) SetLeadership(f Leadership) { s.leadership.Store(&f) }
 
 // Closing reports whether Shutdown has begun.
 func (s *Server) Closing() bool { return s.closing.Load() }

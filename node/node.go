@@ -25,6 +25,7 @@ import (
 	"github.com/matchd/matchd/engine"
 	"github.com/matchd/matchd/persist"
 	"github.com/matchd/matchd/pipeline"
+	"github.com/matchd/matchd/replica"
 )
 
 // Config is everything one node needs. The parts' own configs carry their
@@ -47,6 +48,12 @@ type Config struct {
 	Snapshots persist.SnapshotterConfig
 	// Logger receives every part's log lines. Default slog.Default().
 	Logger *slog.Logger
+	// Cluster, if set, makes the node one replica of a raft group: its
+	// journal is replicated (replica.Journal), it takes order entry only
+	// while it leads, and it applies what the leader commits otherwise.
+	// Its ID, Peers and Fsync are needed; Dir defaults to the data
+	// directory's "raft"; the callbacks are the node's.
+	Cluster *replica.Config
 }
 
 // ErrConfigMismatch reports a configuration whose instruments differ from
@@ -65,6 +72,7 @@ type Node struct {
 	snap  *persist.Snapshotter
 	rec   persist.RecoveryStats
 	addr  net.Addr
+	rep   *replica.Replica // nil: a single node
 
 	served   chan error
 	failed   chan struct{}
@@ -129,27 +137,88 @@ func Open(cfg Config) (*Node, error) {
 			}
 		}
 	}
-	if n.pipe, err = pipeline.New(e, store, srv.Deliver, cfg.Pipeline); err != nil {
+	var journal pipeline.Journal = store
+	if cfg.Cluster != nil {
+		rc := *cfg.Cluster
+		if rc.Dir == "" {
+			rc.Dir = replica.DirFor(cfg.Dir)
+		}
+		if rc.FS == nil {
+			rc.FS = cfg.FS
+		}
+		rc.Logger = cfg.Logger
+		rc.Sequenced = func() engine.Seq { return n.pipe.Sequenced() }
+		rc.Durable = func() engine.Seq { return n.pipe.Durable() }
+		rc.Apply = func(cmds []engine.Command) error { return n.apply(cmds) }
+		rc.OnLead = func(lead bool) { n.pipe.SetSequencing(lead) }
+		if n.rep, err = replica.Open(rc); err != nil {
+			store.Close()
+			return nil, err
+		}
+		srv.SetLeadership(func() (bool, uint64, string) {
+			if n.rep.Ready() {
+				return true, 0, ""
+			}
+			id, addr := n.rep.LeaderClient()
+			return false, id, addr
+		})
+		cfg.Pipeline.Follower = true
+		cfg.Pipeline.EnsureDefaults()
+		journal = n.rep.Journal(store, cfg.Pipeline.InFlight)
+	}
+	if n.pipe, err = pipeline.New(e, journal, srv.Deliver, cfg.Pipeline); err != nil {
+		n.closeReplica()
 		store.Close()
 		return nil, err
 	}
 	srv.Attach(n.pipe)
 	if n.snap, err = persist.NewSnapshotter(store, e, n.pipe.Durable, cfg.Snapshots); err != nil {
+		n.closeReplica()
 		store.Close()
 		return nil, err
 	}
 	if n.addr, err = srv.Listen(); err != nil {
 		n.snap.Close()
+		n.closeReplica()
 		store.Close()
 		return nil, err
 	}
 	return n, nil
 }
 
+// apply hands committed commands from the leader to the pipeline.
+func (n *Node) apply(cmds []engine.Command) error {
+	const chunk = 1024
+	var reqs [chunk]pipeline.Request
+	for len(cmds) > 0 {
+		k := min(len(cmds), chunk)
+		for i := range k {
+			reqs[i] = pipeline.Request{Cmd: cmds[i], Replicated: true}
+		}
+		if err := n.pipe.Submit(reqs[:k]...); err != nil {
+			return err
+		}
+		cmds = cmds[k:]
+	}
+	return nil
+}
+
+func (n *Node) closeReplica() {
+	if n.rep != nil {
+		n.rep.Close()
+	}
+}
+
+// Replica returns the node's replica (nil for a single node).
+func (n *Node) Replica() *replica.Replica { return n.rep }
+
 // Start starts the pipeline's stages, the snapshotter and the accept loop.
 func (n *Node) Start() {
 	n.started = true
 	n.pipe.Start()
+	if n.rep != nil {
+		n.rep.Start()
+	}
 	n.snap.Start()
 	go func() { n.served <- n.srv.Serve() }()
 	go func() {
@@ -227,13 +296,27 @@ func (n *Node) Close(wait time.Duration) error {
 	closed := make(chan error, 1)
 	go func() { closed <- n.pipe.Close() }()
 	var perr error
-	if failed {
+	switch {
+	case failed:
 		select {
 		case perr = <-closed:
 		case <-time.After(wait + time.Second):
-			return fmt.Errorf("node: the store is stuck after its failure; not closing it: %w", n.Err())
+			if n.rep == nil {
+				return fmt.Errorf("node: the store is stuck after its failure; not closing it: %w", n.Err())
+			}
+			n.rep.Close() // what waits for a commit gives up
+			perr = <-closed
 		}
-	} else {
+	case n.rep != nil:
+		select {
+		case perr = <-closed:
+		case <-time.After(wait + time.Second):
+			// No quorum to commit what is in flight: it stays unacknowledged.
+			n.log.Warn("node: the cluster did not commit what was in flight; stopping without it")
+			n.rep.Close()
+			perr = <-closed
+		}
+	default:
 		perr = <-closed
 	}
 	n.snap.Close()
@@ -250,6 +333,12 @@ func (n *Node) Close(wait time.Duration) error {
 			n.log.Info("node: final snapshot", "seq", e.LastSeq(), "duration", time.Since(start))
 		}
 	}
+	rerr := error(nil)
+	if n.rep != nil {
+		if rerr = n.rep.Close(); rerr != nil {
+			rerr = fmt.Errorf("node: close the replica: %w", rerr)
+		}
+	}
 	cerr := n.store.Close()
-	return errors.Join(perr, serr, cerr)
+	return errors.Join(perr, serr, rerr, cerr)
 }

@@ -28,7 +28,7 @@ func (p *Pipeline) runClock() {
 	defer timer.Stop()
 	for {
 		wait := maxClockSleep
-		if w := p.wake.Load(); w != math.MaxInt64 && !p.clockSent.Load() {
+		if w := p.wake.Load(); w != math.MaxInt64 && !p.clockSent.Load() && p.sequencing.Load() {
 			if d := time.Duration(w - p.cfg.Clock()); d > 0 {
 				wait = min(d, maxClockSleep)
 			} else {

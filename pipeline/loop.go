@@ -1,6 +1,10 @@
 package pipeline
 
-import "github.com/matchd/matchd/engine"
+import (
+	"fmt"
+
+	"github.com/matchd/matchd/engine"
+)
 
 // The matching loop: the only goroutine that touches the engine while the
 // pipeline runs. It takes everything published in the ring as one batch,
@@ -91,9 +95,27 @@ func (p *Pipeline) handle(b *Batch, r *Request) {
 	q := &r.Query
 	switch q.Kind {
 	case 0:
-		p.seq++
 		c := r.Cmd
-		c.Seq, c.Time = p.seq, b.Time
+		switch {
+		case r.Replicated:
+			if c.Seq != p.seq+1 {
+				p.fail(fmt.Errorf("%w: command %d after %d", ErrDiverged, c.Seq, p.seq))
+				res.Query = QueryBarrier
+				b.Results = append(b.Results, res)
+				return
+			}
+			p.seq = c.Seq
+			p.lastTime = max(p.lastTime, c.Time)
+		case !p.sequencing.Load():
+			// Not ours to sequence (a replica that does not lead): answered
+			// with nothing, as a barrier is.
+			res.Query, res.Seq = QueryBarrier, p.seq
+			b.Results = append(b.Results, res)
+			return
+		default:
+			p.seq++
+			c.Seq, c.Time = p.seq, b.Time
+		}
 		b.Cmds = append(b.Cmds, c)
 		start := int32(len(b.events))
 		b.events = p.e.Apply(&c, b.events)

@@ -89,6 +89,9 @@ type Request struct {
 	// Recv is the producer's own timestamp (when it read the request, say),
 	// returned untouched with the result; the pipeline never reads it.
 	Recv int64
+	// Replicated marks a command sequenced elsewhere (a replica's leader):
+	// Cmd's Seq and Time are kept, and Seq must follow the last applied.
+	Replicated bool
 }
 
 // Result is the outcome of one request within a Batch. Its slices are
@@ -203,6 +206,12 @@ type Config struct {
 	// Clock returns the time in Unix nanoseconds. Default time.Now. The
 	// loop never lets time go backwards.
 	Clock func() int64
+	// Follower starts the pipeline without sequencing: only Replicated
+	// commands are applied (queries are answered), the clock sends
+	// nothing, and a command to sequence is answered as a QueryBarrier
+	// (nothing) until SetSequencing(true). For a replica that does not
+	// lead.
+	Follower bool
 }
 
 // EnsureDefaults fills in zero fields.
@@ -264,8 +273,9 @@ type Pipeline struct {
 	queued atomic.Int64
 	inline [1]*Batch
 
-	sequenced atomic.Uint64
-	durable   atomic.Uint64
+	sequenced  atomic.Uint64
+	durable    atomic.Uint64
+	sequencing atomic.Bool // new commands are sequenced here (not Config.Follower, or SetSequencing)
 
 	// The clock: the loop publishes the engine's NextWake in wake (and
 	// signals wakeCh when it moves earlier); the clock goroutine sends a
@@ -321,8 +331,26 @@ func New(e *engine.Engine, j Journal, deliver func(*Batch), cfg Config) (*Pipeli
 	p.sequenced.Store(uint64(p.seq))
 	p.durable.Store(uint64(p.seq))
 	p.wake.Store(p.lastWake)
+	p.sequencing.Store(!cfg.Follower)
 	return p, nil
 }
+
+// SetSequencing turns the sequencing of new commands on or off (see
+// Config.Follower). A replica turns it on once it leads and has applied
+// everything committed before.
+func (p *Pipeline) SetSequencing(on bool) {
+	p.sequencing.Store(on)
+	if on {
+		select { // the clock looks at the engine's wake time again
+		case p.wakeCh <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// ErrDiverged reports a replicated command that does not follow the last
+// one applied.
+var ErrDiverged = errors.New("pipeline: a replicated command does not follow the last applied")
 
 // Start starts the three stages' goroutines: the matching loop, the
 // journal stage and the release stage.

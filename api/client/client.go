@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,10 @@ import (
 
 // Config configures a client.
 type Config struct {
+	// Addr is the server's order-entry address, or a cluster's: several
+	// addresses separated by commas. The client logs in to the node that
+	// leads (a follower names the leader, and the client goes there), and
+	// after a failover to the new leader.
 	Addr               string
 	Account            engine.AccountID
 	Token              string
@@ -226,6 +231,7 @@ type Client struct {
 	dir     []wire.InstrumentInfo
 	books   map[engine.InstrumentID]*Book
 
+	at   string // the address that took the last login (under mu)
 	done chan struct{}
 }
 
@@ -264,13 +270,92 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// login connects and logs in to the session from stream message next.
+// ErrNoLeader reports that every address answered, but none leads and
+// none knows a leader (a cluster between leaders): retry shortly.
+var ErrNoLeader = errors.New("client: no node of the cluster leads (an election is under way?)")
+
+// addrs is Config.Addr as a list: one address, or several separated by
+// commas (the nodes of a cluster).
+func (c *Client) addrs() []string {
+	var out []string
+	for _, a := range strings.Split(c.cfg.Addr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Addr is the address of the node the client last logged in to.
+func (c *Client) Addr() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.at
+}
+
+// login connects and logs in to the session from stream message next. With
+// several addresses (a cluster), it starts at the one that last took the
+// login, follows a follower's NotLeader to the leader, and tries the next
+// address when one cannot be reached; while the cluster has no leader it
+// tries again every 50 ms until ctx ends.
 func (c *Client) login(ctx context.Context, next uint64, takeOver bool) (net.Conn, *wire.Reader, wire.LoginAccepted, error) {
+	addrs := c.addrs()
+	if len(addrs) == 0 {
+		return nil, nil, wire.LoginAccepted{}, errors.New("client: no address (Config.Addr)")
+	}
+	c.mu.Lock()
+	at := c.at
+	c.mu.Unlock()
+	start := 0
+	for i, a := range addrs {
+		if a == at {
+			start = i
+		}
+	}
+	var lastErr error
+	for {
+		sawNotLeader := false
+		for k := range addrs {
+			a := addrs[(start+k)%len(addrs)]
+			for hops := 0; hops < 3 && a != ""; hops++ { // a follower's hint, then the hint's hint
+				conn, rd, acc, redirect, err := c.loginAt(ctx, a, next, takeOver)
+				if err == nil {
+					c.mu.Lock()
+					c.at = a
+					c.mu.Unlock()
+					return conn, rd, acc, nil
+				}
+				var le *LoginError
+				if errors.As(err, &le) || errors.Is(err, ErrNotOrderPort) || len(addrs) == 1 && redirect == nil {
+					return nil, nil, acc, err // the same answer from every node
+				}
+				lastErr = err
+				if redirect == nil {
+					break // unreachable: the next address
+				}
+				sawNotLeader = true
+				a = redirect.Addr
+			}
+		}
+		if !sawNotLeader || ctx.Err() != nil {
+			return nil, nil, wire.LoginAccepted{}, lastErr // the reconnect loop's backoff takes over
+		}
+		select { // a live node knows no leader: an election is under way
+		case <-ctx.Done():
+			return nil, nil, wire.LoginAccepted{}, lastErr
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// loginAt logs in at one address. A NotLeader answer is returned as
+// redirect (with ErrNoLeader as the error).
+func (c *Client) loginAt(ctx context.Context, addr string, next uint64, takeOver bool) (net.Conn, *wire.Reader, wire.LoginAccepted, *wire.NotLeader, error) {
 	var acc wire.LoginAccepted
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", c.cfg.Addr)
+	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, nil, acc, fmt.Errorf("client: %w", err)
+		return nil, nil, acc, nil, fmt.Errorf("client: %w", err)
 	}
 	login := wire.Login{Version: wire.Version, Account: c.cfg.Account, Session: c.name, Next: next}
 	if c.cfg.CancelOnDisconnect {
@@ -289,30 +374,35 @@ func (c *Client) login(ctx context.Context, next uint64, takeOver bool) (net.Con
 	rd := wire.NewReader(first, wire.MaxFrame, 1<<17)
 	if _, err := conn.Write(login.Append(nil)); err != nil {
 		conn.Close()
-		return nil, nil, acc, fmt.Errorf("client: %w", err)
+		return nil, nil, acc, nil, fmt.Errorf("client: %w", err)
 	}
 	typ, body, err := rd.Next()
 	if bytes.HasPrefix(first.b, []byte("HTTP/")) {
 		conn.Close()
-		return nil, nil, acc, fmt.Errorf("%w: %s answered in HTTP: it is an HTTP port (matchd's admin or web port?), "+
-			"not the order port (matchd --listen, 127.0.0.1:7001 by default)", ErrNotOrderPort, c.cfg.Addr)
+		return nil, nil, acc, nil, fmt.Errorf("%w: %s answered in HTTP: it is an HTTP port (matchd's admin or web port?), "+
+			"not the order port (matchd --listen, 127.0.0.1:7001 by default)", ErrNotOrderPort, addr)
 	}
 	if err != nil {
 		conn.Close()
-		return nil, nil, acc, fmt.Errorf("client: login: %w", err)
+		return nil, nil, acc, nil, fmt.Errorf("client: login at %s: %w", addr, err)
 	}
 	conn.SetDeadline(time.Time{})
 	switch typ {
 	case wire.TypeLoginAccepted:
 	case wire.TypeLoginRejected:
 		conn.Close()
-		return nil, nil, acc, &LoginError{Reason: body[0]}
+		return nil, nil, acc, nil, &LoginError{Reason: body[0]}
+	case wire.TypeNotLeader:
+		conn.Close()
+		var nl wire.NotLeader
+		nl.Decode(body)
+		return nil, nil, acc, &nl, fmt.Errorf("%w (%s answered that node %d leads, at %q)", ErrNoLeader, addr, nl.Leader, nl.Addr)
 	default:
 		conn.Close()
-		return nil, nil, acc, fmt.Errorf("client: login answered with %q", typ)
+		return nil, nil, acc, nil, fmt.Errorf("client: login answered with %q", typ)
 	}
 	acc.Decode(body)
-	return conn, rd, acc, nil
+	return conn, rd, acc, nil, nil
 }
 
 // run reads from each connection in turn, reconnecting while it may.

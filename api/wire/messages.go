@@ -19,6 +19,7 @@ const (
 	massCancelSize    = 4
 	querySize         = 18
 	loginAcceptedSize = 34
+	notLeaderSize     = 8 + NotLeaderAddrSize
 	reportSize        = 41
 	acceptedSize      = reportSize + 24
 	rejectedSize      = reportSize + 1
@@ -315,6 +316,47 @@ func (m *Query) Decode(body []byte) {
 	m.Kind, m.Levels = body[4], body[5]
 	m.Instrument = engine.InstrumentID(be.Uint32(body[6:]))
 	m.OrderID = engine.OrderID(be.Uint64(body[10:]))
+}
+
+// NotLeaderAddrSize is the room for the leader's address in NotLeader.
+const NotLeaderAddrSize = 64
+
+// NotLeader answers a Login to a replica of a cluster that does not lead:
+// order entry goes to the leader. The server closes the connection after
+// it. Offsets:
+//
+//	0 leader u64 | 8 address [64]byte
+//
+// leader is the leader's node id (0: none known, an election is under
+// way: try again shortly, or another address); address its order-entry
+// address as host:port in ASCII, padded with zeros ("" when unknown).
+type NotLeader struct {
+	Leader uint64
+	Addr   string
+}
+
+// Append appends m as a frame (an address longer than NotLeaderAddrSize
+// is sent empty).
+func (m *NotLeader) Append(b []byte) []byte {
+	b = appendHeader(b, TypeNotLeader, notLeaderSize)
+	b = be.AppendUint64(b, m.Leader)
+	var a [NotLeaderAddrSize]byte
+	if len(m.Addr) <= NotLeaderAddrSize {
+		copy(a[:], m.Addr)
+	}
+	return append(b, a[:]...)
+}
+
+// Decode fills m from a body returned by Parse.
+func (m *NotLeader) Decode(body []byte) {
+	_ = body[notLeaderSize-1]
+	m.Leader = be.Uint64(body)
+	a := body[8:notLeaderSize]
+	n := 0
+	for n < len(a) && a[n] != 0 {
+		n++
+	}
+	m.Addr = string(a[:n])
 }
 
 // LoginAccepted answers a good Login. Offsets:

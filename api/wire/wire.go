@@ -83,6 +83,7 @@ const (
 	TypePhaseChanged     byte = 'h'
 	TypePhaseUpdate      byte = 'p'
 	TypeIndicative       byte = 'n'
+	TypeNotLeader        byte = 'z'
 )
 
 // Errors. A client that causes any of them is sent a Goodbye with the
@@ -118,6 +119,8 @@ func BodySize(t byte) (int, bool) {
 		return levelUpdateSize, true
 	case TypeTrade:
 		return tradeSize, true
+	case TypeNotLeader:
+		return notLeaderSize, true
 	case TypeLoginAccepted:
 		return loginAcceptedSize, true
 	case TypeLoginRejected, TypeGoodbye:

@@ -1,0 +1,214 @@
+package replica
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// logStore is the raft log of one replica: raft's MemoryStorage for
+// reads, backed by a Pebble database of its own (a directory beside the
+// node's journal) for durability. Everything raft hands over in a Ready
+// is written here before the Ready's messages leave (save), and read
+// back into memory at start (openLogStore).
+//
+// Keys: "h" the hard state; "s" the last snapshot (metadata and data);
+// "e" and the 8-byte big-endian index, one entry each.
+type logStore struct {
+	*raft.MemoryStorage
+	db   *pebble.DB
+	sync bool
+}
+
+var (
+	keyHardState = []byte("h")
+	keySnapshot  = []byte("s")
+)
+
+func entryKey(i uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = 'e'
+	binary.BigEndian.PutUint64(k[1:], i)
+	return k
+}
+
+// openLogStore opens (or creates) the raft log in dir and loads it.
+// fresh reports that it held nothing (a new replica).
+func openLogStore(dir string, fs vfs.FS, sync bool) (ls *logStore, fresh bool, err error) {
+	if fs == nil {
+		fs = vfs.Default
+	}
+	db, err := pebble.Open(dir, &pebble.Options{FS: fs, Logger: quietPebble{}})
+	if err != nil {
+		return nil, false, fmt.Errorf("replica: open the raft log in %s: %w", dir, err)
+	}
+	ls = &logStore{MemoryStorage: raft.NewMemoryStorage(), db: db, sync: sync}
+	defer func() {
+		if err != nil {
+			db.Close()
+		}
+	}()
+	fresh = true
+	if v, c, err := db.Get(keySnapshot); err == nil {
+		var snap pb.Snapshot
+		err = proto.Unmarshal(v, &snap)
+		c.Close()
+		if err != nil {
+			return nil, false, fmt.Errorf("replica: raft log in %s: snapshot: %w", dir, err)
+		}
+		if err := ls.ApplySnapshot(&snap); err != nil {
+			return nil, false, err
+		}
+		fresh = false
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, err
+	}
+	if v, c, err := db.Get(keyHardState); err == nil {
+		var hs pb.HardState
+		err = proto.Unmarshal(v, &hs)
+		c.Close()
+		if err != nil {
+			return nil, false, fmt.Errorf("replica: raft log in %s: hard state: %w", dir, err)
+		}
+		if err := ls.SetHardState(&hs); err != nil {
+			return nil, false, err
+		}
+		fresh = false
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, err
+	}
+	first, _ := ls.FirstIndex()
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: entryKey(first), UpperBound: []byte{'f'}})
+	if err != nil {
+		return nil, false, err
+	}
+	var ents []*pb.Entry
+	for it.First(); it.Valid(); it.Next() {
+		e := &pb.Entry{}
+		if err := proto.Unmarshal(it.Value(), e); err != nil {
+			it.Close()
+			return nil, false, fmt.Errorf("replica: raft log in %s: entry %d: %w", dir, binary.BigEndian.Uint64(it.Key()[1:]), err)
+		}
+		ents = append(ents, e)
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return nil, false, err
+	}
+	if len(ents) > 0 {
+		fresh = false
+		if err := ls.Append(ents); err != nil {
+			return nil, false, fmt.Errorf("replica: raft log in %s: %w", dir, err)
+		}
+	}
+	return ls, fresh, nil
+}
+
+// save makes a Ready's snapshot, entries and hard state durable (synced
+// when raft says it must be and the replica syncs at all), then adds them
+// to the in-memory log. Entries replace any at the same or later indexes
+// (a new leader's log wins over an old, uncommitted suffix).
+func (ls *logStore) save(snap *pb.Snapshot, ents []*pb.Entry, hs *pb.HardState, mustSync bool) error {
+	b := ls.db.NewBatch()
+	defer b.Close()
+	if !raft.IsEmptySnap(snap) {
+		v, err := proto.Marshal(snap)
+		if err != nil {
+			return err
+		}
+		b.Set(keySnapshot, v, nil)
+		if err := ls.deleteFrom(b, 0, snap.GetMetadata().GetIndex()+1); err != nil {
+			return err
+		}
+	}
+	if len(ents) > 0 {
+		last, _ := ls.LastIndex()
+		if from := ents[0].GetIndex(); from <= last {
+			if err := ls.deleteFrom(b, from, last+1); err != nil {
+				return err
+			}
+		}
+		for _, e := range ents {
+			v, err := proto.Marshal(e)
+			if err != nil {
+				return err
+			}
+			b.Set(entryKey(e.GetIndex()), v, nil)
+		}
+	}
+	if !raft.IsEmptyHardState(hs) {
+		v, err := proto.Marshal(hs)
+		if err != nil {
+			return err
+		}
+		b.Set(keyHardState, v, nil)
+	}
+	opt := pebble.NoSync
+	if mustSync && ls.sync {
+		opt = pebble.Sync
+	}
+	if err := b.Commit(opt); err != nil {
+		return fmt.Errorf("replica: write the raft log: %w", err)
+	}
+	if !raft.IsEmptySnap(snap) {
+		if err := ls.ApplySnapshot(snap); err != nil {
+			return err
+		}
+	}
+	if len(ents) > 0 {
+		if err := ls.Append(ents); err != nil {
+			return err
+		}
+	}
+	if !raft.IsEmptyHardState(hs) {
+		return ls.SetHardState(hs)
+	}
+	return nil
+}
+
+// deleteFrom deletes the stored entries with indexes in [lo, hi), point
+// by point (see persist.Store.pruneJournal for why not DeleteRange).
+func (ls *logStore) deleteFrom(b *pebble.Batch, lo, hi uint64) error {
+	it, err := ls.db.NewIter(&pebble.IterOptions{LowerBound: entryKey(lo), UpperBound: entryKey(hi)})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		b.Delete(it.Key(), nil)
+	}
+	return errors.Join(it.Error(), it.Close())
+}
+
+// compact drops the entries before index i from memory and disk: they are
+// covered by a snapshot of the state machine at or after them.
+func (ls *logStore) compact(i uint64) error {
+	first, _ := ls.FirstIndex()
+	if i <= first {
+		return nil
+	}
+	if err := ls.Compact(i); err != nil && !errors.Is(err, raft.ErrCompacted) {
+		return err
+	}
+	b := ls.db.NewBatch()
+	defer b.Close()
+	if err := ls.deleteFrom(b, 0, i); err != nil {
+		return err
+	}
+	return b.Commit(pebble.NoSync)
+}
+
+func (ls *logStore) close() error { return ls.db.Close() }
+
+// quietPebble drops Pebble's informational lines.
+type quietPebble struct{}
+
+func (quietPebble) Infof(string, ...any)  {}
+func (quietPebble) Errorf(string, ...any) {}
+func (quietPebble) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("replica: pebble: "+format, args...))
+}

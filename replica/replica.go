@@ -1,0 +1,624 @@
+package replica
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/matchd/matchd/engine"
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// Peer is one member of the cluster.
+type Peer struct {
+	ID uint64
+	// Addr is where the replica listens for its peers (raft messages).
+	Addr string
+	// Client is its order-entry address, which a follower names to a
+	// client that logs in to it (so the client can go to the leader).
+	Client string
+}
+
+// Config configures a Replica.
+type Config struct {
+	// ID is this replica's id, one of Peers' (1, 2, 3, …). Required.
+	ID uint64
+	// Peers is every member, this one included. Required.
+	Peers []Peer
+	// Dir is the raft log's directory. Required.
+	Dir string
+	// FS is its filesystem. Default: the operating system's.
+	FS vfs.FS
+	// Fsync syncs the raft log before anything it holds counts as
+	// persisted here (and so before this replica acknowledges an entry to
+	// the leader). Off: a machine crash of a majority can lose entries a
+	// client was told were committed.
+	Fsync bool
+	// Tick is raft's clock; ElectionTicks and HeartbeatTicks count it.
+	// Defaults 10 ms, 10 (an election after 100–200 ms without a
+	// leader) and 1.
+	Tick                          time.Duration
+	ElectionTicks, HeartbeatTicks int
+	// Logger receives the replica's lines. Default slog.Default().
+	Logger *slog.Logger
+
+	// Sequenced returns the last sequence number the local state machine
+	// (the pipeline) has taken in; Durable the last it has made durable.
+	// Required.
+	Sequenced, Durable func() engine.Seq
+	// Apply hands committed commands the local state machine has not
+	// taken in to it, in order (a follower's whole work; a new leader's
+	// backlog from earlier terms). It may block. Required.
+	Apply func(cmds []engine.Command) error
+	// OnLead is told when this replica may take new commands (it leads
+	// and has applied everything committed before its term) and when it
+	// no longer may (it stopped leading). Optional.
+	OnLead func(lead bool)
+}
+
+// EnsureDefaults fills in zero fields.
+func (c *Config) EnsureDefaults() {
+	if c.Tick == 0 {
+		c.Tick = 10 * time.Millisecond
+	}
+	if c.ElectionTicks == 0 {
+		c.ElectionTicks = 10
+	}
+	if c.HeartbeatTicks == 0 {
+		c.HeartbeatTicks = 1
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.ID == 0 {
+		errs = append(errs, errors.New("replica: no node id (ids start at 1)"))
+	}
+	seen := map[uint64]bool{}
+	self := false
+	for _, p := range c.Peers {
+		if p.ID == 0 || seen[p.ID] {
+			errs = append(errs, fmt.Errorf("replica: peer id %d is zero or given twice", p.ID))
+		}
+		seen[p.ID] = true
+		if p.Addr == "" {
+			errs = append(errs, fmt.Errorf("replica: peer %d has no address", p.ID))
+		}
+		self = self || p.ID == c.ID
+	}
+	if len(c.Peers) == 0 || !self {
+		errs = append(errs, fmt.Errorf("replica: node id %d is not among the peers", c.ID))
+	}
+	if c.Dir == "" {
+		errs = append(errs, errors.New("replica: no raft log directory"))
+	}
+	if c.ElectionTicks <= c.HeartbeatTicks {
+		errs = append(errs, fmt.Errorf("replica: election ticks %d must exceed heartbeat ticks %d", c.ElectionTicks, c.HeartbeatTicks))
+	}
+	if c.Sequenced == nil || c.Durable == nil || c.Apply == nil {
+		errs = append(errs, errors.New("replica: Sequenced, Durable and Apply are required"))
+	}
+	return errors.Join(errs...)
+}
+
+// ErrDeposed reports that this replica stopped leading while commands it
+// had matched may not be committed: its state may hold commands the
+// cluster never will, so it must be rebuilt from what is committed (the
+// node restarts itself as a follower) before it serves again.
+var ErrDeposed = errors.New("replica: no longer the leader")
+
+var errClosed = errors.New("replica: closed")
+
+// ErrNotLeader reports a command offered to a replica that does not lead.
+var ErrNotLeader = errors.New("replica: not the leader")
+
+// Role is a replica's part in the cluster.
+type Role uint8
+
+// Roles.
+const (
+	Follower Role = iota
+	Candidate
+	Leader
+)
+
+func (r Role) String() string {
+	switch r {
+	case Leader:
+		return "leader"
+	case Candidate:
+		return "candidate"
+	}
+	return "follower"
+}
+
+// Status is a replica's state, for metrics and operators.
+type Status struct {
+	ID      uint64
+	Role    Role
+	Ready   bool // leads and takes new commands
+	Term    uint64
+	Leader  uint64 // 0: none known
+	Commit  uint64 // raft's commit index
+	Applied uint64 // the last entry applied here
+	// CommittedSeq is the last command sequence number known committed.
+	CommittedSeq engine.Seq
+	// Match is, on the leader, each follower's last index known
+	// replicated there.
+	Match map[uint64]uint64
+}
+
+type proposal struct {
+	data []byte
+}
+
+// Replica is one member of a raft group replicating the command journal.
+type Replica struct {
+	cfg   Config
+	log   *slog.Logger
+	ls    *logStore
+	rn    *raft.RawNode
+	tr    *transport
+	peers map[uint64]Peer
+
+	recvc  chan *pb.Message
+	propc  chan proposal
+	applyc chan []*pb.Entry
+	unrch  chan uint64
+	stop   chan struct{}
+	done   sync.WaitGroup
+
+	// Written by the raft goroutine, read by anyone.
+	role     atomic.Uint32
+	leader   atomic.Uint64
+	term     atomic.Uint64
+	commit   atomic.Uint64
+	applied  atomic.Uint64 // by the applier
+	ready    atomic.Bool   // leads and may propose
+	deposed  atomic.Bool
+	barrier  atomic.Uint64 // a new leader's first index of its term
+	statusMu sync.Mutex
+	status   raft.Status
+
+	// handed is the last sequence handed to Apply (applier goroutine).
+	handed engine.Seq
+
+	// committedSeq is the last sequence known committed; cond wakes the
+	// journal's Await.
+	committedSeq atomic.Uint64
+	mu           sync.Mutex
+	cond         *sync.Cond
+
+	failOnce sync.Once
+	failErr  error
+	failed   chan struct{}
+}
+
+// Open opens the raft log (creating it, and the cluster's first
+// configuration, if it is new) and binds the peer address. Nothing runs
+// until Start.
+func Open(cfg Config) (*Replica, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r := &Replica{cfg: cfg, log: cfg.Logger, peers: map[uint64]Peer{},
+		recvc: make(chan *pb.Message, 4096), propc: make(chan proposal, 256),
+		applyc: make(chan []*pb.Entry, 256), unrch: make(chan uint64, 64),
+		stop: make(chan struct{}), failed: make(chan struct{})}
+	r.cond = sync.NewCond(&r.mu)
+	for _, p := range cfg.Peers {
+		r.peers[p.ID] = p
+	}
+	ls, fresh, err := openLogStore(cfg.Dir, cfg.FS, cfg.Fsync)
+	if err != nil {
+		return nil, err
+	}
+	r.ls = ls
+	rn, err := raft.NewRawNode(&raft.Config{
+		ID: cfg.ID, ElectionTick: cfg.ElectionTicks, HeartbeatTick: cfg.HeartbeatTicks,
+		Storage: ls, MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 256, MaxUncommittedEntriesSize: 1 << 30,
+		CheckQuorum: true, PreVote: true, Logger: raftLogger{cfg.Logger},
+	})
+	if err != nil {
+		ls.close()
+		return nil, err
+	}
+	if fresh {
+		var peers []raft.Peer
+		for _, p := range cfg.Peers {
+			peers = append(peers, raft.Peer{ID: p.ID})
+		}
+		sort.Slice(peers, func(i, j int) bool { return peers[i].ID < peers[j].ID })
+		if err := rn.Bootstrap(peers); err != nil {
+			ls.close()
+			return nil, fmt.Errorf("replica: bootstrap: %w", err)
+		}
+	}
+	r.rn = rn
+	addrs := map[uint64]string{}
+	for _, p := range cfg.Peers {
+		addrs[p.ID] = p.Addr
+	}
+	r.tr, err = newTransport(cfg.ID, r.peers[cfg.ID].Addr, addrs, cfg.Logger, r.receive, r.unreachable)
+	if err != nil {
+		ls.close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// DirFor is the raft log's directory inside a node's data directory.
+func DirFor(dataDir string) string { return filepath.Join(dataDir, "raft") }
+
+// Start starts the raft goroutine and the applier.
+func (r *Replica) Start() {
+	r.done.Add(2)
+	go r.run()
+	go r.runApply()
+}
+
+// Close stops the replica and closes its log. It waits for its goroutines,
+// so call it only once the state machine no longer waits on Apply.
+func (r *Replica) Close() error {
+	select {
+	case <-r.stop:
+		return nil
+	default:
+	}
+	close(r.stop)
+	r.fail(errClosed)
+	terr := r.tr.close()
+	r.done.Wait()
+	return errors.Join(terr, r.ls.close())
+}
+
+// Failed is closed when the replica can no longer take part: its log
+// failed, it was deposed with commands in flight, or it was closed.
+func (r *Replica) Failed() <-chan struct{} { return r.failed }
+
+// Err says why Failed is closed.
+func (r *Replica) Err() error {
+	select {
+	case <-r.failed:
+		return r.failErr
+	default:
+		return nil
+	}
+}
+
+func (r *Replica) fail(err error) {
+	r.failOnce.Do(func() {
+		if !errors.Is(err, errClosed) && !errors.Is(err, ErrDeposed) {
+			r.log.Error("replica: failed; this node stops taking part", "err", err)
+		}
+		r.failErr = err
+		close(r.failed)
+		r.mu.Lock()
+		r.cond.Broadcast()
+		r.mu.Unlock()
+	})
+}
+
+// PeerAddr is the address the replica listens on for its peers.
+func (r *Replica) PeerAddr() string { return r.tr.Addr().String() }
+
+// LeaderClient returns the leader's id and order-entry address ("" when
+// no leader is known, or it is this replica).
+func (r *Replica) LeaderClient() (uint64, string) {
+	id := r.leader.Load()
+	if id == 0 || id == r.cfg.ID {
+		return id, ""
+	}
+	return id, r.peers[id].Client
+}
+
+// Ready reports whether the replica leads and takes new commands.
+func (r *Replica) Ready() bool { return r.ready.Load() && !r.deposed.Load() }
+
+// Status returns the replica's state.
+func (r *Replica) Status() Status {
+	r.statusMu.Lock()
+	st := r.status
+	r.statusMu.Unlock()
+	s := Status{ID: r.cfg.ID, Role: Role(r.role.Load()), Ready: r.Ready(), Term: r.term.Load(), Leader: r.leader.Load(),
+		Commit: r.commit.Load(), Applied: r.applied.Load(), CommittedSeq: engine.Seq(r.committedSeq.Load())}
+	if s.Role == Leader && st.Progress != nil {
+		s.Match = map[uint64]uint64{}
+		for id, pr := range st.Progress {
+			if id != r.cfg.ID {
+				s.Match[id] = pr.Match
+			}
+		}
+	}
+	return s
+}
+
+func (r *Replica) receive(m *pb.Message) {
+	select {
+	case r.recvc <- m:
+	case <-r.stop:
+	}
+}
+
+func (r *Replica) unreachable(id uint64) {
+	select {
+	case r.unrch <- id:
+	default:
+	}
+}
+
+// propose hands an entry to raft; it fails if the replica does not lead.
+func (r *Replica) propose(data []byte) error {
+	if !r.Ready() {
+		return ErrNotLeader
+	}
+	select {
+	case r.propc <- proposal{data: data}:
+		return nil
+	case <-r.failed:
+		return r.Err()
+	}
+}
+
+// run is the raft goroutine: the only one that touches the RawNode.
+func (r *Replica) run() {
+	defer r.done.Done()
+	defer close(r.applyc)
+	t := time.NewTicker(r.cfg.Tick)
+	defer t.Stop()
+	statusEvery := 0
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+			r.rn.Tick()
+			if statusEvery++; statusEvery%10 == 0 {
+				st := r.rn.Status()
+				r.statusMu.Lock()
+				r.status = st
+				r.statusMu.Unlock()
+			}
+		case m := <-r.recvc:
+			r.step(m)
+		case p := <-r.propc:
+			r.proposeNow(p)
+		case id := <-r.unrch:
+			r.rn.ReportUnreachable(id)
+		}
+		// Take whatever else is waiting before the Ready: one sync for all.
+		for more := true; more; {
+			select {
+			case m := <-r.recvc:
+				r.step(m)
+			case p := <-r.propc:
+				r.proposeNow(p)
+			default:
+				more = false
+			}
+		}
+		for r.rn.HasReady() {
+			if err := r.handle(r.rn.Ready()); err != nil {
+				r.log.Error("replica: the raft log failed; this replica stops", "err", err)
+				r.fail(err)
+				return
+			}
+		}
+	}
+}
+
+func (r *Replica) step(m *pb.Message) {
+	if err := r.rn.Step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
+		r.log.Debug("replica: step", "err", err)
+	}
+}
+
+func (r *Replica) proposeNow(p proposal) {
+	if err := r.rn.Propose(p.data); err != nil {
+		// Dropped (leadership is changing): what was matched cannot be
+		// committed by us.
+		r.depose(fmt.Errorf("%w: a proposal was dropped: %w", ErrDeposed, err))
+	}
+}
+
+// depose marks the replica as no longer leading with commands in flight.
+func (r *Replica) depose(err error) {
+	if r.deposed.CompareAndSwap(false, true) {
+		r.log.Warn("replica: deposed; the node restarts from what is committed", "err", err)
+		if r.cfg.OnLead != nil && r.ready.Load() {
+			r.cfg.OnLead(false)
+		}
+		r.ready.Store(false)
+		r.fail(err)
+	}
+}
+
+// handle carries out one Ready in the order raft requires: persist the
+// snapshot, entries and hard state; send the messages; apply the committed
+// entries; advance.
+func (r *Replica) handle(rd raft.Ready) error {
+	if ss := rd.SoftState; ss != nil {
+		was := Role(r.role.Load())
+		role := Follower
+		switch ss.RaftState {
+		case raft.StateLeader:
+			role = Leader
+		case raft.StateCandidate, raft.StatePreCandidate:
+			role = Candidate
+		}
+		r.role.Store(uint32(role))
+		r.leader.Store(ss.Lead)
+		if was == Leader && role != Leader {
+			r.depose(fmt.Errorf("%w: now %s in term %d", ErrDeposed, role, r.rn.BasicStatus().HardState.GetTerm()))
+		}
+		if role == Leader && was != Leader {
+			r.log.Info("replica: leading", "term", r.rn.BasicStatus().HardState.GetTerm())
+		}
+	}
+	if hs := rd.HardState; hs != nil {
+		r.term.Store(hs.GetTerm())
+		r.commit.Store(hs.GetCommit())
+	}
+	if err := r.ls.save(rd.Snapshot, rd.Entries, rd.HardState, rd.MustSync); err != nil {
+		return err
+	}
+	if rd.SoftState != nil && Role(r.role.Load()) == Leader && r.barrier.Load() == 0 {
+		// The empty entry a new leader appends is in this Ready: once it
+		// is applied, so is everything committed before the term.
+		last, _ := r.ls.LastIndex()
+		r.barrier.Store(last)
+	}
+	r.tr.send(rd.Messages)
+	if len(rd.CommittedEntries) > 0 {
+		for _, e := range rd.CommittedEntries {
+			switch e.GetType() {
+			case pb.EntryConfChange:
+				var cc pb.ConfChange
+				if err := proto.Unmarshal(e.GetData(), &cc); err == nil {
+					r.rn.ApplyConfChange(&cc)
+				}
+			case pb.EntryConfChangeV2:
+				var cc pb.ConfChangeV2
+				if err := proto.Unmarshal(e.GetData(), &cc); err == nil {
+					r.rn.ApplyConfChange(&cc)
+				}
+			}
+		}
+		select {
+		case r.applyc <- rd.CommittedEntries:
+		case <-r.stop:
+			return nil
+		}
+	}
+	r.rn.Advance(rd)
+	return nil
+}
+
+// runApply applies committed entries in order: commands the local state
+// machine already took in (the leader's own, matched before they were
+// committed) are marked committed; others are handed to Apply.
+func (r *Replica) runApply() {
+	defer r.done.Done()
+	var cmds []engine.Command
+	for ents := range r.applyc {
+		for _, e := range ents {
+			if r.deposed.Load() {
+				break // our state holds uncommitted commands: apply nothing more
+			}
+			if e.GetType() == pb.EntryNormal && len(e.GetData()) > 0 {
+				var err error
+				cmds, err = decodeEntry(e.GetData(), cmds[:0])
+				if err != nil {
+					r.fail(fmt.Errorf("replica: entry %d: %w", e.GetIndex(), err))
+					return
+				}
+				if err := r.applyCmds(cmds); err != nil {
+					r.fail(fmt.Errorf("replica: apply entry %d: %w", e.GetIndex(), err))
+					return
+				}
+			}
+			r.applied.Store(e.GetIndex())
+			if b := r.barrier.Load(); b != 0 && e.GetIndex() >= b && !r.ready.Load() && Role(r.role.Load()) == Leader {
+				r.becomeReady()
+			}
+		}
+	}
+}
+
+func (r *Replica) applyCmds(cmds []engine.Command) error {
+	if len(cmds) == 0 {
+		return nil
+	}
+	last := cmds[len(cmds)-1].Seq
+	// What the state machine has or will have: what it sequenced itself
+	// (a leader's own commands) or was handed here (the pipeline may not
+	// have taken all of that in yet).
+	seq := max(r.handed, r.cfg.Sequenced())
+	if last <= seq {
+		r.setCommitted(last)
+		return nil
+	}
+	if cmds[0].Seq > seq+1 {
+		return fmt.Errorf("replica: commands %d..%d committed, but the state machine is at %d (a gap)", cmds[0].Seq, last, seq)
+	}
+	rest := cmds[seq+1-cmds[0].Seq:]
+	r.setCommitted(last) // before Apply: the journal writes these locally
+	r.handed = last
+	return r.cfg.Apply(rest)
+}
+
+func (r *Replica) setCommitted(s engine.Seq) {
+	if uint64(s) > r.committedSeq.Load() {
+		r.committedSeq.Store(uint64(s))
+		r.mu.Lock()
+		r.cond.Broadcast()
+		r.mu.Unlock()
+	}
+}
+
+// becomeReady lets a new leader take commands once what it applied is
+// durable here too.
+func (r *Replica) becomeReady() {
+	target := engine.Seq(r.committedSeq.Load())
+	for r.cfg.Durable() < target {
+		select {
+		case <-r.stop:
+			return
+		case <-time.After(100 * time.Microsecond):
+		}
+	}
+	if r.deposed.Load() || Role(r.role.Load()) != Leader {
+		return
+	}
+	r.ready.Store(true)
+	r.log.Info("replica: taking commands", "term", r.term.Load(), "seq", target)
+	if r.cfg.OnLead != nil {
+		r.cfg.OnLead(true)
+	}
+}
+
+// waitCommitted blocks until s is committed or the replica fails.
+func (r *Replica) waitCommitted(s engine.Seq) error {
+	if engine.Seq(r.committedSeq.Load()) >= s {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for engine.Seq(r.committedSeq.Load()) < s {
+		if err := r.Err(); err != nil {
+			return err
+		}
+		r.cond.Wait()
+	}
+	return nil
+}
+
+// raftLogger sends raft's own lines to slog (its debug and info lines at
+// debug level: it is chatty).
+type raftLogger struct{ l *slog.Logger }
+
+func (l raftLogger) Debug(v ...any)              { l.l.Debug(fmt.Sprint(v...)) }
+func (l raftLogger) Debugf(f string, v ...any)   { l.l.Debug(fmt.Sprintf(f, v...)) }
+func (l raftLogger) Info(v ...any)               { l.l.Debug(fmt.Sprint(v...)) }
+func (l raftLogger) Infof(f string, v ...any)    { l.l.Debug(fmt.Sprintf(f, v...)) }
+func (l raftLogger) Warning(v ...any)            { l.l.Warn(fmt.Sprint(v...)) }
+func (l raftLogger) Warningf(f string, v ...any) { l.l.Warn(fmt.Sprintf(f, v...)) }
+func (l raftLogger) Error(v ...any)              { l.l.Error(fmt.Sprint(v...)) }
+func (l raftLogger) Errorf(f string, v ...any)   { l.l.Error(fmt.Sprintf(f, v...)) }
+func (l raftLogger) Fatal(v ...any)              { panic(fmt.Sprint(v...)) }
+func (l raftLogger) Fatalf(f string, v ...any)   { panic(fmt.Sprintf(f, v...)) }
+func (l raftLogger) Panic(v ...any)              { panic(fmt.Sprint(v...)) }
+func (l raftLogger) Panicf(f string, v ...any)   { panic(fmt.Sprintf(f, v...)) }
