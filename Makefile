@@ -21,7 +21,7 @@ DURATION ?= 15s
 FSYNC    ?= true
 LOADTEST_OUT ?= ./loadtest-out
 
-.PHONY: all run test vet unit race web-deps fuzz-short fuzz bench lint diff-long crashtest loadtest latency attack chaos
+.PHONY: all run cluster cluster-chaos test vet unit race web-deps fuzz-short fuzz bench lint diff-long crashtest loadtest latency attack chaos
 
 all: test
 
@@ -29,6 +29,11 @@ all: test
 run:
 	$(BUILD) -o bin/matchd ./cmd/matchd
 	./bin/matchd
+
+# A local 3-node cluster (raft) on 127.0.0.1 with the demo config; Ctrl-C stops it.
+cluster:
+	$(BUILD) -o bin/matchd ./cmd/matchd
+	./scripts/cluster.sh
 
 test: vet web-deps unit race fuzz-short
 
@@ -98,6 +103,11 @@ attack:
 # it must equal the journal's. About 3 minutes (make test runs 12 s of it).
 chaos:
 	CHAOS=long $(GO) test -count=1 -run '^TestChaosExactlyOnce$$' -v -timeout 30m ./cmd/matchd/ | grep -v '^=== RUN'
+
+# The replicated cluster under leader kills: 3 processes, 30 SIGKILLs of the
+# leader under load (the short form, 3 kills, runs in make test).
+cluster-chaos:
+	CLUSTER=long $(GO) test -count=1 -run '^TestCluster' -v -timeout 30m ./cmd/matchd/ | grep -v '^=== RUN'
 
 # matchload starts a fresh matchd of its own on a temporary data directory,
 # runs the load, prints the parameters and the table, writes result.json,

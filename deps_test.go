@@ -75,7 +75,7 @@ var policy = map[string][]string{
 	"api/apitest": {"engine", "api", "api/wire", "node", "github.com/cockroachdb/pebble/v2/vfs"},
 	"loadtest":    {"engine", "api/wire", "github.com/HdrHistogram/hdrhistogram-go", "golang.org/x/sys/unix"},
 	// The binaries.
-	"cmd/matchd": {"engine", "units", "api", "api/web", "api/wire", "pipeline", "persist", "node", "internal/buildinfo",
+	"cmd/matchd": {"engine", "units", "api", "api/web", "api/wire", "pipeline", "persist", "node", "replica", "internal/buildinfo",
 		"github.com/prometheus/client_golang/prometheus", "github.com/prometheus/client_golang/prometheus/collectors",
 		"github.com/prometheus/client_golang/prometheus/promhttp"},
 	"cmd/matchctl":  {"engine", "units", "api/client", "api/wire", "persist", "internal/buildinfo"},

@@ -52,7 +52,7 @@ func newCluster(t *testing.T, size int) *cluster {
 				BandBps: 1000, StartPrice: 100, MaxOpenPerAccount: 1 << 20}}},
 			Accounts: []api.Account{{ID: 1, Name: "a", Token: "t"}, {ID: 2, Name: "b", Token: "u"}},
 			API:      api.Config{Listen: peers[i].Client},
-			Store:    persist.Options{NoSync: true},
+			Store:    persist.Options{NoSync: true, Replicated: true},
 			Cluster:  &replica.Config{ID: uint64(i + 1), Peers: peers}}
 		c.cfgs = append(c.cfgs, cfg)
 	}

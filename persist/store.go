@@ -54,6 +54,11 @@ type Options struct {
 	// good journal. Defaults 10 ms and 1 s.
 	HighWaterInterval time.Duration
 	HighWaterSync     time.Duration
+	// Replicated marks the journal of a replica (package replica): it
+	// holds commands a raft log made durable first, is written without
+	// sync, and a crash may cost it a tail the raft log gives back at the
+	// next start. It keeps no high-water mark (the raft log is the check).
+	Replicated bool
 }
 
 // EnsureDefaults fills in zero fields.
@@ -268,7 +273,7 @@ func Open(dir string, cfg engine.Config, opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	if !opts.ReadOnly {
+	if !opts.ReadOnly && !opts.Replicated {
 		go s.highWaterLoop()
 	} else {
 		close(s.hwDone)
@@ -286,6 +291,9 @@ func (s *Store) openRest(dir string, cfg engine.Config, fresh bool) error {
 	mark, gen, hasMark, err := readHighWater(s.opts.FS, dir)
 	if err != nil {
 		return err
+	}
+	if s.opts.Replicated {
+		mark, hasMark = 0, true // a tail the raft log holds is not lost
 	}
 	s.mark = mark
 	if len(snaps) == 0 {
@@ -318,6 +326,9 @@ func (s *Store) openRest(dir string, cfg engine.Config, fresh bool) error {
 	if !hasMark && !fresh {
 		s.log.Warn("persist: no high-water mark in the data directory (written by older versions): "+
 			"this recovery cannot check that no acknowledged command is missing", "file", highWaterFile)
+	}
+	if s.opts.Replicated {
+		return nil
 	}
 	s.hw, err = openHighWater(s.opts.FS, dir, mark, gen, !s.opts.NoSync)
 	return err
@@ -886,6 +897,9 @@ func (s *Store) TruncateJournal(from engine.Seq) (removed int, err error) {
 	}
 	// The mark is only ever raised by the running store; lower it here,
 	// once the records are gone.
+	if s.hw == nil {
+		return removed, nil // a replica's journal keeps no mark
+	}
 	if err := s.hw.write(from-1, true); err != nil {
 		return removed, err
 	}

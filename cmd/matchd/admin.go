@@ -16,6 +16,7 @@ import (
 
 	"github.com/matchd/matchd/api"
 	"github.com/matchd/matchd/engine"
+	"github.com/matchd/matchd/replica"
 	"github.com/matchd/matchd/units"
 )
 
@@ -36,6 +37,7 @@ type admin struct {
 	reason  atomic.Pointer[string]
 	metrics atomic.Pointer[http.Handler]
 	book    atomic.Pointer[http.Handler]
+	cluster atomic.Pointer[replica.Replica] // nil: a single node
 	srv     *http.Server
 }
 
@@ -54,11 +56,27 @@ func newAdmin(token string, hosts []string) *admin {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "alive"})
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		if a.ready.Load() {
-			writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
+		ans := map[string]any{"status": "ready"}
+		code := http.StatusOK
+		if !a.ready.Load() {
+			ans, code = map[string]any{"status": "not ready", "reason": *a.reason.Load()}, http.StatusServiceUnavailable
+		}
+		if rep := a.cluster.Load(); rep != nil {
+			// Every replica that serves is ready (followers serve market
+			// data); "leader" says which takes orders.
+			st := rep.Status()
+			ans["role"], ans["leads"], ans["leader"], ans["term"], ans["commit"], ans["applied"] =
+				st.Role.String(), st.Ready, st.Leader, st.Term, st.Commit, st.Applied
+		}
+		writeJSON(w, code, ans)
+	})
+	mux.HandleFunc("/api/cluster", func(w http.ResponseWriter, r *http.Request) {
+		rep := a.cluster.Load()
+		if rep == nil {
+			writeJSON(w, http.StatusNotFound, map[string]any{"error": "not a cluster: this matchd runs alone (see --cluster)"})
 			return
 		}
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "reason": *a.reason.Load()})
+		writeJSON(w, http.StatusOK, clusterJSON(rep.Status()))
 	})
 	late := func(h *atomic.Pointer[http.Handler]) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
@@ -192,4 +210,27 @@ func bookHandler(srv *api.Server, insts []engine.Instrument) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"symbol": sym, "seq": ans.Seq, "bids": conv(ans.Bids), "asks": conv(ans.Asks)})
 	})
+}
+
+// clusterJSON is a replica's status as /api/cluster answers it.
+func clusterJSON(st replica.Status) map[string]any {
+	ans := map[string]any{"node": st.ID, "role": st.Role.String(), "leads": st.Ready, "leader": st.Leader,
+		"term": st.Term, "commit": st.Commit, "applied": st.Applied, "committed_seq": st.CommittedSeq}
+	if st.Match != nil {
+		var fs []map[string]any
+		ids := make([]uint64, 0, len(st.Match))
+		for id := range st.Match {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		for _, id := range ids {
+			lag := uint64(0)
+			if st.Commit > st.Match[id] {
+				lag = st.Commit - st.Match[id]
+			}
+			fs = append(fs, map[string]any{"node": id, "match": st.Match[id], "lag": lag})
+		}
+		ans["followers"] = fs
+	}
+	return ans
 }

@@ -42,6 +42,7 @@ type report struct {
 	liquid uint8
 	reason uint8
 	leaves engine.Qty
+	time   int64 // the command's timestamp
 }
 
 // chaosProxy forwards connections to the current server and can cut
@@ -125,6 +126,8 @@ type chaosTrader struct {
 	open    []engine.OrderID // orders it may cancel
 	answers atomic.Int64     // end-of-command messages seen
 	caught  chan struct{}    // signalled on each catch-up
+	// onReport, if set, is told of each message and when it arrived.
+	onReport func(r report, at time.Time)
 }
 
 func (tr *chaosTrader) onMessage(m *mclient.Message) {
@@ -132,7 +135,7 @@ func (tr *chaosTrader) onMessage(m *mclient.Message) {
 	if !ok {
 		return
 	}
-	rep := report{msg: r.Msg, typ: m.Type, seq: r.Seq, order: r.OrderID, ref: r.Ref, eoc: r.Flags&wire.FlagEndOfCommand != 0}
+	rep := report{msg: r.Msg, typ: m.Type, seq: r.Seq, order: r.OrderID, ref: r.Ref, eoc: r.Flags&wire.FlagEndOfCommand != 0, time: r.Time}
 	switch m.Type {
 	case wire.TypeAccepted:
 		rep.qty = m.Accepted.Qty
@@ -153,6 +156,9 @@ func (tr *chaosTrader) onMessage(m *mclient.Message) {
 	tr.mu.Unlock()
 	if rep.eoc {
 		tr.answers.Add(1)
+	}
+	if tr.onReport != nil {
+		tr.onReport(rep, time.Now())
 	}
 }
 
@@ -415,7 +421,7 @@ func streamsFromJournal(t *testing.T, dir string) map[streamOf][]report {
 				}
 				out[k] = append(out[k], r)
 			}
-			r := report{msg: ev.SessSeq, seq: ev.Seq, order: ev.OrderID, ref: ev.Ref, eoc: j == lastOwn}
+			r := report{msg: ev.SessSeq, seq: ev.Seq, order: ev.OrderID, ref: ev.Ref, eoc: j == lastOwn, time: ev.Time}
 			switch ev.Kind {
 			case engine.EvAccepted:
 				r.typ, r.qty = wire.TypeAccepted, ev.Qty
@@ -427,7 +433,7 @@ func streamsFromJournal(t *testing.T, dir string) map[streamOf][]report {
 			case engine.EvFill:
 				r.typ, r.qty, r.trade, r.liquid, r.leaves = wire.TypeExecuted, ev.Qty, ev.TradeID, wire.LiquidityRemoved, ev.Leaves
 				add(ev.MakerAccount, ev.MakerSession, report{msg: ev.MakerSessSeq, typ: wire.TypeExecuted, seq: ev.Seq,
-					order: ev.MakerOrder, ref: ev.MakerRef, qty: ev.Qty, trade: ev.TradeID, liquid: wire.LiquidityAdded, leaves: ev.MakerLeaves})
+					order: ev.MakerOrder, ref: ev.MakerRef, qty: ev.Qty, trade: ev.TradeID, liquid: wire.LiquidityAdded, leaves: ev.MakerLeaves, time: ev.Time})
 			case engine.EvCanceled:
 				r.typ, r.qty, r.reason = wire.TypeCanceled, ev.Qty, ev.Reason
 			case engine.EvReplaced:

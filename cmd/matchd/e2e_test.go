@@ -116,11 +116,18 @@ func startCmd(t testing.TB, cmd *exec.Cmd) *server {
 			if m := webRE.FindStringSubmatch(sc.Text()); m != nil {
 				s.web = m[1] // logged before ready: read after addr arrives
 			}
+			// (A replica restarting itself logs these again: never block.)
 			if m := readyRE.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
+				select {
+				case addr <- m[1]:
+				default:
+				}
 			}
 			if m := adminRE.FindStringSubmatch(sc.Text()); m != nil {
-				admin <- m[1]
+				select {
+				case admin <- m[1]:
+				default:
+				}
 			}
 		}
 		s.exit <- cmd.Wait()

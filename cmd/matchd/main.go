@@ -54,7 +54,9 @@ import (
 	"github.com/matchd/matchd/node"
 	"github.com/matchd/matchd/persist"
 	"github.com/matchd/matchd/pipeline"
+	"github.com/matchd/matchd/replica"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"net/http"
 )
 
 func main() {
@@ -177,6 +179,20 @@ func run(args []string) int {
 		// answers) is given back before the heap doubles.
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
+	for {
+		code, again := serveNode(log, st, cfg, adm, sig, webConns)
+		if !again {
+			log.Info("matchd: stopped", "exit", code)
+			return code
+		}
+		log.Warn("matchd: no longer the leader with commands in flight: restarting from what the cluster committed, as a follower")
+	}
+}
+
+// serveNode opens, runs and closes the node (and its web view) once. again
+// says it stopped because a replica was deposed: it must start again from
+// what is committed.
+func serveNode(log *slog.Logger, st *settings, cfg *config, adm *admin, sig chan os.Signal, webConns int) (code int, again bool) {
 	adm.setReady(false, "recovering")
 	accounts := make([]api.Account, len(cfg.Accounts))
 	for i, a := range cfg.Accounts {
@@ -186,39 +202,53 @@ func run(args []string) int {
 	for _, in := range cfg.Engine.Instruments {
 		ac.Instruments = append(ac.Instruments, wire.InstrumentInfo{ID: in.ID, Symbol: in.Symbol, TickSize: in.TickSize, LotSize: in.LotSize})
 	}
-	n, err := node.Open(node.Config{Dir: st.data, Engine: cfg.Engine, Accounts: accounts, API: ac,
+	nc := node.Config{Dir: st.data, Engine: cfg.Engine, Accounts: accounts, API: ac,
 		Store:     persist.Options{NoSync: !st.fsync},
 		Snapshots: persist.SnapshotterConfig{Every: engine.Seq(st.snapEvery), Interval: st.snapInterval},
-		Logger:    log})
+		Logger:    log}
+	if len(st.peers) > 0 {
+		// The raft log is the durable copy (synced with --fsync); the
+		// local journal holds committed commands only and is rebuilt from
+		// the raft log after a crash, so it is not synced itself.
+		nc.Cluster = &replica.Config{ID: st.nodeID, Peers: st.peers, Fsync: st.fsync}
+		nc.Store.NoSync, nc.Store.Replicated = true, true
+	}
+	n, err := node.Open(nc)
 	if err != nil {
 		if refusedData(err) {
 			log.Error("matchd: the data directory is refused; nothing was changed", "data", st.data, "err", err)
-			return exitData
+			return exitData, false
 		}
 		log.Error("matchd: cannot start", "err", err)
-		return exitFailed
+		return exitFailed, false
 	}
 	rec := n.Recovery()
 	warnUnclean(log, n.Store(), rec)
 	p := n.Pipeline()
 	n.Start()
-	adm.serve(promhttp.HandlerFor(newRegistry(newCollector(p, n.Server(), n.Snapshotter(), n.Store(), rec)), promhttp.HandlerOpts{}),
-		bookHandler(n.Server(), cfg.Engine.Instruments))
+	reg := newRegistry(newCollector(p, n.Server(), n.Snapshotter(), n.Store(), rec))
+	if r := n.Replica(); r != nil {
+		reg.MustRegister(newClusterCollector(r))
+	}
+	adm.serve(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), bookHandler(n.Server(), cfg.Engine.Instruments))
+	adm.cluster.Store(n.Replica())
 	var webAddr net.Addr
+	var webSrv *http.Server
 	if st.web != "" {
 		hub, err := web.New(web.Config{Instruments: cfg.Engine.Instruments, TickerWindow: st.webTickerWindow,
 			MaxStreams: st.webMaxStreams, StreamQueue: st.webStreamQueue, StreamBytes: st.webStreamBytes, Token: st.adminToken, Logger: log,
 			Panel: panelOf(p, n.Server(), st.fsync)}, n.Server())
 		if err == nil {
-			webAddr, err = listenWeb(st.web, hub, webConns)
+			webAddr, webSrv, err = listenWeb(st.web, hub, webConns)
 		}
 		if err != nil {
 			log.Error("matchd: cannot serve the web view", "err", err)
 			n.Close(st.shutdownWait)
-			return exitFailed
+			return exitFailed, false
 		}
 		hub.Start()
 		defer hub.Close()
+		defer webSrv.Close()
 		log.Info("matchd: web view", "web", "http://"+webAddr.String()+"/")
 	}
 	adm.setReady(true, "")
@@ -227,12 +257,17 @@ func run(args []string) int {
 		"recovery", rec.Duration, "replayed", rec.Replayed)
 	fmt.Fprint(os.Stderr, banner(addr, st, cfg, webAddr))
 
-	code := exitOK
+	code = exitOK
 	select {
 	case s := <-sig:
 		log.Info("matchd: stopping", "signal", s.String())
 		adm.setReady(false, "shutting down")
 	case <-n.Failed():
+		if errors.Is(n.Err(), replica.ErrDeposed) {
+			adm.setReady(false, "deposed: restarting as a follower")
+			n.Close(st.shutdownWait)
+			return exitOK, true
+		}
 		adm.setReady(false, "failed: "+n.Err().Error())
 		log.Error("matchd: FAIL-STOP: nothing more is acknowledged; every session gets Goodbye 8; exiting 1 without a snapshot "+
 			"(the journal on disk is what the next start recovers)", "err", n.Err())
@@ -250,6 +285,5 @@ func run(args []string) int {
 			"await_p99_le", time.Duration(pipeline.Percentile(&st2.SyncLatency, 0.99))*time.Microsecond,
 			"batch_p50_le", pipeline.Percentile(&st2.BatchSizes, 0.5), "batch_p99_le", pipeline.Percentile(&st2.BatchSizes, 0.99))
 	}
-	log.Info("matchd: stopped", "exit", code)
-	return code
+	return code, false
 }

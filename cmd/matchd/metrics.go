@@ -10,8 +10,10 @@ import (
 	"github.com/matchd/matchd/internal/buildinfo"
 	"github.com/matchd/matchd/persist"
 	"github.com/matchd/matchd/pipeline"
+	"github.com/matchd/matchd/replica"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"strconv"
 )
 
 // collector exposes the server's counters to Prometheus. Nothing is
@@ -197,4 +199,63 @@ func newRegistry(c *collector) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(c, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
+}
+
+// clusterCollector exports a replica's state: its role, term, raft commit
+// and applied indexes, and on the leader each follower's replication lag.
+type clusterCollector struct {
+	r                                    *replica.Replica
+	role, leads, term, commit, applied   *prometheus.Desc
+	committedSeq, followerMatch, lagDesc *prometheus.Desc
+}
+
+func newClusterCollector(r *replica.Replica) *clusterCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("matchd_raft_"+name, help, labels, nil)
+	}
+	return &clusterCollector{r: r,
+		role:          d("role", "This replica's role (value 1 for the current one).", "role"),
+		leads:         d("leads", "1 if this replica leads and takes orders."),
+		term:          d("term", "The raft term."),
+		commit:        d("commit_index", "The raft log's commit index."),
+		applied:       d("applied_index", "The last raft entry applied here."),
+		committedSeq:  d("committed_seq", "The last command sequence number known committed on a quorum."),
+		followerMatch: d("follower_match_index", "On the leader: the last index known replicated on each follower.", "follower"),
+		lagDesc:       d("follower_lag_entries", "On the leader: entries committed but not yet known on each follower.", "follower"),
+	}
+}
+
+func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.role, c.leads, c.term, c.commit, c.applied, c.committedSeq, c.followerMatch, c.lagDesc} {
+		ch <- d
+	}
+}
+
+func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.r.Status()
+	for _, r := range []replica.Role{replica.Follower, replica.Candidate, replica.Leader} {
+		v := 0.0
+		if st.Role == r {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.role, prometheus.GaugeValue, v, r.String())
+	}
+	leads := 0.0
+	if st.Ready {
+		leads = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.leads, prometheus.GaugeValue, leads)
+	ch <- prometheus.MustNewConstMetric(c.term, prometheus.GaugeValue, float64(st.Term))
+	ch <- prometheus.MustNewConstMetric(c.commit, prometheus.GaugeValue, float64(st.Commit))
+	ch <- prometheus.MustNewConstMetric(c.applied, prometheus.GaugeValue, float64(st.Applied))
+	ch <- prometheus.MustNewConstMetric(c.committedSeq, prometheus.GaugeValue, float64(st.CommittedSeq))
+	for id, m := range st.Match {
+		f := strconv.FormatUint(id, 10)
+		ch <- prometheus.MustNewConstMetric(c.followerMatch, prometheus.GaugeValue, float64(m), f)
+		lag := 0.0
+		if st.Commit > m {
+			lag = float64(st.Commit - m)
+		}
+		ch <- prometheus.MustNewConstMetric(c.lagDesc, prometheus.GaugeValue, lag, f)
+	}
 }

@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/matchd/matchd/api"
 	"github.com/matchd/matchd/api/web"
+	"github.com/matchd/matchd/engine"
 	"github.com/matchd/matchd/persist"
+	"github.com/matchd/matchd/replica"
 )
 
 // settings are the server's run-time settings. Each comes from, in order of
@@ -35,7 +38,10 @@ type settings struct {
 	webTickerWindow                                    time.Duration
 	webMaxStreams, webStreamQueue, webStreamBytes      int
 	version                                            bool
-	adminAddr                                          string // the admin address bound (not a setting)
+	nodeID                                             uint64
+	cluster                                            string
+	peers                                              []replica.Peer // cluster, parsed (not a setting)
+	adminAddr                                          string         // the admin address bound (not a setting)
 }
 
 // flags defines the command line. Defaults of the parts' settings are the
@@ -80,6 +86,9 @@ func (s *settings) flags(out io.Writer) *flag.FlagSet {
 	fs.IntVar(&s.webStreamQueue, "web-stream-queue", wd.StreamQueue, "messages a WebSocket client may let pile up before it is cut off as too slow")
 	fs.IntVar(&s.webStreamBytes, "web-stream-bytes", wd.StreamBytes, "bytes of messages a WebSocket client may let pile up before it is cut off as too slow")
 	fs.BoolVar(&s.version, "version", false, "print the version and build information, and exit")
+	fs.StringVar(&s.cluster, "cluster", "", "the replicas of a raft cluster, as ID=PEER_ADDR/ORDER_ADDR,… (for example "+
+		"1=127.0.0.1:7101/127.0.0.1:7001,2=…); empty: a single node. docs/OPERATIONS.md, \"A cluster\"")
+	fs.Uint64Var(&s.nodeID, "node-id", 0, "this replica's id in --cluster")
 	return fs
 }
 
@@ -213,6 +222,24 @@ func (s *settings) validate() []error {
 	if s.snapInterval <= 0 || s.shutdownWait <= 0 {
 		errs = append(errs, errors.New("settings: snapshot-interval and shutdown-wait must be positive"))
 	}
+	if s.cluster != "" || s.nodeID != 0 {
+		peers, err := parsePeers(s.cluster)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		s.peers = peers
+		rc := replica.Config{ID: s.nodeID, Peers: peers, Dir: "-", Sequenced: func() engine.Seq { return 0 },
+			Durable: func() engine.Seq { return 0 }, Apply: func([]engine.Command) error { return nil }}
+		rc.EnsureDefaults()
+		if err := rc.Validate(); err != nil && len(peers) > 0 {
+			errs = append(errs, fmt.Errorf("settings: cluster: %w", err))
+		}
+		for _, p := range peers {
+			if p.ID == s.nodeID && p.Client != s.listen {
+				errs = append(errs, fmt.Errorf("settings: cluster: node %d's order address is %s, but --listen is %s", p.ID, p.Client, s.listen))
+			}
+		}
+	}
 	c := s.apiConfig()
 	if err := c.Validate(); err != nil {
 		errs = append(errs, err)
@@ -242,5 +269,24 @@ func (s *settings) logAttrs() []any {
 		"admin_token", s.adminToken != "", "admin_hosts", s.adminHosts, "login_timeout", s.loginTimeout, "heartbeat", s.heartbeat,
 		"idle_timeout", s.idleTimeout, "outbound_limit", s.outbound, "outbound_budget", s.outboundBudget, "session_credit", s.sessionCredit,
 		"session_retention", s.sessionRetention, "session_retention_bytes", s.sessionRetentionBytes, "feed_retention", s.feedRetention, "order_history", s.orderHistory, "shutdown_wait", s.shutdownWait,
-		"web", s.web, "web_ticker_window", s.webTickerWindow, "web_max_streams", s.webMaxStreams, "web_stream_queue", s.webStreamQueue, "web_stream_bytes", s.webStreamBytes}
+		"cluster", s.cluster, "node_id", s.nodeID, "web", s.web, "web_ticker_window", s.webTickerWindow, "web_max_streams", s.webMaxStreams, "web_stream_queue", s.webStreamQueue, "web_stream_bytes", s.webStreamBytes}
+}
+
+// parsePeers reads --cluster: ID=PEER_ADDR/ORDER_ADDR, comma-separated.
+func parsePeers(v string) ([]replica.Peer, error) {
+	var peers []replica.Peer
+	if strings.TrimSpace(v) == "" {
+		return nil, errors.New("settings: cluster: --node-id without --cluster (ID=PEER_ADDR/ORDER_ADDR,…)")
+	}
+	for _, part := range strings.Split(v, ",") {
+		part = strings.TrimSpace(part)
+		id, addrs, ok := strings.Cut(part, "=")
+		peer, order, ok2 := strings.Cut(addrs, "/")
+		n, err := strconv.ParseUint(id, 10, 64)
+		if !ok || !ok2 || err != nil || n == 0 || peer == "" || order == "" {
+			return nil, fmt.Errorf("settings: cluster: %q: want ID=PEER_ADDR/ORDER_ADDR with an id from 1", part)
+		}
+		peers = append(peers, replica.Peer{ID: n, Addr: peer, Client: order})
+	}
+	return peers, nil
 }

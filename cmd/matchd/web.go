@@ -34,15 +34,15 @@ Settings:
 // listenWeb binds the web view's address and serves the hub there, at
 // most maxConns connections at once (more are closed at once), idle
 // keep-alive connections closed after a minute.
-func listenWeb(addr string, hub *web.Hub, maxConns int) (net.Addr, error) {
+func listenWeb(addr string, hub *web.Hub, maxConns int) (net.Addr, *http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	srv := &http.Server{Handler: hub.Handler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute,
 		MaxHeaderBytes: 16 << 10}
 	go srv.Serve(&limitListener{Listener: ln, free: make(chan struct{}, maxConns)})
-	return ln.Addr(), nil
+	return ln.Addr(), srv, nil
 }
 
 // limitListener accepts at most cap(free) connections at once; one over

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/matchd/matchd/engine"
+	"github.com/matchd/matchd/persist"
+)
+
+// A cluster of three matchd processes on loopback (--cluster), for the
+// replication tests.
+type testCluster struct {
+	t       *testing.T
+	dirs    []string
+	orders  []string
+	admins  []string
+	peers   string
+	servers []*server // nil: not running
+}
+
+func newTestCluster(t *testing.T, size int) *testCluster {
+	c := &testCluster{t: t, servers: make([]*server, size)}
+	var peers []string
+	for i := range size {
+		c.dirs = append(c.dirs, filepath.Join(t.TempDir(), fmt.Sprint("n", i+1)))
+		c.orders = append(c.orders, freeAddr(t))
+		c.admins = append(c.admins, freeAddr(t))
+		peers = append(peers, fmt.Sprintf("%d=%s/%s", i+1, freeAddr(t), c.orders[i]))
+	}
+	c.peers = strings.Join(peers, ",")
+	for i := range size {
+		c.start(i)
+	}
+	return c
+}
+
+func (c *testCluster) start(i int) {
+	c.t.Helper()
+	// Snapshots only at the end: each journal then holds everything, for
+	// the truth the test compares with.
+	c.servers[i] = startCmd(c.t, exec.Command(matchdBin, "--config", "../../configs/demo.json", "--data", c.dirs[i],
+		"--cluster", c.peers, "--node-id", strconv.Itoa(i+1), "--listen", c.orders[i], "--admin", c.admins[i], "--web", "",
+		"--snapshot-every", "100000000", "--snapshot-interval", "1h"))
+}
+
+func (c *testCluster) kill(i int) {
+	c.servers[i].cmd.Process.Signal(syscall.SIGKILL)
+	<-c.servers[i].exit
+	c.servers[i] = nil
+}
+
+// status is a node's /api/cluster answer (nil if it does not answer).
+func (c *testCluster) status(i int) map[string]any {
+	if c.servers[i] == nil {
+		return nil
+	}
+	cl := http.Client{Timeout: 500 * time.Millisecond}
+	resp, err := cl.Get("http://" + c.admins[i] + "/api/cluster")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var st map[string]any
+	if json.NewDecoder(resp.Body).Decode(&st) != nil {
+		return nil
+	}
+	return st
+}
+
+// leader waits until a running node leads and takes orders.
+func (c *testCluster) leader(within time.Duration) int {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		for i := range c.servers {
+			if st := c.status(i); st != nil && st["leads"] == true {
+				return i
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	c.t.Fatalf("no node leads after %v", within)
+	return -1
+}
+
+// converged waits until every node has applied the same committed log.
+func (c *testCluster) converged() {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var seqs []float64
+		for i := range c.servers {
+			if st := c.status(i); st != nil {
+				seqs = append(seqs, st["committed_seq"].(float64), st["applied"].(float64))
+			}
+		}
+		if len(seqs) == 2*len(c.servers) {
+			same := true
+			for k := 2; k < len(seqs); k += 2 {
+				same = same && seqs[k] == seqs[0] && seqs[k+1] == seqs[1]
+			}
+			if same {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("the replicas did not converge: (committed seq, applied index) %v", seqs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stateOf recovers a stopped node's engine from its data directory.
+func stateOf(t *testing.T, dir string) (engine.Seq, [32]byte) {
+	t.Helper()
+	store, err := persist.Open(dir, engine.Config{}, persist.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	e, _, err := store.Recover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.LastSeq(), e.StateHash()
+}
+
+// TestClusterLeaderKill: three replicas, fsync on, four sessions of two
+// accounts trading with each other (pipelining up to 200 commands each,
+// through every node's address: the client follows the leader). The
+// leader is SIGKILLed again and again and restarted as a follower. Each
+// time a new leader must serve (the first answer to a command stamped
+// after the kill, seen by a client); at the end every session's stream
+// as its client saw it equals the one each replica's journal derives
+// (nothing acknowledged lost, nothing twice, one order), and the
+// replicas' states are equal. CLUSTER=long: 30 kills (make cluster-chaos).
+func TestClusterLeaderKill(t *testing.T) {
+	kills := 3
+	if os.Getenv("CLUSTER") == "long" {
+		kills = 30
+	}
+	seed := uint64(time.Now().UnixNano())
+	rng := rand.New(rand.NewPCG(seed, 3))
+	t.Logf("seed %d, %d leader kills", seed, kills)
+	watchdog := time.AfterFunc(time.Duration(kills)*10*time.Second+2*time.Minute, func() { panic("cluster test: no end in sight") })
+	defer watchdog.Stop()
+	c := newTestCluster(t, 3)
+	c.leader(10 * time.Second)
+	addrs := strings.Join(c.orders, ",")
+
+	// Every answer's command timestamp: one stamped after a kill was
+	// sequenced by a new leader.
+	var killAt atomic.Int64
+	served := make(chan time.Duration, 1)
+	traders := []*chaosTrader{
+		{acct: 1, token: "alice-demo", name: "ALICE-A"}, {acct: 2, token: "bob-demo", name: "BOB-A"},
+		{acct: 1, token: "alice-demo", name: "ALICE-B"}, {acct: 2, token: "bob-demo", name: "BOB-B"},
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, tr := range traders {
+		tr.addr, tr.caught = addrs, make(chan struct{}, 1)
+		tr.onReport = func(r report, at time.Time) {
+			if k := killAt.Load(); k != 0 && r.time > k && killAt.CompareAndSwap(k, 0) {
+				served <- at.Sub(time.Unix(0, k))
+			}
+		}
+		tr.start(t)
+		wg.Add(1)
+		go func() { defer wg.Done(); tr.trade(stop, seed+uint64(i)) }()
+	}
+
+	var failovers []time.Duration
+	for k := range kills {
+		time.Sleep(time.Duration(300+rng.IntN(700)) * time.Millisecond)
+		lead := c.leader(10 * time.Second)
+		now := time.Now()
+		killAt.Store(now.UnixNano())
+		c.kill(lead)
+		select {
+		case d := <-served:
+			failovers = append(failovers, d)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("kill %d (node %d): no command answered within 10 s", k+1, lead+1)
+		}
+		c.start(lead) // back as a follower, from its own data directory
+	}
+	close(stop)
+	wg.Wait()
+	slices.Sort(failovers)
+	t.Logf("%d leader kills: from the kill to the first answer of a new leader: min %v, median %v, max %v (all: %v)", kills,
+		failovers[0], failovers[len(failovers)/2], failovers[len(failovers)-1], failovers)
+
+	for _, tr := range traders {
+		select {
+		case <-tr.caught:
+		default:
+		}
+		tr.restart(t)
+		select {
+		case <-tr.caught:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s did not catch up", tr.name)
+		}
+		tr.mu.Lock()
+		tr.c.Close()
+		tr.mu.Unlock()
+	}
+	c.converged()
+	for i, s := range c.servers {
+		if code := s.stop(t); code != 0 {
+			t.Fatalf("node %d: exit status %d", i+1, code)
+		}
+	}
+	var states []string
+	total := 0
+	for i, dir := range c.dirs {
+		seq, hash := stateOf(t, dir)
+		states = append(states, fmt.Sprintf("seq %d %x", seq, hash[:8]))
+		truth := streamsFromJournal(t, dir)
+		for _, tr := range traders {
+			want, got := truth[streamOf{tr.acct, sessionID(tr.name)}], tr.seen
+			if len(want) == 0 {
+				t.Fatalf("%s traded nothing", tr.name)
+			}
+			for j := 0; j < max(len(got), len(want)); j++ {
+				switch {
+				case j >= len(got):
+					t.Fatalf("node %d: %s missed messages from %d on (of %d); first missed %+v", i+1, tr.name, j+1, len(want), want[j])
+				case j >= len(want):
+					t.Fatalf("node %d: %s has %d messages more than the journal's %d: %+v", i+1, tr.name, len(got)-len(want), len(want), got[j])
+				case got[j] != want[j]:
+					t.Fatalf("node %d: %s: message %d differs:\n got  %+v\n want %+v", i+1, tr.name, j+1, got[j], want[j])
+				}
+			}
+			if i == 0 {
+				total += len(got)
+			}
+		}
+	}
+	if states[0] != states[1] || states[1] != states[2] {
+		t.Fatalf("the replicas' states differ: %v", states)
+	}
+	t.Logf("every session's %d messages equal each replica's journal, in order, once; states equal (%s)", total, states[0])
+}
