@@ -452,7 +452,7 @@ func Restore(data []byte) (*Engine, error) {
 		zero = zero || a.STP == STPDefault
 	}
 	for _, in := range cfg.Instruments {
-		zero = zero || in.MaxQty == 0 || in.MaxOpenPerAccount == 0
+		zero = zero || in.MaxQty == 0 || in.MaxOpenPerAccount == 0 || in.VolatilityBps != 0 && in.VolatilityAuction == 0
 	}
 	if zero {
 		return nil, fmt.Errorf("%w: configuration field left at zero", ErrBadSnapshot)
