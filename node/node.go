@@ -107,10 +107,54 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.store = store
+	if cfg.Cluster != nil {
+		rc := *cfg.Cluster
+		if rc.Dir == "" {
+			rc.Dir = replica.DirFor(cfg.Dir)
+		}
+		if rc.FS == nil {
+			rc.FS = cfg.FS
+		}
+		rc.Logger = cfg.Logger
+		rc.Sequenced = func() engine.Seq { return n.pipe.Sequenced() }
+		rc.Durable = func() engine.Seq { return n.pipe.Durable() }
+		rc.Apply = func(cmds []engine.Command) error { return n.apply(cmds) }
+		rc.OnLead = func(lead bool) { n.pipe.SetSequencing(lead) }
+		rc.SnapshotSeq = func() engine.Seq {
+			snaps, err := store.Snapshots()
+			if err != nil || len(snaps) == 0 {
+				return 0
+			}
+			return snaps[len(snaps)-1].Seq
+		}
+		rc.SnapshotData = store.SnapshotData
+		if n.rep, err = replica.Open(rc); err != nil {
+			store.Close()
+			return nil, err
+		}
+		// A snapshot the leader sent because this replica was behind its
+		// log: the store starts over from it.
+		if seq, state := n.rep.InstallTarget(); state != nil {
+			last, err := store.LastSeq()
+			snaps, serr := store.Snapshots()
+			if err == nil && serr == nil && len(snaps) > 0 {
+				last = max(last, snaps[len(snaps)-1].Seq)
+			}
+			if err == nil && serr == nil && seq > last {
+				err = store.ResetTo(seq, state)
+			}
+			if err = errors.Join(err, serr); err != nil {
+				n.closeReplica()
+				store.Close()
+				return nil, fmt.Errorf("node: take the leader's snapshot: %w", err)
+			}
+		}
+	}
 	// From the oldest snapshot kept, so that the sessions' streams are
 	// rebuilt from every command the journal still holds.
 	e, rec, err := store.RecoverWith(persist.RecoverOptions{FromOldest: true, Observe: srv.Observe})
 	if err != nil {
+		n.closeReplica()
 		store.Close()
 		return nil, err
 	}
@@ -124,6 +168,7 @@ func Open(cfg Config) (*Node, error) {
 			have = append(have, in.Instrument)
 		}
 		if diff := engine.DiffInstruments(have, want.Instruments); diff != nil {
+			n.closeReplica()
 			store.Close()
 			return nil, fmt.Errorf("%w (%s): %s", ErrConfigMismatch, cfg.Dir, strings.Join(diff, "; "))
 		}
@@ -138,23 +183,7 @@ func Open(cfg Config) (*Node, error) {
 		}
 	}
 	var journal pipeline.Journal = store
-	if cfg.Cluster != nil {
-		rc := *cfg.Cluster
-		if rc.Dir == "" {
-			rc.Dir = replica.DirFor(cfg.Dir)
-		}
-		if rc.FS == nil {
-			rc.FS = cfg.FS
-		}
-		rc.Logger = cfg.Logger
-		rc.Sequenced = func() engine.Seq { return n.pipe.Sequenced() }
-		rc.Durable = func() engine.Seq { return n.pipe.Durable() }
-		rc.Apply = func(cmds []engine.Command) error { return n.apply(cmds) }
-		rc.OnLead = func(lead bool) { n.pipe.SetSequencing(lead) }
-		if n.rep, err = replica.Open(rc); err != nil {
-			store.Close()
-			return nil, err
-		}
+	if n.rep != nil {
 		srv.SetLeadership(func() (bool, uint64, string) {
 			if n.rep.Ready() {
 				return true, 0, ""

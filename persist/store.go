@@ -912,6 +912,60 @@ func (s *Store) TruncateJournal(from engine.Seq) (removed int, err error) {
 // LoadSnapshot returns the engine stored in the snapshot at seq, checking
 // its header, its chunks and both checksums.
 func (s *Store) LoadSnapshot(seq engine.Seq) (*engine.Engine, error) {
+	data, err := s.SnapshotData(seq)
+	if err != nil {
+		return nil, err
+	}
+	e, err := engine.Restore(data)
+	if err != nil {
+		return nil, err
+	}
+	if e.LastSeq() != seq {
+		return nil, fmt.Errorf("%w: snapshot %d holds engine at seq %d", ErrCorrupt, seq, e.LastSeq())
+	}
+	return e, nil
+}
+
+// ResetTo replaces everything the store holds with one snapshot: the
+// engine's state after seq (as engine.Snapshot encodes it, checked here).
+// A replica that fell behind its leader's log retention takes the
+// leader's snapshot this way, before it recovers. The journal and every
+// other snapshot are deleted.
+func (s *Store) ResetTo(seq engine.Seq, snap []byte) error {
+	e, err := engine.Restore(snap)
+	if err != nil {
+		return fmt.Errorf("persist: reset to snapshot %d: %w", seq, err)
+	}
+	if e.LastSeq() != seq {
+		return fmt.Errorf("persist: reset: the snapshot holds the engine at seq %d, not %d", e.LastSeq(), seq)
+	}
+	if last, err := s.LastSeq(); err != nil {
+		return err
+	} else if err := s.pruneJournal(last); err != nil {
+		return err
+	}
+	snaps, err := s.Snapshots()
+	if err != nil {
+		return err
+	}
+	for _, sn := range snaps {
+		if err := s.db.Delete(key(prefixSnapshot, sn.Seq), pebble.NoSync); err != nil {
+			return err
+		}
+	}
+	if err := s.pruneKeys(key(prefixChunk, 0), key(prefixChunk+1, 0)); err != nil {
+		return err
+	}
+	if err := s.WriteSnapshot(seq, snap); err != nil {
+		return err
+	}
+	s.log.Warn("persist: the store was reset to a snapshot (a replica behind its leader's log)", "seq", seq, "bytes", len(snap))
+	return nil
+}
+
+// SnapshotData returns the encoded engine state of the snapshot at seq,
+// checking its header, its chunks and both checksums.
+func (s *Store) SnapshotData(seq engine.Seq) ([]byte, error) {
 	v, closer, err := s.db.Get(key(prefixSnapshot, seq))
 	if err != nil {
 		return nil, fmt.Errorf("persist: snapshot %d: %w", seq, err)
@@ -942,14 +996,7 @@ func (s *Store) LoadSnapshot(seq engine.Seq) (*engine.Engine, error) {
 		return nil, fmt.Errorf("%w: snapshot %d: %d chunks, %d bytes, or checksum, disagree with its header",
 			ErrCorrupt, seq, n, len(data))
 	}
-	e, err := engine.Restore(data)
-	if err != nil {
-		return nil, err
-	}
-	if e.LastSeq() != seq {
-		return nil, fmt.Errorf("%w: snapshot %d holds engine at seq %d", ErrCorrupt, seq, e.LastSeq())
-	}
-	return e, nil
+	return data, nil
 }
 
 // Metrics returns Pebble's metrics, for operators.

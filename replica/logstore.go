@@ -7,6 +7,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/matchd/matchd/engine"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -24,6 +25,72 @@ type logStore struct {
 	*raft.MemoryStorage
 	db   *pebble.DB
 	sync bool
+	// snapData returns the engine snapshot at seq from the node's store,
+	// for a raft snapshot to send (see Snapshot).
+	snapData func(seq engine.Seq) ([]byte, error)
+}
+
+// A raft snapshot's data is the 8-byte big-endian sequence number of the
+// engine snapshot it stands for, then, when it travels to a follower (or
+// was received from the leader), that engine snapshot itself. The one a
+// replica makes when it compacts its log holds the number only: the
+// engine state is in the node's store (persist), read when raft needs
+// to send it.
+
+// snapshotSeq reads a raft snapshot's data.
+func snapshotSeq(data []byte) (engine.Seq, []byte, bool) {
+	if len(data) < 8 {
+		return 0, nil, false
+	}
+	return engine.Seq(binary.BigEndian.Uint64(data)), data[8:], true
+}
+
+// Snapshot is raft's Storage.Snapshot with the engine state filled in.
+func (ls *logStore) Snapshot() (*pb.Snapshot, error) {
+	snap, err := ls.MemoryStorage.Snapshot()
+	if err != nil || raft.IsEmptySnap(snap) {
+		return snap, err
+	}
+	seq, state, ok := snapshotSeq(snap.GetData())
+	if !ok || len(state) > 0 || ls.snapData == nil {
+		return snap, nil
+	}
+	data, err := ls.snapData(seq)
+	if err != nil {
+		// Pruned meanwhile (a newer one replaces it at the next
+		// compaction): raft asks again later.
+		return nil, raft.ErrSnapshotTemporarilyUnavailable
+	}
+	full := proto.Clone(snap).(*pb.Snapshot)
+	full.Data = append(binary.BigEndian.AppendUint64(nil, uint64(seq)), data...)
+	return full, nil
+}
+
+// compactTo drops the entries up to index i (applied, and covered by the
+// engine snapshot at seq in the node's store) from memory and disk,
+// leaving a raft snapshot at i that names seq.
+func (ls *logStore) compactTo(i uint64, cs *pb.ConfState, seq engine.Seq) error {
+	snap, err := ls.CreateSnapshot(i, cs, binary.BigEndian.AppendUint64(nil, uint64(seq)))
+	if err != nil {
+		if errors.Is(err, raft.ErrSnapOutOfDate) {
+			return nil
+		}
+		return err
+	}
+	if err := ls.Compact(i); err != nil && !errors.Is(err, raft.ErrCompacted) {
+		return err
+	}
+	v, err := proto.Marshal(snap)
+	if err != nil {
+		return err
+	}
+	b := ls.db.NewBatch()
+	defer b.Close()
+	b.Set(keySnapshot, v, nil)
+	if err := ls.deleteFrom(b, 0, i+1); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
 }
 
 var (
@@ -182,24 +249,6 @@ func (ls *logStore) deleteFrom(b *pebble.Batch, lo, hi uint64) error {
 		b.Delete(it.Key(), nil)
 	}
 	return errors.Join(it.Error(), it.Close())
-}
-
-// compact drops the entries before index i from memory and disk: they are
-// covered by a snapshot of the state machine at or after them.
-func (ls *logStore) compact(i uint64) error {
-	first, _ := ls.FirstIndex()
-	if i <= first {
-		return nil
-	}
-	if err := ls.Compact(i); err != nil && !errors.Is(err, raft.ErrCompacted) {
-		return err
-	}
-	b := ls.db.NewBatch()
-	defer b.Close()
-	if err := ls.deleteFrom(b, 0, i); err != nil {
-		return err
-	}
-	return b.Commit(pebble.NoSync)
 }
 
 func (ls *logStore) close() error { return ls.db.Close() }

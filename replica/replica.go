@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -62,6 +63,13 @@ type Config struct {
 	// and has applied everything committed before its term) and when it
 	// no longer may (it stopped leading). Optional.
 	OnLead func(lead bool)
+	// SnapshotSeq returns the sequence number of the newest engine
+	// snapshot in the node's store (durable), and SnapshotData its
+	// bytes. The raft log is compacted up to the last entry that
+	// snapshot covers, and a follower behind the log is sent it.
+	// Optional: without them the log is never compacted.
+	SnapshotSeq  func() engine.Seq
+	SnapshotData func(seq engine.Seq) ([]byte, error)
 }
 
 // EnsureDefaults fills in zero fields.
@@ -119,7 +127,22 @@ func (c *Config) Validate() error {
 // node restarts itself as a follower) before it serves again.
 var ErrDeposed = errors.New("replica: no longer the leader")
 
-var errClosed = errors.New("replica: closed")
+var (
+	errClosed  = errors.New("replica: closed")
+	errStopped = errors.New("replica: stopped") // the raft goroutine ends after a received snapshot
+)
+
+// ErrSnapshotReceived reports that this replica was behind the leader's
+// log retention and received the leader's snapshot: the node restarts
+// and takes it (persist.Store.ResetTo) before it recovers.
+var ErrSnapshotReceived = errors.New("replica: received the leader's snapshot")
+
+// NeedsRestart reports whether err (a node's failure) asks for the node
+// to be started again at once, from what is committed: it was deposed, or
+// it received a snapshot.
+func NeedsRestart(err error) bool {
+	return errors.Is(err, ErrDeposed) || errors.Is(err, ErrSnapshotReceived)
+}
 
 // ErrNotLeader reports a command offered to a replica that does not lead.
 var ErrNotLeader = errors.New("replica: not the leader")
@@ -160,6 +183,11 @@ type Status struct {
 	Match map[uint64]uint64
 }
 
+type indexSeq struct {
+	index uint64
+	seq   engine.Seq
+}
+
 type proposal struct {
 	data []byte
 }
@@ -177,6 +205,7 @@ type Replica struct {
 	propc  chan proposal
 	applyc chan []*pb.Entry
 	unrch  chan uint64
+	hellos chan [2]uint64
 	stop   chan struct{}
 	done   sync.WaitGroup
 
@@ -194,6 +223,17 @@ type Replica struct {
 
 	// handed is the last sequence handed to Apply (applier goroutine).
 	handed engine.Seq
+	// marks are the applied entries' indexes and last sequence numbers
+	// since the last compaction, oldest first (under marksMu), for
+	// choosing where to compact.
+	marksMu sync.Mutex
+	marks   []indexSeq
+	// confState is the latest configuration (raft goroutine).
+	confState *pb.ConfState
+	// rejoin holds the peers being removed and added again because they
+	// lost their logs (raft goroutine): true once the removal is proposed.
+	rejoin map[uint64]bool
+	readd  []uint64 // removed, to be added again after the Ready
 
 	// committedSeq is the last sequence known committed; cond wakes the
 	// journal's Await.
@@ -216,9 +256,10 @@ func Open(cfg Config) (*Replica, error) {
 	}
 	r := &Replica{cfg: cfg, log: cfg.Logger, peers: map[uint64]Peer{},
 		recvc: make(chan *pb.Message, 4096), propc: make(chan proposal, 256),
-		applyc: make(chan []*pb.Entry, 256), unrch: make(chan uint64, 64),
+		applyc: make(chan []*pb.Entry, 256), unrch: make(chan uint64, 64), hellos: make(chan [2]uint64, 16),
 		stop: make(chan struct{}), failed: make(chan struct{})}
 	r.cond = sync.NewCond(&r.mu)
+	r.rejoin = map[uint64]bool{}
 	for _, p := range cfg.Peers {
 		r.peers[p.ID] = p
 	}
@@ -227,6 +268,10 @@ func Open(cfg Config) (*Replica, error) {
 		return nil, err
 	}
 	r.ls = ls
+	ls.snapData = cfg.SnapshotData
+	if _, cs, err := ls.InitialState(); err == nil {
+		r.confState = cs
+	}
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID: cfg.ID, ElectionTick: cfg.ElectionTicks, HeartbeatTick: cfg.HeartbeatTicks,
 		Storage: ls, MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 256, MaxUncommittedEntriesSize: 1 << 30,
@@ -252,7 +297,8 @@ func Open(cfg Config) (*Replica, error) {
 	for _, p := range cfg.Peers {
 		addrs[p.ID] = p.Addr
 	}
-	r.tr, err = newTransport(cfg.ID, r.peers[cfg.ID].Addr, addrs, cfg.Logger, r.receive, r.unreachable)
+	r.tr, err = newTransport(cfg.ID, r.peers[cfg.ID].Addr, addrs, cfg.Logger, r.receive, r.unreachable,
+		func() uint64 { i, _ := ls.LastIndex(); return i }, r.peerHello)
 	if err != nil {
 		ls.close()
 		return nil, err
@@ -392,12 +438,24 @@ func (r *Replica) run() {
 				r.status = st
 				r.statusMu.Unlock()
 			}
+			if statusEvery%100 == 0 && r.Ready() {
+				r.restoreMembers()
+			}
+			if statusEvery%100 == 0 {
+				if err := r.maybeCompact(); err != nil {
+					r.log.Error("replica: compacting the raft log failed; this replica stops", "err", err)
+					r.fail(err)
+					return
+				}
+			}
 		case m := <-r.recvc:
 			r.step(m)
 		case p := <-r.propc:
 			r.proposeNow(p)
 		case id := <-r.unrch:
 			r.rn.ReportUnreachable(id)
+		case h := <-r.hellos:
+			r.checkPeer(h[0], h[1])
 		}
 		// Take whatever else is waiting before the Ready: one sync for all.
 		for more := true; more; {
@@ -412,15 +470,33 @@ func (r *Replica) run() {
 		}
 		for r.rn.HasReady() {
 			if err := r.handle(r.rn.Ready()); err != nil {
-				r.log.Error("replica: the raft log failed; this replica stops", "err", err)
-				r.fail(err)
+				if !errors.Is(err, errStopped) {
+					r.log.Error("replica: the raft log failed; this replica stops", "err", err)
+					r.fail(err)
+				}
 				return
 			}
+			for _, id := range r.readd {
+				add := &pb.ConfChange{Type: pb.ConfChangeAddNode.Enum(), NodeId: proto.Uint64(id)}
+				if err := r.rn.ProposeConfChange(add); err != nil {
+					r.log.Warn("replica: could not propose adding a peer back", "peer", id, "err", err)
+				}
+			}
+			r.readd = r.readd[:0]
 		}
 	}
 }
 
 func (r *Replica) step(m *pb.Message) {
+	if m.GetType() == pb.MsgHeartbeat {
+		// A leader that still counts on entries this log lost (a wiped
+		// data directory) would make raft commit past its end: commit
+		// what is here; the leader then removes and re-adds this replica
+		// (checkPeer) and sends it a snapshot.
+		if last, _ := r.ls.LastIndex(); m.GetCommit() > last {
+			m.Commit = proto.Uint64(last)
+		}
+	}
 	if err := r.rn.Step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
 		r.log.Debug("replica: step", "err", err)
 	}
@@ -481,6 +557,18 @@ func (r *Replica) handle(rd raft.Ready) error {
 		last, _ := r.ls.LastIndex()
 		r.barrier.Store(last)
 	}
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		// Behind the leader's log: its snapshot is kept in the raft log
+		// now; the node restarts and takes it before anything else.
+		seq, _, _ := snapshotSeq(rd.Snapshot.GetData())
+		r.log.Warn("replica: received the leader's snapshot; the node restarts from it",
+			"index", rd.Snapshot.GetMetadata().GetIndex(), "seq", seq)
+		r.tr.send(rd.Messages) // the acknowledgment: the snapshot is durable in the raft log
+		r.tr.flush(time.Second)
+		r.rn.Advance(rd)
+		r.fail(fmt.Errorf("%w (index %d, seq %d)", ErrSnapshotReceived, rd.Snapshot.GetMetadata().GetIndex(), seq))
+		return errStopped
+	}
 	r.tr.send(rd.Messages)
 	if len(rd.CommittedEntries) > 0 {
 		for _, e := range rd.CommittedEntries {
@@ -488,12 +576,13 @@ func (r *Replica) handle(rd raft.Ready) error {
 			case pb.EntryConfChange:
 				var cc pb.ConfChange
 				if err := proto.Unmarshal(e.GetData(), &cc); err == nil {
-					r.rn.ApplyConfChange(&cc)
+					r.confState = r.rn.ApplyConfChange(&cc)
+					r.confChanged(&cc)
 				}
 			case pb.EntryConfChangeV2:
 				var cc pb.ConfChangeV2
 				if err := proto.Unmarshal(e.GetData(), &cc); err == nil {
-					r.rn.ApplyConfChange(&cc)
+					r.confState = r.rn.ApplyConfChange(&cc)
 				}
 			}
 		}
@@ -528,6 +617,11 @@ func (r *Replica) runApply() {
 				if err := r.applyCmds(cmds); err != nil {
 					r.fail(fmt.Errorf("replica: apply entry %d: %w", e.GetIndex(), err))
 					return
+				}
+				if len(cmds) > 0 {
+					r.marksMu.Lock()
+					r.marks = append(r.marks, indexSeq{e.GetIndex(), cmds[len(cmds)-1].Seq})
+					r.marksMu.Unlock()
 				}
 			}
 			r.applied.Store(e.GetIndex())
@@ -622,3 +716,112 @@ func (l raftLogger) Fatal(v ...any)              { panic(fmt.Sprint(v...)) }
 func (l raftLogger) Fatalf(f string, v ...any)   { panic(fmt.Sprintf(f, v...)) }
 func (l raftLogger) Panic(v ...any)              { panic(fmt.Sprint(v...)) }
 func (l raftLogger) Panicf(f string, v ...any)   { panic(fmt.Sprintf(f, v...)) }
+
+// maybeCompact compacts the raft log up to the last applied entry that the
+// node's newest engine snapshot covers (raft goroutine). The log keeps what
+// came after it, so a follower behind by less than a snapshot interval
+// catches up from the log; one further behind is sent the snapshot.
+func (r *Replica) maybeCompact() error {
+	if r.cfg.SnapshotSeq == nil || r.confState == nil {
+		return nil
+	}
+	snapSeq := r.cfg.SnapshotSeq()
+	applied := r.applied.Load()
+	r.marksMu.Lock()
+	k := 0
+	for k < len(r.marks) && r.marks[k].seq <= snapSeq && r.marks[k].index <= applied {
+		k++
+	}
+	var at uint64
+	if k > 0 {
+		at = r.marks[k-1].index
+		r.marks = append(r.marks[:0], r.marks[k:]...)
+	}
+	r.marksMu.Unlock()
+	if first, _ := r.ls.FirstIndex(); at < first {
+		return nil
+	}
+	return r.ls.compactTo(at, r.confState, snapSeq)
+}
+
+// InstallTarget returns the leader's snapshot this replica received and
+// kept in its raft log, if any (seq and engine state): the node resets its
+// store to it when the store is behind (node.Open does, before recovery).
+func (r *Replica) InstallTarget() (engine.Seq, []byte) {
+	snap, err := r.ls.MemoryStorage.Snapshot()
+	if err != nil || raft.IsEmptySnap(snap) {
+		return 0, nil
+	}
+	seq, state, ok := snapshotSeq(snap.GetData())
+	if !ok || len(state) == 0 {
+		return 0, nil
+	}
+	return seq, state
+}
+
+func (r *Replica) peerHello(from, last uint64) {
+	select {
+	case r.hellos <- [2]uint64{from, last}:
+	default:
+	}
+}
+
+// checkPeer runs when a peer connects, saying its raft log's last index
+// (raft goroutine). On the leader, a peer whose log ends before what it
+// had acknowledged lost its log (its data directory was wiped, or its
+// disk lost writes): raft cannot bring it back by itself, since it trusts
+// what a follower acknowledged. The leader removes it from the
+// configuration and adds it again, which starts its progress afresh, so
+// it is sent a snapshot and the log from there.
+func (r *Replica) checkPeer(id, last uint64) {
+	if Role(r.role.Load()) != Leader || r.rejoin[id] {
+		return
+	}
+	pr, ok := r.rn.Status().Progress[id]
+	if !ok || pr.Match <= last {
+		return
+	}
+	r.log.Warn("replica: a peer lost its raft log; removing it and adding it again so that it catches up by snapshot",
+		"peer", id, "acknowledged", pr.Match, "has", last)
+	r.rejoin[id] = true
+	cc := &pb.ConfChange{Type: pb.ConfChangeRemoveNode.Enum(), NodeId: proto.Uint64(id)}
+	if err := r.rn.ProposeConfChange(cc); err != nil {
+		delete(r.rejoin, id)
+	}
+}
+
+// confChanged follows a committed configuration change (raft goroutine):
+// a peer removed to rejoin is added again.
+func (r *Replica) confChanged(cc *pb.ConfChange) {
+	id := cc.GetNodeId()
+	switch cc.GetType() {
+	case pb.ConfChangeRemoveNode:
+		if Role(r.role.Load()) == Leader && r.rejoin[id] {
+			r.readd = append(r.readd, id) // once this Ready is advanced: raft refuses a change before the last is applied
+		}
+	case pb.ConfChangeAddNode:
+		if r.rejoin[id] {
+			delete(r.rejoin, id)
+			r.log.Info("replica: a peer is a member again", "peer", id)
+		}
+	}
+}
+
+// restoreMembers makes the leader add back any configured peer that is
+// not a voter (one removed to rejoin while the leader changed), once a
+// second: the peers list is the membership the operator asked for.
+func (r *Replica) restoreMembers() {
+	if r.confState == nil {
+		return
+	}
+	for _, p := range r.cfg.Peers {
+		if !slices.Contains(r.confState.GetVoters(), p.ID) {
+			r.rejoin[p.ID] = true
+			cc := &pb.ConfChange{Type: pb.ConfChangeAddNode.Enum(), NodeId: proto.Uint64(p.ID)}
+			if err := r.rn.ProposeConfChange(cc); err != nil {
+				r.log.Warn("replica: could not propose adding a peer back", "peer", p.ID, "err", err)
+			}
+			return // one configuration change at a time
+		}
+	}
+}

@@ -23,10 +23,13 @@ import (
 // retransmits, so losing a message costs time, never safety.
 //
 // A frame is a 4-byte big-endian length and a marshalled raftpb.Message.
-// A connection opens with a 16-byte hello: "MRAFT001", the sender's id.
+// A connection opens with a 24-byte hello: "MRAFT002", the sender's id,
+// and the last index of its raft log then (a leader that knows the peer
+// had more has found a peer that lost its log: see Replica.checkPeer).
 
 const (
-	helloMagic  = "MRAFT001"
+	helloMagic  = "MRAFT002"
+	helloSize   = 24
 	maxMsgBytes = 256 << 20 // a snapshot travels as one message
 	peerQueue   = 4096
 )
@@ -37,6 +40,8 @@ type transport struct {
 	ln    net.Listener
 	recv  func(*pb.Message) // called from the connection readers
 	unrch func(id uint64)   // a message to id was dropped
+	last  func() uint64     // the raft log's last index, for hellos
+	hello func(from, last uint64)
 
 	mu    sync.Mutex
 	peers map[uint64]*peer
@@ -52,12 +57,12 @@ type peer struct {
 }
 
 func newTransport(id uint64, listen string, peers map[uint64]string, log *slog.Logger,
-	recv func(*pb.Message), unreachable func(uint64)) (*transport, error) {
+	recv func(*pb.Message), unreachable func(uint64), last func() uint64, hello func(from, last uint64)) (*transport, error) {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("replica: listen for peers on %s: %w", listen, err)
 	}
-	t := &transport{id: id, log: log, ln: ln, recv: recv, unrch: unreachable,
+	t := &transport{id: id, log: log, ln: ln, recv: recv, unrch: unreachable, last: last, hello: hello,
 		peers: map[uint64]*peer{}, conns: map[net.Conn]struct{}{}, done: make(chan struct{})}
 	for pid, addr := range peers {
 		if pid == id {
@@ -134,9 +139,10 @@ func (t *transport) runPeer(p *peer) {
 				tc.SetNoDelay(true)
 			}
 			w = bufio.NewWriterSize(c, 64<<10)
-			var hello [16]byte
+			var hello [helloSize]byte
 			copy(hello[:], helloMagic)
 			binary.BigEndian.PutUint64(hello[8:], t.id)
+			binary.BigEndian.PutUint64(hello[16:], t.last())
 			w.Write(hello[:])
 		}
 		err := writeFrame(w, b)
@@ -198,13 +204,14 @@ func (t *transport) read(c net.Conn) {
 		c.Close()
 	}()
 	r := bufio.NewReaderSize(c, 64<<10)
-	var hello [16]byte
+	var hello [helloSize]byte
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.ReadFull(r, hello[:]); err != nil || string(hello[:8]) != helloMagic {
 		t.log.Warn("replica: a peer connection without a valid hello; closed", "remote", c.RemoteAddr())
 		return
 	}
 	from := binary.BigEndian.Uint64(hello[8:])
+	t.hello(from, binary.BigEndian.Uint64(hello[16:]))
 	c.SetReadDeadline(time.Time{})
 	var buf []byte
 	for {
@@ -251,4 +258,15 @@ func (t *transport) close() error {
 		err = nil
 	}
 	return err
+}
+
+// flush waits up to d for the peers' queues to empty (what was queued has
+// been written to their connections, or dropped).
+func (t *transport) flush(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for _, p := range t.peers {
+		for len(p.q) > 0 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+	}
 }

@@ -185,7 +185,6 @@ func run(args []string) int {
 			log.Info("matchd: stopped", "exit", code)
 			return code
 		}
-		log.Warn("matchd: no longer the leader with commands in flight: restarting from what the cluster committed, as a follower")
 	}
 }
 
@@ -263,8 +262,9 @@ func serveNode(log *slog.Logger, st *settings, cfg *config, adm *admin, sig chan
 		log.Info("matchd: stopping", "signal", s.String())
 		adm.setReady(false, "shutting down")
 	case <-n.Failed():
-		if errors.Is(n.Err(), replica.ErrDeposed) {
-			adm.setReady(false, "deposed: restarting as a follower")
+		if replica.NeedsRestart(n.Err()) {
+			adm.setReady(false, "restarting: "+n.Err().Error())
+			log.Warn("matchd: the replica restarts from what the cluster committed", "why", n.Err())
 			n.Close(st.shutdownWait)
 			return exitOK, true
 		}
