@@ -79,6 +79,11 @@ type Config struct {
 	// Heartbeat is how long the client stays silent before it sends a
 	// Heartbeat (the server cuts sessions idle for 15 s). Default 1s.
 	Heartbeat time.Duration
+	// ServerTimeout is how long the client waits without receiving
+	// anything (the server sends a heartbeat after a second of silence)
+	// before it takes the connection for dead: a network partition sends
+	// no FIN. With Reconnect it then reconnects. Default 3s.
+	ServerTimeout time.Duration
 	// OnMessage, if set, receives every message from the server, in order,
 	// on the client's reader goroutine. m is valid only during the call.
 	OnMessage func(m *Message)
@@ -243,6 +248,9 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.ReconnectFor == 0 {
 		cfg.ReconnectFor = 30 * time.Second
 	}
+	if cfg.ServerTimeout == 0 {
+		cfg.ServerTimeout = 3 * time.Second
+	}
 	if len(cfg.Token) > wire.TokenSize {
 		return nil, fmt.Errorf("client: token longer than %d bytes", wire.TokenSize)
 	}
@@ -353,6 +361,11 @@ func (c *Client) login(ctx context.Context, next uint64, takeOver bool) (net.Con
 func (c *Client) loginAt(ctx context.Context, addr string, next uint64, takeOver bool) (net.Conn, *wire.Reader, wire.LoginAccepted, *wire.NotLeader, error) {
 	var acc wire.LoginAccepted
 	var d net.Dialer
+	if len(c.addrs()) > 1 {
+		// A node cut off by the network does not refuse, it stays
+		// silent: try it for a while, not for the whole login.
+		d.Timeout = time.Second
+	}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, nil, acc, nil, fmt.Errorf("client: %w", err)
@@ -409,7 +422,7 @@ func (c *Client) loginAt(ctx context.Context, addr string, next uint64, takeOver
 func (c *Client) run(conn net.Conn, rd *wire.Reader, acc wire.LoginAccepted) {
 	defer close(c.done)
 	for {
-		err, again := c.read(rd, acc)
+		err, again := c.read(conn, rd, acc)
 		conn.Close()
 		if !again || !c.cfg.Reconnect {
 			c.end(err)
@@ -593,13 +606,21 @@ func (c *Client) heartbeat() {
 
 // read delivers one connection's messages until it ends, and says why
 // and whether a reconnect may resume.
-func (c *Client) read(rd *wire.Reader, acc wire.LoginAccepted) (error, bool) {
+func (c *Client) read(conn net.Conn, rd *wire.Reader, acc wire.LoginAccepted) (error, bool) {
 	var m Message
 	pending := acc.Next != 0 && acc.Next <= acc.Last // a replay to deliver before caughtUp
 	if !pending {
 		c.caughtUp(acc)
 	}
+	var renewed time.Time
 	for {
+		// The server sends at least a heartbeat a second: a connection
+		// silent for ServerTimeout is dead even without a FIN (a cut
+		// network link). Renewed at most every eighth of it.
+		if now := time.Now(); now.Sub(renewed) > c.cfg.ServerTimeout/8 {
+			conn.SetReadDeadline(now.Add(c.cfg.ServerTimeout))
+			renewed = now
+		}
 		typ, body, err := rd.Next()
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrClosed, err), true
