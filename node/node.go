@@ -160,6 +160,9 @@ func Open(cfg Config) (*Node, error) {
 	}
 	srv.Seed(e.Sessions(nil))
 	n.rec = rec
+	if n.rep != nil {
+		n.rep.Recovered(e.LastSeq())
+	}
 	if len(cfg.Engine.Instruments) > 0 {
 		want := cfg.Engine
 		want.EnsureDefaults()

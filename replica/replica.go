@@ -825,3 +825,11 @@ func (r *Replica) restoreMembers() {
 		}
 	}
 }
+
+// Recovered tells the replica what the node's store held at start: every
+// command in it was committed (a replica's journal holds only those).
+// Call it before Start.
+func (r *Replica) Recovered(seq engine.Seq) {
+	r.setCommitted(seq)
+	r.handed = max(r.handed, seq)
+}

@@ -66,6 +66,7 @@ func samples() [][]byte {
 		Phase: engine.PhaseHalted}).Append(nil))
 	add((&PhaseUpdate{Instrument: 1, FeedSeq: 44, Seq: 14, Time: 6, Phase: engine.PhaseVolatility, Price: 10_300}).Append(nil))
 	add((&Indicative{Instrument: 1, FeedSeq: 45, Seq: 15, Price: 10_100, Qty: 7, Surplus: 4, Side: engine.Sell}).Append(nil))
+	add((&NotLeader{Leader: 2, Addr: "10.0.0.2:7001"}).Append(nil))
 	return out
 }
 
@@ -113,6 +114,10 @@ func decodeAny(typ byte, body []byte) (any, error) {
 		return m, nil
 	case TypeLoginAccepted:
 		var m LoginAccepted
+		m.Decode(body)
+		return m, nil
+	case TypeNotLeader:
+		var m NotLeader
 		m.Decode(body)
 		return m, nil
 	case TypeLoginRejected, TypeGoodbye:
@@ -213,6 +218,8 @@ func encodeAny(v any) []byte {
 	case [2]byte:
 		return AppendReason(nil, m[0], m[1])
 	case Login:
+		return m.Append(nil)
+	case NotLeader:
 		return m.Append(nil)
 	case NewOrder:
 		return m.Append(nil)

@@ -50,6 +50,7 @@ const usage = `usage:
   matchctl journal dump --data DIR [--from N] [--to M]
   matchctl journal verify --data DIR
   matchctl journal truncate --data DIR --from N [--confirm]
+  matchctl cluster status --admin ADDR[,ADDR…] [--admin-token T] [--json]
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -64,6 +65,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, buildinfo.Read().String("matchctl"))
 		return 0
+	}
+	if args[0] == "cluster" {
+		if len(args) < 2 || args[1] != "status" {
+			fmt.Fprint(stderr, "usage:\n", clusterUsage)
+			return 2
+		}
+		return clusterStatus(args[2:], stdout, stderr)
 	}
 	if args[0] != "journal" {
 		return trade(args, stdout, stderr)
