@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -209,26 +210,52 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 // dialSession logs in to the named session (taking it over from an
 // earlier run's connection, if any): references are per session, so
 // load on one session never collides with other sessions of the account.
-func dialSession(ctx context.Context, addr string, a Account, name string) (*session, error) {
+// addrs may list a cluster's nodes (comma-separated): the session goes to
+// the leader, following a follower's NotLeader. (A run does not follow a
+// failover: it measures one leader.)
+func dialSession(ctx context.Context, addrs string, a Account, name string) (*session, error) {
+	var last error
+	for round := 0; round < 50 && ctx.Err() == nil; round++ {
+		for _, addr := range strings.Split(addrs, ",") {
+			for hops := 0; hops < 3 && addr != ""; hops++ {
+				s, redirect, err := dialSessionAt(ctx, strings.TrimSpace(addr), a, name)
+				if err == nil {
+					return s, nil
+				}
+				last, addr = err, redirect
+			}
+		}
+		time.Sleep(100 * time.Millisecond) // an election under way
+	}
+	return nil, last
+}
+
+func dialSessionAt(ctx context.Context, addr string, a Account, name string) (*session, string, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("loadtest: %w", err)
+		return nil, "", fmt.Errorf("loadtest: %w", err)
 	}
 	sn, err := wire.ParseSessionName(name)
 	if err != nil {
 		c.Close()
-		return nil, fmt.Errorf("loadtest: %w", err)
+		return nil, "", fmt.Errorf("loadtest: %w", err)
 	}
 	m := wire.Login{Version: wire.Version, Account: a.ID, Session: sn, Flags: wire.FlagTakeOver}
 	copy(m.Token[:], a.Token)
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	c.Write(m.Append(nil))
-	rd := wire.NewReader(c, wire.MaxFrame, 64)
-	typ, _, err := rd.Next()
+	rd := wire.NewReader(c, wire.MaxFrame, 128)
+	typ, body, err := rd.Next()
+	if err == nil && typ == wire.TypeNotLeader {
+		c.Close()
+		var nl wire.NotLeader
+		nl.Decode(body)
+		return nil, nl.Addr, fmt.Errorf("loadtest: %s does not lead (node %d does, at %q)", addr, nl.Leader, nl.Addr)
+	}
 	if err != nil || typ != wire.TypeLoginAccepted {
 		c.Close()
-		return nil, fmt.Errorf("loadtest: login of account %d failed (%q, %v)", a.ID, typ, err)
+		return nil, "", fmt.Errorf("loadtest: login of account %d failed (%q, %v)", a.ID, typ, err)
 	}
 	c.SetDeadline(time.Time{})
 	return &session{acct: a, conn: c, ref: engine.ClientRef(time.Now().UnixNano()),
@@ -236,7 +263,7 @@ func dialSession(ctx context.Context, addr string, a Account, name string) (*ses
 		pos: map[engine.OrderID]int{},
 		hists: map[string]*hdrhistogram.Histogram{KindAccept: newHist(), KindFill: newHist(), KindCancel: newHist(),
 			KindLateness: newHist()},
-		rej: map[string]int64{}, fills: map[engine.TradeID][2]engine.Qty{}}, nil
+		rej: map[string]int64{}, fills: map[engine.TradeID][2]engine.Qty{}}, "", nil
 }
 
 // send is the one sender of every session: command k of the schedule goes

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/matchd/matchd/api/wire"
 	"github.com/matchd/matchd/engine"
+	"github.com/matchd/matchd/loadtest"
 )
 
 const (
@@ -35,6 +37,13 @@ const benchConfig = `{
 // crossing, so there are fills. subs market data subscribers (of the
 // first account) read the instrument's feed throughout.
 func benchTCP(b *testing.B, fsync bool, conns, perConn, subs int) {
+	benchTCPOn(b, fsync, conns, perConn, subs, false)
+}
+
+// benchTCPOn is benchTCP against one node or, with cluster, against the
+// leader of a three-node cluster on loopback (each node its own process,
+// fsync as given): the cost of replication.
+func benchTCPOn(b *testing.B, fsync bool, conns, perConn, subs int, cluster bool) {
 	if k, err := strconv.Atoi(os.Getenv("MATCHD_BENCH_SCALE")); err == nil && k > 0 {
 		perConn *= k // longer runs, for profiles with enough samples
 	}
@@ -60,7 +69,14 @@ func benchTCP(b *testing.B, fsync bool, conns, perConn, subs int) {
 		if profile != "" {
 			args = append(args, "--cpuprofile", profile)
 		}
-		srv := startWith(b, args...)
+		var srv *server
+		var cl *testCluster
+		if cluster {
+			cl = newTestCluster(b, 3, "--config", cfgPath, fmt.Sprintf("--fsync=%v", fsync))
+			srv = cl.servers[cl.leader(10*time.Second)]
+		} else {
+			srv = startWith(b, args...)
+		}
 		a := srv.addr
 		// Log in and prepare every connection's orders before timing.
 		type conn struct {
@@ -180,9 +196,14 @@ func benchTCP(b *testing.B, fsync bool, conns, perConn, subs int) {
 		if subs > 0 {
 			b.ReportMetric(float64(feedMsgs.Load())/float64(subs)/elapsed.Seconds()/1e6, "Mfeed-msgs/s/sub")
 		}
-		if profile != "" {
+		switch {
+		case cl != nil:
+			for i := range cl.servers {
+				cl.kill(i)
+			}
+		case profile != "":
 			srv.stop(b) // SIGTERM: let it write the profile
-		} else {
+		default:
 			srv.cmd.Process.Kill()
 			<-srv.exit
 		}
@@ -192,6 +213,92 @@ func benchTCP(b *testing.B, fsync bool, conns, perConn, subs int) {
 		}
 		b.StartTimer()
 	}
+}
+
+// The same against a three-node cluster's leader (replica/).
+func BenchmarkTCPClusterFsync1Conn(b *testing.B) { benchTCPOn(b, true, 1, 500_000, 0, true) }
+func BenchmarkTCPClusterFsync4Conn(b *testing.B) { benchTCPOn(b, true, 4, 250_000, 0, true) }
+
+// BenchmarkOneInFlight measures order → Accepted with one order in flight
+// (raw frames, closed loop, fsync on), against one node and against a
+// three-node cluster's leader, beside the floors measured in the same run:
+// fdatasync of an appended 4 KiB block in the data directory's filesystem
+// and a loopback TCP round trip (in process). Replication's added latency
+// should stay within one fsync and two round trips.
+func BenchmarkOneInFlight(b *testing.B) {
+	const n = 3000
+	dir := b.TempDir()
+	fd, err := loadtest.Fdatasync(dir, 2000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go loadtest.Echo(ln)
+	pp, err := loadtest.PingPong(ln.Addr().String(), 5000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	us := func(v int64) float64 { return float64(v) / 1e3 }
+	b.ReportMetric(us(fd.ValueAtQuantile(50)), "fdatasync-p50-µs")
+	b.ReportMetric(us(pp.ValueAtQuantile(50)), "pingpong-p50-µs")
+	run := func(b *testing.B, cluster bool) {
+		for range b.N {
+			var addr string
+			if cluster {
+				cl := newTestCluster(b, 3)
+				addr = cl.servers[cl.leader(10*time.Second)].addr
+				defer func() {
+					for i := range cl.servers {
+						cl.kill(i)
+					}
+				}()
+			} else {
+				addr = startWith(b, "--config", "../../configs/demo.json", "--data", filepath.Join(b.TempDir(), "d"), "--web", "").addr
+			}
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			login := wire.Login{Version: wire.Version, Account: 1}
+			copy(login.Token[:], "alice-demo")
+			c.Write(login.Append(nil))
+			rd := wire.NewReader(c, wire.MaxFrame, 1<<16)
+			if typ, _, err := rd.Next(); err != nil || typ != wire.TypeLoginAccepted {
+				b.Fatalf("login: %q %v", typ, err)
+			}
+			lat := make([]time.Duration, 0, n)
+			for k := 1; k <= n; k++ {
+				f := (&wire.NewOrder{Ref: engine.ClientRef(k), Instrument: 1, Side: engine.Buy, Type: engine.Limit,
+					TIF: engine.GTC, Price: engine.Price(9000 + k%100), Qty: 1}).Append(nil)
+				t0 := time.Now()
+				c.Write(f)
+				for {
+					typ, _, err := rd.Next()
+					if err != nil {
+						b.Fatal(err)
+					}
+					if typ == wire.TypeAccepted || typ == wire.TypeRejected {
+						break
+					}
+				}
+				if k > n/10 { // warm up first
+					lat = append(lat, time.Since(t0))
+				}
+			}
+			c.Close()
+			slices.Sort(lat)
+			q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Nanoseconds()) / 1e3 }
+			b.ReportMetric(q(0.5), "accept-p50-µs")
+			b.ReportMetric(q(0.99), "accept-p99-µs")
+			b.ReportMetric(q(0.999), "accept-p99.9-µs")
+		}
+	}
+	b.Run("single", func(b *testing.B) { run(b, false) })
+	b.Run("cluster", func(b *testing.B) { run(b, true) })
 }
 
 func BenchmarkTCPFsync1Conn(b *testing.B)   { benchTCP(b, true, 1, 500_000, 0) }

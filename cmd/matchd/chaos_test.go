@@ -393,7 +393,7 @@ func sessionID(name string) engine.SessionID {
 // streamsFromJournal replays the whole journal through a fresh engine and
 // returns every session's stream as the engine's events define it: the
 // truth, computed without the server's encoding or routing code.
-func streamsFromJournal(t *testing.T, dir string) map[streamOf][]report {
+func streamsFromJournal(t testing.TB, dir string) map[streamOf][]report {
 	store, err := persist.Open(dir, engine.Config{}, persist.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)

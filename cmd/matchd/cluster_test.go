@@ -24,7 +24,7 @@ import (
 // A cluster of three matchd processes on loopback (--cluster), for the
 // replication tests.
 type testCluster struct {
-	t       *testing.T
+	t       testing.TB
 	extra   []string                             // more flags for every node
 	wrap    func(i int, args []string) *exec.Cmd // how to run node i (nil: matchd itself)
 	dirs    []string
@@ -34,7 +34,7 @@ type testCluster struct {
 	servers []*server // nil: not running
 }
 
-func newTestCluster(t *testing.T, size int, extra ...string) *testCluster {
+func newTestCluster(t testing.TB, size int, extra ...string) *testCluster {
 	c := &testCluster{t: t, servers: make([]*server, size), extra: extra}
 	var peers []string
 	for i := range size {
@@ -133,7 +133,7 @@ func (c *testCluster) converged() {
 }
 
 // stateOf recovers a stopped node's engine from its data directory.
-func stateOf(t *testing.T, dir string) (engine.Seq, [32]byte) {
+func stateOf(t testing.TB, dir string) (engine.Seq, [32]byte) {
 	t.Helper()
 	store, err := persist.Open(dir, engine.Config{}, persist.Options{ReadOnly: true})
 	if err != nil {

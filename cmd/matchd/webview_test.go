@@ -148,7 +148,7 @@ func (b *browser) await(what string, ok func(*viewState) bool) viewState {
 }
 
 // freeAddr returns a loopback address nobody listens on now.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -60,7 +60,7 @@ func main() { os.Exit(run(os.Args[1:])) }
 
 func run(args []string) int {
 	fs := flag.NewFlagSet("matchload", flag.ContinueOnError)
-	addr := fs.String("addr", "", "a running matchd's order-entry address (default: start a fresh matchd of its own)")
+	addr := fs.String("addr", "", "a running matchd's order-entry address, or a cluster's, comma-separated (default: start a fresh matchd of its own)")
 	matchd := fs.String("matchd", "", "the matchd binary to start when --addr is not given (default: beside matchload, or on PATH)")
 	config := fs.String("config", "configs/demo.json", "own server: its configuration")
 	fsyncOn := fs.Bool("fsync", true, "own server: fsync every group commit (with --addr: what the server does, for the report)")
