@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -28,6 +29,7 @@ type logStore struct {
 	// snapData returns the engine snapshot at seq from the node's store,
 	// for a raft snapshot to send (see Snapshot).
 	snapData func(seq engine.Seq) ([]byte, error)
+	slowSync time.Duration // Config.SlowSync
 }
 
 // A raft snapshot's data is the 8-byte big-endian sequence number of the
@@ -221,6 +223,9 @@ func (ls *logStore) save(snap *pb.Snapshot, ents []*pb.Entry, hs *pb.HardState, 
 	}
 	if err := b.Commit(opt); err != nil {
 		return fmt.Errorf("replica: write the raft log: %w", err)
+	}
+	if opt == pebble.Sync && ls.slowSync > 0 {
+		time.Sleep(ls.slowSync) // an injected slow disk
 	}
 	if !raft.IsEmptySnap(snap) {
 		if err := ls.ApplySnapshot(snap); err != nil {

@@ -50,6 +50,10 @@ type Config struct {
 	ElectionTicks, HeartbeatTicks int
 	// Logger receives the replica's lines. Default slog.Default().
 	Logger *slog.Logger
+	// SlowSync makes every synced write of the raft log take this much
+	// longer: a slow disk, injected for fault tests (matchd reads it from
+	// MATCHD_FAULT_SLOW_RAFT_SYNC). Zero in production.
+	SlowSync time.Duration
 
 	// Sequenced returns the last sequence number the local state machine
 	// (the pipeline) has taken in; Durable the last it has made durable.
@@ -268,7 +272,7 @@ func Open(cfg Config) (*Replica, error) {
 		return nil, err
 	}
 	r.ls = ls
-	ls.snapData = cfg.SnapshotData
+	ls.snapData, ls.slowSync = cfg.SnapshotData, cfg.SlowSync
 	if _, cs, err := ls.InitialState(); err == nil {
 		r.confState = cs
 	}
@@ -548,6 +552,14 @@ func (r *Replica) handle(rd raft.Ready) error {
 		r.term.Store(hs.GetTerm())
 		r.commit.Store(hs.GetCommit())
 	}
+	// The leader sends first: its followers write the entries to their
+	// disks while it writes them to its own (raft counts the leader's own
+	// copy only once Advance says it is persisted, so a commit still
+	// needs it). Followers answer only once persisted.
+	leading := Role(r.role.Load()) == Leader && raft.IsEmptySnap(rd.Snapshot)
+	if leading {
+		r.tr.send(rd.Messages)
+	}
 	if err := r.ls.save(rd.Snapshot, rd.Entries, rd.HardState, rd.MustSync); err != nil {
 		return err
 	}
@@ -569,7 +581,9 @@ func (r *Replica) handle(rd raft.Ready) error {
 		r.fail(fmt.Errorf("%w (index %d, seq %d)", ErrSnapshotReceived, rd.Snapshot.GetMetadata().GetIndex(), seq))
 		return errStopped
 	}
-	r.tr.send(rd.Messages)
+	if !leading {
+		r.tr.send(rd.Messages)
+	}
 	if len(rd.CommittedEntries) > 0 {
 		for _, e := range rd.CommittedEntries {
 			switch e.GetType() {

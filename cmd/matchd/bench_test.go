@@ -243,9 +243,9 @@ func BenchmarkOneInFlight(b *testing.B) {
 		b.Fatal(err)
 	}
 	us := func(v int64) float64 { return float64(v) / 1e3 }
-	b.ReportMetric(us(fd.ValueAtQuantile(50)), "fdatasync-p50-µs")
-	b.ReportMetric(us(pp.ValueAtQuantile(50)), "pingpong-p50-µs")
 	run := func(b *testing.B, cluster bool) {
+		b.ReportMetric(us(fd.ValueAtQuantile(50)), "fdatasync-p50-µs")
+		b.ReportMetric(us(pp.ValueAtQuantile(50)), "pingpong-p50-µs")
 		for range b.N {
 			var addr string
 			if cluster {

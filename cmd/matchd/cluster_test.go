@@ -27,6 +27,7 @@ type testCluster struct {
 	t       testing.TB
 	extra   []string                             // more flags for every node
 	wrap    func(i int, args []string) *exec.Cmd // how to run node i (nil: matchd itself)
+	env     func(i int) []string                 // more environment for node i (nil: none)
 	dirs    []string
 	orders  []string
 	admins  []string
@@ -61,6 +62,9 @@ func (c *testCluster) start(i int) {
 	cmd := exec.Command(matchdBin, args...)
 	if c.wrap != nil {
 		cmd = c.wrap(i, args)
+	}
+	if c.env != nil {
+		cmd.Env = append(os.Environ(), c.env(i)...)
 	}
 	c.servers[i] = startCmd(c.t, cmd)
 }
@@ -345,10 +349,28 @@ func newNetnsCluster(t *testing.T, size int) *netnsCluster {
 	if os.Geteuid() != 0 {
 		t.Skip("partition test skipped: needs root, for network namespaces (ip netns)")
 	}
+	n, err := makeNetns(t, size)
+	if err != nil {
+		t.Skipf("partition test skipped: cannot make network namespaces here: %v", err)
+	}
+	return n
+}
+
+// tryNetnsCluster is newNetnsCluster, or nil where namespaces cannot be made.
+func tryNetnsCluster(t *testing.T, size int) *netnsCluster {
+	n, err := makeNetns(t, size)
+	if err != nil {
+		t.Logf("no network namespaces: %v", err)
+		return nil
+	}
+	return n
+}
+
+func makeNetns(t *testing.T, size int) (*netnsCluster, error) {
 	tag := fmt.Sprintf("%x", os.Getpid()&0xffff)
 	n := &netnsCluster{t: t, tag: tag, bridge: "mbr" + tag}
 	if err := sh("ip", "link", "add", n.bridge, "type", "bridge"); err != nil {
-		t.Skipf("partition test skipped: cannot make network namespaces here: %v", err)
+		return nil, err
 	}
 	t.Cleanup(n.remove)
 	subnet := fmt.Sprintf("10.%d.%d", 100+os.Getpid()%100, os.Getpid()/100%250)
@@ -368,10 +390,10 @@ func newNetnsCluster(t *testing.T, size int) *netnsCluster {
 	}
 	for _, s := range steps {
 		if err := sh(s...); err != nil {
-			t.Skipf("partition test skipped: cannot make network namespaces here: %v", err)
+			return nil, err
 		}
 	}
-	return n
+	return n, nil
 }
 
 func (n *netnsCluster) ns(i int) string   { return fmt.Sprintf("mdn%s%d", n.tag, i) }
@@ -553,4 +575,143 @@ func (c *testCluster) check(traders []*chaosTrader) {
 		t.Fatalf("the replicas' states differ: %v", states)
 	}
 	t.Logf("every session's %d messages equal each replica's journal, in order, once; states equal (%s)", total, states[0])
+}
+
+// TestClusterSoak: random faults under load for CLUSTER_SOAK (default
+// 15 s; make cluster-chaos runs 10 minutes): the leader or a follower
+// SIGKILLed and restarted, a node's link cut and healed (in network
+// namespaces, where the machine allows them), a follower's data
+// directory wiped (it rejoins), and nodes restarted on a slow disk
+// (every raft log sync 20 ms longer, injected). At the end every
+// session's stream equals each replica's journal and the states are
+// equal.
+func TestClusterSoak(t *testing.T) {
+	duration := 15 * time.Second
+	if d, err := time.ParseDuration(os.Getenv("CLUSTER_SOAK")); err == nil {
+		duration = d
+	} else if os.Getenv("CLUSTER") == "long" {
+		duration = 10 * time.Minute
+	}
+	watchdog := time.AfterFunc(duration+3*time.Minute, func() { panic("cluster soak: no end in sight") })
+	defer watchdog.Stop()
+	seed := uint64(time.Now().UnixNano())
+	if v, err := strconv.ParseUint(os.Getenv("CLUSTER_SEED"), 10, 64); err == nil {
+		seed = v
+	}
+	rng := rand.New(rand.NewPCG(seed, 9))
+	slow := make([]atomic.Bool, 3)
+	var c *testCluster
+	var nc *netnsCluster
+	if os.Geteuid() == 0 && exec.Command("ip", "netns", "list").Run() == nil {
+		nc = tryNetnsCluster(t, 3)
+	}
+	if nc != nil {
+		c = &testCluster{t: t, servers: make([]*server, 3)}
+		var peers []string
+		for i, h := range nc.hosts {
+			c.dirs = append(c.dirs, filepath.Join(t.TempDir(), fmt.Sprint("n", i+1)))
+			c.orders = append(c.orders, h+":7001")
+			c.admins = append(c.admins, h+":7002")
+			peers = append(peers, fmt.Sprintf("%d=%s:7101/%s:7001", i+1, h, h))
+		}
+		c.peers = strings.Join(peers, ",")
+		c.wrap = func(i int, args []string) *exec.Cmd {
+			return exec.Command("ip", append([]string{"netns", "exec", nc.ns(i + 1), matchdBin}, args...)...)
+		}
+	} else {
+		t.Log("no network namespaces here: the soak runs without partitions")
+		c = &testCluster{t: t, servers: make([]*server, 3)}
+		var peers []string
+		for i := range 3 {
+			c.dirs = append(c.dirs, filepath.Join(t.TempDir(), fmt.Sprint("n", i+1)))
+			c.orders = append(c.orders, freeAddr(t))
+			c.admins = append(c.admins, freeAddr(t))
+			peers = append(peers, fmt.Sprintf("%d=%s/%s", i+1, freeAddr(t), c.orders[i]))
+		}
+		c.peers = strings.Join(peers, ",")
+	}
+	c.env = func(i int) []string {
+		if slow[i].Load() {
+			return []string{"MATCHD_FAULT_SLOW_RAFT_SYNC=20ms"}
+		}
+		return nil
+	}
+	for i := range 3 {
+		c.start(i)
+	}
+	t.Logf("seed %d (CLUSTER_SEED to repeat), %v, partitions %v", seed, duration, nc != nil)
+	c.leader(10 * time.Second)
+	traders := []*chaosTrader{
+		{acct: 1, token: "alice-demo", name: "ALICE-A"}, {acct: 2, token: "bob-demo", name: "BOB-A"},
+		{acct: 1, token: "alice-demo", name: "ALICE-B"}, {acct: 2, token: "bob-demo", name: "BOB-B"},
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, tr := range traders {
+		tr.addr, tr.caught = strings.Join(c.orders, ","), make(chan struct{}, 1)
+		tr.start(t)
+		wg.Add(1)
+		go func() { defer wg.Done(); tr.trade(stop, seed+uint64(i)) }()
+	}
+	// The faults. At most one node is down or cut at a time, so a
+	// quorum is always there to serve.
+	counts := map[string]int{}
+	begin := time.Now()
+	for time.Since(begin) < duration {
+		time.Sleep(time.Duration(300+rng.IntN(1200)) * time.Millisecond)
+		lead := c.leader(15 * time.Second)
+		i := rng.IntN(3)
+		switch k := rng.IntN(10); {
+		case k < 3: // the leader dies
+			c.kill(lead)
+			time.Sleep(time.Duration(100+rng.IntN(800)) * time.Millisecond)
+			c.start(lead)
+			counts["leader killed"]++
+		case k < 5 && i != lead: // a follower dies
+			c.kill(i)
+			time.Sleep(time.Duration(100+rng.IntN(1500)) * time.Millisecond)
+			c.start(i)
+			counts["follower killed"]++
+		case k < 7 && nc != nil: // a node is cut off
+			nc.cut(i)
+			time.Sleep(time.Duration(200+rng.IntN(2000)) * time.Millisecond)
+			nc.heal(i)
+			counts["node cut off"]++
+		case k < 8 && i != lead: // a follower loses its disk
+			c.kill(i)
+			os.RemoveAll(c.dirs[i])
+			c.start(i)
+			counts["follower wiped"]++
+		case k < 9: // a node on a slow disk from its next start
+			slow[i].Store(!slow[i].Load())
+			c.kill(i)
+			c.start(i)
+			counts["slow disk toggled"]++
+		}
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("faults in %v: %v", time.Since(begin).Round(time.Second), counts)
+	for _, tr := range traders {
+		select {
+		case <-tr.caught:
+		default:
+		}
+		tr.restart(t)
+		select {
+		case <-tr.caught:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s did not catch up", tr.name)
+		}
+		tr.mu.Lock()
+		tr.c.Close()
+		tr.mu.Unlock()
+	}
+	c.converged()
+	for i, s := range c.servers {
+		if code := s.stop(t); code != 0 {
+			t.Fatalf("node %d: exit status %d", i+1, code)
+		}
+	}
+	c.check(traders)
 }

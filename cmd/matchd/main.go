@@ -210,6 +210,11 @@ func serveNode(log *slog.Logger, st *settings, cfg *config, adm *admin, sig chan
 		// local journal holds committed commands only and is rebuilt from
 		// the raft log after a crash, so it is not synced itself.
 		nc.Cluster = &replica.Config{ID: st.nodeID, Peers: st.peers, Fsync: st.fsync}
+		if d, err := time.ParseDuration(os.Getenv("MATCHD_FAULT_SLOW_RAFT_SYNC")); err == nil && d > 0 {
+			// Fault injection for tests: a slow disk under the raft log.
+			log.Warn("matchd: FAULT INJECTED: every synced raft log write is slowed", "by", d)
+			nc.Cluster.SlowSync = d
+		}
 		nc.Store.NoSync, nc.Store.Replicated = true, true
 	}
 	n, err := node.Open(nc)
