@@ -172,7 +172,7 @@ func (tr *chaosTrader) last() uint64 {
 }
 
 // start logs in (resuming from the last message it saw) until it can.
-func (tr *chaosTrader) start(t *testing.T) {
+func (tr *chaosTrader) start(t testing.TB) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -201,13 +201,34 @@ func (tr *chaosTrader) start(t *testing.T) {
 
 // restart kills the client, as if its process died, and starts a new one
 // from the saved last message number.
-func (tr *chaosTrader) restart(t *testing.T) {
+func (tr *chaosTrader) restart(t testing.TB) {
 	tr.mu.Lock()
 	c := tr.c
 	tr.mu.Unlock()
 	c.Kill()
 	<-c.Done()
 	tr.start(t)
+}
+
+// catchUp makes every trader log in afresh, waits until its replay is
+// delivered, and closes it: each has then seen its whole stream.
+func catchUp(t testing.TB, traders []*chaosTrader) {
+	t.Helper()
+	for _, tr := range traders {
+		select {
+		case <-tr.caught: // an earlier login's
+		default:
+		}
+		tr.restart(t)
+		select {
+		case <-tr.caught:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s did not catch up", tr.name)
+		}
+		tr.mu.Lock()
+		tr.c.Close()
+		tr.mu.Unlock()
+	}
 }
 
 // trade sends orders (and some cancels) until stop, keeping at most
@@ -332,21 +353,7 @@ func TestChaosExactlyOnce(t *testing.T) {
 	t.Logf("%d disconnects (%d client restarts), %d server kills in %v", disconnects, restarts, killed, time.Since(begin).Round(time.Millisecond))
 
 	// Every client catches up on a fresh connection, then the server stops.
-	for _, tr := range traders {
-		select {
-		case <-tr.caught: // an earlier login's
-		default:
-		}
-		tr.restart(t)
-		select {
-		case <-tr.caught:
-		case <-time.After(30 * time.Second):
-			t.Fatalf("%s did not catch up", tr.name)
-		}
-		tr.mu.Lock()
-		tr.c.Close()
-		tr.mu.Unlock()
-	}
+	catchUp(t, traders)
 	if code := srv.stop(t); code != 0 {
 		t.Fatalf("exit status %d", code)
 	}

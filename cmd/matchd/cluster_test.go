@@ -105,8 +105,26 @@ func (c *testCluster) leader(within time.Duration) int {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	c.t.Fatalf("no node leads after %v", within)
+	c.t.Fatalf("no node leads after %v; the nodes' replica lines:\n%s", within, c.replicaLines())
 	return -1
+}
+
+// replicaLines is what the running nodes logged about replication.
+func (c *testCluster) replicaLines() string {
+	var lines []string
+	for k, s := range c.servers {
+		if s == nil {
+			continue
+		}
+		s.mu.Lock()
+		for _, l := range s.log {
+			if strings.Contains(l, "replica:") || strings.Contains(l, "level=ERROR") || strings.Contains(l, "matchd: ready") {
+				lines = append(lines, fmt.Sprintf("node %d: %s", k+1, l))
+			}
+		}
+		s.mu.Unlock()
+	}
+	return strings.Join(lines, "\n")
 }
 
 // converged waits until every node has applied the same committed log.
@@ -178,23 +196,11 @@ func TestClusterLeaderKill(t *testing.T) {
 	// sequenced by a new leader.
 	var killAt atomic.Int64
 	served := make(chan time.Duration, 1)
-	traders := []*chaosTrader{
-		{acct: 1, token: "alice-demo", name: "ALICE-A"}, {acct: 2, token: "bob-demo", name: "BOB-A"},
-		{acct: 1, token: "alice-demo", name: "ALICE-B"}, {acct: 2, token: "bob-demo", name: "BOB-B"},
-	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for i, tr := range traders {
-		tr.addr, tr.caught = addrs, make(chan struct{}, 1)
-		tr.onReport = func(r report, at time.Time) {
-			if k := killAt.Load(); k != 0 && r.time > k && killAt.CompareAndSwap(k, 0) {
-				served <- at.Sub(time.Unix(0, k))
-			}
+	traders, stopTrading := startTraders(t, addrs, seed, func(r report, at time.Time) {
+		if k := killAt.Load(); k != 0 && r.time > k && killAt.CompareAndSwap(k, 0) {
+			served <- at.Sub(time.Unix(0, k))
 		}
-		tr.start(t)
-		wg.Add(1)
-		go func() { defer wg.Done(); tr.trade(stop, seed+uint64(i)) }()
-	}
+	})
 
 	var failovers []time.Duration
 	for k := range kills {
@@ -211,27 +217,12 @@ func TestClusterLeaderKill(t *testing.T) {
 		}
 		c.start(lead) // back as a follower, from its own data directory
 	}
-	close(stop)
-	wg.Wait()
+	stopTrading()
 	slices.Sort(failovers)
 	t.Logf("%d leader kills: from the kill to the first answer of a new leader: min %v, median %v, max %v (all: %v)", kills,
 		failovers[0], failovers[len(failovers)/2], failovers[len(failovers)-1], failovers)
 
-	for _, tr := range traders {
-		select {
-		case <-tr.caught:
-		default:
-		}
-		tr.restart(t)
-		select {
-		case <-tr.caught:
-		case <-time.After(30 * time.Second):
-			t.Fatalf("%s did not catch up", tr.name)
-		}
-		tr.mu.Lock()
-		tr.c.Close()
-		tr.mu.Unlock()
-	}
+	catchUp(t, traders)
 	c.converged()
 	for i, s := range c.servers {
 		if code := s.stop(t); code != 0 {
@@ -272,20 +263,7 @@ func TestClusterRejoinEmpty(t *testing.T) {
 		deadline := time.Now().Add(60 * time.Second)
 		for applied(i) < seq {
 			if time.Now().After(deadline) {
-				var lines []string
-				for k, s := range c.servers {
-					if s == nil {
-						continue
-					}
-					s.mu.Lock()
-					for _, l := range s.log {
-						if strings.Contains(l, "replica:") || k == i && strings.Contains(l, "level=ERROR") {
-							lines = append(lines, fmt.Sprintf("node %d: %s", k+1, l))
-						}
-					}
-					s.mu.Unlock()
-				}
-				t.Fatalf("node %d at seq %v, want %v; its last lines:\n%s", i+1, applied(i), seq, strings.Join(lines, "\n"))
+				t.Fatalf("node %d at seq %v, want %v; the nodes' replica lines:\n%s", i+1, applied(i), seq, c.replicaLines())
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -423,18 +401,7 @@ func TestClusterPartition(t *testing.T) {
 	nc := newNetnsCluster(t, 3)
 	watchdog := time.AfterFunc(3*time.Minute, func() { panic("cluster test: no end in sight") })
 	defer watchdog.Stop()
-	c := &testCluster{t: t, servers: make([]*server, 3)}
-	var peers []string
-	for i, h := range nc.hosts {
-		c.dirs = append(c.dirs, filepath.Join(t.TempDir(), fmt.Sprint("n", i+1)))
-		c.orders = append(c.orders, h+":7001")
-		c.admins = append(c.admins, h+":7002")
-		peers = append(peers, fmt.Sprintf("%d=%s:7101/%s:7001", i+1, h, h))
-	}
-	c.peers = strings.Join(peers, ",")
-	c.wrap = func(i int, args []string) *exec.Cmd {
-		return exec.Command("ip", append([]string{"netns", "exec", nc.ns(i + 1), matchdBin}, args...)...)
-	}
+	c := nc.cluster(t)
 	for i := range 3 {
 		c.start(i)
 	}
@@ -442,18 +409,7 @@ func TestClusterPartition(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 5))
 	t.Logf("seed %d", seed)
 	lead := c.leader(10 * time.Second)
-	traders := []*chaosTrader{
-		{acct: 1, token: "alice-demo", name: "ALICE-A"}, {acct: 2, token: "bob-demo", name: "BOB-A"},
-		{acct: 1, token: "alice-demo", name: "ALICE-B"}, {acct: 2, token: "bob-demo", name: "BOB-B"},
-	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for i, tr := range traders {
-		tr.addr, tr.caught = strings.Join(c.orders, ","), make(chan struct{}, 1)
-		tr.start(t)
-		wg.Add(1)
-		go func() { defer wg.Done(); tr.trade(stop, seed+uint64(i)) }()
-	}
+	traders, stopTrading := startTraders(t, strings.Join(c.orders, ","), seed, nil)
 	answers := func() int64 {
 		var n int64
 		for _, tr := range traders {
@@ -513,23 +469,8 @@ func TestClusterPartition(t *testing.T) {
 		time.Sleep(time.Duration(100+rng.IntN(400)) * time.Millisecond)
 	}
 	time.Sleep(time.Second)
-	close(stop)
-	wg.Wait()
-	for _, tr := range traders {
-		select {
-		case <-tr.caught:
-		default:
-		}
-		tr.restart(t)
-		select {
-		case <-tr.caught:
-		case <-time.After(30 * time.Second):
-			t.Fatalf("%s did not catch up", tr.name)
-		}
-		tr.mu.Lock()
-		tr.c.Close()
-		tr.mu.Unlock()
-	}
+	stopTrading()
+	catchUp(t, traders)
 	c.converged()
 	for i, s := range c.servers {
 		if code := s.stop(t); code != 0 {
@@ -606,18 +547,7 @@ func TestClusterSoak(t *testing.T) {
 		nc = tryNetnsCluster(t, 3)
 	}
 	if nc != nil {
-		c = &testCluster{t: t, servers: make([]*server, 3)}
-		var peers []string
-		for i, h := range nc.hosts {
-			c.dirs = append(c.dirs, filepath.Join(t.TempDir(), fmt.Sprint("n", i+1)))
-			c.orders = append(c.orders, h+":7001")
-			c.admins = append(c.admins, h+":7002")
-			peers = append(peers, fmt.Sprintf("%d=%s:7101/%s:7001", i+1, h, h))
-		}
-		c.peers = strings.Join(peers, ",")
-		c.wrap = func(i int, args []string) *exec.Cmd {
-			return exec.Command("ip", append([]string{"netns", "exec", nc.ns(i + 1), matchdBin}, args...)...)
-		}
+		c = nc.cluster(t)
 	} else {
 		t.Log("no network namespaces here: the soak runs without partitions")
 		c = &testCluster{t: t, servers: make([]*server, 3)}
@@ -641,18 +571,7 @@ func TestClusterSoak(t *testing.T) {
 	}
 	t.Logf("seed %d (CLUSTER_SEED to repeat), %v, partitions %v", seed, duration, nc != nil)
 	c.leader(10 * time.Second)
-	traders := []*chaosTrader{
-		{acct: 1, token: "alice-demo", name: "ALICE-A"}, {acct: 2, token: "bob-demo", name: "BOB-A"},
-		{acct: 1, token: "alice-demo", name: "ALICE-B"}, {acct: 2, token: "bob-demo", name: "BOB-B"},
-	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for i, tr := range traders {
-		tr.addr, tr.caught = strings.Join(c.orders, ","), make(chan struct{}, 1)
-		tr.start(t)
-		wg.Add(1)
-		go func() { defer wg.Done(); tr.trade(stop, seed+uint64(i)) }()
-	}
+	traders, stopTrading := startTraders(t, strings.Join(c.orders, ","), seed, nil)
 	// The faults. At most one node is down or cut at a time, so a
 	// quorum is always there to serve.
 	counts := map[string]int{}
@@ -689,24 +608,9 @@ func TestClusterSoak(t *testing.T) {
 			counts["slow disk toggled"]++
 		}
 	}
-	close(stop)
-	wg.Wait()
+	stopTrading()
 	t.Logf("faults in %v: %v", time.Since(begin).Round(time.Second), counts)
-	for _, tr := range traders {
-		select {
-		case <-tr.caught:
-		default:
-		}
-		tr.restart(t)
-		select {
-		case <-tr.caught:
-		case <-time.After(30 * time.Second):
-			t.Fatalf("%s did not catch up", tr.name)
-		}
-		tr.mu.Lock()
-		tr.c.Close()
-		tr.mu.Unlock()
-	}
+	catchUp(t, traders)
 	c.converged()
 	for i, s := range c.servers {
 		if code := s.stop(t); code != 0 {
@@ -714,4 +618,40 @@ func TestClusterSoak(t *testing.T) {
 		}
 	}
 	c.check(traders)
+}
+
+// cluster is a test cluster (not started) of one node per namespace.
+func (n *netnsCluster) cluster(t *testing.T) *testCluster {
+	c := &testCluster{t: t, servers: make([]*server, len(n.hosts))}
+	var peers []string
+	for i, h := range n.hosts {
+		c.dirs = append(c.dirs, filepath.Join(t.TempDir(), fmt.Sprint("n", i+1)))
+		c.orders = append(c.orders, h+":7001")
+		c.admins = append(c.admins, h+":7002")
+		peers = append(peers, fmt.Sprintf("%d=%s:7101/%s:7001", i+1, h, h))
+	}
+	c.peers = strings.Join(peers, ",")
+	c.wrap = func(i int, args []string) *exec.Cmd {
+		return exec.Command("ip", append([]string{"netns", "exec", n.ns(i + 1), matchdBin}, args...)...)
+	}
+	return c
+}
+
+// startTraders logs in four sessions of two accounts at addr and has them
+// trade with each other until the returned stop is called; onReport (if
+// set) is told of every message each receives.
+func startTraders(t testing.TB, addr string, seed uint64, onReport func(report, time.Time)) ([]*chaosTrader, func()) {
+	traders := []*chaosTrader{
+		{acct: 1, token: "alice-demo", name: "ALICE-A"}, {acct: 2, token: "bob-demo", name: "BOB-A"},
+		{acct: 1, token: "alice-demo", name: "ALICE-B"}, {acct: 2, token: "bob-demo", name: "BOB-B"},
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, tr := range traders {
+		tr.addr, tr.caught, tr.onReport = addr, make(chan struct{}, 1), onReport
+		tr.start(t)
+		wg.Add(1)
+		go func() { defer wg.Done(); tr.trade(stop, seed+uint64(i)) }()
+	}
+	return traders, func() { close(stop); wg.Wait() }
 }
