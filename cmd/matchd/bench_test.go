@@ -72,7 +72,11 @@ func benchTCPOn(b *testing.B, fsync bool, conns, perConn, subs int, cluster bool
 		var srv *server
 		var cl *testCluster
 		if cluster {
-			cl = newTestCluster(b, 3, "--config", cfgPath, fmt.Sprintf("--fsync=%v", fsync))
+			cl = &testCluster{t: b}
+			if profile != "" { // one profile per node: PROFILE.n1, .n2, .n3
+				cl.env = func(i int) []string { return []string{fmt.Sprintf("MATCHD_CPUPROFILE=%s.n%d", profile, i+1)} }
+			}
+			cl = newTestClusterWith(cl, 3, "--config", cfgPath, fmt.Sprintf("--fsync=%v", fsync))
 			srv = cl.servers[cl.leader(10*time.Second)]
 		} else {
 			srv = startWith(b, args...)
@@ -198,8 +202,13 @@ func benchTCPOn(b *testing.B, fsync bool, conns, perConn, subs int, cluster bool
 		}
 		switch {
 		case cl != nil:
-			for i := range cl.servers {
-				cl.kill(i)
+			for i, s := range cl.servers {
+				if profile != "" {
+					s.stop(b) // SIGTERM: let it write the profile
+					b.Logf("node %d: %s", i+1, s.logLine("matchd: pipeline"))
+				} else {
+					cl.kill(i)
+				}
 			}
 		case profile != "":
 			srv.stop(b) // SIGTERM: let it write the profile

@@ -36,7 +36,14 @@ type testCluster struct {
 }
 
 func newTestCluster(t testing.TB, size int, extra ...string) *testCluster {
-	c := &testCluster{t: t, servers: make([]*server, size), extra: extra}
+	return newTestClusterWith(&testCluster{t: t}, size, extra...)
+}
+
+// newTestClusterWith is newTestCluster from a partly set up c (its t and
+// env, say).
+func newTestClusterWith(c *testCluster, size int, extra ...string) *testCluster {
+	t := c.t
+	c.servers, c.extra = make([]*server, size), extra
 	var peers []string
 	for i := range size {
 		c.dirs = append(c.dirs, filepath.Join(t.TempDir(), fmt.Sprint("n", i+1)))
