@@ -152,6 +152,12 @@ func benchTCPOn(b *testing.B, fsync bool, conns, perConn, subs int, cluster bool
 		var wg sync.WaitGroup
 		b.StartTimer()
 		start, cpu0 := time.Now(), procCPU(srv.cmd.Process.Pid)
+		var all0 time.Duration // every node's, for a cluster
+		if cl != nil {
+			for _, s := range cl.servers {
+				all0 += procCPU(s.cmd.Process.Pid)
+			}
+		}
 		for _, cn := range cs {
 			wg.Add(2)
 			var answered atomic.Int64
@@ -192,6 +198,13 @@ func benchTCPOn(b *testing.B, fsync bool, conns, perConn, subs int, cluster bool
 		}
 		wg.Wait()
 		elapsed, cpu := time.Since(start), procCPU(srv.cmd.Process.Pid)-cpu0
+		if cl != nil {
+			var all time.Duration
+			for _, s := range cl.servers {
+				all += procCPU(s.cmd.Process.Pid)
+			}
+			b.ReportMetric((all-all0).Seconds()*1e6/float64(conns*perConn), "cluster-µs/order")
+		}
 		b.StopTimer()
 		for _, c := range subConns {
 			c.Close()
