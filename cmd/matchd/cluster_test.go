@@ -401,7 +401,9 @@ func (n *netnsCluster) remove() {
 // acknowledging and step down (it restarts itself as a follower from what
 // is committed), the two others elect a leader and serve; healed, the old
 // leader catches up. Then links flap: a random node is cut and healed
-// several times in quick succession. At the end every session's stream
+// several times in quick succession. Then asymmetric partitions: the
+// leader stops hearing its peers (they still hear it), and then the other
+// way round. At the end every session's stream
 // equals each replica's journal (nothing acknowledged lost or doubled)
 // and the states are equal.
 func TestClusterPartition(t *testing.T) {
@@ -476,6 +478,42 @@ func TestClusterPartition(t *testing.T) {
 		time.Sleep(time.Duration(100+rng.IntN(400)) * time.Millisecond)
 	}
 	time.Sleep(time.Second)
+
+	// Asymmetric partitions (iptables in the leader's namespace): the
+	// leader hears nothing from its peers while they still hear it, then
+	// the other way round. Either way the leader cannot commit and steps
+	// down, and the two others serve.
+	if !nc.canDrop() {
+		t.Log("asymmetric partitions skipped: no iptables in the namespaces (apt-get install iptables)")
+	} else {
+		for _, dir := range []string{"INPUT", "OUTPUT"} {
+			lead := c.leader(15 * time.Second)
+			nc.drop(lead, dir)
+			t0 := time.Now()
+			before := answers()
+			for {
+				lead2 := -1
+				for i := range c.servers {
+					if st := c.status(i); i != lead && st != nil && st["leads"] == true {
+						lead2 = i
+					}
+				}
+				if lead2 >= 0 && answers() > before+100 {
+					t.Logf("leader node %d drops %s from its peers: node %d leads and answers after %v", lead+1, dir, lead2+1,
+						time.Since(t0).Round(time.Millisecond))
+					break
+				}
+				if time.Since(t0) > 20*time.Second {
+					t.Fatalf("leader node %d drops %s from its peers: no other node leads and answers within 20 s; the nodes' replica lines:\n%s",
+						lead+1, dir, c.replicaLines())
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			time.Sleep(time.Second)
+			nc.undrop(lead)
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
 	stopTrading()
 	catchUp(t, traders)
 	c.converged()
@@ -485,6 +523,31 @@ func TestClusterPartition(t *testing.T) {
 		}
 	}
 	c.check(traders)
+}
+
+// canDrop reports whether iptables works in the namespaces.
+func (n *netnsCluster) canDrop() bool {
+	return sh("ip", "netns", "exec", n.ns(1), "iptables", "-L", "-n") == nil
+}
+
+// drop makes node i (from 0) drop what comes from (INPUT) or goes to
+// (OUTPUT) its peers, not its clients: one direction of a partition.
+func (n *netnsCluster) drop(i int, dir string) {
+	flag := "-s"
+	if dir == "OUTPUT" {
+		flag = "-d"
+	}
+	for j, h := range n.hosts {
+		if j != i {
+			sh("ip", "netns", "exec", n.ns(i+1), "iptables", "-A", dir, flag, h, "-j", "DROP")
+		}
+	}
+}
+
+// undrop removes node i's drop rules.
+func (n *netnsCluster) undrop(i int) {
+	sh("ip", "netns", "exec", n.ns(i+1), "iptables", "-F", "INPUT")
+	sh("ip", "netns", "exec", n.ns(i+1), "iptables", "-F", "OUTPUT")
 }
 
 // check compares, once every node has stopped, each session's stream as
@@ -527,8 +590,8 @@ func (c *testCluster) check(traders []*chaosTrader) {
 
 // TestClusterSoak: random faults under load for CLUSTER_SOAK (default
 // 15 s; make cluster-chaos runs 10 minutes): the leader or a follower
-// SIGKILLed and restarted, a node's link cut and healed (in network
-// namespaces, where the machine allows them), a follower's data
+// SIGKILLed and restarted, a node's link cut and healed or cut one way
+// (in network namespaces, where the machine allows them), a follower's data
 // directory wiped (it rejoins), and nodes restarted on a slow disk
 // (every raft log sync 20 ms longer, injected). At the end every
 // session's stream equals each replica's journal and the states are
@@ -576,7 +639,8 @@ func TestClusterSoak(t *testing.T) {
 	for i := range 3 {
 		c.start(i)
 	}
-	t.Logf("seed %d (CLUSTER_SEED to repeat), %v, partitions %v", seed, duration, nc != nil)
+	drops := nc != nil && nc.canDrop()
+	t.Logf("seed %d (CLUSTER_SEED to repeat), %v, partitions %v, one-way partitions %v", seed, duration, nc != nil, drops)
 	c.leader(10 * time.Second)
 	traders, stopTrading := startTraders(t, strings.Join(c.orders, ","), seed, nil)
 	// The faults. At most one node is down or cut at a time, so a
@@ -587,7 +651,7 @@ func TestClusterSoak(t *testing.T) {
 		time.Sleep(time.Duration(300+rng.IntN(1200)) * time.Millisecond)
 		lead := c.leader(15 * time.Second)
 		i := rng.IntN(3)
-		switch k := rng.IntN(10); {
+		switch k := rng.IntN(11); {
 		case k < 3: // the leader dies
 			c.kill(lead)
 			time.Sleep(time.Duration(100+rng.IntN(800)) * time.Millisecond)
@@ -613,6 +677,12 @@ func TestClusterSoak(t *testing.T) {
 			c.kill(i)
 			c.start(i)
 			counts["slow disk toggled"]++
+		case k == 10 && drops: // one direction of a node's links
+			dir := []string{"INPUT", "OUTPUT"}[rng.IntN(2)]
+			nc.drop(i, dir)
+			time.Sleep(time.Duration(200+rng.IntN(2000)) * time.Millisecond)
+			nc.undrop(i)
+			counts["one-way partition"]++
 		}
 	}
 	stopTrading()
