@@ -161,6 +161,7 @@ const (
 	Leader
 )
 
+// String is the role in words: follower, candidate or leader.
 func (r Role) String() string {
 	switch r {
 	case Leader:
@@ -187,6 +188,11 @@ type Status struct {
 	Match map[uint64]uint64
 }
 
+type snapStatus struct {
+	to uint64
+	ok bool
+}
+
 type indexSeq struct {
 	index uint64
 	seq   engine.Seq
@@ -210,6 +216,7 @@ type Replica struct {
 	applyc chan []*pb.Entry
 	unrch  chan uint64
 	hellos chan [2]uint64
+	snaps  chan snapStatus
 	stop   chan struct{}
 	done   sync.WaitGroup
 
@@ -260,7 +267,7 @@ func Open(cfg Config) (*Replica, error) {
 	}
 	r := &Replica{cfg: cfg, log: cfg.Logger, peers: map[uint64]Peer{},
 		recvc: make(chan *pb.Message, 4096), propc: make(chan proposal, 256),
-		applyc: make(chan []*pb.Entry, 256), unrch: make(chan uint64, 64), hellos: make(chan [2]uint64, 16),
+		applyc: make(chan []*pb.Entry, 256), unrch: make(chan uint64, 64), hellos: make(chan [2]uint64, 16), snaps: make(chan snapStatus, 16),
 		stop: make(chan struct{}), failed: make(chan struct{})}
 	r.cond = sync.NewCond(&r.mu)
 	r.rejoin = map[uint64]bool{}
@@ -302,7 +309,7 @@ func Open(cfg Config) (*Replica, error) {
 		addrs[p.ID] = p.Addr
 	}
 	r.tr, err = newTransport(cfg.ID, r.peers[cfg.ID].Addr, addrs, cfg.Logger, r.receive, r.unreachable,
-		func() uint64 { i, _ := ls.LastIndex(); return i }, r.peerHello)
+		func() uint64 { i, _ := ls.LastIndex(); return i }, r.peerHello, r.snapshotSent)
 	if err != nil {
 		ls.close()
 		return nil, err
@@ -460,6 +467,12 @@ func (r *Replica) run() {
 			r.rn.ReportUnreachable(id)
 		case h := <-r.hellos:
 			r.checkPeer(h[0], h[1])
+		case st := <-r.snaps:
+			status := raft.SnapshotFailure
+			if st.ok {
+				status = raft.SnapshotFinish
+			}
+			r.rn.ReportSnapshot(st.to, status)
 		}
 		// Take whatever else is waiting before the Ready: one sync for all.
 		for more := true; more; {
@@ -846,4 +859,13 @@ func (r *Replica) restoreMembers() {
 func (r *Replica) Recovered(seq engine.Seq) {
 	r.setCommitted(seq)
 	r.handed = max(r.handed, seq)
+}
+
+// snapshotSent tells raft whether a snapshot reached its peer's socket:
+// without it raft waits for that peer's snapshot for ever.
+func (r *Replica) snapshotSent(to uint64, ok bool) {
+	select {
+	case r.snaps <- snapStatus{to, ok}:
+	case <-r.stop:
+	}
 }

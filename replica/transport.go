@@ -42,6 +42,7 @@ type transport struct {
 	unrch func(id uint64)   // a message to id was dropped
 	last  func() uint64     // the raft log's last index, for hellos
 	hello func(from, last uint64)
+	snap  func(to uint64, ok bool) // a snapshot message was written (or lost)
 
 	mu    sync.Mutex
 	peers map[uint64]*peer
@@ -53,22 +54,30 @@ type transport struct {
 type peer struct {
 	id   uint64
 	addr string
-	q    chan []byte
+	q    chan outMsg
+}
+
+// outMsg is a marshalled message for a peer; snap marks a snapshot, whose
+// fate raft must be told (ReportSnapshot), or it waits for it for ever.
+type outMsg struct {
+	b    []byte
+	snap bool
 }
 
 func newTransport(id uint64, listen string, peers map[uint64]string, log *slog.Logger,
-	recv func(*pb.Message), unreachable func(uint64), last func() uint64, hello func(from, last uint64)) (*transport, error) {
+	recv func(*pb.Message), unreachable func(uint64), last func() uint64, hello func(from, last uint64),
+	snap func(to uint64, ok bool)) (*transport, error) {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("replica: listen for peers on %s: %w", listen, err)
 	}
-	t := &transport{id: id, log: log, ln: ln, recv: recv, unrch: unreachable, last: last, hello: hello,
+	t := &transport{id: id, log: log, ln: ln, recv: recv, unrch: unreachable, last: last, hello: hello, snap: snap,
 		peers: map[uint64]*peer{}, conns: map[net.Conn]struct{}{}, done: make(chan struct{})}
 	for pid, addr := range peers {
 		if pid == id {
 			continue
 		}
-		p := &peer{id: pid, addr: addr, q: make(chan []byte, peerQueue)}
+		p := &peer{id: pid, addr: addr, q: make(chan outMsg, peerQueue)}
 		t.peers[pid] = p
 		t.wg.Add(1)
 		go t.runPeer(p)
@@ -93,10 +102,14 @@ func (t *transport) send(msgs []*pb.Message) {
 			t.log.Error("replica: marshal a raft message", "err", err)
 			continue
 		}
+		snap := m.GetType() == pb.MsgSnap
 		select {
-		case p.q <- b:
+		case p.q <- outMsg{b, snap}:
 		default:
 			t.unrch(p.id)
+			if snap {
+				t.snap(p.id, false)
+			}
 		}
 	}
 }
@@ -107,14 +120,14 @@ func (t *transport) runPeer(p *peer) {
 	var w *bufio.Writer
 	backoff := 10 * time.Millisecond
 	for {
-		var b []byte
+		var m outMsg
 		select {
 		case <-t.done:
 			if c != nil {
 				c.Close()
 			}
 			return
-		case b = <-p.q:
+		case m = <-p.q:
 		}
 		if c == nil {
 			var err error
@@ -123,8 +136,13 @@ func (t *transport) runPeer(p *peer) {
 				t.unrch(p.id)
 				// Drop what is queued: raft sends again, and old
 				// messages are of no use once the peer is back.
+				if m.snap {
+					t.snap(p.id, false)
+				}
 				for len(p.q) > 0 {
-					<-p.q
+					if (<-p.q).snap {
+						t.snap(p.id, false)
+					}
 				}
 				select {
 				case <-t.done:
@@ -145,13 +163,27 @@ func (t *transport) runPeer(p *peer) {
 			binary.BigEndian.PutUint64(hello[16:], t.last())
 			w.Write(hello[:])
 		}
-		err := writeFrame(w, b)
-		for err == nil && len(p.q) > 0 { // what else waits goes in the same write
-			err = writeFrame(w, <-p.q)
+		snaps, size := 0, len(m.b)
+		if m.snap {
+			snaps++
+		}
+		// A snapshot is written with time to spare: 2 s and 1 s a MiB.
+		c.SetWriteDeadline(time.Now().Add(2*time.Second + time.Duration(len(m.b)>>20)*time.Second))
+		err := writeFrame(w, m.b)
+		for err == nil && len(p.q) > 0 && size < 4<<20 { // what else waits goes in the same write
+			m = <-p.q
+			if m.snap {
+				snaps++
+				c.SetWriteDeadline(time.Now().Add(2*time.Second + time.Duration(len(m.b)>>20)*time.Second))
+			}
+			size += len(m.b)
+			err = writeFrame(w, m.b)
 		}
 		if err == nil {
-			c.SetWriteDeadline(time.Now().Add(2 * time.Second))
 			err = w.Flush()
+		}
+		for range snaps {
+			t.snap(p.id, err == nil)
 		}
 		if err != nil {
 			t.unrch(p.id)

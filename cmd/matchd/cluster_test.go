@@ -161,6 +161,28 @@ func (c *testCluster) converged() {
 	}
 }
 
+// caughtUp waits until node i has applied everything the leader had
+// committed when it was called.
+func (c *testCluster) caughtUp(i int) {
+	c.t.Helper()
+	lead := c.leader(15 * time.Second)
+	st := c.status(lead)
+	if st == nil {
+		return
+	}
+	want := st["committed_seq"].(float64)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if st := c.status(i); st != nil && st["committed_seq"].(float64) >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("node %d did not catch up to seq %v; the nodes' replica lines:\n%s", i+1, want, c.replicaLines())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // stateOf recovers a stopped node's engine from its data directory.
 func stateOf(t testing.TB, dir string) (engine.Seq, [32]byte) {
 	t.Helper()
@@ -668,9 +690,13 @@ func TestClusterSoak(t *testing.T) {
 			nc.heal(i)
 			counts["node cut off"]++
 		case k < 8 && i != lead: // a follower loses its disk
+			// Raft survives the loss of a minority's disks only: the next
+			// fault waits until this node holds the log again (two wiped
+			// nodes could elect each other with empty logs).
 			c.kill(i)
 			os.RemoveAll(c.dirs[i])
 			c.start(i)
+			c.caughtUp(i)
 			counts["follower wiped"]++
 		case k < 9: // a node on a slow disk from its next start
 			slow[i].Store(!slow[i].Load())
