@@ -211,11 +211,10 @@ type Replica struct {
 	tr    *transport
 	peers map[uint64]Peer
 
-	recvc  chan *pb.Message
+	recvc  chan inbound
 	propc  chan proposal
 	applyc chan []*pb.Entry
 	unrch  chan uint64
-	hellos chan [2]uint64
 	snaps  chan snapStatus
 	stop   chan struct{}
 	done   sync.WaitGroup
@@ -266,8 +265,8 @@ func Open(cfg Config) (*Replica, error) {
 		return nil, err
 	}
 	r := &Replica{cfg: cfg, log: cfg.Logger, peers: map[uint64]Peer{},
-		recvc: make(chan *pb.Message, 4096), propc: make(chan proposal, 256),
-		applyc: make(chan []*pb.Entry, 256), unrch: make(chan uint64, 64), hellos: make(chan [2]uint64, 16), snaps: make(chan snapStatus, 16),
+		recvc: make(chan inbound, 4096), propc: make(chan proposal, 256),
+		applyc: make(chan []*pb.Entry, 256), unrch: make(chan uint64, 64), snaps: make(chan snapStatus, 16),
 		stop: make(chan struct{}), failed: make(chan struct{})}
 	r.cond = sync.NewCond(&r.mu)
 	r.rejoin = map[uint64]bool{}
@@ -403,9 +402,18 @@ func (r *Replica) Status() Status {
 	return s
 }
 
+// inbound is what a peer connection delivers, in its order: messages,
+// and first its hello (a peer's log length must be judged before its
+// later acknowledgments move the leader's view of it).
+type inbound struct {
+	m           *pb.Message
+	hello       bool
+	from, lastI uint64
+}
+
 func (r *Replica) receive(m *pb.Message) {
 	select {
-	case r.recvc <- m:
+	case r.recvc <- inbound{m: m}:
 	case <-r.stop:
 	}
 }
@@ -459,14 +467,12 @@ func (r *Replica) run() {
 					return
 				}
 			}
-		case m := <-r.recvc:
-			r.step(m)
+		case in := <-r.recvc:
+			r.stepIn(in)
 		case p := <-r.propc:
 			r.proposeNow(p)
 		case id := <-r.unrch:
 			r.rn.ReportUnreachable(id)
-		case h := <-r.hellos:
-			r.checkPeer(h[0], h[1])
 		case st := <-r.snaps:
 			status := raft.SnapshotFailure
 			if st.ok {
@@ -477,8 +483,8 @@ func (r *Replica) run() {
 		// Take whatever else is waiting before the Ready: one sync for all.
 		for more := true; more; {
 			select {
-			case m := <-r.recvc:
-				r.step(m)
+			case in := <-r.recvc:
+				r.stepIn(in)
 			case p := <-r.propc:
 				r.proposeNow(p)
 			default:
@@ -502,6 +508,14 @@ func (r *Replica) run() {
 			r.readd = r.readd[:0]
 		}
 	}
+}
+
+func (r *Replica) stepIn(in inbound) {
+	if in.hello {
+		r.checkPeer(in.from, in.lastI)
+		return
+	}
+	r.step(in.m)
 }
 
 func (r *Replica) step(m *pb.Message) {
@@ -788,8 +802,8 @@ func (r *Replica) InstallTarget() (engine.Seq, []byte) {
 
 func (r *Replica) peerHello(from, last uint64) {
 	select {
-	case r.hellos <- [2]uint64{from, last}:
-	default:
+	case r.recvc <- inbound{hello: true, from: from, lastI: last}:
+	case <-r.stop:
 	}
 }
 
