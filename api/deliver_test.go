@@ -16,6 +16,23 @@ import (
 	"github.com/matchd/matchd/pipeline"
 )
 
+// drainSessions takes every session's queued frames, as the writers
+// would, so that Deliver can be measured alone.
+func drainSessions(s *Server) {
+	for _, ss := range s.sessions {
+		ss.mu.Lock() // as the writer does
+		chunks := ss.out
+		ss.out, ss.outOwn = ss.spareQ[:0], false
+		ss.release(chunks)
+		ss.recycle(chunks)
+		ss.mu.Unlock()
+		select {
+		case <-ss.wake:
+		default:
+		}
+	}
+}
+
 // TestDeliverDoesNotAllocate: routing a real batch (an accept, a fill to
 // both sides, a cancel) to live sessions allocates nothing once warm. It
 // measures Deliver from inside the pipeline's delivery callback, where the
@@ -30,20 +47,7 @@ func TestDeliverDoesNotAllocate(t *testing.T) {
 		s.sessions[id] = ss
 		s.byAccount[acct] = map[uint64]*session{id: ss}
 	}
-	drain := func() {
-		for _, ss := range s.sessions {
-			ss.mu.Lock() // as the writer does
-			chunks := ss.out
-			ss.out, ss.outOwn = ss.spareQ[:0], false
-			ss.release(chunks)
-			ss.recycle(chunks)
-			ss.mu.Unlock()
-			select {
-			case <-ss.wake:
-			default:
-			}
-		}
-	}
+	drain := func() { drainSessions(s) }
 	store, err := persist.Open("db", workload.Config(0), persist.Options{FS: vfs.NewCrashableMem(), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -166,20 +170,7 @@ func benchDeliver(b *testing.B, named bool) {
 			s.sessions[id] = ss
 			s.byAccount[acct] = map[uint64]*session{id: ss}
 		}
-		drain := func() {
-			for _, ss := range s.sessions {
-				ss.mu.Lock()
-				chunks := ss.out
-				ss.out, ss.outOwn = ss.spareQ[:0], false
-				ss.release(chunks)
-				ss.recycle(chunks)
-				ss.mu.Unlock()
-				select {
-				case <-ss.wake:
-				default:
-				}
-			}
-		}
+		drain := func() { drainSessions(s) }
 		store, err := persist.Open("db", workload.Config(0), persist.Options{FS: vfs.NewMem(), NoSync: true, Logger: quiet})
 		if err != nil {
 			b.Fatal(err)

@@ -253,14 +253,7 @@ func TestClusterLeaderKill(t *testing.T) {
 	t.Logf("%d leader kills: from the kill to the first answer of a new leader: min %v, median %v, max %v (all: %v)", kills,
 		failovers[0], failovers[len(failovers)/2], failovers[len(failovers)-1], failovers)
 
-	catchUp(t, traders)
-	c.converged()
-	for i, s := range c.servers {
-		if code := s.stop(t); code != 0 {
-			t.Fatalf("node %d: exit status %d", i+1, code)
-		}
-	}
-	c.check(traders)
+	c.finish(traders)
 }
 
 // TestClusterRejoinEmpty: the raft log is compacted behind the nodes'
@@ -539,14 +532,7 @@ func TestClusterPartition(t *testing.T) {
 		}
 	}
 	stopTrading()
-	catchUp(t, traders)
-	c.converged()
-	for i, s := range c.servers {
-		if code := s.stop(t); code != 0 {
-			t.Fatalf("node %d: exit status %d", i+1, code)
-		}
-	}
-	c.check(traders)
+	c.finish(traders)
 }
 
 // canDrop reports whether iptables works in the namespaces.
@@ -572,6 +558,21 @@ func (n *netnsCluster) drop(i int, dir string) {
 func (n *netnsCluster) undrop(i int) {
 	sh("ip", "netns", "exec", n.ns(i+1), "iptables", "-F", "INPUT")
 	sh("ip", "netns", "exec", n.ns(i+1), "iptables", "-F", "OUTPUT")
+}
+
+// finish lets every trader catch up, waits until the replicas agree,
+// stops them (each must exit 0) and checks them (check).
+func (c *testCluster) finish(traders []*chaosTrader) {
+	t := c.t
+	t.Helper()
+	catchUp(t, traders)
+	c.converged()
+	for i, s := range c.servers {
+		if code := s.stop(t); code != 0 {
+			t.Fatalf("node %d: exit status %d", i+1, code)
+		}
+	}
+	c.check(traders)
 }
 
 // check compares, once every node has stopped, each session's stream as
@@ -715,14 +716,7 @@ func TestClusterSoak(t *testing.T) {
 	}
 	stopTrading()
 	t.Logf("faults in %v: %v", time.Since(begin).Round(time.Second), counts)
-	catchUp(t, traders)
-	c.converged()
-	for i, s := range c.servers {
-		if code := s.stop(t); code != 0 {
-			t.Fatalf("node %d: exit status %d", i+1, code)
-		}
-	}
-	c.check(traders)
+	c.finish(traders)
 }
 
 // cluster is a test cluster (not started) of one node per namespace.
