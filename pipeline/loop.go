@@ -66,6 +66,7 @@ func (p *Pipeline) match(b *Batch, lo, hi int64) {
 	now := max(p.cfg.Clock(), p.lastTime)
 	p.lastTime = now
 	b.Time = now
+	p.seqOn = p.sequencing.Load() // once a batch, not once a command
 	for s := lo; s < hi; s++ {
 		p.handle(b, p.ring.Slot(s))
 	}
@@ -106,7 +107,7 @@ func (p *Pipeline) handle(b *Batch, r *Request) {
 			}
 			p.seq = c.Seq
 			p.lastTime = max(p.lastTime, c.Time)
-		case !p.sequencing.Load():
+		case !p.seqOn:
 			// Not ours to sequence (a replica that does not lead): answered
 			// with nothing, as a barrier is.
 			res.Query, res.Seq = QueryBarrier, p.seq

@@ -261,6 +261,7 @@ type Pipeline struct {
 	toRelease chan *Batch // committed (not yet durable), for the release stage
 
 	// Owned by the loop goroutine.
+	seqOn    bool // sequencing, as read for the batch being matched
 	seq      engine.Seq
 	lastTime int64
 	counts   loopCounts

@@ -123,35 +123,27 @@ func openLogStore(dir string, fs vfs.FS, sync bool) (ls *logStore, fresh bool, e
 			db.Close()
 		}
 	}()
-	fresh = true
-	if v, c, err := db.Get(keySnapshot); err == nil {
-		var snap pb.Snapshot
-		err = proto.Unmarshal(v, &snap)
-		c.Close()
-		if err != nil {
-			return nil, false, fmt.Errorf("replica: raft log in %s: snapshot: %w", dir, err)
-		}
+	var snap pb.Snapshot
+	hasSnap, err := getProto(db, keySnapshot, &snap)
+	if err != nil {
+		return nil, false, fmt.Errorf("replica: raft log in %s: snapshot: %w", dir, err)
+	}
+	if hasSnap {
 		if err := ls.ApplySnapshot(&snap); err != nil {
 			return nil, false, err
 		}
-		fresh = false
-	} else if !errors.Is(err, pebble.ErrNotFound) {
-		return nil, false, err
 	}
-	if v, c, err := db.Get(keyHardState); err == nil {
-		var hs pb.HardState
-		err = proto.Unmarshal(v, &hs)
-		c.Close()
-		if err != nil {
-			return nil, false, fmt.Errorf("replica: raft log in %s: hard state: %w", dir, err)
-		}
+	var hs pb.HardState
+	hasHS, err := getProto(db, keyHardState, &hs)
+	if err != nil {
+		return nil, false, fmt.Errorf("replica: raft log in %s: hard state: %w", dir, err)
+	}
+	if hasHS {
 		if err := ls.SetHardState(&hs); err != nil {
 			return nil, false, err
 		}
-		fresh = false
-	} else if !errors.Is(err, pebble.ErrNotFound) {
-		return nil, false, err
 	}
+	fresh = !hasSnap && !hasHS
 	first, _ := ls.FirstIndex()
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: entryKey(first), UpperBound: []byte{'f'}})
 	if err != nil {
@@ -176,6 +168,20 @@ func openLogStore(dir string, fs vfs.FS, sync bool) (ls *logStore, fresh bool, e
 		}
 	}
 	return ls, fresh, nil
+}
+
+// getProto reads the message stored under key into m; found is false if
+// there is none.
+func getProto(db *pebble.DB, key []byte, m proto.Message) (found bool, err error) {
+	v, c, err := db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	return true, proto.Unmarshal(v, m)
 }
 
 // save makes a Ready's snapshot, entries and hard state durable (synced

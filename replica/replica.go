@@ -94,25 +94,7 @@ func (c *Config) EnsureDefaults() {
 
 // Validate reports every problem at once.
 func (c *Config) Validate() error {
-	var errs []error
-	if c.ID == 0 {
-		errs = append(errs, errors.New("replica: no node id (ids start at 1)"))
-	}
-	seen := map[uint64]bool{}
-	self := false
-	for _, p := range c.Peers {
-		if p.ID == 0 || seen[p.ID] {
-			errs = append(errs, fmt.Errorf("replica: peer id %d is zero or given twice", p.ID))
-		}
-		seen[p.ID] = true
-		if p.Addr == "" {
-			errs = append(errs, fmt.Errorf("replica: peer %d has no address", p.ID))
-		}
-		self = self || p.ID == c.ID
-	}
-	if len(c.Peers) == 0 || !self {
-		errs = append(errs, fmt.Errorf("replica: node id %d is not among the peers", c.ID))
-	}
+	errs := []error{ValidateMembership(c.ID, c.Peers)}
 	if c.Dir == "" {
 		errs = append(errs, errors.New("replica: no raft log directory"))
 	}
@@ -121,6 +103,31 @@ func (c *Config) Validate() error {
 	}
 	if c.Sequenced == nil || c.Durable == nil || c.Apply == nil {
 		errs = append(errs, errors.New("replica: Sequenced, Durable and Apply are required"))
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateMembership checks a node id and the peers list: ids from 1,
+// none twice, each with an address, id among them.
+func ValidateMembership(id uint64, peers []Peer) error {
+	var errs []error
+	if id == 0 {
+		errs = append(errs, errors.New("replica: no node id (ids start at 1)"))
+	}
+	seen := map[uint64]bool{}
+	self := false
+	for _, p := range peers {
+		if p.ID == 0 || seen[p.ID] {
+			errs = append(errs, fmt.Errorf("replica: peer id %d is zero or given twice", p.ID))
+		}
+		seen[p.ID] = true
+		if p.Addr == "" {
+			errs = append(errs, fmt.Errorf("replica: peer %d has no address", p.ID))
+		}
+		self = self || p.ID == id
+	}
+	if len(peers) == 0 || !self {
+		errs = append(errs, fmt.Errorf("replica: node id %d is not among the peers", id))
 	}
 	return errors.Join(errs...)
 }

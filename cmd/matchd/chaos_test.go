@@ -297,18 +297,7 @@ func TestChaosExactlyOnce(t *testing.T) {
 	proxy.target.Store(srv.addr)
 	addr := proxy.ln.Addr().String()
 
-	traders := []*chaosTrader{
-		{acct: 1, token: "alice-demo", name: "ALICE-A"}, {acct: 2, token: "bob-demo", name: "BOB-A"},
-		{acct: 1, token: "alice-demo", name: "ALICE-B"}, {acct: 2, token: "bob-demo", name: "BOB-B"},
-	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for i, tr := range traders {
-		tr.addr, tr.caught = addr, make(chan struct{}, 1)
-		tr.start(t)
-		wg.Add(1)
-		go func() { defer wg.Done(); tr.trade(stop, seed+uint64(i)) }()
-	}
+	traders, stopTrading := startTraders(t, addr, seed, nil)
 
 	// The driver: drops and client restarts spread over the run, kills
 	// at about even intervals.
@@ -348,8 +337,7 @@ func TestChaosExactlyOnce(t *testing.T) {
 			}
 		}
 	}
-	close(stop)
-	wg.Wait()
+	stopTrading()
 	t.Logf("%d disconnects (%d client restarts), %d server kills in %v", disconnects, restarts, killed, time.Since(begin).Round(time.Millisecond))
 
 	// Every client catches up on a fresh connection, then the server stops.

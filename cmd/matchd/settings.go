@@ -12,7 +12,6 @@ import (
 
 	"github.com/matchd/matchd/api"
 	"github.com/matchd/matchd/api/web"
-	"github.com/matchd/matchd/engine"
 	"github.com/matchd/matchd/persist"
 	"github.com/matchd/matchd/replica"
 )
@@ -228,10 +227,7 @@ func (s *settings) validate() []error {
 			errs = append(errs, err)
 		}
 		s.peers = peers
-		rc := replica.Config{ID: s.nodeID, Peers: peers, Dir: "-", Sequenced: func() engine.Seq { return 0 },
-			Durable: func() engine.Seq { return 0 }, Apply: func([]engine.Command) error { return nil }}
-		rc.EnsureDefaults()
-		if err := rc.Validate(); err != nil && len(peers) > 0 {
+		if err := replica.ValidateMembership(s.nodeID, peers); err != nil && len(peers) > 0 {
 			errs = append(errs, fmt.Errorf("settings: cluster: %w", err))
 		}
 		for _, p := range peers {
