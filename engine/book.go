@@ -56,6 +56,7 @@ type level struct {
 	head, tail *order // head is the oldest
 	nextFree   *level
 	epoch      uint64 // Engine.epoch of the last command that recorded it in Engine.levels
+	gen        uint64 // while empty and kept for reuse: its entry in bookSide.empties; else 0
 	touch      int32  // and the record's index there
 	id         int32  // its index in Engine.levelSlabs
 }
@@ -63,10 +64,52 @@ type level struct {
 // bookSide is the bids or the asks of one book. Levels are kept in a btree
 // keyed so that the smallest key is the best price (price for asks, -price
 // for bids); best is cached so matching never searches the tree for it.
+//
+// A level that empties stays in the tree, empty, for reuse: prices near the
+// touch empty and fill again all the time (a sweep, then the makers
+// replenishing), and a reused level costs no tree insert or delete. The
+// side keeps the last emptyKeep emptied levels in a ring; one pushed out of
+// the ring while still empty leaves the tree then. Everything that walks the
+// levels goes through scan, which skips the empty ones.
 type bookSide struct {
-	levels btree.Map[Price, *level]
-	best   *level
-	side   Side
+	levels  btree.Map[Price, *level]
+	best    *level // the best non-empty level, nil if none
+	side    Side
+	emptyAt int32 // next slot of empties to write
+	empties [emptyKeep]emptyRef
+}
+
+// emptyKeep bounds the empty levels a side keeps in its tree.
+const emptyKeep = 64
+
+// emptyRef names a level that emptied: by id, with the generation it was
+// given then, so that an entry for a level reused (and maybe emptied
+// again, with a new entry) since is recognised as stale.
+type emptyRef struct {
+	gen uint64
+	id  int32
+}
+
+// scan calls fn for each non-empty level, best first, until it returns
+// false.
+func (s *bookSide) scan(fn func(l *level) bool) {
+	s.levels.Scan(func(_ Price, l *level) bool {
+		return l.count == 0 || fn(l)
+	})
+}
+
+// nextBest returns the best non-empty level after from, which is in the
+// tree, or nil.
+func (s *bookSide) nextBest(from *level) *level {
+	var nb *level
+	s.levels.Ascend(s.key(from.price), func(_ Price, l *level) bool {
+		if l.count > 0 {
+			nb = l
+			return false
+		}
+		return true
+	})
+	return nb
 }
 
 func (s *bookSide) key(p Price) Price {

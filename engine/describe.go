@@ -265,12 +265,12 @@ func (e *Engine) DescribeBook(id InstrumentID) string {
 	}
 	sb.WriteString("asks:\n")
 	var asks []*level
-	b.asks.levels.Scan(func(_ Price, l *level) bool { asks = append(asks, l); return true })
+	b.asks.scan(func(l *level) bool { asks = append(asks, l); return true })
 	for i := len(asks) - 1; i >= 0; i-- {
 		line(asks[i])
 	}
 	sb.WriteString("bids:\n")
-	b.bids.levels.Scan(func(_ Price, l *level) bool { line(l); return true })
+	b.bids.scan(func(l *level) bool { line(l); return true })
 	for i, t := range b.stops {
 		if t.Len() == 0 {
 			continue

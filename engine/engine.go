@@ -47,6 +47,7 @@ type Engine struct {
 	wake     int64                 // when something may be due (noWake: never)
 
 	freeLevels *level
+	levelGen   uint64              // levels emptied so far (see bookSide)
 	levelSlabs []*[levelSlab]level // every level ever made, by id
 
 	// Per-command scratch state.
@@ -288,8 +289,7 @@ func (e *Engine) emitLevels() {
 // liveLevel returns the level t recorded if it still exists: a level freed
 // since has epoch 0, and one freed and made again has a newer record.
 func (e *Engine) liveLevel(t *levelTouch) *level {
-	id := uint32(t.id)
-	l := &e.levelSlabs[id/levelSlab][id%levelSlab]
+	l := e.levelByID(t.id)
 	if l.epoch == e.epoch && l.touch == t.order {
 		return l
 	}
@@ -553,7 +553,7 @@ func (e *Engine) newOrder(c *Command) {
 // given the self-trade prevention it would meet on the way.
 func (e *Engine) fillable(b *book, opp *bookSide, s Side, a *account, stp STPMode, limit Price, qty Qty) bool {
 	need := qty
-	opp.levels.Scan(func(_ Price, l *level) bool {
+	opp.scan(func(l *level) bool {
 		if !crosses(s, l.price, limit) {
 			return false
 		}
@@ -859,7 +859,7 @@ func (e *Engine) massCancel(c *Command) {
 }
 
 // addToLevel appends o to the back of its price level on side s, creating
-// the level if needed.
+// the level (or reusing it, if it emptied and was kept) if needed.
 func (e *Engine) addToLevel(s *bookSide, o *order) {
 	l := s.best
 	if l == nil || l.price != o.price {
@@ -869,6 +869,9 @@ func (e *Engine) addToLevel(s *bookSide, o *order) {
 			l = e.allocLevel()
 			l.price = o.price
 			s.levels.Set(s.key(o.price), l)
+		}
+		if l.count == 0 {
+			l.gen = 0 // its entry in empties, if any, is stale now
 			if s.best == nil || s.better(o.price, s.best.price) {
 				s.best = l
 			}
@@ -890,8 +893,9 @@ func (e *Engine) addToLevel(s *bookSide, o *order) {
 	}
 }
 
-// removeFromLevel unlinks a resting order from its level, removing the level
-// when it empties.
+// removeFromLevel unlinks a resting order from its level. A level that
+// empties stays in the tree for reuse (see bookSide); the oldest kept empty
+// level leaves it to make room.
 func (e *Engine) removeFromLevel(o *order) {
 	l := o.level
 	e.touchLevel(e.books[o.bookIdx], o.side, l)
@@ -913,14 +917,22 @@ func (e *Engine) removeFromLevel(o *order) {
 	}
 	if l.count == 0 {
 		s := e.books[o.bookIdx].sideOf(o.side)
-		s.levels.Delete(s.key(l.price))
 		if s.best == l {
-			s.best = nil
-			if _, nb, ok := s.levels.Min(); ok {
-				s.best = nb
+			s.best = s.nextBest(l)
+		}
+		e.levelGen++
+		l.gen = e.levelGen
+		old := s.empties[s.emptyAt]
+		s.empties[s.emptyAt] = emptyRef{gen: l.gen, id: l.id}
+		if s.emptyAt++; s.emptyAt == emptyKeep {
+			s.emptyAt = 0
+		}
+		if old.gen != 0 {
+			if ol := e.levelByID(old.id); ol.gen == old.gen {
+				s.levels.Delete(s.key(ol.price))
+				e.freeLevel(ol)
 			}
 		}
-		e.freeLevel(l)
 	}
 }
 
@@ -980,6 +992,10 @@ func (e *Engine) addLevelSlab(n int) {
 			e.freeLevels = &slab[i]
 		}
 	}
+}
+
+func (e *Engine) levelByID(id int32) *level {
+	return &e.levelSlabs[uint32(id)/levelSlab][uint32(id)%levelSlab]
 }
 
 func (e *Engine) allocOrder() *order { return e.orders.alloc() }

@@ -21,18 +21,30 @@ func (e *Engine) CheckInvariants() error {
 	perAcct := map[*account][]int32{}
 	for _, b := range e.books {
 		for _, s := range []*bookSide{&b.bids, &b.asks} {
-			var prev *level
+			var prev, prevLive *level
+			empties := 0
 			s.levels.Scan(func(k Price, l *level) bool {
 				if k != s.key(l.price) {
 					bad("%s side %d: level %d under key %d", b.inst.Symbol, s.side, l.price, k)
-				}
-				if prev == nil && s.best != l {
-					bad("%s side %d: cached best is not the best level %d", b.inst.Symbol, s.side, l.price)
 				}
 				if prev != nil && !s.better(prev.price, l.price) {
 					bad("%s side %d: levels out of order", b.inst.Symbol, s.side)
 				}
 				prev = l
+				if l.count == 0 {
+					empties++
+					if l.qty != 0 || l.hidden != 0 || l.head != nil || l.tail != nil || l.gen == 0 {
+						bad("%s side %d: empty level %d kept with qty %d, hidden %d, gen %d", b.inst.Symbol, s.side, l.price, l.qty, l.hidden, l.gen)
+					}
+					return true
+				}
+				if l.gen != 0 {
+					bad("%s side %d: level %d in use still marked empty", b.inst.Symbol, s.side, l.price)
+				}
+				if prevLive == nil && s.best != l {
+					bad("%s side %d: cached best is not the best level %d", b.inst.Symbol, s.side, l.price)
+				}
+				prevLive = l
 				var sum, hidden Qty
 				var n int32
 				var last *order
@@ -76,13 +88,16 @@ func (e *Engine) CheckInvariants() error {
 				if hidden != l.hidden {
 					bad("%s level %d: hidden %d, orders hide %d", b.inst.Symbol, l.price, l.hidden, hidden)
 				}
-				if sum != l.qty || n != l.count || n == 0 {
+				if sum != l.qty || n != l.count {
 					bad("%s level %d: qty %d count %d, orders sum to %d in %d", b.inst.Symbol, l.price, l.qty, l.count, sum, n)
 				}
 				return true
 			})
-			if prev == nil && s.best != nil {
+			if prevLive == nil && s.best != nil {
 				bad("%s side %d: best level set on an empty side", b.inst.Symbol, s.side)
+			}
+			if empties > emptyKeep {
+				bad("%s side %d: %d empty levels kept, at most %d", b.inst.Symbol, s.side, empties, emptyKeep)
 			}
 		}
 		if bb, ba := b.bids.best, b.asks.best; bb != nil && ba != nil && bb.price >= ba.price && b.phase == PhaseContinuous {

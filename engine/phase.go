@@ -177,7 +177,7 @@ func (e *Engine) indicative(b *book) (Price, Qty, Qty, Side) {
 	}
 	lo, hi := ba.price, bb.price
 	bids, asks, cands := e.indBids[:0], e.indAsks[:0], e.indCands[:0]
-	b.bids.levels.Scan(func(_ Price, l *level) bool { // best (highest) first
+	b.bids.scan(func(l *level) bool { // best (highest) first
 		if l.price < lo {
 			return false
 		}
@@ -185,7 +185,7 @@ func (e *Engine) indicative(b *book) (Price, Qty, Qty, Side) {
 		cands = append(cands, l.price)
 		return true
 	})
-	b.asks.levels.Scan(func(_ Price, l *level) bool { // best (lowest) first
+	b.asks.scan(func(l *level) bool { // best (lowest) first
 		if l.price > hi {
 			return false
 		}

@@ -72,7 +72,7 @@ func (e *Engine) Depth(id InstrumentID, s Side, n int, out []LevelInfo) []LevelI
 		return out
 	}
 	k := 0
-	b.sideOf(s).levels.Scan(func(_ Price, l *level) bool {
+	b.sideOf(s).scan(func(l *level) bool {
 		if n > 0 && k == n {
 			return false
 		}

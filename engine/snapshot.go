@@ -129,9 +129,9 @@ func (e *Engine) Snapshot(out []byte) []byte {
 		out = append(out, byte(b.indSide), boolByte(b.cascade))
 		for _, s := range []*bookSide{&b.bids, &b.asks} {
 			n := 0
-			s.levels.Scan(func(_ Price, l *level) bool { n += int(l.count); return true })
+			s.scan(func(l *level) bool { n += int(l.count); return true })
 			out = be.AppendUint32(out, uint32(n))
-			s.levels.Scan(func(_ Price, l *level) bool {
+			s.scan(func(l *level) bool {
 				for o := l.head; o != nil; o = o.next {
 					out = be.AppendUint64(out, uint64(o.id))
 					out = be.AppendUint32(out, uint32(e.accts[o.acct].id))

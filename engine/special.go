@@ -349,7 +349,7 @@ func (e *Engine) expireDay(b *book) {
 		}
 	}
 	for _, s := range []*bookSide{&b.bids, &b.asks} {
-		s.levels.Scan(func(_ Price, l *level) bool {
+		s.scan(func(l *level) bool {
 			for o := l.head; o != nil; o = o.next {
 				collect(o)
 			}

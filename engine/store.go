@@ -4,21 +4,33 @@ package engine
 // int32 handles, a free stack of handles, and the index from order ID to
 // handle.
 //
-// The index is an open-addressing table of uint64 slots, each holding the
-// low 32 bits of an order ID and its handle plus one (zero is an empty
-// slot). Probing compares IDs in the slot itself, so it touches no order
-// except the one it returns, and the table holds no pointers for the
-// garbage collector to scan. Linear probing with backward-shift deletion
-// leaves no tombstones, so a steady number of open orders never rehashes;
-// the table only grows (doubling, load factor at most 3/4) when the count of
-// open orders reaches a new high.
+// The engine numbers orders 1, 2, 3, …, so the index is first a
+// direct-mapped table: slot id mod len(direct) holds the handle (plus one;
+// zero is empty) of the open order with that ID. A new order's slot is next
+// to the previous order's, so indexing it is a write to a cache line
+// already held, not a miss at a hashed position. An order still open when a
+// later ID maps to its slot (one that outlived len(direct) newer orders)
+// moves to the spill table, an open-addressing hash of uint64 slots (the
+// ID's low 32 bits and the handle plus one), probed without touching any
+// order and deleted from by backward shift, so it needs no tombstones. The
+// direct table doubles when the spill holds more than an eighth of its
+// size; neither table holds pointers for the garbage collector to scan.
 type orderStore struct {
 	chunks [][]order
 	free   []int32 // handles of free orders; popped from the end
 
+	direct []int32
+	dmask  uint64
+	spill  spillIndex
+	n      int // orders in the index
+}
+
+// spillIndex is the open-addressing hash from order ID to handle for open
+// orders displaced from the direct table.
+type spillIndex struct {
 	slots []uint64
 	shift uint // 64 - log2(len(slots))
-	n     int  // orders in the index
+	n     int
 }
 
 const (
@@ -27,24 +39,34 @@ const (
 	indexMinSlots = 1024
 )
 
-func (s *orderStore) init() { s.resize(indexMinSlots) }
+func (s *orderStore) init() {
+	s.setDirect(indexMinSlots)
+	s.spill.resize(indexMinSlots)
+}
+
+func (s *orderStore) setDirect(size int) {
+	s.direct = make([]int32, size)
+	s.dmask = uint64(size - 1)
+}
 
 // reserve makes room for n orders without further allocation.
 func (s *orderStore) reserve(n int) {
 	if have := len(s.chunks) * chunkSize; n > have {
 		s.grow((n - have + chunkSize - 1) / chunkSize)
 	}
-	size := len(s.slots)
-	for size*3 < n*4 {
+	size := len(s.direct)
+	for size < 2*n {
 		size *= 2
 	}
-	if size > len(s.slots) {
-		s.resize(size)
+	if size > len(s.direct) {
+		s.rebuild(size)
 	}
 	// Touch every page now: fresh memory faults on first write, and under a
 	// hypervisor such a fault can stall for tens of microseconds.
-	for i := 0; i < len(s.slots); i += 512 {
-		s.slots[i] = 0
+	for i := 0; i < len(s.direct); i += 1024 {
+		if s.direct[i] == 0 {
+			s.direct[i] = 0
+		}
 	}
 }
 
@@ -86,87 +108,162 @@ func (s *orderStore) release(o *order) {
 	s.free = append(s.free, h)
 }
 
-func (s *orderStore) home(id OrderID) int {
-	return int((uint64(uint32(id)) * 0x9e3779b97f4a7c15) >> s.shift)
+// get returns the open order with the given ID, or nil.
+func (s *orderStore) get(id OrderID) *order {
+	if h := s.direct[uint64(id)&s.dmask]; h != 0 {
+		if o := s.at(h - 1); o.id == id {
+			return o
+		}
+	}
+	if s.spill.n == 0 {
+		return nil
+	}
+	if h := s.spill.get(id, s); h != 0 {
+		return s.at(h - 1)
+	}
+	return nil
+}
+
+// put indexes o, whose ID must not be indexed yet.
+func (s *orderStore) put(o *order) {
+	s.place(o)
+	s.n++
+	if s.spill.n*8 > len(s.direct) {
+		s.rebuild(len(s.direct) * 2)
+	}
+}
+
+// place puts o in its direct slot, moving an order there to the spill.
+func (s *orderStore) place(o *order) {
+	i := uint64(o.id) & s.dmask
+	if h := s.direct[i]; h != 0 {
+		s.spill.put(s.at(h - 1))
+	}
+	s.direct[i] = o.handle + 1
+}
+
+// del removes o from the index.
+func (s *orderStore) del(o *order) {
+	i := uint64(o.id) & s.dmask
+	if s.direct[i] == o.handle+1 {
+		s.direct[i] = 0
+		s.n--
+	} else if s.spill.del(o) {
+		s.n--
+	}
+}
+
+func (s *orderStore) len() int { return s.n }
+
+// rebuild makes the direct table size slots and places every indexed order
+// again, oldest (lowest ID) last so that it is the one spilled.
+func (s *orderStore) rebuild(size int) {
+	var hs []int32
+	for _, h := range s.direct {
+		if h != 0 {
+			hs = append(hs, h-1)
+		}
+	}
+	for _, v := range s.spill.slots {
+		if v != 0 {
+			hs = append(hs, int32(uint32(v))-1)
+		}
+	}
+	s.setDirect(size)
+	s.spill = spillIndex{}
+	s.spill.resize(indexMinSlots)
+	for _, h := range hs {
+		o := s.at(h)
+		i := uint64(o.id) & s.dmask
+		if old := s.direct[i]; old != 0 && s.at(old-1).id > o.id {
+			s.spill.put(o)
+			continue
+		} else if old != 0 {
+			s.spill.put(s.at(old - 1))
+		}
+		s.direct[i] = h + 1
+	}
+}
+
+func (x *spillIndex) home(id OrderID) int {
+	return int((uint64(uint32(id)) * 0x9e3779b97f4a7c15) >> x.shift)
 }
 
 func slotOf(id OrderID, h int32) uint64 { return uint64(uint32(id))<<32 | uint64(h+1) }
 
-// get returns the open order with the given ID, or nil.
-func (s *orderStore) get(id OrderID) *order {
-	mask := len(s.slots) - 1
+// get returns the handle plus one of the order with the given ID, or 0.
+func (x *spillIndex) get(id OrderID, s *orderStore) int32 {
+	mask := len(x.slots) - 1
 	lo := uint32(id)
-	for i := s.home(id); ; i = (i + 1) & mask {
-		v := s.slots[i]
+	for i := x.home(id); ; i = (i + 1) & mask {
+		v := x.slots[i]
 		if v == 0 {
-			return nil
+			return 0
 		}
 		if uint32(v>>32) == lo {
-			if o := s.at(int32(uint32(v)) - 1); o.id == id {
-				return o
+			if h := int32(uint32(v)); s.at(h-1).id == id {
+				return h
 			}
 		}
 	}
 }
 
-// put indexes o, whose ID must not be indexed yet.
-func (s *orderStore) put(o *order) {
-	if (s.n+1)*4 > len(s.slots)*3 {
-		s.resize(len(s.slots) * 2)
+func (x *spillIndex) put(o *order) {
+	if (x.n+1)*4 > len(x.slots)*3 {
+		x.resize(len(x.slots) * 2)
 	}
-	s.insert(slotOf(o.id, o.handle))
-	s.n++
+	x.insert(slotOf(o.id, o.handle))
+	x.n++
 }
 
-func (s *orderStore) insert(v uint64) {
-	mask := len(s.slots) - 1
-	i := s.home(OrderID(v >> 32))
-	for s.slots[i] != 0 {
+func (x *spillIndex) insert(v uint64) {
+	mask := len(x.slots) - 1
+	i := x.home(OrderID(v >> 32))
+	for x.slots[i] != 0 {
 		i = (i + 1) & mask
 	}
-	s.slots[i] = v
+	x.slots[i] = v
 }
 
-// del removes o from the index, shifting later members of its probe run
-// back so that lookups never need tombstones.
-func (s *orderStore) del(o *order) {
-	mask := len(s.slots) - 1
+// del removes o, shifting later members of its probe run back so that
+// lookups never need tombstones. It reports whether o was there.
+func (x *spillIndex) del(o *order) bool {
+	mask := len(x.slots) - 1
 	want := slotOf(o.id, o.handle)
-	i := s.home(o.id)
-	for s.slots[i] != want {
-		if s.slots[i] == 0 {
-			return
+	i := x.home(o.id)
+	for x.slots[i] != want {
+		if x.slots[i] == 0 {
+			return false
 		}
 		i = (i + 1) & mask
 	}
-	s.n--
+	x.n--
 	for j := (i + 1) & mask; ; j = (j + 1) & mask {
-		v := s.slots[j]
+		v := x.slots[j]
 		if v == 0 {
 			break
 		}
 		// v may move into the hole at i if its home is not in (i, j].
-		h := s.home(OrderID(v >> 32))
+		h := x.home(OrderID(v >> 32))
 		if (j > i && (h <= i || h > j)) || (j < i && h <= i && h > j) {
-			s.slots[i] = v
+			x.slots[i] = v
 			i = j
 		}
 	}
-	s.slots[i] = 0
+	x.slots[i] = 0
+	return true
 }
 
-func (s *orderStore) len() int { return s.n }
-
-func (s *orderStore) resize(size int) {
-	old := s.slots
-	s.slots = make([]uint64, size)
-	s.shift = 64
+func (x *spillIndex) resize(size int) {
+	old := x.slots
+	x.slots = make([]uint64, size)
+	x.shift = 64
 	for k := size; k > 1; k >>= 1 {
-		s.shift--
+		x.shift--
 	}
 	for _, v := range old {
 		if v != 0 {
-			s.insert(v)
+			x.insert(v)
 		}
 	}
 }
