@@ -1,11 +1,15 @@
 package engine_test
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/matchd/matchd/engine"
 	"github.com/matchd/matchd/internal/workload"
@@ -17,16 +21,62 @@ type wl struct {
 }
 
 var (
-	wlA = sync.OnceValue(func() wl { c, x := workload.A(1, 1_000_000); return wl{c, x} })
-	wlB = sync.OnceValue(func() wl { c, x := workload.B(1, 500_000); return wl{c, x} })
-	wlC = sync.OnceValue(func() wl { c, x := workload.C(1, 20_000, 5, 100_000); return wl{c, x} })
+	wlA = sync.OnceValue(func() wl {
+		return cachedWorkload("A", func() (engine.Config, []engine.Command) { return workload.A(1, 1_000_000) })
+	})
+	wlB = sync.OnceValue(func() wl {
+		return cachedWorkload("B", func() (engine.Config, []engine.Command) { return workload.B(1, 500_000) })
+	})
+	wlC = sync.OnceValue(func() wl {
+		return cachedWorkload("C", func() (engine.Config, []engine.Command) { return workload.C(1, 20_000, 5, 100_000) })
+	})
 )
+
+// cachedWorkload generates a workload, or with MATCHD_WORKLOAD_CACHE set to
+// a directory reads it from there (writing it the first time). Generating
+// a workload runs it through an engine, which under callgrind takes longer
+// than the run being measured; the cache is for such runs, and for
+// comparing builds on the same commands.
+func cachedWorkload(name string, gen func() (engine.Config, []engine.Command)) wl {
+	dir := os.Getenv("MATCHD_WORKLOAD_CACHE")
+	if dir == "" {
+		c, x := gen()
+		return wl{c, x}
+	}
+	cfgPath, cmdPath := filepath.Join(dir, name+".json"), filepath.Join(dir, name+".cmds")
+	if cj, err := os.ReadFile(cfgPath); err == nil {
+		raw, err := os.ReadFile(cmdPath)
+		var w wl
+		if err == nil {
+			err = json.Unmarshal(cj, &w.cfg)
+		}
+		if err != nil {
+			panic(err)
+		}
+		size := int(unsafe.Sizeof(engine.Command{}))
+		w.cmds = make([]engine.Command, len(raw)/size)
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(w.cmds))), len(w.cmds)*size), raw)
+		return w
+	}
+	c, x := gen()
+	cj, err := json.Marshal(c)
+	if err == nil {
+		err = os.WriteFile(cfgPath, cj, 0o644)
+	}
+	if err == nil {
+		err = os.WriteFile(cmdPath, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(x))), len(x)*int(unsafe.Sizeof(engine.Command{}))), 0o644)
+	}
+	if err != nil {
+		panic(err)
+	}
+	return wl{c, x}
+}
 
 // replay times applying every command of w to a fresh engine, once per
 // b.N, and reports per-command cost. Engine construction is not timed.
 func replay(b *testing.B, w wl) {
 	out := make([]engine.Event, 0, 4096)
-	var allocs uint64
+	var allocs, late uint64
 	var ms runtime.MemStats
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -40,18 +90,30 @@ func replay(b *testing.B, w wl) {
 		runtime.ReadMemStats(&ms)
 		before := ms.Mallocs
 		b.StartTimer()
-		for j := range w.cmds {
+		half := len(w.cmds) / 2
+		for j := range w.cmds[:half] {
+			out = e.Apply(&w.cmds[j], out[:0])
+		}
+		b.StopTimer()
+		runtime.ReadMemStats(&ms)
+		mid := ms.Mallocs
+		b.StartTimer()
+		for j := half; j < len(w.cmds); j++ {
 			out = e.Apply(&w.cmds[j], out[:0])
 		}
 		b.StopTimer()
 		runtime.ReadMemStats(&ms)
 		allocs += ms.Mallocs - before
+		late += ms.Mallocs - mid
 		b.StartTimer()
 	}
 	n := float64(b.N) * float64(len(w.cmds))
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/cmd")
 	b.ReportMetric(n/b.Elapsed().Seconds()/1e6, "Mcmd/s")
 	b.ReportMetric(float64(allocs)/n, "allocs/cmd")
+	// The second half of the commands, once the book has grown to its
+	// size: the structures' warm-up is over.
+	b.ReportMetric(float64(late)/(n-float64(b.N)*float64(len(w.cmds)/2)), "late-allocs/cmd")
 }
 
 // BenchmarkWorkloadA: 1 M commands, 60% passive / 30% cancel / 10%

@@ -13,9 +13,8 @@ type order struct {
 	time   int64  // of the command that accepted or last re-prioritised it
 	level  *level // nil unless resting
 
-	prev, next   *order // FIFO at the level
-	aprev, anext *order // the account's open orders, oldest first
-
+	lpos int32 // its position in its level's fifo
+	apos int32 // and in its account's
 	acct    int32 // index of its account in Engine.accts
 	sess    int32 // index of the session that entered it in Engine.sess
 	handle  int32 // its place in the orderStore; never changes
@@ -52,8 +51,10 @@ type level struct {
 	price      Price
 	qty        Qty // shown quantity
 	hidden     Qty // icebergs' reserves
-	count      int32
-	head, tail *order // head is the oldest
+	count      int32  // orders in fifo
+	fifo       fifo   // the orders, in time priority
+	better     *level // the side's neighbouring levels in the tree, empty ones included
+	worse      *level
 	nextFree   *level
 	epoch      uint64 // Engine.epoch of the last command that recorded it in Engine.levels
 	gen        uint64 // while empty and kept for reuse: its entry in bookSide.empties; else 0
@@ -71,9 +72,15 @@ type level struct {
 // side keeps the last emptyKeep emptied levels in a ring; one pushed out of
 // the ring while still empty leaves the tree then. Everything that walks the
 // levels goes through scan, which skips the empty ones.
+//
+// The levels in the tree are also linked in price order (better, worse), so
+// the next best level after the best empties is a pointer away, and a level
+// a few prices from the best is found, or placed, without searching the
+// tree.
 type bookSide struct {
 	levels  btree.Map[Price, *level]
 	best    *level // the best non-empty level, nil if none
+	last    *level // the worst level in the tree (maybe empty)
 	side    Side
 	emptyAt int32 // next slot of empties to write
 	empties [emptyKeep]emptyRef
@@ -98,18 +105,94 @@ func (s *bookSide) scan(fn func(l *level) bool) {
 	})
 }
 
-// nextBest returns the best non-empty level after from, which is in the
-// tree, or nil.
+// nextBest returns the best non-empty level worse than from, or nil.
 func (s *bookSide) nextBest(from *level) *level {
-	var nb *level
-	s.levels.Ascend(s.key(from.price), func(_ Price, l *level) bool {
+	for l := from.worse; l != nil; l = l.worse {
 		if l.count > 0 {
-			nb = l
-			return false
+			return l
 		}
-		return true
-	})
-	return nb
+	}
+	return nil
+}
+
+// nearWalk bounds how many linked levels levelFor walks from the best
+// before it searches the tree instead.
+const nearWalk = 8
+
+// levelFor returns the level at price p (kept empty, maybe), or a new empty
+// one it puts in the tree.
+func (e *Engine) levelFor(s *bookSide, p Price) *level {
+	k := s.key(p)
+	if x := s.best; x != nil {
+		if x.price == p {
+			return x
+		}
+		if k > s.key(x.price) {
+			for i := 0; i < nearWalk; i++ {
+				w := x.worse
+				if w == nil || s.key(w.price) > k {
+					return e.newLevel(s, p, x, w)
+				}
+				if w.price == p {
+					return w
+				}
+				x = w
+			}
+		} else {
+			for i := 0; i < nearWalk; i++ {
+				bt := x.better
+				if bt == nil || s.key(bt.price) < k {
+					return e.newLevel(s, p, bt, x)
+				}
+				if bt.price == p {
+					return bt
+				}
+				x = bt
+			}
+		}
+	}
+	if l, ok := s.levels.Get(k); ok {
+		return l
+	}
+	var w *level
+	s.levels.Ascend(k, func(_ Price, l *level) bool { w = l; return false })
+	bt := s.last
+	if w != nil {
+		bt = w.better
+	}
+	return e.newLevel(s, p, bt, w)
+}
+
+// newLevel puts a new empty level at price p into the tree, between its
+// neighbours better and worse (either may be nil).
+func (e *Engine) newLevel(s *bookSide, p Price, better, worse *level) *level {
+	l := e.allocLevel()
+	l.price = p
+	s.levels.Set(s.key(p), l)
+	l.better, l.worse = better, worse
+	if better != nil {
+		better.worse = l
+	}
+	if worse != nil {
+		worse.better = l
+	} else {
+		s.last = l
+	}
+	return l
+}
+
+// dropLevel takes the empty level l out of the tree and frees it.
+func (e *Engine) dropLevel(s *bookSide, l *level) {
+	s.levels.Delete(s.key(l.price))
+	if l.better != nil {
+		l.better.worse = l.worse
+	}
+	if l.worse != nil {
+		l.worse.better = l.better
+	} else {
+		s.last = l.better
+	}
+	e.freeLevel(l)
 }
 
 func (s *bookSide) key(p Price) Price {

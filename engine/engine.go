@@ -16,8 +16,8 @@ type account struct {
 	lastSess int32   // the session last looked up, or -1
 	stp      STPMode
 	open     []int32 // open orders per book index
-	head     *order  // oldest open order
-	tail     *order
+	live     int32   // open orders in orders
+	orders   fifo    // its open orders, oldest first
 }
 
 // Engine is the matching engine: every instrument's book and every account's
@@ -261,20 +261,7 @@ func (e *Engine) emitLevels() {
 		e.emitLevel(&ls[0], e.liveLevel(&ls[0]))
 		return
 	}
-	if len(ls) <= 16 {
-		for i := 1; i < len(ls); i++ {
-			for j := i; j > 0 && ls[j].less(&ls[j-1]); j-- {
-				ls[j], ls[j-1] = ls[j-1], ls[j]
-			}
-		}
-	} else {
-		slices.SortFunc(ls, func(a, b levelTouch) int {
-			if a.less(&b) {
-				return -1
-			}
-			return 1
-		})
-	}
+	sortTouches(ls)
 	for i := 0; i < len(ls); {
 		first, live := &ls[i], e.liveLevel(&ls[i])
 		for i++; i < len(ls) && ls[i].inst == first.inst && ls[i].side == first.side && ls[i].price == first.price; i++ {
@@ -283,6 +270,38 @@ func (e *Engine) emitLevels() {
 			}
 		}
 		e.emitLevel(first, live)
+	}
+}
+
+// sortTouches sorts level records by levelTouch.less. They usually arrive
+// nearly sorted: a sweep records levels best first (ascending asks,
+// descending bids), then maybe the taker's own level.
+func sortTouches(ls []levelTouch) {
+	// The longest monotone prefix, made ascending.
+	k := 1
+	if ls[1].less(&ls[0]) {
+		for k < len(ls) && ls[k].less(&ls[k-1]) {
+			k++
+		}
+		slices.Reverse(ls[:k])
+	} else {
+		for k < len(ls) && !ls[k].less(&ls[k-1]) {
+			k++
+		}
+	}
+	if len(ls)-k > 4 && len(ls) > 16 {
+		slices.SortFunc(ls, func(a, b levelTouch) int {
+			if a.less(&b) {
+				return -1
+			}
+			return 1
+		})
+		return
+	}
+	for i := k; i < len(ls); i++ { // insert the few others
+		for j := i; j > 0 && ls[j].less(&ls[j-1]); j-- {
+			ls[j], ls[j-1] = ls[j-1], ls[j]
+		}
 	}
 }
 
@@ -560,7 +579,11 @@ func (e *Engine) fillable(b *book, opp *bookSide, s Side, a *account, stp STPMod
 		if b.inst.VolatilityBps != 0 && !b.inVolBandOf(b.refPrice, l.price) {
 			return false // the trade would interrupt instead
 		}
-		for o := l.head; o != nil; o = o.next {
+		for _, h := range l.fifo.q[l.fifo.head:] {
+			if h == 0 {
+				continue
+			}
+			o := e.orders.at(h - 1)
 			if o.acct == a.idx {
 				if stp != STPCancelResting {
 					return false // the incoming order would be canceled here
@@ -595,8 +618,8 @@ func (e *Engine) match(b *book, t *order) {
 			return
 		}
 		e.touchLevel(b, opp.side, l)
-		for m := l.head; m != nil && t.qty > 0; {
-			next := m.next
+		for t.qty > 0 && l.count > 0 {
+			m := e.orders.at(l.fifo.first() - 1)
 			if m.acct == t.acct {
 				switch t.stp {
 				case STPCancelIncoming:
@@ -608,7 +631,6 @@ func (e *Engine) match(b *book, t *order) {
 					return
 				default:
 					e.cancelResting(m, CancelSelfTrade, m.sess)
-					m = next
 					continue
 				}
 			}
@@ -642,7 +664,6 @@ func (e *Engine) match(b *book, t *order) {
 					e.freeOrder(m)
 				}
 			}
-			m = next
 		}
 	}
 }
@@ -841,14 +862,17 @@ func (e *Engine) massCancel(c *Command) {
 		return
 	}
 	n := Qty(0)
-	for o := a.head; o != nil; {
-		next := o.anext
+	for i := int(a.orders.head); i < len(a.orders.q); i++ { // cancels leave q as it is, or empty it
+		h := a.orders.q[i]
+		if h == 0 {
+			continue
+		}
+		o := e.orders.at(h - 1)
 		if b := e.books[o.bookIdx]; (c.Instrument == 0 || b.inst.ID == c.Instrument) && (!c.SessionOnly || o.sess == e.cs) {
 			e.touch(b)
 			e.cancelResting(o, CancelMass, o.sess)
 			n++
 		}
-		o = next
 	}
 	e.out = append(e.out, Event{
 		Seq: e.seq, Time: e.time, Kind: EvMassCanceled, Instrument: c.Instrument,
@@ -863,13 +887,7 @@ func (e *Engine) massCancel(c *Command) {
 func (e *Engine) addToLevel(s *bookSide, o *order) {
 	l := s.best
 	if l == nil || l.price != o.price {
-		var ok bool
-		l, ok = s.levels.Get(s.key(o.price))
-		if !ok {
-			l = e.allocLevel()
-			l.price = o.price
-			s.levels.Set(s.key(o.price), l)
-		}
+		l = e.levelFor(s, o.price)
 		if l.count == 0 {
 			l.gen = 0 // its entry in empties, if any, is stale now
 			if s.best == nil || s.better(o.price, s.best.price) {
@@ -879,13 +897,7 @@ func (e *Engine) addToLevel(s *bookSide, o *order) {
 	}
 	e.touchLevel(e.books[o.bookIdx], s.side, l)
 	o.level = l
-	o.prev, o.next = l.tail, nil
-	if l.tail != nil {
-		l.tail.next = o
-	} else {
-		l.head = o
-	}
-	l.tail = o
+	o.lpos = l.fifo.push(&e.orders, o.handle, l.count, setLpos)
 	l.qty += o.qty
 	l.count++
 	if o.ext != 0 {
@@ -899,19 +911,10 @@ func (e *Engine) addToLevel(s *bookSide, o *order) {
 func (e *Engine) removeFromLevel(o *order) {
 	l := o.level
 	e.touchLevel(e.books[o.bookIdx], o.side, l)
-	if o.prev != nil {
-		o.prev.next = o.next
-	} else {
-		l.head = o.next
-	}
-	if o.next != nil {
-		o.next.prev = o.prev
-	} else {
-		l.tail = o.prev
-	}
-	o.prev, o.next, o.level = nil, nil, nil
+	o.level = nil
 	l.qty -= o.qty
 	l.count--
+	l.fifo.leave(o.lpos, l.count)
 	if o.ext != 0 {
 		l.hidden -= e.exts[o.ext-1].hidden
 	}
@@ -929,8 +932,7 @@ func (e *Engine) removeFromLevel(o *order) {
 		}
 		if old.gen != 0 {
 			if ol := e.levelByID(old.id); ol.gen == old.gen {
-				s.levels.Delete(s.key(ol.price))
-				e.freeLevel(ol)
+				e.dropLevel(s, ol)
 			}
 		}
 	}
@@ -945,13 +947,8 @@ func (e *Engine) addOpen(o *order) {
 	}
 	a := e.accts[o.acct]
 	a.open[o.bookIdx]++
-	o.aprev, o.anext = a.tail, nil
-	if a.tail != nil {
-		a.tail.anext = o
-	} else {
-		a.head = o
-	}
-	a.tail = o
+	o.apos = a.orders.push(&e.orders, o.handle, a.live, setApos)
+	a.live++
 }
 
 // removeOpen undoes addOpen.
@@ -962,17 +959,8 @@ func (e *Engine) removeOpen(o *order) {
 	}
 	a := e.accts[o.acct]
 	a.open[o.bookIdx]--
-	if o.aprev != nil {
-		o.aprev.anext = o.anext
-	} else {
-		a.head = o.anext
-	}
-	if o.anext != nil {
-		o.anext.aprev = o.aprev
-	} else {
-		a.tail = o.aprev
-	}
-	o.aprev, o.anext = nil, nil
+	a.live--
+	a.orders.leave(o.apos, a.live)
 }
 
 const slabSize = 1024
@@ -980,13 +968,19 @@ const slabSize = 1024
 // levelSlab is how many levels are allocated at a time.
 const levelSlab = 1024
 
+// levelRoom is the room for orders each new level's fifo starts with; a
+// level that outgrows it grows its own, and keeps it when freed.
+const levelRoom = 8
+
 // addLevelSlab makes at least n more free levels.
 func (e *Engine) addLevelSlab(n int) {
 	for ; n > 0; n -= levelSlab {
 		slab := new([levelSlab]level)
 		e.levelSlabs = append(e.levelSlabs, slab)
 		base := int32(len(e.levelSlabs)-1) * levelSlab
+		room := make([]int32, levelSlab*levelRoom) // every level's first fifo, in one allocation
 		for i := range slab {
+			slab[i].fifo.q = room[i*levelRoom : i*levelRoom : (i+1)*levelRoom]
 			slab[i].id = base + int32(i)
 			slab[i].nextFree = e.freeLevels
 			e.freeLevels = &slab[i]
@@ -1019,6 +1013,6 @@ func (e *Engine) allocLevel() *level {
 }
 
 func (e *Engine) freeLevel(l *level) {
-	*l = level{nextFree: e.freeLevels, id: l.id}
+	*l = level{nextFree: e.freeLevels, id: l.id, fifo: fifo{q: l.fifo.q[:0]}} // keep the fifo's room
 	e.freeLevels = l
 }

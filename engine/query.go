@@ -130,7 +130,7 @@ func (e *Engine) OpenOrders(a AccountID, out []OrderInfo) []OrderInfo {
 	if acct == nil {
 		return out
 	}
-	for o := acct.head; o != nil; o = o.anext {
+	for _, o := range e.accountOrders(acct) {
 		out = append(out, e.info(o))
 	}
 	return out
@@ -146,21 +146,25 @@ func (e *Engine) OpenOrdersPage(a AccountID, after OrderID, limit int, out []Ord
 	if acct == nil {
 		return out, false
 	}
-	o := acct.head
+	q := acct.orders.q
+	i := int(acct.orders.head)
 	if after != 0 {
 		if p := e.orders.get(after); p != nil && p.acct == acct.idx {
-			o = p.anext // still open: go on from it
+			i = int(p.apos) + 1 // still open: go on from it
 		} else {
-			for o != nil && o.id <= after {
-				o = o.anext
+			for i < len(q) && (q[i] == 0 || e.orders.at(q[i]-1).id <= after) {
+				i++
 			}
 		}
 	}
-	for n := 0; o != nil; o = o.anext {
+	for n := 0; i < len(q); i++ {
+		if q[i] == 0 {
+			continue
+		}
 		if n == limit {
 			return out, true
 		}
-		out = append(out, e.info(o))
+		out = append(out, e.info(e.orders.at(q[i]-1)))
 		n++
 	}
 	return out, false

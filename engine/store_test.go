@@ -2,6 +2,7 @@ package engine
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -53,6 +54,43 @@ func TestOrderStore(t *testing.T) {
 					t.Fatalf("%d free + %d used != %d allocated", len(s.free), len(ref), len(s.chunks)*chunkSize)
 				}
 			}
+		}
+	}
+}
+
+// TestSortTouches checks sortTouches against a plain sort on the shapes it
+// special-cases (ascending, descending, a monotone run and a short tail)
+// and on random records.
+func TestSortTouches(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 5000; i++ {
+		n := 2 + r.IntN(80)
+		ls := make([]levelTouch, n)
+		shape := r.IntN(4)
+		for j := range ls {
+			p := Price(r.IntN(40))
+			switch shape {
+			case 0:
+				p = Price(j)
+			case 1:
+				p = Price(n - j)
+			case 2:
+				if j < n-r.IntN(6) {
+					p = Price(3 * (n - j))
+				}
+			}
+			ls[j] = levelTouch{inst: InstrumentID(1 + r.IntN(2)*shape/3), side: Side(1 + r.IntN(2)*(shape/3)), price: p, order: int32(j)}
+		}
+		want := slices.Clone(ls)
+		slices.SortFunc(want, func(a, b levelTouch) int {
+			if a.less(&b) {
+				return -1
+			}
+			return 1
+		})
+		sortTouches(ls)
+		if !slices.Equal(ls, want) {
+			t.Fatalf("shape %d, %d records: got %v, want %v", shape, n, ls, want)
 		}
 	}
 }
