@@ -13,8 +13,9 @@ type order struct {
 	time   int64  // of the command that accepted or last re-prioritised it
 	level  *level // nil unless resting
 
-	lpos    int32 // its position in its level's fifo
-	apos    int32 // and in its account's
+	prev, next   *order // FIFO at the level
+	aprev, anext *order // the account's open orders, oldest first
+
 	acct    int32 // index of its account in Engine.accts
 	sess    int32 // index of the session that entered it in Engine.sess
 	handle  int32 // its place in the orderStore; never changes
@@ -48,18 +49,18 @@ func (o *order) eventPrice() Price {
 // level is one price level of one side: a FIFO of resting orders and their
 // total open quantity.
 type level struct {
-	price    Price
-	qty      Qty    // shown quantity
-	hidden   Qty    // icebergs' reserves
-	count    int32  // orders in fifo
-	fifo     fifo   // the orders, in time priority
-	better   *level // the side's neighbouring levels in the tree, empty ones included
-	worse    *level
-	nextFree *level
-	epoch    uint64 // Engine.epoch of the last command that recorded it in Engine.levels
-	gen      uint64 // while empty and kept for reuse: its entry in bookSide.empties; else 0
-	touch    int32  // and the record's index there
-	id       int32  // its index in Engine.levelSlabs
+	price      Price
+	qty        Qty // shown quantity
+	hidden     Qty // icebergs' reserves
+	count      int32
+	head, tail *order // head is the oldest
+	better     *level // the side's neighbouring levels in the tree, empty ones included
+	worse      *level
+	nextFree   *level
+	epoch      uint64 // Engine.epoch of the last command that recorded it in Engine.levels
+	gen        uint64 // while empty and kept for reuse: its entry in bookSide.empties; else 0
+	touch      int32  // and the record's index there
+	id         int32  // its index in Engine.levelSlabs
 }
 
 // bookSide is the bids or the asks of one book. Levels are kept in a btree

@@ -252,7 +252,7 @@ func (e *Engine) DescribeBook(id InstrumentID) string {
 	var sb strings.Builder
 	line := func(l *level) {
 		fmt.Fprintf(&sb, "  %d x %d:", l.price, l.qty)
-		for _, o := range e.levelOrders(l) {
+		for o := l.head; o != nil; o = o.next {
 			fmt.Fprintf(&sb, " %d:%d(%d)", o.id, o.qty, e.accts[o.acct].id)
 			if h := e.hidden(o); h != 0 {
 				fmt.Fprintf(&sb, "+%d", h)

@@ -16,8 +16,8 @@ type account struct {
 	lastSess int32   // the session last looked up, or -1
 	stp      STPMode
 	open     []int32 // open orders per book index
-	live     int32   // open orders in orders
-	orders   fifo    // its open orders, oldest first
+	head     *order  // oldest open order
+	tail     *order
 }
 
 // Engine is the matching engine: every instrument's book and every account's
@@ -579,11 +579,7 @@ func (e *Engine) fillable(b *book, opp *bookSide, s Side, a *account, stp STPMod
 		if b.inst.VolatilityBps != 0 && !b.inVolBandOf(b.refPrice, l.price) {
 			return false // the trade would interrupt instead
 		}
-		for _, h := range l.fifo.q[l.fifo.head:] {
-			if h == 0 {
-				continue
-			}
-			o := e.orders.at(h - 1)
+		for o := l.head; o != nil; o = o.next {
 			if o.acct == a.idx {
 				if stp != STPCancelResting {
 					return false // the incoming order would be canceled here
@@ -618,8 +614,8 @@ func (e *Engine) match(b *book, t *order) {
 			return
 		}
 		e.touchLevel(b, opp.side, l)
-		for t.qty > 0 && l.count > 0 {
-			m := e.orders.at(l.fifo.first() - 1)
+		for m := l.head; m != nil && t.qty > 0; {
+			next := m.next
 			if m.acct == t.acct {
 				switch t.stp {
 				case STPCancelIncoming:
@@ -631,6 +627,7 @@ func (e *Engine) match(b *book, t *order) {
 					return
 				default:
 					e.cancelResting(m, CancelSelfTrade, m.sess)
+					m = next
 					continue
 				}
 			}
@@ -664,6 +661,7 @@ func (e *Engine) match(b *book, t *order) {
 					e.freeOrder(m)
 				}
 			}
+			m = next
 		}
 	}
 }
@@ -862,17 +860,14 @@ func (e *Engine) massCancel(c *Command) {
 		return
 	}
 	n := Qty(0)
-	for i := int(a.orders.head); i < len(a.orders.q); i++ { // cancels leave q as it is, or empty it
-		h := a.orders.q[i]
-		if h == 0 {
-			continue
-		}
-		o := e.orders.at(h - 1)
+	for o := a.head; o != nil; {
+		next := o.anext
 		if b := e.books[o.bookIdx]; (c.Instrument == 0 || b.inst.ID == c.Instrument) && (!c.SessionOnly || o.sess == e.cs) {
 			e.touch(b)
 			e.cancelResting(o, CancelMass, o.sess)
 			n++
 		}
+		o = next
 	}
 	e.out = append(e.out, Event{
 		Seq: e.seq, Time: e.time, Kind: EvMassCanceled, Instrument: c.Instrument,
@@ -897,7 +892,13 @@ func (e *Engine) addToLevel(s *bookSide, o *order) {
 	}
 	e.touchLevel(e.books[o.bookIdx], s.side, l)
 	o.level = l
-	o.lpos = l.fifo.push(&e.orders, o.handle, l.count, setLpos)
+	o.prev, o.next = l.tail, nil
+	if l.tail != nil {
+		l.tail.next = o
+	} else {
+		l.head = o
+	}
+	l.tail = o
 	l.qty += o.qty
 	l.count++
 	if o.ext != 0 {
@@ -911,10 +912,19 @@ func (e *Engine) addToLevel(s *bookSide, o *order) {
 func (e *Engine) removeFromLevel(o *order) {
 	l := o.level
 	e.touchLevel(e.books[o.bookIdx], o.side, l)
-	o.level = nil
+	if o.prev != nil {
+		o.prev.next = o.next
+	} else {
+		l.head = o.next
+	}
+	if o.next != nil {
+		o.next.prev = o.prev
+	} else {
+		l.tail = o.prev
+	}
+	o.prev, o.next, o.level = nil, nil, nil
 	l.qty -= o.qty
 	l.count--
-	l.fifo.leave(o.lpos, l.count)
 	if o.ext != 0 {
 		l.hidden -= e.exts[o.ext-1].hidden
 	}
@@ -947,8 +957,13 @@ func (e *Engine) addOpen(o *order) {
 	}
 	a := e.accts[o.acct]
 	a.open[o.bookIdx]++
-	o.apos = a.orders.push(&e.orders, o.handle, a.live, setApos)
-	a.live++
+	o.aprev, o.anext = a.tail, nil
+	if a.tail != nil {
+		a.tail.anext = o
+	} else {
+		a.head = o
+	}
+	a.tail = o
 }
 
 // removeOpen undoes addOpen.
@@ -959,8 +974,17 @@ func (e *Engine) removeOpen(o *order) {
 	}
 	a := e.accts[o.acct]
 	a.open[o.bookIdx]--
-	a.live--
-	a.orders.leave(o.apos, a.live)
+	if o.aprev != nil {
+		o.aprev.anext = o.anext
+	} else {
+		a.head = o.anext
+	}
+	if o.anext != nil {
+		o.anext.aprev = o.aprev
+	} else {
+		a.tail = o.aprev
+	}
+	o.aprev, o.anext = nil, nil
 }
 
 const slabSize = 1024
@@ -968,19 +992,13 @@ const slabSize = 1024
 // levelSlab is how many levels are allocated at a time.
 const levelSlab = 1024
 
-// levelRoom is the room for orders each new level's fifo starts with; a
-// level that outgrows it grows its own, and keeps it when freed.
-const levelRoom = 8
-
 // addLevelSlab makes at least n more free levels.
 func (e *Engine) addLevelSlab(n int) {
 	for ; n > 0; n -= levelSlab {
 		slab := new([levelSlab]level)
 		e.levelSlabs = append(e.levelSlabs, slab)
 		base := int32(len(e.levelSlabs)-1) * levelSlab
-		room := make([]int32, levelSlab*levelRoom) // every level's first fifo, in one allocation
 		for i := range slab {
-			slab[i].fifo.q = room[i*levelRoom : i*levelRoom : (i+1)*levelRoom]
 			slab[i].id = base + int32(i)
 			slab[i].nextFree = e.freeLevels
 			e.freeLevels = &slab[i]
@@ -1013,6 +1031,6 @@ func (e *Engine) allocLevel() *level {
 }
 
 func (e *Engine) freeLevel(l *level) {
-	*l = level{nextFree: e.freeLevels, id: l.id, fifo: fifo{q: l.fifo.q[:0]}} // keep the fifo's room
+	*l = level{nextFree: e.freeLevels, id: l.id}
 	e.freeLevels = l
 }

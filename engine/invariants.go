@@ -36,7 +36,7 @@ func (e *Engine) CheckInvariants() error {
 				prev = l
 				if l.count == 0 {
 					empties++
-					if l.qty != 0 || l.hidden != 0 || len(l.fifo.q) != 0 || l.fifo.head != 0 || l.gen == 0 {
+					if l.qty != 0 || l.hidden != 0 || l.head != nil || l.tail != nil || l.gen == 0 {
 						bad("%s side %d: empty level %d kept with qty %d, hidden %d, gen %d", b.inst.Symbol, s.side, l.price, l.qty, l.hidden, l.gen)
 					}
 					return true
@@ -51,16 +51,9 @@ func (e *Engine) CheckInvariants() error {
 				var sum, hidden Qty
 				var n int32
 				var last *order
-				if msg := checkFifo(&l.fifo, l.count); msg != "" {
-					bad("%s level %d: %s", b.inst.Symbol, l.price, msg)
-				}
-				for i, h := range l.fifo.q {
-					if h == 0 {
-						continue
-					}
-					o := e.orders.at(h - 1)
-					if o.lpos != int32(i) {
-						bad("order %d: at %d in its level, lpos %d", o.id, i, o.lpos)
+				for o := l.head; o != nil; o = o.next {
+					if o.prev != last {
+						bad("order %d: broken back link", o.id)
 					}
 					if o.level != l || o.price != l.price || o.side != s.side || e.books[o.bookIdx] != b {
 						bad("order %d: does not belong at %s %d", o.id, b.inst.Symbol, l.price)
@@ -91,6 +84,9 @@ func (e *Engine) CheckInvariants() error {
 					n++
 					resting++
 					last = o
+				}
+				if l.tail != last {
+					bad("level %d: tail is not the last order", l.price)
 				}
 				if hidden != l.hidden {
 					bad("%s level %d: hidden %d, orders hide %d", b.inst.Symbol, l.price, l.hidden, hidden)
@@ -161,22 +157,12 @@ func (e *Engine) CheckInvariants() error {
 		if a.idx != int32(i) || e.lookupAccount(a.id) != a {
 			bad("account %d: not findable by ID", a.id)
 		}
-		counts := make([]int32, len(e.books))
-		if msg := checkFifo(&a.orders, a.live); msg != "" {
-			bad("account %d: %s", a.id, msg)
-		}
 		var last *order
-		for i, h := range a.orders.q {
-			if h == 0 {
-				continue
-			}
-			o := e.orders.at(h - 1)
-			if o.apos != int32(i) || o.acct != a.idx {
-				bad("account %d: order %d listed at %d, apos %d, account index %d", a.id, o.id, i, o.apos, o.acct)
+		counts := make([]int32, len(e.books))
+		for o := a.head; o != nil; o = o.anext {
+			if o.aprev != last || o.acct != a.idx {
+				bad("account %d: broken order list at order %d", a.id, o.id)
 				break
-			}
-			if last != nil && last.id > o.id {
-				bad("account %d: order %d listed after later order %d", a.id, last.id, o.id)
 			}
 			if o.level == nil && !e.parked(o) {
 				bad("account %d: order %d listed but not resting or parked", a.id, o.id)
@@ -190,6 +176,9 @@ func (e *Engine) CheckInvariants() error {
 			counts[o.bookIdx]++
 			last = o
 			listed++
+		}
+		if a.tail != last {
+			bad("account %d: tail is not the last order", a.id)
 		}
 		want := perAcct[a]
 		for i := range counts {

@@ -117,7 +117,7 @@ func (e *Engine) cross(b *book, p Price) {
 		}
 		e.touchLevel(b, Buy, bl)
 		e.touchLevel(b, Sell, al)
-		bo, ao := e.orders.at(bl.fifo.first()-1), e.orders.at(al.fifo.first()-1)
+		bo, ao := bl.head, al.head
 		t, m := ao, bo // the taker fields hold the later arrival
 		if later(bo, ao) {
 			t, m = bo, ao

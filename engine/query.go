@@ -130,7 +130,7 @@ func (e *Engine) OpenOrders(a AccountID, out []OrderInfo) []OrderInfo {
 	if acct == nil {
 		return out
 	}
-	for _, o := range e.accountOrders(acct) {
+	for o := acct.head; o != nil; o = o.anext {
 		out = append(out, e.info(o))
 	}
 	return out
@@ -146,25 +146,21 @@ func (e *Engine) OpenOrdersPage(a AccountID, after OrderID, limit int, out []Ord
 	if acct == nil {
 		return out, false
 	}
-	q := acct.orders.q
-	i := int(acct.orders.head)
+	o := acct.head
 	if after != 0 {
 		if p := e.orders.get(after); p != nil && p.acct == acct.idx {
-			i = int(p.apos) + 1 // still open: go on from it
+			o = p.anext // still open: go on from it
 		} else {
-			for i < len(q) && (q[i] == 0 || e.orders.at(q[i]-1).id <= after) {
-				i++
+			for o != nil && o.id <= after {
+				o = o.anext
 			}
 		}
 	}
-	for n := 0; i < len(q); i++ {
-		if q[i] == 0 {
-			continue
-		}
+	for n := 0; o != nil; o = o.anext {
 		if n == limit {
 			return out, true
 		}
-		out = append(out, e.info(e.orders.at(q[i]-1)))
+		out = append(out, e.info(o))
 		n++
 	}
 	return out, false

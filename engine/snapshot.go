@@ -132,11 +132,7 @@ func (e *Engine) Snapshot(out []byte) []byte {
 			s.scan(func(l *level) bool { n += int(l.count); return true })
 			out = be.AppendUint32(out, uint32(n))
 			s.scan(func(l *level) bool {
-				for _, h := range l.fifo.q[l.fifo.head:] {
-					if h == 0 {
-						continue
-					}
-					o := e.orders.at(h - 1)
+				for o := l.head; o != nil; o = o.next {
 					out = be.AppendUint64(out, uint64(o.id))
 					out = be.AppendUint32(out, uint32(e.accts[o.acct].id))
 					out = be.AppendUint64(out, uint64(e.sess[o.sess].name))
@@ -181,21 +177,23 @@ func (e *Engine) Snapshot(out []byte) []byte {
 
 	nLists := 0
 	for _, a := range accts {
-		if a.live != 0 {
+		if a.head != nil {
 			nLists++
 		}
 	}
 	out = be.AppendUint32(out, uint32(nLists))
 	for _, a := range accts {
-		if a.live == 0 {
+		if a.head == nil {
 			continue
 		}
+		n := 0
+		for o := a.head; o != nil; o = o.anext {
+			n++
+		}
 		out = be.AppendUint32(out, uint32(a.id))
-		out = be.AppendUint32(out, uint32(a.live))
-		for _, h := range a.orders.q[a.orders.head:] {
-			if h != 0 {
-				out = be.AppendUint64(out, uint64(e.orders.at(h-1).id))
-			}
+		out = be.AppendUint32(out, uint32(n))
+		for o := a.head; o != nil; o = o.anext {
+			out = be.AppendUint64(out, uint64(o.id))
 		}
 	}
 	return be.AppendUint32(out, crc32.Checksum(out[start:], castagnoli))
@@ -534,7 +532,6 @@ func Restore(data []byte) (*Engine, error) {
 				*o = *src
 				o.handle = h
 				o.acct, o.sess, o.bookIdx, o.side = a.idx, sess, int32(b.idx), side
-				o.apos = -1 // not listed yet
 				if *sx != (orderExt{}) {
 					*e.allocExt(o) = *sx
 				}
@@ -568,11 +565,16 @@ func Restore(data []byte) (*Engine, error) {
 		prevList = a
 		for range n {
 			o := e.orders.get(OrderID(r.u64()))
-			if o == nil || o.acct != a.idx || o.apos >= 0 {
-				return nil, fmt.Errorf("%w: account %d lists an order it does not own, or twice", ErrBadSnapshot, a.id)
+			if o == nil || o.acct != a.idx || o.anext != nil || a.tail == o {
+				return nil, fmt.Errorf("%w: account %d lists an order it does not own", ErrBadSnapshot, a.id)
 			}
-			o.apos = a.orders.push(&e.orders, o.handle, a.live, setApos)
-			a.live++
+			o.aprev = a.tail
+			if a.tail != nil {
+				a.tail.anext = o
+			} else {
+				a.head = o
+			}
+			a.tail = o
 			listed++
 		}
 	}

@@ -257,11 +257,18 @@ func (e *Engine) replenish(m *order) {
 	l.qty += slice
 	m.qty = slice
 	m.time = e.time
-	if l.fifo.q[len(l.fifo.q)-1] == m.handle+1 {
+	if l.tail == m {
 		return
 	}
-	l.fifo.leave(m.lpos, l.count-1)
-	m.lpos = l.fifo.push(&e.orders, m.handle, l.count-1, setLpos)
+	if m.prev != nil {
+		m.prev.next = m.next
+	} else {
+		l.head = m.next
+	}
+	m.next.prev = m.prev
+	m.prev, m.next = l.tail, nil
+	l.tail.next = m
+	l.tail = m
 }
 
 // drained handles a resting order after a trade: one with nothing shown
@@ -343,10 +350,8 @@ func (e *Engine) expireDay(b *book) {
 	}
 	for _, s := range []*bookSide{&b.bids, &b.asks} {
 		s.scan(func(l *level) bool {
-			for _, h := range l.fifo.q[l.fifo.head:] {
-				if h != 0 {
-					collect(e.orders.at(h - 1))
-				}
+			for o := l.head; o != nil; o = o.next {
+				collect(o)
 			}
 			return true
 		})
