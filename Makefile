@@ -21,7 +21,7 @@ DURATION ?= 15s
 FSYNC    ?= true
 LOADTEST_OUT ?= ./loadtest-out
 
-.PHONY: all run cluster cluster-chaos test vet unit race web-deps fuzz-short fuzz bench lint diff-long crashtest loadtest latency attack chaos
+.PHONY: all run cluster cluster-chaos test vet unit race web-deps fuzz-short fuzz bench peers lint diff-long crashtest loadtest latency attack chaos
 
 all: test
 
@@ -130,6 +130,15 @@ latency:
 	$(BUILD) -o bin/matchd ./cmd/matchd
 	$(BUILD) -o bin/matchlat ./cmd/matchlat
 	./bin/matchlat --matchd bin/matchd --runs $(LATENCY_RUNS) --out $(LATENCY_OUT) $(LATENCY_FLAGS)
+
+# make peers: the engine against github.com/geseq/orderbook and
+# github.com/fmstephe/matching_engine on workloads A, B and C, PEER_ROUNDS
+# interleaved rounds; their sources come from PEERS_GESEQ or
+# PEERS_GESEQ_GIT and PEERS_FMSTEPHE or PEERS_FMSTEPHE_GIT (see
+# scripts/peers.sh).
+PEER_ROUNDS ?= 5
+peers:
+	ROUNDS=$(PEER_ROUNDS) scripts/peers.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count $(COUNT) ./engine/ ./internal/ring/

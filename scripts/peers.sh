@@ -1,0 +1,87 @@
+#!/bin/sh
+# peers.sh: matchd's engine against other Go order books, on the engine
+# benchmarks' workloads A, B and C, one process per (workload, book), books
+# interleaved, ROUNDS rounds (default 3). See docs/BENCHMARKS.md.
+#
+# The peers are not in the module proxy this project can use, so their
+# sources come from the environment:
+#   PEERS_GESEQ      a checkout of github.com/geseq/orderbook, or
+#   PEERS_GESEQ_GIT  a git directory of it (its HEAD is extracted);
+#   PEERS_FMSTEPHE, PEERS_FMSTEPHE_GIT  the same for
+#                    github.com/fmstephe/matching_engine
+# The harness (bench/_peers) is built in a module of its own under a
+# temporary directory, so the main module never depends on the peers.
+set -eu
+root=$(cd "$(dirname "$0")/.." && pwd)
+rounds=${ROUNDS:-3}
+workloads=${WORKLOADS:-A B C}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cache=${MATCHD_WORKLOAD_CACHE:-$work/wl}
+mkdir -p "$cache"
+
+# source NAME VAR GITVAR: the directory of a peer's sources.
+source() {
+	dir=$(eval echo "\${$2:-}")
+	gitdir=$(eval echo "\${$3:-}")
+	if [ -z "$dir" ]; then
+		if [ -z "$gitdir" ]; then
+			echo "peers.sh: set $2 (a checkout of $1) or $3" >&2
+			exit 2
+		fi
+		dir=$work/src/$1
+		mkdir -p "$dir"
+		git --git-dir="$gitdir" archive HEAD | tar -x -C "$dir"
+		echo "$1 at $(git --git-dir="$gitdir" rev-parse --short HEAD)" >&2
+	fi
+	echo "$dir"
+}
+geseq=$(source github.com/geseq/orderbook PEERS_GESEQ PEERS_GESEQ_GIT)
+fmstephe=$(source github.com/fmstephe/matching_engine PEERS_FMSTEPHE PEERS_FMSTEPHE_GIT)
+
+# The workload files, written once by the engine benchmarks.
+if [ ! -f "$cache/C.cmds" ]; then
+	(cd "$root" && MATCHD_WORKLOAD_CACHE=$cache go test -run '^$' -bench 'Workload(A|B|C)$' -benchtime 1x ./engine >/dev/null)
+fi
+
+mod=$work/peers
+mkdir -p "$mod"
+cp "$root"/bench/_peers/*.go "$mod"/
+cat >"$mod/go.mod" <<MOD
+module github.com/matchd/matchd/bench/peers
+
+go 1.26
+
+require (
+	github.com/matchd/matchd v0.0.0
+	github.com/geseq/orderbook v0.0.0
+	github.com/fmstephe/matching_engine v0.0.0
+)
+
+replace github.com/matchd/matchd => $root
+
+replace github.com/geseq/orderbook => $geseq
+
+replace github.com/fmstephe/matching_engine => $fmstephe
+MOD
+(cd "$mod" && go mod tidy >/dev/null && go build -o "$work/peers.bin" .)
+
+out=$work/runs.txt
+for r in $(seq 1 "$rounds"); do
+	for w in $workloads; do
+		for e in matchd geseq fmstephe; do
+			"$work/peers.bin" -cache "$cache" -engine $e -workload $w | grep -v ' n/a: ' | tee -a "$out" || true
+		done
+		if [ "$w" = A ] && [ "$r" = 1 ]; then # the self-trade-free check of A
+			for e in matchd geseq; do
+				"$work/peers.bin" -cache "$cache" -engine $e -workload A -distinct | sed 's/^/distinct accounts: /'
+			done
+		fi
+	done
+done
+echo "medians of $rounds rounds (ns per command; matchd / geseq below 1 means matchd is faster):"
+awk '{v[$1" "$2]=v[$1" "$2]" "$3; c[$1" "$2]=$5" "$6} END {for (k in v) print k, v[k], "|", c[k]}' "$out" | sort -k2,2 -k1,1 |
+	awk '{n=0; for (i=3; i<=NF && $i!="|"; i++) a[n++]=$i+0
+		for (i=1; i<n; i++) for (j=i; j>0 && a[j]<a[j-1]; j--) { t=a[j]; a[j]=a[j-1]; a[j-1]=t }
+		printf "%s %s median %.1f  runs", $1, $2, a[int((n-1)/2)]; for (i=3; i<3+n; i++) printf " %s", $i
+		printf "  check %s %s\n", $(NF-1), $NF}'
