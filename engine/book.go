@@ -75,13 +75,15 @@ type level struct {
 // levels goes through scan, which skips the empty ones.
 //
 // The levels in the tree are also linked in price order (better, worse), so
-// the next best level after the best empties is a pointer away, and a level
-// a few prices from the best is found, or placed, without searching the
-// tree.
+// the next best level after the best empties is a pointer away, and a new
+// level a few prices from the best is placed without searching the tree;
+// and they are in a hash by price, so an order joining a level that
+// exists never searches it.
 type bookSide struct {
 	levels  btree.Map[Price, *level]
-	best    *level // the best non-empty level, nil if none
-	last    *level // the worst level in the tree (maybe empty)
+	byPrice levelHash // the same levels by price
+	best    *level    // the best non-empty level, nil if none
+	last    *level    // the worst level in the tree (maybe empty)
 	side    Side
 	emptyAt int32 // next slot of empties to write
 	empties [emptyKeep]emptyRef
@@ -116,26 +118,25 @@ func (s *bookSide) nextBest(from *level) *level {
 	return nil
 }
 
-// nearWalk bounds how many linked levels levelFor walks from the best
-// before it searches the tree instead.
+// nearWalk bounds how many linked levels levelFor walks from the best to
+// place a new level before it searches the tree instead.
 const nearWalk = 8
 
 // levelFor returns the level at price p (kept empty, maybe), or a new empty
 // one it puts in the tree.
 func (e *Engine) levelFor(s *bookSide, p Price) *level {
+	if id := s.byPrice.find(p); id != 0 {
+		return e.levelByID(id - 1)
+	}
+	// A new level: its neighbours are a short walk from the best, or a
+	// search of the tree away.
 	k := s.key(p)
 	if x := s.best; x != nil {
-		if x.price == p {
-			return x
-		}
 		if k > s.key(x.price) {
 			for i := 0; i < nearWalk; i++ {
 				w := x.worse
 				if w == nil || s.key(w.price) > k {
 					return e.newLevel(s, p, x, w)
-				}
-				if w.price == p {
-					return w
 				}
 				x = w
 			}
@@ -145,15 +146,9 @@ func (e *Engine) levelFor(s *bookSide, p Price) *level {
 				if bt == nil || s.key(bt.price) < k {
 					return e.newLevel(s, p, bt, x)
 				}
-				if bt.price == p {
-					return bt
-				}
 				x = bt
 			}
 		}
-	}
-	if l, ok := s.levels.Get(k); ok {
-		return l
 	}
 	var w *level
 	s.levels.Ascend(k, func(_ Price, l *level) bool { w = l; return false })
@@ -170,6 +165,7 @@ func (e *Engine) newLevel(s *bookSide, p Price, better, worse *level) *level {
 	l := e.allocLevel()
 	l.price = p
 	s.levels.Set(s.key(p), l)
+	s.byPrice.put(p, l.id)
 	l.better, l.worse = better, worse
 	if better != nil {
 		better.worse = l
@@ -185,6 +181,7 @@ func (e *Engine) newLevel(s *bookSide, p Price, better, worse *level) *level {
 // dropLevel takes the empty level l out of the tree and frees it.
 func (e *Engine) dropLevel(s *bookSide, l *level) {
 	s.levels.Delete(s.key(l.price))
+	s.byPrice.del(l.price)
 	if l.better != nil {
 		l.better.worse = l.worse
 	}
@@ -349,4 +346,92 @@ func (b *book) protection(s Side) Price {
 		return hi
 	}
 	return max(lo, 1)
+}
+
+// levelHash finds a side's levels by price: open addressing over slots
+// holding a price and its level's id plus one (0: empty), linear probing
+// with backward-shift deletion, at most half full. It holds no pointers.
+type levelHash struct {
+	slots []levelSlot
+	shift uint // 64 - log2(len(slots))
+	n     int
+}
+
+type levelSlot struct {
+	price Price
+	id    int32 // the level's id plus one; 0: an empty slot
+}
+
+func (h *levelHash) home(p Price) int { return int((uint64(p) * 0x9e3779b97f4a7c15) >> h.shift) }
+
+// find returns the id plus one of the level at price p, or 0.
+func (h *levelHash) find(p Price) int32 {
+	if h.n == 0 {
+		return 0
+	}
+	mask := len(h.slots) - 1
+	for i := h.home(p); ; i = (i + 1) & mask {
+		sl := &h.slots[i]
+		if sl.id == 0 || sl.price == p {
+			return sl.id
+		}
+	}
+}
+
+// put adds the level with id at price p, which must not be there yet.
+func (h *levelHash) put(p Price, id int32) {
+	if (h.n+1)*2 > len(h.slots) {
+		h.resize(max(64, 2*len(h.slots)))
+	}
+	h.insert(levelSlot{price: p, id: id + 1})
+	h.n++
+}
+
+func (h *levelHash) insert(v levelSlot) {
+	mask := len(h.slots) - 1
+	i := h.home(v.price)
+	for h.slots[i].id != 0 {
+		i = (i + 1) & mask
+	}
+	h.slots[i] = v
+}
+
+// del removes the level at price p, shifting later members of its probe
+// run back so that lookups never need tombstones.
+func (h *levelHash) del(p Price) {
+	mask := len(h.slots) - 1
+	i := h.home(p)
+	for h.slots[i].price != p || h.slots[i].id == 0 {
+		if h.slots[i].id == 0 {
+			return
+		}
+		i = (i + 1) & mask
+	}
+	h.n--
+	for j := (i + 1) & mask; ; j = (j + 1) & mask {
+		v := h.slots[j]
+		if v.id == 0 {
+			break
+		}
+		// v may move into the hole at i if its home is not in (i, j].
+		if k := h.home(v.price); (j > i && (k <= i || k > j)) || (j < i && k <= i && k > j) {
+			h.slots[i] = v
+			i = j
+		}
+	}
+	h.slots[i] = levelSlot{}
+}
+
+func (h *levelHash) resize(size int) {
+	old := h.slots
+	h.slots = make([]levelSlot, size)
+	h.shift = 64
+	for k := size; k > 1; k >>= 1 {
+		h.shift--
+	}
+	for _, v := range old {
+		if v.id != 0 {
+			h.insert(v)
+		}
+	}
 }

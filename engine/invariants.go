@@ -22,7 +22,7 @@ func (e *Engine) CheckInvariants() error {
 	for _, b := range e.books {
 		for _, s := range []*bookSide{&b.bids, &b.asks} {
 			var prev, prevLive *level
-			empties := 0
+			empties, inTree := 0, 0
 			s.levels.Scan(func(k Price, l *level) bool {
 				if k != s.key(l.price) {
 					bad("%s side %d: level %d under key %d", b.inst.Symbol, s.side, l.price, k)
@@ -30,6 +30,10 @@ func (e *Engine) CheckInvariants() error {
 				if prev != nil && !s.better(prev.price, l.price) {
 					bad("%s side %d: levels out of order", b.inst.Symbol, s.side)
 				}
+				if id := s.byPrice.find(l.price); id != l.id+1 {
+					bad("%s side %d: level %d found by price as level #%d", b.inst.Symbol, s.side, l.price, id-1)
+				}
+				inTree++
 				if l.better != prev || prev != nil && prev.worse != l {
 					bad("%s side %d: level %d not linked to its better neighbour", b.inst.Symbol, s.side, l.price)
 				}
@@ -96,6 +100,9 @@ func (e *Engine) CheckInvariants() error {
 				}
 				return true
 			})
+			if inTree != s.byPrice.n {
+				bad("%s side %d: %d levels in the tree, %d by price", b.inst.Symbol, s.side, inTree, s.byPrice.n)
+			}
 			if s.last != prev || prev != nil && prev.worse != nil {
 				bad("%s side %d: last level not linked as the last", b.inst.Symbol, s.side)
 			}

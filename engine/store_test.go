@@ -94,3 +94,41 @@ func TestSortTouches(t *testing.T) {
 		}
 	}
 }
+
+// TestLevelHash checks the by-price hash of levels against a map under
+// random puts and deletes, with prices clustered (as near a mid) and
+// scattered.
+func TestLevelHash(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	var h levelHash
+	ref := map[Price]int32{}
+	for i := 0; i < 100_000; i++ {
+		p := Price(100_000 + r.IntN(300))
+		if i%3 == 0 {
+			p = Price(r.Int64N(int64(MaxPrice)))
+		}
+		if id, ok := ref[p]; ok {
+			if got := h.find(p); got != id+1 {
+				t.Fatalf("find(%d) = %d, want %d", p, got, id+1)
+			}
+			h.del(p)
+			delete(ref, p)
+		} else {
+			ref[p] = int32(i)
+			h.put(p, int32(i))
+		}
+		if i%997 == 0 {
+			if h.n != len(ref) {
+				t.Fatalf("n %d, want %d", h.n, len(ref))
+			}
+			for p, id := range ref {
+				if h.find(p) != id+1 {
+					t.Fatalf("lost price %d", p)
+				}
+			}
+			if h.find(MaxPrice+1) != 0 {
+				t.Fatal("found an absent price")
+			}
+		}
+	}
+}
