@@ -413,8 +413,7 @@ func (h *levelHash) del(p Price) {
 		if v.id == 0 {
 			break
 		}
-		// v may move into the hole at i if its home is not in (i, j].
-		if k := h.home(v.price); (j > i && (k <= i || k > j)) || (j < i && k <= i && k > j) {
+		if fillsHole(h.home(v.price), i, j) {
 			h.slots[i] = v
 			i = j
 		}
@@ -425,10 +424,7 @@ func (h *levelHash) del(p Price) {
 func (h *levelHash) resize(size int) {
 	old := h.slots
 	h.slots = make([]levelSlot, size)
-	h.shift = 64
-	for k := size; k > 1; k >>= 1 {
-		h.shift--
-	}
+	h.shift = hashShift(size)
 	for _, v := range old {
 		if v.id != 0 {
 			h.insert(v)

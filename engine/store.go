@@ -243,9 +243,7 @@ func (x *spillIndex) del(o *order) bool {
 		if v == 0 {
 			break
 		}
-		// v may move into the hole at i if its home is not in (i, j].
-		h := x.home(OrderID(v >> 32))
-		if (j > i && (h <= i || h > j)) || (j < i && h <= i && h > j) {
+		if fillsHole(x.home(OrderID(v>>32)), i, j) {
 			x.slots[i] = v
 			i = j
 		}
@@ -257,13 +255,28 @@ func (x *spillIndex) del(o *order) bool {
 func (x *spillIndex) resize(size int) {
 	old := x.slots
 	x.slots = make([]uint64, size)
-	x.shift = 64
-	for k := size; k > 1; k >>= 1 {
-		x.shift--
-	}
+	x.shift = hashShift(size)
 	for _, v := range old {
 		if v != 0 {
 			x.insert(v)
 		}
 	}
+}
+
+// hashShift is 64 - log2(size) for a table of size slots (a power of
+// two): a 64-bit multiplicative hash shifted right by it is a slot.
+func hashShift(size int) uint {
+	shift := uint(64)
+	for k := size; k > 1; k >>= 1 {
+		shift--
+	}
+	return shift
+}
+
+// fillsHole reports whether, in a linear-probing table whose slot i was
+// just emptied, the member at slot j (later in i's probe run) whose home
+// slot is home may move into i: it may unless its home lies cyclically in
+// (i, j].
+func fillsHole(home, i, j int) bool {
+	return (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)
 }
