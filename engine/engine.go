@@ -203,10 +203,9 @@ func (e *Engine) finish() []Event {
 	}
 	for _, b := range e.touched {
 		if t := b.top(); t != b.before {
-			e.out = append(e.out, Event{
-				Seq: e.seq, Time: e.time, Kind: EvTopOfBook, Instrument: b.inst.ID,
-				BidPrice: t.BidPrice, BidQty: t.BidQty, AskPrice: t.AskPrice, AskQty: t.AskQty,
-			})
+			ev := e.event(EvTopOfBook)
+			ev.Instrument = b.inst.ID
+			ev.BidPrice, ev.BidQty, ev.AskPrice, ev.AskQty = t.BidPrice, t.BidQty, t.AskPrice, t.AskQty
 		}
 	}
 	out := e.out
@@ -326,11 +325,25 @@ func (e *Engine) emitLevel(t *levelTouch, l *level) {
 	if qty != t.qty || count != t.count {
 		b := e.byID[t.inst]
 		b.feedSeq++
-		e.out = append(e.out, Event{
-			Seq: e.seq, Time: e.time, Kind: EvLevel, Side: t.side, Instrument: t.inst,
-			Price: t.price, Qty: qty, Orders: count, FeedSeq: b.feedSeq,
-		})
+		ev := e.event(EvLevel)
+		ev.Side, ev.Instrument, ev.Price, ev.Qty, ev.Orders, ev.FeedSeq = t.side, t.inst, t.price, qty, count, b.feedSeq
 	}
+}
+
+// event appends a zero event of kind k for the current command to e.out
+// and returns it for the caller to fill in. An Event is large: built
+// where it lives, it is written once, not built aside and copied.
+func (e *Engine) event(k EventKind) *Event {
+	n := len(e.out)
+	if n == cap(e.out) {
+		e.out = append(e.out, Event{})
+	} else {
+		e.out = e.out[:n+1]
+		e.out[n] = Event{}
+	}
+	ev := &e.out[n]
+	ev.Seq, ev.Time, ev.Kind = e.seq, e.time, k
+	return ev
 }
 
 func (e *Engine) book(id InstrumentID) *book {
@@ -532,11 +545,9 @@ func (e *Engine) newOrder(c *Command) {
 		handle: o.handle, id: e.nextOrder, ref: c.Ref, price: limit, qty: c.Qty, time: e.time,
 		acct: a.idx, sess: e.cs, bookIdx: int32(b.idx), side: c.Side, typ: c.Type, tif: c.TIF, stp: stp,
 	}
-	e.out = append(e.out, Event{
-		Seq: e.seq, Time: e.time, Kind: EvAccepted, Side: c.Side, Instrument: b.inst.ID,
-		Account: a.id, OrderID: o.id, Ref: o.ref, Price: o.eventPrice(), Qty: c.Qty, Leaves: c.Qty,
-	})
-	ev := &e.out[len(e.out)-1] // filled in place: an Event is large
+	ev := e.event(EvAccepted)
+	ev.Side, ev.Instrument, ev.Account, ev.OrderID, ev.Ref = c.Side, b.inst.ID, a.id, o.id, o.ref
+	ev.Price, ev.Qty, ev.Leaves = o.eventPrice(), c.Qty, c.Qty
 	ev.Session, ev.SessSeq = e.to(e.cs)
 	if c.StopPrice|Price(c.Display)|Price(c.Expire) != 0 {
 		x := e.allocExt(o)
@@ -640,13 +651,10 @@ func (e *Engine) match(b *book, t *order) {
 			b.refPrice = l.price
 			e.nextTrade++
 			b.feedSeq++
-			e.out = append(e.out, Event{
-				Seq: e.seq, Time: e.time, Kind: EvFill, Side: t.side, Instrument: b.inst.ID,
-				Account: e.accts[t.acct].id, OrderID: t.id, Ref: t.ref, Price: l.price, Qty: q, Leaves: t.qty,
-				MakerAccount: e.accts[m.acct].id, MakerOrder: m.id, MakerRef: m.ref, MakerLeaves: m.qty,
-				TradeID: e.nextTrade, FeedSeq: b.feedSeq,
-			})
-			ev := &e.out[len(e.out)-1] // filled in place: an Event is large
+			ev := e.event(EvFill)
+			ev.Side, ev.Instrument, ev.Price, ev.Qty, ev.TradeID, ev.FeedSeq = t.side, b.inst.ID, l.price, q, e.nextTrade, b.feedSeq
+			ev.Account, ev.OrderID, ev.Ref, ev.Leaves = e.accts[t.acct].id, t.id, t.ref, t.qty
+			ev.MakerAccount, ev.MakerOrder, ev.MakerRef, ev.MakerLeaves = e.accts[m.acct].id, m.id, m.ref, m.qty
 			ev.Session, ev.SessSeq = e.to(t.sess)
 			ev.MakerSession, ev.MakerSessSeq = e.to(m.sess)
 			if m.ext != 0 {
@@ -669,12 +677,10 @@ func (e *Engine) match(b *book, t *order) {
 // cancelRemainder cancels what is left of an order that is not resting,
 // telling session to.
 func (e *Engine) cancelRemainder(o *order, r CancelReason, to int32) {
-	e.out = append(e.out, Event{
-		Seq: e.seq, Time: e.time, Kind: EvCanceled, Reason: uint8(r), Side: o.side,
-		Instrument: e.books[o.bookIdx].inst.ID, Account: e.accts[o.acct].id, OrderID: o.id, Ref: o.ref,
-		Price: o.eventPrice(), Qty: e.leaves(o),
-	})
-	ev := &e.out[len(e.out)-1] // filled in place: an Event is large
+	ev := e.event(EvCanceled)
+	ev.Reason, ev.Side = uint8(r), o.side
+	ev.Instrument, ev.Account, ev.OrderID, ev.Ref = e.books[o.bookIdx].inst.ID, e.accts[o.acct].id, o.id, o.ref
+	ev.Price, ev.Qty = o.eventPrice(), e.leaves(o)
 	ev.Session, ev.SessSeq = e.to(to)
 	o.qty = 0
 }
