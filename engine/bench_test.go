@@ -77,6 +77,7 @@ func cachedWorkload(name string, gen func() (engine.Config, []engine.Command)) w
 func replay(b *testing.B, w wl) {
 	out := make([]engine.Event, 0, 4096)
 	var allocs, late uint64
+	var lateTime time.Duration
 	var ms runtime.MemStats
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -98,9 +99,11 @@ func replay(b *testing.B, w wl) {
 		runtime.ReadMemStats(&ms)
 		mid := ms.Mallocs
 		b.StartTimer()
+		t0 := time.Now()
 		for j := half; j < len(w.cmds); j++ {
 			out = e.Apply(&w.cmds[j], out[:0])
 		}
+		lateTime += time.Since(t0)
 		b.StopTimer()
 		runtime.ReadMemStats(&ms)
 		allocs += ms.Mallocs - before
@@ -113,7 +116,10 @@ func replay(b *testing.B, w wl) {
 	b.ReportMetric(float64(allocs)/n, "allocs/cmd")
 	// The second half of the commands, once the book has grown to its
 	// size: the structures' warm-up is over.
-	b.ReportMetric(float64(late)/(n-float64(b.N)*float64(len(w.cmds)/2)), "late-allocs/cmd")
+	lateN := n - float64(b.N)*float64(len(w.cmds)/2)
+	b.ReportMetric(float64(late)/lateN, "late-allocs/cmd")
+	// And their time alone (workload B's second half is its cancels).
+	b.ReportMetric(float64(lateTime.Nanoseconds())/lateN, "late-ns/cmd")
 }
 
 // BenchmarkWorkloadA: 1 M commands, 60% passive / 30% cancel / 10%

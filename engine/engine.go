@@ -664,9 +664,7 @@ func (e *Engine) match(b *book, t *order) {
 				if m.ext != 0 && e.exts[m.ext-1].hidden > 0 {
 					e.replenish(m)
 				} else {
-					e.removeFromLevel(m)
-					e.removeOpen(m)
-					e.freeOrder(m)
+					e.retire(m)
 				}
 			}
 			m = next
@@ -686,15 +684,27 @@ func (e *Engine) cancelRemainder(o *order, r CancelReason, to int32) {
 }
 
 // cancelResting cancels a resting or parked order and frees it, telling
-// session to.
+// session to. It only reads o: a freed order is initialised whole when it
+// is used again, and a store to an order that is not in the cache (a
+// random cancel) costs as much as the load that found it.
 func (e *Engine) cancelResting(o *order, r CancelReason, to int32) {
+	ev := e.event(EvCanceled)
+	ev.Reason, ev.Side = uint8(r), o.side
+	ev.Instrument, ev.Account, ev.OrderID, ev.Ref = e.books[o.bookIdx].inst.ID, e.accts[o.acct].id, o.id, o.ref
+	ev.Price, ev.Qty = o.eventPrice(), e.leaves(o)
+	ev.Session, ev.SessSeq = e.to(to)
+	e.retire(o)
+}
+
+// retire takes an open order, resting or parked, out of the book and the
+// index and frees it, without writing to it.
+func (e *Engine) retire(o *order) {
 	if o.level != nil {
-		e.removeFromLevel(o)
+		e.unlinkLevel(o)
 	} else {
 		e.unpark(o)
 	}
-	e.removeOpen(o)
-	e.cancelRemainder(o, r, to)
+	e.unlinkOpen(o)
 	e.freeOrder(o)
 }
 
@@ -912,10 +922,17 @@ func (e *Engine) addToLevel(s *bookSide, o *order) {
 	}
 }
 
-// removeFromLevel unlinks a resting order from its level. A level that
-// empties stays in the tree for reuse (see bookSide); the oldest kept empty
-// level leaves it to make room.
+// removeFromLevel unlinks a resting order from its level, which it
+// leaves with no level and no neighbours.
 func (e *Engine) removeFromLevel(o *order) {
+	e.unlinkLevel(o)
+	o.prev, o.next, o.level = nil, nil, nil
+}
+
+// unlinkLevel takes a resting order out of its level's queue without
+// writing to it. A level that empties stays in the tree for reuse (see
+// bookSide); the oldest kept empty level leaves it to make room.
+func (e *Engine) unlinkLevel(o *order) {
 	l := o.level
 	e.touchLevel(e.books[o.bookIdx], o.side, l)
 	if o.prev != nil {
@@ -928,7 +945,6 @@ func (e *Engine) removeFromLevel(o *order) {
 	} else {
 		l.tail = o.prev
 	}
-	o.prev, o.next, o.level = nil, nil, nil
 	l.qty -= o.qty
 	l.count--
 	if o.ext != 0 {
@@ -974,6 +990,12 @@ func (e *Engine) addOpen(o *order) {
 
 // removeOpen undoes addOpen.
 func (e *Engine) removeOpen(o *order) {
+	e.unlinkOpen(o)
+	o.aprev, o.anext = nil, nil
+}
+
+// unlinkOpen undoes addOpen without writing to o.
+func (e *Engine) unlinkOpen(o *order) {
 	e.orders.del(o)
 	if x := e.extOf(o); x != nil && x.expire != 0 {
 		e.expiries.Delete(expKey{at: x.expire, id: o.id})
@@ -990,7 +1012,6 @@ func (e *Engine) removeOpen(o *order) {
 	} else {
 		a.tail = o.aprev
 	}
-	o.aprev, o.anext = nil, nil
 }
 
 const slabSize = 1024
@@ -1018,10 +1039,11 @@ func (e *Engine) levelByID(id int32) *level {
 
 func (e *Engine) allocOrder() *order { return e.orders.alloc() }
 
+// freeOrder gives o back to the store (and its extension, if it has one).
+// It does not write to o: whoever takes it next sets every field.
 func (e *Engine) freeOrder(o *order) {
 	if o.ext != 0 {
 		e.extFree = append(e.extFree, o.ext)
-		o.ext = 0
 	}
 	e.orders.release(o)
 }

@@ -281,9 +281,7 @@ func (e *Engine) drained(m *order) {
 		e.replenish(m)
 		return
 	}
-	e.removeFromLevel(m)
-	e.removeOpen(m)
-	e.freeOrder(m)
+	e.retire(m)
 }
 
 // runTimers does what is due by the engine's time: expiries (by expiry,

@@ -91,7 +91,8 @@ func (s *orderStore) grow(k int) {
 
 func (s *orderStore) at(h int32) *order { return &s.chunks[h>>chunkShift][h&(chunkSize-1)] }
 
-// alloc returns a zeroed order (but for its handle).
+// alloc returns a free order: its handle is set, every other field is
+// what its last use left, for the caller to set.
 func (s *orderStore) alloc() *order {
 	if len(s.free) == 0 {
 		s.grow(1)
@@ -101,11 +102,10 @@ func (s *orderStore) alloc() *order {
 	return s.at(h)
 }
 
-// release zeroes o and returns it to the free stack.
+// release returns o to the free stack. It does not write to o (see
+// Engine.cancelResting): o must no longer be indexed.
 func (s *orderStore) release(o *order) {
-	h := o.handle
-	*o = order{handle: h}
-	s.free = append(s.free, h)
+	s.free = append(s.free, o.handle)
 }
 
 // get returns the open order with the given ID, or nil.
