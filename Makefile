@@ -131,10 +131,12 @@ latency:
 	$(BUILD) -o bin/matchlat ./cmd/matchlat
 	./bin/matchlat --matchd bin/matchd --runs $(LATENCY_RUNS) --out $(LATENCY_OUT) $(LATENCY_FLAGS)
 
-# make peers: the engine against github.com/geseq/orderbook and
-# github.com/fmstephe/matching_engine on workloads A, B and C, PEER_ROUNDS
-# interleaved rounds; their sources come from PEERS_GESEQ or
-# PEERS_GESEQ_GIT and PEERS_FMSTEPHE or PEERS_FMSTEPHE_GIT (see
+# make peers: the engine against the public Go order books
+# (github.com/geseq/orderbook, github.com/fmstephe/matching_engine, and
+# when given github.com/i25959341/orderbook and
+# github.com/0x5487/matching-engine) on workloads A, B and C, PEER_ROUNDS
+# interleaved rounds; their sources come from PEERS_GESEQ[_GIT],
+# PEERS_FMSTEPHE[_GIT], PEERS_I25959341[_GIT] and PEERS_X5487[_GIT] (see
 # scripts/peers.sh).
 PEER_ROUNDS ?= 5
 peers:

@@ -9,6 +9,13 @@
 #   PEERS_GESEQ_GIT  a git directory of it (its HEAD is extracted);
 #   PEERS_FMSTEPHE, PEERS_FMSTEPHE_GIT  the same for
 #                    github.com/fmstephe/matching_engine
+#   PEERS_I25959341, PEERS_I25959341_GIT  for github.com/i25959341/orderbook
+#   PEERS_X5487, PEERS_X5487_GIT  for github.com/0x5487/matching-engine
+# (the last two are optional: BOOKS lists the books to run, by default
+# those whose sources are given). Their copies get a go.mod of the
+# harness's own (i25959341's names its module "orderbook"; 0x5487's
+# requires its linters as tools), and 0x5487's a shim file
+# (bench/_peers/x5487) that drives one of its books directly.
 # The harness (bench/_peers) is built in a module of its own under a
 # temporary directory, so the main module never depends on the peers.
 set -eu
@@ -38,6 +45,37 @@ source() {
 }
 geseq=$(source github.com/geseq/orderbook PEERS_GESEQ PEERS_GESEQ_GIT)
 fmstephe=$(source github.com/fmstephe/matching_engine PEERS_FMSTEPHE PEERS_FMSTEPHE_GIT)
+books="matchd geseq fmstephe"
+extra_req=""
+extra_rep=""
+if [ -n "${PEERS_I25959341:-}${PEERS_I25959341_GIT:-}" ]; then
+	i25959341=$(source github.com/i25959341/orderbook PEERS_I25959341 PEERS_I25959341_GIT)
+	src=$work/own/i25959341
+	mkdir -p "$src" && cp -R "$i25959341"/. "$src"/ && chmod -R u+w "$src"
+	printf 'module github.com/i25959341/orderbook\n\ngo 1.22\n\nrequire (\n\tgithub.com/emirpasic/gods v1.18.1\n\tgithub.com/shopspring/decimal v1.4.0\n)\n' >"$src/go.mod"
+	rm -f "$src/go.sum"
+	books="$books i25959341"
+	extra_req="$extra_req
+	github.com/i25959341/orderbook v0.0.0"
+	extra_rep="$extra_rep
+replace github.com/i25959341/orderbook => $src
+"
+fi
+if [ -n "${PEERS_X5487:-}${PEERS_X5487_GIT:-}" ]; then
+	x5487=$(source github.com/0x5487/matching-engine PEERS_X5487 PEERS_X5487_GIT)
+	src=$work/own/x5487
+	mkdir -p "$src" && cp -R "$x5487"/. "$src"/ && chmod -R u+w "$src"
+	printf 'module github.com/0x5487/matching-engine\n\ngo 1.25\n\nrequire (\n\tgithub.com/igrmk/treemap/v2 v2.0.1\n\tgithub.com/quagmt/udecimal v1.10.0\n)\n' >"$src/go.mod"
+	rm -f "$src/go.sum"
+	cp "$root"/bench/_peers/x5487/peers_shim.go "$src"/
+	books="$books x5487"
+	extra_req="$extra_req
+	github.com/0x5487/matching-engine v0.0.0"
+	extra_rep="$extra_rep
+replace github.com/0x5487/matching-engine => $src
+"
+fi
+books=${BOOKS:-$books}
 
 # The workload files, written once by the engine benchmarks.
 if [ ! -f "$cache/C.cmds" ]; then
@@ -46,7 +84,10 @@ fi
 
 mod=$work/peers
 mkdir -p "$mod"
-cp "$root"/bench/_peers/*.go "$mod"/
+cp "$root"/bench/_peers/main.go "$root"/bench/_peers/geseq.go "$root"/bench/_peers/fmstephe.go "$mod"/
+for b in i25959341 x5487; do
+	case " $books " in *" $b "*) cp "$root/bench/_peers/$b.go" "$mod"/ ;; esac
+done
 cat >"$mod/go.mod" <<MOD
 module github.com/matchd/matchd/bench/peers
 
@@ -55,7 +96,7 @@ go 1.26
 require (
 	github.com/matchd/matchd v0.0.0
 	github.com/geseq/orderbook v0.0.0
-	github.com/fmstephe/matching_engine v0.0.0
+	github.com/fmstephe/matching_engine v0.0.0$extra_req
 )
 
 replace github.com/matchd/matchd => $root
@@ -63,13 +104,14 @@ replace github.com/matchd/matchd => $root
 replace github.com/geseq/orderbook => $geseq
 
 replace github.com/fmstephe/matching_engine => $fmstephe
+$extra_rep
 MOD
 (cd "$mod" && go mod tidy >/dev/null && go build -o "$work/peers.bin" .)
 
 out=$work/runs.txt
 for r in $(seq 1 "$rounds"); do
 	for w in $workloads; do
-		for e in matchd geseq fmstephe; do
+		for e in $books; do
 			"$work/peers.bin" -cache "$cache" -engine $e -workload $w | grep -v ' n/a: ' | tee -a "$out" || true
 		done
 		if [ "$w" = A ] && [ "$r" = 1 ]; then # the self-trade-free check of A

@@ -35,6 +35,9 @@ type check struct {
 // an error if the book cannot run it.
 type runner func(cfg engine.Config, cmds []engine.Command) (run func() check, err error)
 
+// runners holds the books; those whose sources are optional
+// (i25959341.go, x5487.go) add themselves when scripts/peers.sh builds
+// them in.
 var runners = map[string]runner{
 	"matchd":   prepareMatchd,
 	"geseq":    prepareGeseq,
@@ -43,7 +46,7 @@ var runners = map[string]runner{
 
 func main() {
 	dir := flag.String("cache", os.Getenv("MATCHD_WORKLOAD_CACHE"), "the directory holding the workload files")
-	name := flag.String("engine", "matchd", "the book to time: matchd, geseq or fmstephe")
+	name := flag.String("engine", "matchd", "the book to time: matchd, geseq, fmstephe, i25959341 or x5487")
 	wl := flag.String("workload", "A", "A, B or C")
 	distinct := flag.Bool("distinct", false, "give every order its own account (see distinctAccounts)")
 	flag.Parse()
