@@ -400,13 +400,10 @@ func (e *Engine) addAccount(id AccountID, stp STPMode) *account {
 // reject answers the command with EvRejected, in its session's stream
 // (unnumbered when the session could not be opened).
 func (e *Engine) reject(c *Command, r RejectReason) {
-	e.out = append(e.out, Event{
-		Seq: e.seq, Time: e.time, Kind: EvRejected, Reason: uint8(r),
-		Side: c.Side, Instrument: c.Instrument, Account: c.Account, Session: c.Session,
-		OrderID: c.OrderID, Ref: c.Ref, Price: c.Price, Qty: c.Qty,
-	})
+	ev := e.event(EvRejected)
+	ev.Reason, ev.Side, ev.Instrument, ev.Account, ev.Session = uint8(r), c.Side, c.Instrument, c.Account, c.Session
+	ev.OrderID, ev.Ref, ev.Price, ev.Qty = c.OrderID, c.Ref, c.Price, c.Qty
 	if e.cs >= 0 {
-		ev := &e.out[len(e.out)-1]
 		ev.Session, ev.SessSeq = e.to(e.cs)
 	}
 }
@@ -795,12 +792,9 @@ func (e *Engine) replace(c *Command) {
 	origRef := o.ref
 	o.ref = c.Ref
 	if total <= o.filled {
-		e.out = append(e.out, Event{
-			Seq: e.seq, Time: e.time, Kind: EvCanceled, Reason: uint8(CancelReplaced), Side: o.side,
-			Instrument: b.inst.ID, Account: a.id, OrderID: o.id, Ref: o.ref, OrigRef: origRef,
-			Price: o.eventPrice(), Qty: e.leaves(o),
-		})
-		ev := &e.out[len(e.out)-1] // filled in place: an Event is large
+		ev := e.event(EvCanceled)
+		ev.Reason, ev.Side, ev.Instrument, ev.Account = uint8(CancelReplaced), o.side, b.inst.ID, a.id
+		ev.OrderID, ev.Ref, ev.OrigRef, ev.Price, ev.Qty = o.id, o.ref, origRef, o.eventPrice(), e.leaves(o)
 		ev.Session, ev.SessSeq = e.to(e.cs)
 		e.detach(o)
 		e.removeOpen(o)
@@ -809,12 +803,9 @@ func (e *Engine) replace(c *Command) {
 	}
 	leaves := total - o.filled
 	replaced := func() {
-		e.out = append(e.out, Event{
-			Seq: e.seq, Time: e.time, Kind: EvReplaced, Side: o.side, Instrument: b.inst.ID,
-			Account: a.id, OrderID: o.id, Ref: o.ref, OrigRef: origRef,
-			Price: o.eventPrice(), Qty: total, Leaves: leaves,
-		})
-		ev := &e.out[len(e.out)-1] // filled in place: an Event is large
+		ev := e.event(EvReplaced)
+		ev.Side, ev.Instrument, ev.Account, ev.OrderID, ev.Ref, ev.OrigRef = o.side, b.inst.ID, a.id, o.id, o.ref, origRef
+		ev.Price, ev.Qty, ev.Leaves = o.eventPrice(), total, leaves
 		ev.Session, ev.SessSeq = e.to(e.cs)
 	}
 	if display != 0 && x == nil {
@@ -885,11 +876,8 @@ func (e *Engine) massCancel(c *Command) {
 		}
 		o = next
 	}
-	e.out = append(e.out, Event{
-		Seq: e.seq, Time: e.time, Kind: EvMassCanceled, Instrument: c.Instrument,
-		Account: a.id, Qty: n,
-	})
-	ev := &e.out[len(e.out)-1] // filled in place: an Event is large
+	ev := e.event(EvMassCanceled)
+	ev.Instrument, ev.Account, ev.Qty = c.Instrument, a.id, n
 	ev.Session, ev.SessSeq = e.to(e.cs)
 }
 

@@ -22,12 +22,9 @@ func (e *Engine) setPhase(b *book, p Phase, price Price, to int32) {
 		b.indPrice, b.indQty, b.indSur, b.indSide = 0, 0, 0, 0
 	}
 	b.feedSeq++
-	e.out = append(e.out, Event{
-		Seq: e.seq, Time: e.time, Kind: EvPhase, Reason: uint8(p), Instrument: b.inst.ID, Price: price,
-		FeedSeq: b.feedSeq,
-	})
+	ev := e.event(EvPhase)
+	ev.Reason, ev.Instrument, ev.Price, ev.FeedSeq = uint8(p), b.inst.ID, price, b.feedSeq
 	if to >= 0 {
-		ev := &e.out[len(e.out)-1]
 		ev.Account = e.accts[e.sess[to].acct].id
 		ev.Session, ev.SessSeq = e.to(to)
 	}
@@ -136,13 +133,10 @@ func (e *Engine) cross(b *book, p Price) {
 		b.refPrice = p
 		e.nextTrade++
 		b.feedSeq++
-		e.out = append(e.out, Event{
-			Seq: e.seq, Time: e.time, Kind: EvFill, Reason: FillAuction, Side: t.side, Instrument: b.inst.ID,
-			Account: e.accts[t.acct].id, OrderID: t.id, Ref: t.ref, Price: p, Qty: q, Leaves: e.leaves(t),
-			MakerAccount: e.accts[m.acct].id, MakerOrder: m.id, MakerRef: m.ref, MakerLeaves: e.leaves(m),
-			TradeID: e.nextTrade, FeedSeq: b.feedSeq,
-		})
-		ev := &e.out[len(e.out)-1]
+		ev := e.event(EvFill)
+		ev.Reason, ev.Side, ev.Instrument, ev.TradeID, ev.FeedSeq = FillAuction, t.side, b.inst.ID, e.nextTrade, b.feedSeq
+		ev.Account, ev.OrderID, ev.Ref, ev.Price, ev.Qty, ev.Leaves = e.accts[t.acct].id, t.id, t.ref, p, q, e.leaves(t)
+		ev.MakerAccount, ev.MakerOrder, ev.MakerRef, ev.MakerLeaves = e.accts[m.acct].id, m.id, m.ref, e.leaves(m)
 		ev.Session, ev.SessSeq = e.to(t.sess)
 		ev.MakerSession, ev.MakerSessSeq = e.to(m.sess)
 		e.drained(bo)
@@ -254,10 +248,8 @@ func (e *Engine) publishIndicative(b *book) {
 	}
 	b.indPrice, b.indQty, b.indSur, b.indSide = p, q, s, side
 	b.feedSeq++
-	e.out = append(e.out, Event{
-		Seq: e.seq, Time: e.time, Kind: EvIndicative, Instrument: b.inst.ID, Side: side,
-		Price: p, Qty: q, Leaves: s, FeedSeq: b.feedSeq,
-	})
+	ev := e.event(EvIndicative)
+	ev.Instrument, ev.Side, ev.Price, ev.Qty, ev.Leaves, ev.FeedSeq = b.inst.ID, side, p, q, s, b.feedSeq
 }
 
 // inVolBand reports whether a trade at p stays inside b's volatility band

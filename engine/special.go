@@ -182,11 +182,9 @@ func (e *Engine) trigger(b *book, o *order) {
 		o.typ = Limit
 	}
 	o.time = e.time
-	e.out = append(e.out, Event{
-		Seq: e.seq, Time: e.time, Kind: EvTriggered, Side: o.side, Instrument: b.inst.ID,
-		Account: e.accts[o.acct].id, OrderID: o.id, Ref: o.ref, Price: o.eventPrice(), Qty: e.leaves(o), Leaves: e.leaves(o),
-	})
-	ev := &e.out[len(e.out)-1]
+	ev := e.event(EvTriggered)
+	ev.Side, ev.Instrument, ev.Account, ev.OrderID, ev.Ref = o.side, b.inst.ID, e.accts[o.acct].id, o.id, o.ref
+	ev.Price, ev.Qty, ev.Leaves = o.eventPrice(), e.leaves(o), e.leaves(o)
 	ev.Session, ev.SessSeq = e.to(o.sess)
 	e.consolidate(o)
 	e.enter(b, o, true)
