@@ -672,12 +672,18 @@ func (e *Engine) match(b *book, t *order) {
 // cancelRemainder cancels what is left of an order that is not resting,
 // telling session to.
 func (e *Engine) cancelRemainder(o *order, r CancelReason, to int32) {
+	e.canceled(o, r, to)
+	o.qty = 0
+}
+
+// canceled appends the EvCanceled of what is left of o, telling session
+// to. It only reads o.
+func (e *Engine) canceled(o *order, r CancelReason, to int32) {
 	ev := e.event(EvCanceled)
 	ev.Reason, ev.Side = uint8(r), o.side
 	ev.Instrument, ev.Account, ev.OrderID, ev.Ref = e.books[o.bookIdx].inst.ID, e.accts[o.acct].id, o.id, o.ref
 	ev.Price, ev.Qty = o.eventPrice(), e.leaves(o)
 	ev.Session, ev.SessSeq = e.to(to)
-	o.qty = 0
 }
 
 // cancelResting cancels a resting or parked order and frees it, telling
@@ -685,11 +691,7 @@ func (e *Engine) cancelRemainder(o *order, r CancelReason, to int32) {
 // is used again, and a store to an order that is not in the cache (a
 // random cancel) costs as much as the load that found it.
 func (e *Engine) cancelResting(o *order, r CancelReason, to int32) {
-	ev := e.event(EvCanceled)
-	ev.Reason, ev.Side = uint8(r), o.side
-	ev.Instrument, ev.Account, ev.OrderID, ev.Ref = e.books[o.bookIdx].inst.ID, e.accts[o.acct].id, o.id, o.ref
-	ev.Price, ev.Qty = o.eventPrice(), e.leaves(o)
-	ev.Session, ev.SessSeq = e.to(to)
+	e.canceled(o, r, to)
 	e.retire(o)
 }
 
@@ -701,7 +703,7 @@ func (e *Engine) retire(o *order) {
 	} else {
 		e.unpark(o)
 	}
-	e.unlinkOpen(o)
+	e.removeOpen(o)
 	e.freeOrder(o)
 }
 
@@ -796,9 +798,7 @@ func (e *Engine) replace(c *Command) {
 		ev.Reason, ev.Side, ev.Instrument, ev.Account = uint8(CancelReplaced), o.side, b.inst.ID, a.id
 		ev.OrderID, ev.Ref, ev.OrigRef, ev.Price, ev.Qty = o.id, o.ref, origRef, o.eventPrice(), e.leaves(o)
 		ev.Session, ev.SessSeq = e.to(e.cs)
-		e.detach(o)
-		e.removeOpen(o)
-		e.freeOrder(o)
+		e.retire(o)
 		return
 	}
 	leaves := total - o.filled
@@ -976,14 +976,8 @@ func (e *Engine) addOpen(o *order) {
 	a.tail = o
 }
 
-// removeOpen undoes addOpen.
+// removeOpen undoes addOpen, without writing to o (which is freed next).
 func (e *Engine) removeOpen(o *order) {
-	e.unlinkOpen(o)
-	o.aprev, o.anext = nil, nil
-}
-
-// unlinkOpen undoes addOpen without writing to o.
-func (e *Engine) unlinkOpen(o *order) {
 	e.orders.del(o)
 	if x := e.extOf(o); x != nil && x.expire != 0 {
 		e.expiries.Delete(expKey{at: x.expire, id: o.id})
