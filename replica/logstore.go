@@ -113,7 +113,7 @@ func openLogStore(dir string, fs vfs.FS, sync bool) (ls *logStore, fresh bool, e
 	if fs == nil {
 		fs = vfs.Default
 	}
-	db, err := pebble.Open(dir, &pebble.Options{FS: fs, Logger: quietPebble{}})
+	db, err := pebble.Open(dir, logOptions(fs))
 	if err != nil {
 		return nil, false, fmt.Errorf("replica: open the raft log in %s: %w", dir, err)
 	}
@@ -168,6 +168,25 @@ func openLogStore(dir string, fs vfs.FS, sync bool) (ls *logStore, fresh bool, e
 		}
 	}
 	return ls, fresh, nil
+}
+
+// logOptions are the raft log's Pebble options. The log is appended in
+// index order and deleted from the front once a snapshot covers it, read
+// back only at start: like the node's journal (persist.Open) it is not
+// compressed (entries are small integers, and compressing them cost the
+// replica's CPU), its memtables are large (Pebble's default 4 MiB made a
+// flush every few thousand commands, and flushing and compacting the log
+// took a fifth of every replica's CPU under load) and L0 may hold many
+// files before a compaction: the key space is append-only, so files do
+// not overlap and there is little to gain from merging them.
+func logOptions(fs vfs.FS) *pebble.Options {
+	o := &pebble.Options{FS: fs, Logger: quietPebble{}}
+	o.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionNone })
+	o.MemTableSize = 64 << 20
+	o.MemTableStopWritesThreshold = 4
+	o.L0CompactionThreshold = 8
+	o.L0StopWritesThreshold = 1000
+	return o
 }
 
 // getProto reads the message stored under key into m; found is false if
