@@ -112,15 +112,6 @@ func (e *Engine) unpark(o *order) {
 	b.parked--
 }
 
-// detach takes a resting or parked order out of its book.
-func (e *Engine) detach(o *order) {
-	if o.level != nil {
-		e.removeFromLevel(o)
-	} else {
-		e.unpark(o)
-	}
-}
-
 // stopReached reports whether the last trade price ref has reached a stop
 // on side s at price stop.
 func stopReached(s Side, stop, ref Price) bool {

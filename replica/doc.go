@@ -26,6 +26,12 @@
 // wiped data directory) is removed from the configuration and added
 // again, the only way raft forgets what a follower acknowledged.
 //
+// Membership: Config.Peers starts a new group; AddMember and RemoveMember
+// change it on the leader, one raft configuration change at a time, each
+// carrying the member's addresses; the membership every replica stores in
+// its raft log then holds (members.go). A replica started with
+// Config.Join waits to be added; a removed one stops (ErrRemoved).
+//
 // Goroutines: the raft goroutine (Tick, Step, Propose, Ready: the only
 // one that touches the RawNode), the applier (committed entries, in
 // order), and the transport's (an accept loop, a reader per incoming

@@ -283,6 +283,16 @@ func (ls *logStore) deleteFrom(b *pebble.Batch, lo, hi uint64) error {
 
 func (ls *logStore) close() error { return ls.db.Close() }
 
+// syncOpt is how a write that must be durable is committed.
+func (ls *logStore) syncOpt() *pebble.WriteOptions {
+	if ls.sync {
+		return pebble.Sync
+	}
+	return pebble.NoSync
+}
+
+func isNotFound(err error) bool { return errors.Is(err, pebble.ErrNotFound) }
+
 // quietPebble drops Pebble's informational lines.
 type quietPebble struct{}
 

@@ -20,20 +20,28 @@ import (
 
 // Peer is one member of the cluster.
 type Peer struct {
-	ID uint64
+	ID uint64 `json:"id"`
 	// Addr is where the replica listens for its peers (raft messages).
-	Addr string
+	Addr string `json:"peer"`
 	// Client is its order-entry address, which a follower names to a
 	// client that logs in to it (so the client can go to the leader).
-	Client string
+	Client string `json:"client"`
 }
 
 // Config configures a Replica.
 type Config struct {
 	// ID is this replica's id, one of Peers' (1, 2, 3, …). Required.
 	ID uint64
-	// Peers is every member, this one included. Required.
+	// Peers is every member, this one included. Required. Once the
+	// membership has changed (AddMember, RemoveMember), the list stored in
+	// the raft log is the membership, and Peers only adds addresses for
+	// members it does not know.
 	Peers []Peer
+	// Join starts a new replica that joins a running group: a new raft log
+	// is not given a configuration of its own, and the replica waits for
+	// the leader to add it (AddMember) and send it the log. Ignored for a
+	// raft log that holds anything.
+	Join bool
 	// Dir is the raft log's directory. Required.
 	Dir string
 	// FS is its filesystem. Default: the operating system's.
@@ -211,12 +219,23 @@ type proposal struct {
 
 // Replica is one member of a raft group replicating the command journal.
 type Replica struct {
-	cfg   Config
-	log   *slog.Logger
-	ls    *logStore
-	rn    *raft.RawNode
-	tr    *transport
-	peers map[uint64]Peer
+	cfg Config
+	log *slog.Logger
+	ls  *logStore
+	rn  *raft.RawNode
+	tr  *transport
+
+	// members are the group's members' addresses by ID (replaced whole by
+	// the raft goroutine, read by anyone); voters is the configuration
+	// applied last.
+	members atomic.Pointer[map[uint64]Peer]
+	voters  atomic.Pointer[[]uint64]
+	// confc carries an operator's membership changes to the raft
+	// goroutine; confUntil is set while one proposed there is not
+	// applied (raft goroutine).
+	confc     chan memberChange
+	confUntil time.Time
+	removed   []uint64 // ids removed from the group (raft goroutine)
 
 	recvc  chan inbound
 	propc  chan proposal
@@ -271,23 +290,26 @@ func Open(cfg Config) (*Replica, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Replica{cfg: cfg, log: cfg.Logger, peers: map[uint64]Peer{},
+	r := &Replica{cfg: cfg, log: cfg.Logger, confc: make(chan memberChange),
 		recvc: make(chan inbound, 4096), propc: make(chan proposal, 256),
 		applyc: make(chan []*pb.Entry, 256), unrch: make(chan uint64, 64), snaps: make(chan snapStatus, 16),
 		stop: make(chan struct{}), failed: make(chan struct{})}
 	r.cond = sync.NewCond(&r.mu)
 	r.rejoin = map[uint64]bool{}
-	for _, p := range cfg.Peers {
-		r.peers[p.ID] = p
-	}
 	ls, fresh, err := openLogStore(cfg.Dir, cfg.FS, cfg.Fsync)
 	if err != nil {
 		return nil, err
 	}
 	r.ls = ls
 	ls.snapData, ls.slowSync = cfg.SnapshotData, cfg.SlowSync
+	if err := r.loadMembers(); err != nil {
+		ls.close()
+		return nil, err
+	}
 	if _, cs, err := ls.InitialState(); err == nil {
 		r.confState = cs
+		voters := slices.Clone(cs.GetVoters())
+		r.voters.Store(&voters)
 	}
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID: cfg.ID, ElectionTick: cfg.ElectionTicks, HeartbeatTick: cfg.HeartbeatTicks,
@@ -298,7 +320,10 @@ func Open(cfg Config) (*Replica, error) {
 		ls.close()
 		return nil, err
 	}
-	if fresh {
+	if fresh && cfg.Join {
+		r.log.Info("replica: a new node joining a running cluster; it waits for the leader to add it (matchctl cluster add)", "node", cfg.ID)
+	}
+	if fresh && !cfg.Join {
 		var peers []raft.Peer
 		for _, p := range cfg.Peers {
 			peers = append(peers, raft.Peer{ID: p.ID})
@@ -311,10 +336,11 @@ func Open(cfg Config) (*Replica, error) {
 	}
 	r.rn = rn
 	addrs := map[uint64]string{}
-	for _, p := range cfg.Peers {
-		addrs[p.ID] = p.Addr
+	for id, p := range *r.members.Load() {
+		addrs[id] = p.Addr
 	}
-	r.tr, err = newTransport(cfg.ID, r.peers[cfg.ID].Addr, addrs, cfg.Logger, r.receive, r.unreachable,
+	self := (*r.members.Load())[cfg.ID]
+	r.tr, err = newTransport(cfg.ID, self.Addr, addrs, cfg.Logger, r.receive, r.unreachable,
 		func() uint64 { i, _ := ls.LastIndex(); return i }, r.peerHello, r.snapshotSent)
 	if err != nil {
 		ls.close()
@@ -385,7 +411,7 @@ func (r *Replica) LeaderClient() (uint64, string) {
 	if id == 0 || id == r.cfg.ID {
 		return id, ""
 	}
-	return id, r.peers[id].Client
+	return id, (*r.members.Load())[id].Client
 }
 
 // Ready reports whether the replica leads and takes new commands.
@@ -478,6 +504,8 @@ func (r *Replica) run() {
 			r.stepIn(in)
 		case p := <-r.propc:
 			r.proposeNow(p)
+		case c := <-r.confc:
+			c.reply <- r.proposeMember(c)
 		case id := <-r.unrch:
 			r.rn.ReportUnreachable(id)
 		case st := <-r.snaps:
@@ -500,6 +528,11 @@ func (r *Replica) run() {
 		}
 		for r.rn.HasReady() {
 			if err := r.handle(r.rn.Ready()); err != nil {
+				if errors.Is(err, ErrRemoved) {
+					r.log.Warn("replica: this node was removed from the cluster; it stops (its data directory cannot rejoin: start a new one with --join and add it again)")
+					r.fail(err)
+					return
+				}
 				if !errors.Is(err, errStopped) {
 					r.log.Error("replica: the raft log failed; this replica stops", "err", err)
 					r.fail(err)
@@ -507,7 +540,7 @@ func (r *Replica) run() {
 				return
 			}
 			for _, id := range r.readd {
-				add := &pb.ConfChange{Type: pb.ConfChangeAddNode.Enum(), NodeId: proto.Uint64(id)}
+				add := r.addChange(id)
 				if err := r.rn.ProposeConfChange(add); err != nil {
 					r.log.Warn("replica: could not propose adding a peer back", "peer", id, "err", err)
 				}
@@ -626,11 +659,16 @@ func (r *Replica) handle(rd raft.Ready) error {
 				if err := proto.Unmarshal(e.GetData(), &cc); err == nil {
 					r.confState = r.rn.ApplyConfChange(&cc)
 					r.confChanged(&cc)
+					if err := r.applyMembers(&cc); err != nil {
+						return err
+					}
 				}
 			case pb.EntryConfChangeV2:
 				var cc pb.ConfChangeV2
 				if err := proto.Unmarshal(e.GetData(), &cc); err == nil {
 					r.confState = r.rn.ApplyConfChange(&cc)
+					voters := slices.Clone(r.confState.GetVoters())
+					r.voters.Store(&voters)
 				}
 			}
 		}
@@ -822,7 +860,7 @@ func (r *Replica) peerHello(from, last uint64) {
 // configuration and adds it again, which starts its progress afresh, so
 // it is sent a snapshot and the log from there.
 func (r *Replica) checkPeer(id, last uint64) {
-	if Role(r.role.Load()) != Leader || r.rejoin[id] {
+	if Role(r.role.Load()) != Leader || r.rejoin[id] || r.changing() {
 		return
 	}
 	pr, ok := r.rn.Status().Progress[id]
@@ -832,7 +870,7 @@ func (r *Replica) checkPeer(id, last uint64) {
 	r.log.Warn("replica: a peer lost its raft log; removing it and adding it again so that it catches up by snapshot",
 		"peer", id, "acknowledged", pr.Match, "has", last)
 	r.rejoin[id] = true
-	cc := &pb.ConfChange{Type: pb.ConfChangeRemoveNode.Enum(), NodeId: proto.Uint64(id)}
+	cc := &pb.ConfChange{Type: pb.ConfChangeRemoveNode.Enum(), NodeId: proto.Uint64(id), Context: rejoinContext}
 	if err := r.rn.ProposeConfChange(cc); err != nil {
 		delete(r.rejoin, id)
 	}
@@ -859,13 +897,13 @@ func (r *Replica) confChanged(cc *pb.ConfChange) {
 // not a voter (one removed to rejoin while the leader changed), once a
 // second: the peers list is the membership the operator asked for.
 func (r *Replica) restoreMembers() {
-	if r.confState == nil {
+	if r.confState == nil || r.changing() || len(r.confState.GetVoters()) == 0 {
 		return
 	}
-	for _, p := range r.cfg.Peers {
-		if !slices.Contains(r.confState.GetVoters(), p.ID) {
+	for _, p := range r.Members() {
+		if !p.Voter {
 			r.rejoin[p.ID] = true
-			cc := &pb.ConfChange{Type: pb.ConfChangeAddNode.Enum(), NodeId: proto.Uint64(p.ID)}
+			cc := r.addChange(p.ID)
 			if err := r.rn.ProposeConfChange(cc); err != nil {
 				r.log.Warn("replica: could not propose adding a peer back", "peer", p.ID, "err", err)
 			}

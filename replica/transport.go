@@ -55,6 +55,7 @@ type peer struct {
 	id   uint64
 	addr string
 	q    chan outMsg
+	stop chan struct{} // closed when the peer is dropped (it left the group)
 }
 
 // outMsg is a marshalled message for a peer; snap marks a snapshot, whose
@@ -74,17 +75,37 @@ func newTransport(id uint64, listen string, peers map[uint64]string, log *slog.L
 	t := &transport{id: id, log: log, ln: ln, recv: recv, unrch: unreachable, last: last, hello: hello, snap: snap,
 		peers: map[uint64]*peer{}, conns: map[net.Conn]struct{}{}, done: make(chan struct{})}
 	for pid, addr := range peers {
-		if pid == id {
-			continue
+		if pid != id {
+			t.setPeer(pid, addr)
 		}
-		p := &peer{id: pid, addr: addr, q: make(chan outMsg, peerQueue)}
-		t.peers[pid] = p
-		t.wg.Add(1)
-		go t.runPeer(p)
 	}
 	t.wg.Add(1)
 	go t.accept()
 	return t, nil
+}
+
+// setPeer starts (or, at a new address, restarts) the writer for peer id.
+// Only the raft goroutine calls it, and send and dropPeer, once the
+// transport runs.
+func (t *transport) setPeer(id uint64, addr string) {
+	if p := t.peers[id]; p != nil {
+		if p.addr == addr {
+			return
+		}
+		t.dropPeer(id)
+	}
+	p := &peer{id: id, addr: addr, q: make(chan outMsg, peerQueue), stop: make(chan struct{})}
+	t.peers[id] = p
+	t.wg.Add(1)
+	go t.runPeer(p)
+}
+
+// dropPeer stops writing to peer id (it left the group).
+func (t *transport) dropPeer(id uint64) {
+	if p := t.peers[id]; p != nil {
+		close(p.stop)
+		delete(t.peers, id)
+	}
 }
 
 // Addr is the address the transport listens on.
@@ -127,6 +148,22 @@ func (t *transport) runPeer(p *peer) {
 				c.Close()
 			}
 			return
+		case <-p.stop:
+			// The peer left the group. What was queued for it goes out
+			// first: it holds the commit that tells the peer it was
+			// removed (so that it stops rather than campaign for ever).
+			if c != nil {
+				c.SetWriteDeadline(time.Now().Add(time.Second))
+				var err error
+				for err == nil && len(p.q) > 0 {
+					err = writeFrame(w, (<-p.q).b)
+				}
+				if err == nil {
+					w.Flush()
+				}
+				c.Close()
+			}
+			return
 		case m = <-p.q:
 		}
 		if c == nil {
@@ -146,6 +183,8 @@ func (t *transport) runPeer(p *peer) {
 				}
 				select {
 				case <-t.done:
+					return
+				case <-p.stop:
 					return
 				case <-time.After(backoff):
 				}

@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
 
 const clusterUsage = `  matchctl cluster status --admin ADDR[,ADDR…] [--admin-token T] [--json]
+  matchctl cluster add --admin ADDR[,ADDR…] --id N --peer HOST:PORT --client HOST:PORT [--admin-token T]
+  matchctl cluster remove --admin ADDR[,ADDR…] --id N [--admin-token T]
 `
 
 // clusterStatus asks every node's admin port for /api/cluster and prints
@@ -93,4 +96,93 @@ func clusterStatus(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// clusterChange adds a member (add) or removes one, on whichever of the
+// admin addresses leads: a new node must be running with --join first.
+// It prints the members once the change is applied.
+func clusterChange(add bool, args []string, stdout, stderr io.Writer) int {
+	name := "matchctl cluster remove"
+	if add {
+		name = "matchctl cluster add"
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {}
+	admin := fs.String("admin", "127.0.0.1:7002", "the nodes' admin addresses, comma-separated (the leader's does it)")
+	token := fs.String("admin-token", "", "the admin token (matchd --admin-token), if one is set")
+	id := fs.Uint64("id", 0, "the member's node id")
+	peer := fs.String("peer", "", "add: the new node's peer address (its --cluster PEER_ADDR)")
+	client := fs.String("client", "", "add: the new node's order-entry address (its --listen)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fmt.Fprint(stdout, "usage:\n", clusterUsage)
+			fs.PrintDefaults()
+			return 0
+		}
+		return 2
+	}
+	switch {
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "matchctl: unexpected argument %q\nusage:\n%s", fs.Arg(0), clusterUsage)
+		return 2
+	case *id == 0:
+		fmt.Fprintf(stderr, "matchctl: --id is required (a node id from 1)\nusage:\n%s", clusterUsage)
+		return 2
+	case add && (*peer == "" || *client == ""):
+		fmt.Fprintf(stderr, "matchctl: cluster add needs --peer and --client (the new node's --cluster entry)\nusage:\n%s", clusterUsage)
+		return 2
+	}
+	cl := http.Client{Timeout: 15 * time.Second}
+	var last string
+	for _, a := range strings.Split(*admin, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		var req *http.Request
+		if add {
+			body, _ := json.Marshal(map[string]any{"id": *id, "peer": *peer, "client": *client})
+			req, _ = http.NewRequest("POST", "http://"+a+"/api/cluster/members", strings.NewReader(string(body)))
+			req.Header.Set("Content-Type", "application/json")
+		} else {
+			req, _ = http.NewRequest("DELETE", "http://"+a+"/api/cluster/members/"+strconv.FormatUint(*id, 10), nil)
+		}
+		if *token != "" {
+			req.Header.Set("Authorization", "Bearer "+*token)
+		}
+		resp, err := cl.Do(req)
+		if err != nil {
+			last = fmt.Sprintf("%s: no answer (%v)", a, err)
+			continue
+		}
+		var ans struct {
+			Error   string           `json:"error"`
+			Members []map[string]any `json:"members"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&ans)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK && err == nil {
+			for _, m := range ans.Members {
+				vote := "voter"
+				if m["voter"] != true {
+					vote = "not voting yet"
+				}
+				fmt.Fprintf(stdout, "node %v: peer %v, orders %v, %s\n", m["node"], m["peer"], m["client"], vote)
+			}
+			return 0
+		}
+		last = fmt.Sprintf("%s: %s: %s", a, resp.Status, ans.Error)
+		if resp.StatusCode == http.StatusConflict && strings.Contains(ans.Error, "does not lead") {
+			continue // ask the next node
+		}
+		fmt.Fprintln(stderr, "matchctl:", last)
+		return 1
+	}
+	if last == "" {
+		last = "no admin address given"
+	}
+	fmt.Fprintln(stderr, "matchctl: no node did it (is --admin every node's admin address, and does one lead?); last answer:", last)
+	return 1
 }

@@ -51,6 +51,8 @@ const usage = `usage:
   matchctl journal verify --data DIR
   matchctl journal truncate --data DIR --from N [--confirm]
   matchctl cluster status --admin ADDR[,ADDR…] [--admin-token T] [--json]
+  matchctl cluster add --admin ADDR[,ADDR…] --id N --peer HOST:PORT --client HOST:PORT
+  matchctl cluster remove --admin ADDR[,ADDR…] --id N
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -67,11 +69,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if args[0] == "cluster" {
-		if len(args) < 2 || args[1] != "status" {
-			fmt.Fprint(stderr, "usage:\n", clusterUsage)
-			return 2
+		switch {
+		case len(args) >= 2 && args[1] == "status":
+			return clusterStatus(args[2:], stdout, stderr)
+		case len(args) >= 2 && (args[1] == "add" || args[1] == "remove"):
+			return clusterChange(args[1] == "add", args[2:], stdout, stderr)
 		}
-		return clusterStatus(args[2:], stdout, stderr)
+		fmt.Fprint(stderr, "usage:\n", clusterUsage)
+		return 2
 	}
 	if args[0] != "journal" {
 		return trade(args, stdout, stderr)

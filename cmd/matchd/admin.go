@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -22,8 +23,11 @@ import (
 
 // admin serves the operator endpoints on their own port: /healthz (the
 // process is alive), /readyz (recovered, the journal is writable, orders are
-// accepted), /metrics (Prometheus), /api/book/SYMBOL (depth as JSON) and
-// /debug/pprof/. The last three answer 503 until the server is running.
+// accepted), /metrics (Prometheus), /api/book/SYMBOL (depth as JSON),
+// /api/cluster (a replica's status and the members; POST
+// /api/cluster/members and DELETE /api/cluster/members/ID change them on
+// the leader) and /debug/pprof/. /metrics and /api/book/ answer 503 until
+// the server is running.
 //
 // Every request's Host header must name an allowed host (a loopback name,
 // the admin address's own host, or one of --admin-hosts; "*" allows any):
@@ -76,7 +80,27 @@ func newAdmin(token string, hosts []string) *admin {
 			writeJSON(w, http.StatusNotFound, map[string]any{"error": "not a cluster: this matchd runs alone (see --cluster)"})
 			return
 		}
-		writeJSON(w, http.StatusOK, clusterJSON(rep.Status()))
+		ans := clusterJSON(rep.Status())
+		ans["members"] = membersJSON(rep.Members())
+		writeJSON(w, http.StatusOK, ans)
+	})
+	mux.HandleFunc("POST /api/cluster/members", func(w http.ResponseWriter, r *http.Request) {
+		var p replica.Peer
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&p); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": `want {"id": N, "peer": "HOST:PORT", "client": "HOST:PORT"}: ` + err.Error()})
+			return
+		}
+		a.changeMember(w, func(rep *replica.Replica) error { return rep.AddMember(p, memberChangeWait) })
+	})
+	mux.HandleFunc("DELETE /api/cluster/members/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+		if err != nil || id == 0 {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": "the member id is a number from 1"})
+			return
+		}
+		a.changeMember(w, func(rep *replica.Replica) error { return rep.RemoveMember(id, memberChangeWait) })
 	})
 	late := func(h *atomic.Pointer[http.Handler]) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
@@ -210,6 +234,42 @@ func bookHandler(srv *api.Server, insts []engine.Instrument) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"symbol": sym, "seq": ans.Seq, "bids": conv(ans.Bids), "asks": conv(ans.Asks)})
 	})
+}
+
+// memberChangeWait is how long a membership change may take to apply.
+const memberChangeWait = 10 * time.Second
+
+// changeMember runs a membership change and answers with the members, or
+// why it was refused (409: not the leader, a change under way, a bad id;
+// 504: proposed but not applied in time).
+func (a *admin) changeMember(w http.ResponseWriter, change func(*replica.Replica) error) {
+	rep := a.cluster.Load()
+	if rep == nil {
+		writeJSON(w, http.StatusNotFound, map[string]any{"error": "not a cluster: this matchd runs alone (see --cluster)"})
+		return
+	}
+	if err := change(rep); err != nil {
+		code := http.StatusGatewayTimeout
+		if errors.Is(err, replica.ErrMembership) {
+			code = http.StatusConflict
+		}
+		ans := map[string]any{"error": err.Error()}
+		if id, addr := rep.LeaderClient(); id != 0 {
+			ans["leader"], ans["leader_addr"] = id, addr
+		}
+		writeJSON(w, code, ans)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"members": membersJSON(rep.Members())})
+}
+
+// membersJSON is the member list as the admin API shows it.
+func membersJSON(ms []replica.Member) []map[string]any {
+	out := []map[string]any{}
+	for _, m := range ms {
+		out = append(out, map[string]any{"node": m.ID, "peer": m.Addr, "client": m.Client, "voter": m.Voter})
+	}
+	return out
 }
 
 // clusterJSON is a replica's status as /api/cluster answers it.

@@ -209,7 +209,7 @@ func serveNode(log *slog.Logger, st *settings, cfg *config, adm *admin, sig chan
 		// The raft log is the durable copy (synced with --fsync); the
 		// local journal holds committed commands only and is rebuilt from
 		// the raft log after a crash, so it is not synced itself.
-		nc.Cluster = &replica.Config{ID: st.nodeID, Peers: st.peers, Fsync: st.fsync}
+		nc.Cluster = &replica.Config{ID: st.nodeID, Peers: st.peers, Fsync: st.fsync, Join: st.join}
 		if d, err := time.ParseDuration(os.Getenv("MATCHD_FAULT_SLOW_RAFT_SYNC")); err == nil && d > 0 {
 			// Fault injection for tests: a slow disk under the raft log.
 			log.Warn("matchd: FAULT INJECTED: every synced raft log write is slowed", "by", d)
@@ -274,6 +274,11 @@ func serveNode(log *slog.Logger, st *settings, cfg *config, adm *admin, sig chan
 			return exitOK, true
 		}
 		adm.setReady(false, "failed: "+n.Err().Error())
+		if errors.Is(n.Err(), replica.ErrRemoved) {
+			log.Error("matchd: this node was removed from the cluster; exiting 1 (to bring the machine back, start it with a new data directory, a new --node-id and --join, and add it: matchctl cluster add)")
+			n.Close(st.shutdownWait)
+			return exitFailed, false
+		}
 		log.Error("matchd: FAIL-STOP: nothing more is acknowledged; every session gets Goodbye 8; exiting 1 without a snapshot "+
 			"(the journal on disk is what the next start recovers)", "err", n.Err())
 		code = exitFailed

@@ -39,6 +39,7 @@ type settings struct {
 	version                                            bool
 	nodeID                                             uint64
 	cluster                                            string
+	join                                               bool
 	peers                                              []replica.Peer // cluster, parsed (not a setting)
 	adminAddr                                          string         // the admin address bound (not a setting)
 }
@@ -88,6 +89,8 @@ func (s *settings) flags(out io.Writer) *flag.FlagSet {
 	fs.StringVar(&s.cluster, "cluster", "", "the replicas of a raft cluster, as ID=PEER_ADDR/ORDER_ADDR,… (for example "+
 		"1=127.0.0.1:7101/127.0.0.1:7001,2=…); empty: a single node. docs/OPERATIONS.md, \"A cluster\"")
 	fs.Uint64Var(&s.nodeID, "node-id", 0, "this replica's id in --cluster")
+	fs.BoolVar(&s.join, "join", false, "start a new replica that joins a running cluster (--cluster lists the members and this node): "+
+		"it waits until the leader adds it (matchctl cluster add); docs/OPERATIONS.md, \"Membership\"")
 	return fs
 }
 
@@ -221,6 +224,9 @@ func (s *settings) validate() []error {
 	if s.snapInterval <= 0 || s.shutdownWait <= 0 {
 		errs = append(errs, errors.New("settings: snapshot-interval and shutdown-wait must be positive"))
 	}
+	if s.join && s.cluster == "" {
+		errs = append(errs, errors.New("settings: --join needs --cluster (the members to join, and this node)"))
+	}
 	if s.cluster != "" || s.nodeID != 0 {
 		peers, err := parsePeers(s.cluster)
 		if err != nil {
@@ -265,7 +271,7 @@ func (s *settings) logAttrs() []any {
 		"admin_token", s.adminToken != "", "admin_hosts", s.adminHosts, "login_timeout", s.loginTimeout, "heartbeat", s.heartbeat,
 		"idle_timeout", s.idleTimeout, "outbound_limit", s.outbound, "outbound_budget", s.outboundBudget, "session_credit", s.sessionCredit,
 		"session_retention", s.sessionRetention, "session_retention_bytes", s.sessionRetentionBytes, "feed_retention", s.feedRetention, "order_history", s.orderHistory, "shutdown_wait", s.shutdownWait,
-		"cluster", s.cluster, "node_id", s.nodeID, "web", s.web, "web_ticker_window", s.webTickerWindow, "web_max_streams", s.webMaxStreams, "web_stream_queue", s.webStreamQueue, "web_stream_bytes", s.webStreamBytes}
+		"cluster", s.cluster, "node_id", s.nodeID, "join", s.join, "web", s.web, "web_ticker_window", s.webTickerWindow, "web_max_streams", s.webMaxStreams, "web_stream_queue", s.webStreamQueue, "web_stream_bytes", s.webStreamBytes}
 }
 
 // parsePeers reads --cluster: ID=PEER_ADDR/ORDER_ADDR, comma-separated.

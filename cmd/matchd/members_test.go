@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// memberCall sends a membership change to node i's admin port and returns
+// the status code and the answer.
+func (c *testCluster) memberCall(i int, method, path, body string) (int, map[string]any) {
+	c.t.Helper()
+	req, _ := http.NewRequest(method, "http://"+c.admins[i]+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s on node %d: %v", method, path, i+1, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var ans map[string]any
+	json.Unmarshal(b, &ans)
+	return resp.StatusCode, ans
+}
+
+// voters is node i's members that vote, by id.
+func (c *testCluster) voters(i int) []float64 {
+	var ids []float64
+	if st := c.status(i); st != nil {
+		ms, _ := st["members"].([]any)
+		for _, m := range ms {
+			if m, ok := m.(map[string]any); ok && m["voter"] == true {
+				ids = append(ids, m["node"].(float64))
+			}
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// TestClusterMembership: a cluster of three under load grows to four (a
+// new node started with --join, added on the leader: it receives the log
+// and catches up), then a follower is removed (it learns it and exits,
+// and cannot start again from its data directory), then another original
+// follower is killed: the leader and the new node are a quorum of the
+// three members and keep serving. Bad requests are refused with a reason
+// and change nothing. At the end every session's stream equals each
+// remaining replica's journal and their states are equal.
+func TestClusterMembership(t *testing.T) {
+	watchdog := time.AfterFunc(4*time.Minute, func() { panic("cluster test: no end in sight") })
+	defer watchdog.Stop()
+	c := newTestCluster(t, 3)
+	lead := c.leader(10 * time.Second)
+	traders, stopTrading := startTraders(t, strings.Join(c.orders, ","), uint64(time.Now().UnixNano()), nil)
+	committed := func(i int) float64 {
+		if st := c.status(i); st != nil {
+			return st["committed_seq"].(float64)
+		}
+		return 0
+	}
+	progress := func(what string) { // the cluster keeps committing orders
+		t.Helper()
+		from := committed(lead)
+		deadline := time.Now().Add(20 * time.Second)
+		for committed(lead) < from+300 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the leader committed nothing more (at seq %v); the nodes' replica lines:\n%s", what, committed(lead), c.replicaLines())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	progress("before the change")
+
+	// Refused: not the leader; a bad body; an id in use; removing the leader.
+	follower := (lead + 1) % 3
+	if code, ans := c.memberCall(follower, "DELETE", fmt.Sprintf("/api/cluster/members/%d", lead+1), ""); code != http.StatusConflict || !strings.Contains(fmt.Sprint(ans["error"]), "does not lead") {
+		t.Fatalf("a change on a follower: %d %v", code, ans)
+	}
+	if code, ans := c.memberCall(lead, "POST", "/api/cluster/members", `{"id": 4}`); code != http.StatusConflict {
+		t.Fatalf("an add without addresses: %d %v", code, ans)
+	}
+	if code, ans := c.memberCall(lead, "POST", "/api/cluster/members", `{"id": 4, "bogus": 1}`); code != http.StatusBadRequest {
+		t.Fatalf("an add with an unknown field: %d %v", code, ans)
+	}
+	if code, ans := c.memberCall(lead, "POST", "/api/cluster/members", fmt.Sprintf(`{"id": %d, "peer": "127.0.0.1:1", "client": "127.0.0.1:2"}`, follower+1)); code != http.StatusConflict || !strings.Contains(fmt.Sprint(ans["error"]), "member already") {
+		t.Fatalf("adding a member again: %d %v", code, ans)
+	}
+	if code, ans := c.memberCall(lead, "DELETE", fmt.Sprintf("/api/cluster/members/%d", lead+1), ""); code != http.StatusConflict || !strings.Contains(fmt.Sprint(ans["error"]), "leads") {
+		t.Fatalf("removing the leader: %d %v", code, ans)
+	}
+	if got := c.voters(lead); !slices.Equal(got, []float64{1, 2, 3}) {
+		t.Fatalf("voters after refused changes: %v", got)
+	}
+
+	// Grow to four: node 4 starts with --join and everyone's addresses.
+	peer4, order4 := freeAddr(t), freeAddr(t)
+	c.dirs = append(c.dirs, filepath.Join(t.TempDir(), "n4"))
+	c.orders, c.admins, c.servers = append(c.orders, order4), append(c.admins, freeAddr(t)), append(c.servers, nil)
+	c.peers += fmt.Sprintf(",4=%s/%s", peer4, order4)
+	extra := c.extra
+	c.extra = append(slices.Clone(extra), "--join")
+	c.start(3)
+	c.extra = extra
+	if s := c.servers[3]; s.logLine("waits for the leader to add it") == "" {
+		t.Errorf("the joining node did not say it waits to be added")
+	}
+	// With matchctl, given every admin address: it finds the leader.
+	admins := strings.Join(c.admins[:3], ",")
+	out, err := matchctl(t, "cluster", "add", "--admin", admins, "--id", "4", "--peer", peer4, "--client", order4)
+	if err != nil || !strings.Contains(out, "node 4: peer "+peer4+", orders "+order4+", voter") {
+		t.Fatalf("matchctl cluster add: %v\n%s", err, out)
+	}
+	if got := c.voters(lead); !slices.Equal(got, []float64{1, 2, 3, 4}) {
+		t.Fatalf("voters after adding node 4: %v", got)
+	}
+	c.caughtUp(3)
+	progress("with four members")
+
+	// Shrink: remove a follower; it learns it and exits.
+	removed := follower
+	out, err = matchctl(t, "cluster", "remove", "--admin", admins, "--id", fmt.Sprint(removed+1))
+	if err != nil || strings.Contains(out, fmt.Sprintf("node %d:", removed+1)) {
+		t.Fatalf("matchctl cluster remove: %v\n%s", err, out)
+	}
+	if out, err := matchctl(t, "cluster", "remove", "--admin", admins); err == nil || !strings.Contains(out, "--id is required") {
+		t.Fatalf("matchctl cluster remove without --id: %v\n%s", err, out)
+	}
+	select {
+	case <-c.servers[removed].exit:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the removed node %d did not stop; its replica lines:\n%s", removed+1, c.replicaLines())
+	}
+	if l := c.servers[removed].logLine("this node was removed from the cluster"); l == "" {
+		t.Errorf("the removed node did not say why it stopped")
+	}
+	c.servers[removed] = nil
+	if code, ans := c.memberCall(lead, "POST", "/api/cluster/members", fmt.Sprintf(`{"id": %d, "peer": "127.0.0.1:1", "client": "127.0.0.1:2"}`, removed+1)); code != http.StatusConflict || !strings.Contains(fmt.Sprint(ans["error"]), "not used again") {
+		t.Fatalf("adding a removed id back: %d %v", code, ans)
+	}
+	// Its data directory does not start again.
+	out, err = runMatchd(t, "--config", "../../configs/demo.json", "--data", c.dirs[removed], "--cluster", c.peers,
+		"--node-id", fmt.Sprint(removed+1), "--listen", c.orders[removed], "--admin", "", "--web", "")
+	if err == nil || !strings.Contains(out, "removed from the cluster") {
+		t.Fatalf("a removed node's data directory started again (err %v):\n%s", err, out)
+	}
+
+	// Lose another original follower: the leader and node 4 are a quorum
+	// of the three members.
+	other := 3 - lead - removed // the third of 0, 1, 2
+	c.kill(other)
+	progress("with one of three members down")
+	c.start(other) // from its own directory: the stored membership holds
+	c.caughtUp(other)
+	if got := c.voters(other); !slices.Equal(got, []float64{float64(min(lead, other) + 1), float64(max(lead, other) + 1), 4}) {
+		t.Fatalf("node %d's voters after its restart: %v", other+1, got)
+	}
+	stopTrading()
+
+	// Check the three members left.
+	live := &testCluster{t: t}
+	for i := range c.servers {
+		if i != removed {
+			live.dirs, live.admins, live.servers = append(live.dirs, c.dirs[i]), append(live.admins, c.admins[i]), append(live.servers, c.servers[i])
+		}
+	}
+	live.finish(traders)
+}
+
+var (
+	matchctlOnce sync.Once
+	matchctlBin  string
+	matchctlErr  error
+)
+
+// matchctl runs the matchctl command line (built once, from ../matchctl)
+// and returns what it printed.
+func matchctl(t testing.TB, args ...string) (string, error) {
+	t.Helper()
+	matchctlOnce.Do(func() {
+		matchctlBin = filepath.Join(filepath.Dir(matchdBin), "matchctl")
+		if out, err := exec.Command("go", "build", "-o", matchctlBin, "../matchctl").CombinedOutput(); err != nil {
+			matchctlErr = fmt.Errorf("building matchctl: %v\n%s", err, out)
+		}
+	})
+	if matchctlErr != nil {
+		t.Fatal(matchctlErr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, matchctlBin, args...).CombinedOutput()
+	return string(out), err
+}
+
+// runMatchd runs matchd to its end (at most 30 s) and returns what it
+// printed.
+func runMatchd(t testing.TB, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, matchdBin, args...).CombinedOutput()
+	return string(out), err
+}
