@@ -69,6 +69,7 @@ var policy = map[string][]string{
 	"api/client":         {"engine", "api/wire", "units"},
 	"api/web":            {"engine", "api", "api/wire", "units", "github.com/coder/websocket", "github.com/shopspring/decimal", "github.com/tidwall/btree"},
 	"internal/buildinfo": {},
+	"internal/testnet":   {}, // tests' helpers
 	"replica": {"engine", "persist", "github.com/cockroachdb/pebble/v2", "github.com/cockroachdb/pebble/v2/vfs",
 		"go.etcd.io/raft/v3", "go.etcd.io/raft/v3/raftpb", "google.golang.org/protobuf/proto"},
 	"node":        {"engine", "api", "persist", "pipeline", "replica", "github.com/cockroachdb/pebble/v2/vfs"},

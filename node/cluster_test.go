@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 	"testing"
@@ -15,20 +14,13 @@ import (
 	"github.com/matchd/matchd/api/client"
 	"github.com/matchd/matchd/api/wire"
 	"github.com/matchd/matchd/engine"
+	"github.com/matchd/matchd/internal/testnet"
 	"github.com/matchd/matchd/node"
 	"github.com/matchd/matchd/persist"
 	"github.com/matchd/matchd/replica"
 )
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freePort(t *testing.T) string { return testnet.FreeAddr(t) }
 
 type cluster struct {
 	t     *testing.T

@@ -30,6 +30,10 @@ type logStore struct {
 	// for a raft snapshot to send (see Snapshot).
 	snapData func(seq engine.Seq) ([]byte, error)
 	slowSync time.Duration // Config.SlowSync
+	// stored is the hard state last written to the database; a newer one
+	// that differs only in its commit index waits in memory for the next
+	// write (see save).
+	stored *pb.HardState
 }
 
 // A raft snapshot's data is the 8-byte big-endian sequence number of the
@@ -142,6 +146,7 @@ func openLogStore(dir string, fs vfs.FS, sync bool) (ls *logStore, fresh bool, e
 		if err := ls.SetHardState(&hs); err != nil {
 			return nil, false, err
 		}
+		ls.stored = proto.Clone(&hs).(*pb.HardState)
 	}
 	fresh = !hasSnap && !hasHS
 	first, _ := ls.FirstIndex()
@@ -207,7 +212,22 @@ func getProto(db *pebble.DB, key []byte, m proto.Message) (found bool, err error
 // when raft says it must be and the replica syncs at all), then adds them
 // to the in-memory log. Entries replace any at the same or later indexes
 // (a new leader's log wins over an old, uncommitted suffix).
+//
+// A hard state that moves only the commit index is not written by itself:
+// raft does not need the commit index durable (a restarted replica learns
+// it again from the leader, and applying is idempotent here), and writing
+// it cost a database commit for every entry committed, on every replica.
+// It goes to disk with the next write, or at close.
 func (ls *logStore) save(snap *pb.Snapshot, ents []*pb.Entry, hs *pb.HardState, mustSync bool) error {
+	if raft.IsEmptySnap(snap) && len(ents) == 0 && !raft.IsEmptyHardState(hs) &&
+		hs.GetTerm() == ls.stored.GetTerm() && hs.GetVote() == ls.stored.GetVote() {
+		return ls.SetHardState(hs)
+	}
+	if raft.IsEmptyHardState(hs) {
+		if cur, _, _ := ls.InitialState(); !raft.IsEmptyHardState(cur) && !proto.Equal(cur, ls.stored) {
+			hs = cur // a commit index kept in memory only so far
+		}
+	}
 	b := ls.db.NewBatch()
 	defer b.Close()
 	if !raft.IsEmptySnap(snap) {
@@ -263,6 +283,7 @@ func (ls *logStore) save(snap *pb.Snapshot, ents []*pb.Entry, hs *pb.HardState, 
 		}
 	}
 	if !raft.IsEmptyHardState(hs) {
+		ls.stored = proto.Clone(hs).(*pb.HardState)
 		return ls.SetHardState(hs)
 	}
 	return nil
@@ -281,7 +302,17 @@ func (ls *logStore) deleteFrom(b *pebble.Batch, lo, hi uint64) error {
 	return errors.Join(it.Error(), it.Close())
 }
 
-func (ls *logStore) close() error { return ls.db.Close() }
+// close writes a hard state kept in memory (see save) and closes the
+// database.
+func (ls *logStore) close() error {
+	var err error
+	if cur, _, e := ls.InitialState(); e == nil && !raft.IsEmptyHardState(cur) && !proto.Equal(cur, ls.stored) {
+		if v, e := proto.Marshal(cur); e == nil {
+			err = ls.db.Set(keyHardState, v, pebble.NoSync)
+		}
+	}
+	return errors.Join(err, ls.db.Close())
+}
 
 // syncOpt is how a write that must be durable is committed.
 func (ls *logStore) syncOpt() *pebble.WriteOptions {

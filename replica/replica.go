@@ -236,6 +236,9 @@ type Replica struct {
 	confc     chan memberChange
 	confUntil time.Time
 	removed   []uint64 // ids removed from the group (raft goroutine)
+	// warnedRemoved is when a removed node that still connects was last
+	// logged (raft goroutine).
+	warnedRemoved time.Time
 
 	recvc  chan inbound
 	propc  chan proposal
@@ -860,6 +863,14 @@ func (r *Replica) peerHello(from, last uint64) {
 // configuration and adds it again, which starts its progress afresh, so
 // it is sent a snapshot and the log from there.
 func (r *Replica) checkPeer(id, last uint64) {
+	if slices.Contains(r.removed, id) {
+		// Removed while it was down or cut off, it never learnt it.
+		if time.Since(r.warnedRemoved) > time.Minute {
+			r.warnedRemoved = time.Now()
+			r.log.Warn("replica: a node removed from the cluster is still running and connecting; stop it", "node", id)
+		}
+		return
+	}
 	if Role(r.role.Load()) != Leader || r.rejoin[id] || r.changing() {
 		return
 	}

@@ -139,7 +139,10 @@ func startCmd(t testing.TB, cmd *exec.Cmd) *server {
 		default:
 		}
 	case err := <-s.exit:
-		t.Fatalf("matchd exited before it was ready: %v", err)
+		s.mu.Lock()
+		log := s.log[max(0, len(s.log)-20):]
+		s.mu.Unlock()
+		t.Fatalf("matchd exited before it was ready: %v; its last lines:\n%s", err, strings.Join(log, "\n"))
 	case <-time.After(20 * time.Second):
 		cmd.Process.Kill()
 		t.Fatal("matchd did not become ready")

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	mclient "github.com/matchd/matchd/api/client"
 	"github.com/matchd/matchd/api/wire"
 	"github.com/matchd/matchd/engine"
+	"github.com/matchd/matchd/internal/testnet"
 )
 
 // browser is api/web/e2e/driver.mjs: a headless Chromium driven by
@@ -148,14 +148,7 @@ func (b *browser) await(what string, ok func(*viewState) bool) viewState {
 }
 
 // freeAddr returns a loopback address nobody listens on now.
-func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t testing.TB) string { return testnet.FreeAddr(t) }
 
 // sumDec adds decimal strings exactly.
 func sumDec(t *testing.T, col int, rows [][]string) string {

@@ -1,0 +1,33 @@
+// Package testnet helps tests that start servers on loopback: it picks
+// the addresses they listen on. Tests only.
+package testnet
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"testing"
+)
+
+// FreeAddr returns a 127.0.0.1 address with a port free at the time of
+// the call, for a process the test starts next. The port is chosen below
+// Linux's ephemeral range (32768–60999 by default): a port from that
+// range, free when picked, can be taken by an outgoing connection (one
+// replica dialling another) before the process meant to listen on it
+// binds it, which failed a cluster start now and then.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
