@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"sync"
@@ -629,6 +630,12 @@ func (r *Replica) handle(rd raft.Ready) error {
 	leading := Role(r.role.Load()) == Leader && raft.IsEmptySnap(rd.Snapshot)
 	if leading {
 		r.tr.send(rd.Messages)
+		// The peers' writers were woken into this goroutine's processor,
+		// to run when it blocks: let them write now, before the sync (40 µs
+		// off one order's latency on the 2-core test machine).
+		if len(rd.Messages) > 0 {
+			runtime.Gosched()
+		}
 	}
 	if err := r.ls.save(rd.Snapshot, rd.Entries, rd.HardState, rd.MustSync); err != nil {
 		return err
