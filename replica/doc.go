@@ -31,6 +31,8 @@
 // carrying the member's addresses; the membership every replica stores in
 // its raft log then holds (members.go). A replica started with
 // Config.Join waits to be added; a removed one stops (ErrRemoved).
+// TransferLeader hands the leadership over without losing what is in
+// flight (transfer.go).
 //
 // Goroutines: the raft goroutine (Tick, Step, Propose, Ready: the only
 // one that touches the RawNode), the applier (committed entries, in

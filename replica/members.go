@@ -37,9 +37,10 @@ var ErrMembership = errors.New("replica: membership change refused")
 // memberChange is an operator's request, carried out by the raft
 // goroutine.
 type memberChange struct {
-	add   bool
-	peer  Peer // add: the new member; remove: its ID
-	reply chan error
+	add      bool
+	transfer bool // TransferLeader's request to raft; no reply
+	peer     Peer // add: the new member; remove: its ID
+	reply    chan error
 }
 
 // Members returns the group's members as this replica knows them, by ID,
@@ -74,8 +75,8 @@ func (r *Replica) AddMember(p Peer, timeout time.Duration) error {
 }
 
 // RemoveMember removes the member with the given ID; the removed replica
-// stops once it learns of it. The leader cannot remove itself (remove
-// another, or stop it so that another leads, first).
+// stops once it learns of it. The leader cannot remove itself: hand the
+// leadership over first (TransferLeader).
 func (r *Replica) RemoveMember(id uint64, timeout time.Duration) error {
 	return r.changeMember(memberChange{peer: Peer{ID: id}}, timeout)
 }
@@ -138,7 +139,7 @@ func (r *Replica) proposeMember(c memberChange) error {
 			return fmt.Errorf("%w: node %d is not a member", ErrMembership, id)
 		}
 		if id == r.cfg.ID {
-			return fmt.Errorf("%w: node %d leads; remove another node, or stop this one so that another leads, first", ErrMembership, id)
+			return fmt.Errorf("%w: node %d leads; hand the leadership to another member first (matchctl cluster transfer), then remove it", ErrMembership, id)
 		}
 		if len(voters) == 1 {
 			return fmt.Errorf("%w: node %d is the only member", ErrMembership, id)

@@ -250,16 +250,19 @@ type Replica struct {
 	done   sync.WaitGroup
 
 	// Written by the raft goroutine, read by anyone.
-	role     atomic.Uint32
-	leader   atomic.Uint64
-	term     atomic.Uint64
-	commit   atomic.Uint64
-	applied  atomic.Uint64 // by the applier
-	ready    atomic.Bool   // leads and may propose
-	deposed  atomic.Bool
-	barrier  atomic.Uint64 // a new leader's first index of its term
-	statusMu sync.Mutex
-	status   raft.Status
+	role    atomic.Uint32
+	leader  atomic.Uint64
+	term    atomic.Uint64
+	commit  atomic.Uint64
+	applied atomic.Uint64 // by the applier
+	ready   atomic.Bool   // leads and may propose
+	deposed atomic.Bool
+	// transferring is set while this leader hands its leadership over
+	// (TransferLeader).
+	transferring atomic.Bool
+	barrier      atomic.Uint64 // a new leader's first index of its term
+	statusMu     sync.Mutex
+	status       raft.Status
 
 	// handed is the last sequence handed to Apply (applier goroutine).
 	handed engine.Seq
@@ -509,6 +512,10 @@ func (r *Replica) run() {
 		case p := <-r.propc:
 			r.proposeNow(p)
 		case c := <-r.confc:
+			if c.transfer {
+				r.rn.TransferLeader(c.peer.ID)
+				break
+			}
 			c.reply <- r.proposeMember(c)
 		case id := <-r.unrch:
 			r.rn.ReportUnreachable(id)
@@ -588,7 +595,11 @@ func (r *Replica) proposeNow(p proposal) {
 // depose marks the replica as no longer leading with commands in flight.
 func (r *Replica) depose(err error) {
 	if r.deposed.CompareAndSwap(false, true) {
-		r.log.Warn("replica: deposed; the node restarts from what is committed", "err", err)
+		if r.transferring.Load() {
+			r.log.Info("replica: handed the leadership over; the node restarts as a follower")
+		} else {
+			r.log.Warn("replica: deposed; the node restarts from what is committed", "err", err)
+		}
 		if r.cfg.OnLead != nil && r.ready.Load() {
 			r.cfg.OnLead(false)
 		}

@@ -15,6 +15,7 @@ import (
 const clusterUsage = `  matchctl cluster status --admin ADDR[,ADDR…] [--admin-token T] [--json]
   matchctl cluster add --admin ADDR[,ADDR…] --id N --peer HOST:PORT --client HOST:PORT [--admin-token T]
   matchctl cluster remove --admin ADDR[,ADDR…] --id N [--admin-token T]
+  matchctl cluster transfer --admin ADDR[,ADDR…] --to N [--admin-token T]
 `
 
 // clusterStatus asks every node's admin port for /api/cluster and prints
@@ -98,20 +99,20 @@ func clusterStatus(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// clusterChange adds a member (add) or removes one, on whichever of the
-// admin addresses leads: a new node must be running with --join first.
-// It prints the members once the change is applied.
-func clusterChange(add bool, args []string, stdout, stderr io.Writer) int {
-	name := "matchctl cluster remove"
-	if add {
-		name = "matchctl cluster add"
-	}
+// clusterChange adds a member (verb add), removes one (remove) or hands
+// the leadership to one (transfer), on whichever of the admin addresses
+// leads: a new node must be running with --join first. It prints the
+// members once the change is applied.
+func clusterChange(verb string, args []string, stdout, stderr io.Writer) int {
+	add, transfer := verb == "add", verb == "transfer"
+	name := "matchctl cluster " + verb
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {}
 	admin := fs.String("admin", "127.0.0.1:7002", "the nodes' admin addresses, comma-separated (the leader's does it)")
 	token := fs.String("admin-token", "", "the admin token (matchd --admin-token), if one is set")
-	id := fs.Uint64("id", 0, "the member's node id")
+	id := fs.Uint64("id", 0, "add, remove: the member's node id")
+	to := fs.Uint64("to", 0, "transfer: the member to lead")
 	peer := fs.String("peer", "", "add: the new node's peer address (its --cluster PEER_ADDR)")
 	client := fs.String("client", "", "add: the new node's order-entry address (its --listen)")
 	if err := fs.Parse(args); err != nil {
@@ -123,9 +124,15 @@ func clusterChange(add bool, args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	if transfer {
+		*id = *to
+	}
 	switch {
 	case fs.NArg() > 0:
 		fmt.Fprintf(stderr, "matchctl: unexpected argument %q\nusage:\n%s", fs.Arg(0), clusterUsage)
+		return 2
+	case transfer && *id == 0:
+		fmt.Fprintf(stderr, "matchctl: --to is required (the node id to lead)\nusage:\n%s", clusterUsage)
 		return 2
 	case *id == 0:
 		fmt.Fprintf(stderr, "matchctl: --id is required (a node id from 1)\nusage:\n%s", clusterUsage)
@@ -142,7 +149,11 @@ func clusterChange(add bool, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		var req *http.Request
-		if add {
+		if transfer {
+			body, _ := json.Marshal(map[string]any{"id": *id})
+			req, _ = http.NewRequest("POST", "http://"+a+"/api/cluster/leader", strings.NewReader(string(body)))
+			req.Header.Set("Content-Type", "application/json")
+		} else if add {
 			body, _ := json.Marshal(map[string]any{"id": *id, "peer": *peer, "client": *client})
 			req, _ = http.NewRequest("POST", "http://"+a+"/api/cluster/members", strings.NewReader(string(body)))
 			req.Header.Set("Content-Type", "application/json")
@@ -164,6 +175,9 @@ func clusterChange(add bool, args []string, stdout, stderr io.Writer) int {
 		err = json.NewDecoder(resp.Body).Decode(&ans)
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusOK && err == nil {
+			if transfer {
+				fmt.Fprintf(stdout, "node %d leads\n", *id)
+			}
 			for _, m := range ans.Members {
 				vote := "voter"
 				if m["voter"] != true {

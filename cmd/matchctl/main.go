@@ -53,6 +53,7 @@ const usage = `usage:
   matchctl cluster status --admin ADDR[,ADDR…] [--admin-token T] [--json]
   matchctl cluster add --admin ADDR[,ADDR…] --id N --peer HOST:PORT --client HOST:PORT
   matchctl cluster remove --admin ADDR[,ADDR…] --id N
+  matchctl cluster transfer --admin ADDR[,ADDR…] --to N
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -72,8 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		switch {
 		case len(args) >= 2 && args[1] == "status":
 			return clusterStatus(args[2:], stdout, stderr)
-		case len(args) >= 2 && (args[1] == "add" || args[1] == "remove"):
-			return clusterChange(args[1] == "add", args[2:], stdout, stderr)
+		case len(args) >= 2 && (args[1] == "add" || args[1] == "remove" || args[1] == "transfer"):
+			return clusterChange(args[1], args[2:], stdout, stderr)
 		}
 		fmt.Fprint(stderr, "usage:\n", clusterUsage)
 		return 2

@@ -26,7 +26,7 @@ import (
 // accepted), /metrics (Prometheus), /api/book/SYMBOL (depth as JSON),
 // /api/cluster (a replica's status and the members; POST
 // /api/cluster/members and DELETE /api/cluster/members/ID change them on
-// the leader) and /debug/pprof/. /metrics and /api/book/ answer 503 until
+// the leader, POST /api/cluster/leader hands the leadership over) and /debug/pprof/. /metrics and /api/book/ answer 503 until
 // the server is running.
 //
 // Every request's Host header must name an allowed host (a loopback name,
@@ -93,6 +93,18 @@ func newAdmin(token string, hosts []string) *admin {
 			return
 		}
 		a.changeMember(w, func(rep *replica.Replica) error { return rep.AddMember(p, memberChangeWait) })
+	})
+	mux.HandleFunc("POST /api/cluster/leader", func(w http.ResponseWriter, r *http.Request) {
+		var to struct {
+			ID uint64 `json:"id"`
+		}
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&to); err != nil || to.ID == 0 {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": `want {"id": N}, the member to lead`})
+			return
+		}
+		a.changeMember(w, func(rep *replica.Replica) error { return rep.TransferLeader(to.ID, memberChangeWait) })
 	})
 	mux.HandleFunc("DELETE /api/cluster/members/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
@@ -250,7 +262,7 @@ func (a *admin) changeMember(w http.ResponseWriter, change func(*replica.Replica
 	}
 	if err := change(rep); err != nil {
 		code := http.StatusGatewayTimeout
-		if errors.Is(err, replica.ErrMembership) {
+		if errors.Is(err, replica.ErrMembership) || (errors.Is(err, replica.ErrTransfer) && strings.Contains(err.Error(), "refused")) {
 			code = http.StatusConflict
 		}
 		ans := map[string]any{"error": err.Error()}

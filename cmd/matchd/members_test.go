@@ -209,3 +209,63 @@ func runMatchd(t testing.TB, args ...string) (string, error) {
 	out, err := exec.CommandContext(ctx, matchdBin, args...).CombinedOutput()
 	return string(out), err
 }
+
+// TestClusterTransfer: under load, the leadership is handed to another
+// member (matchctl cluster transfer) and back: each time the old leader
+// stops sequencing, waits until what it matched is committed, hands over
+// and restarts as a follower; the new one serves at once (no election
+// timeout). Transfers to itself or to a non-member are refused. At the end
+// every session's stream equals each replica's journal.
+func TestClusterTransfer(t *testing.T) {
+	watchdog := time.AfterFunc(3*time.Minute, func() { panic("cluster test: no end in sight") })
+	defer watchdog.Stop()
+	c := newTestCluster(t, 3)
+	first := c.leader(10 * time.Second)
+	traders, stopTrading := startTraders(t, strings.Join(c.orders, ","), uint64(time.Now().UnixNano()), nil)
+	admins := strings.Join(c.admins, ",")
+	committed := func(i int) float64 {
+		if st := c.status(i); st != nil {
+			return st["committed_seq"].(float64)
+		}
+		return 0
+	}
+	matchctl(t, "cluster") // built before the clock starts
+	for k, to := range []int{(first + 1) % 3, first} {
+		lead := c.leader(10 * time.Second)
+		for committed(lead) < float64(1000*(k+1)) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		start := time.Now()
+		out, err := matchctl(t, "cluster", "transfer", "--admin", admins, "--to", fmt.Sprint(to+1))
+		if err != nil || !strings.Contains(out, fmt.Sprintf("node %d leads", to+1)) {
+			t.Fatalf("transfer %d to node %d: %v\n%s\nthe nodes' replica lines:\n%s", k+1, to+1, err, out, c.replicaLines())
+		}
+		if got := c.leader(10 * time.Second); got != to {
+			t.Fatalf("transfer %d: node %d leads, want %d", k+1, got+1, to+1)
+		}
+		t.Logf("transfer %d: node %d to node %d in %v", k+1, lead+1, to+1, time.Since(start))
+		deadline := time.Now().Add(20 * time.Second)
+		for c.servers[lead].logLine("handed the leadership over") == "" {
+			if time.Now().After(deadline) {
+				t.Fatalf("the old leader did not say it handed over; the nodes' replica lines:\n%s", c.replicaLines())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	lead := c.leader(10 * time.Second)
+	if code, ans := c.memberCall(lead, "POST", "/api/cluster/leader", fmt.Sprintf(`{"id": %d}`, lead+1)); code != http.StatusConflict || !strings.Contains(fmt.Sprint(ans["error"]), "leads already") {
+		t.Fatalf("a transfer to the leader itself: %d %v", code, ans)
+	}
+	if code, ans := c.memberCall(lead, "POST", "/api/cluster/leader", `{"id": 9}`); code != http.StatusConflict || !strings.Contains(fmt.Sprint(ans["error"]), "not a voting member") {
+		t.Fatalf("a transfer to a non-member: %d %v", code, ans)
+	}
+	if out, err := matchctl(t, "cluster", "transfer", "--admin", admins); err == nil || !strings.Contains(out, "--to is required") {
+		t.Fatalf("matchctl cluster transfer without --to: %v\n%s", err, out)
+	}
+	from := committed(lead)
+	for committed(lead) < from+300 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stopTrading()
+	c.finish(traders)
+}

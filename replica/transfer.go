@@ -1,0 +1,110 @@
+package replica
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/matchd/matchd/engine"
+)
+
+// Leadership transfer: an operator moves the leadership to another member
+// (before maintenance on the leader's machine, or to spread the leaders
+// of several groups over machines). The leader first stops sequencing
+// and waits until everything it sequenced is committed and durable here,
+// then asks raft to hand over (raft's TransferLeader: the member is
+// brought up to date and told to campaign at once, without waiting for an
+// election timeout). Nothing the old leader matched is left uncommitted,
+// and everything it acknowledged reached its sessions; it then restarts
+// as a follower, as any leader that loses the leadership does, and its
+// clients reconnect and are sent to the new leader.
+
+// ErrTransfer reports a leadership transfer the replica refused or that
+// did not happen (the message says why).
+var ErrTransfer = errors.New("replica: leadership transfer")
+
+// TransferLeader hands the leadership to member to and waits (at most
+// timeout) until this replica has stepped down for it. If that does not
+// happen in time, this replica takes commands again if it still leads.
+func (r *Replica) TransferLeader(to uint64, timeout time.Duration) error {
+	if !r.Ready() {
+		id, addr := r.LeaderClient()
+		return fmt.Errorf("%w refused: this node does not lead (leader: node %d at %q)", ErrTransfer, id, addr)
+	}
+	if to == r.cfg.ID {
+		return fmt.Errorf("%w refused: node %d leads already", ErrTransfer, to)
+	}
+	if v := r.voters.Load(); v == nil || !slices.Contains(*v, to) {
+		return fmt.Errorf("%w refused: node %d is not a voting member", ErrTransfer, to)
+	}
+	if !r.transferring.CompareAndSwap(false, true) {
+		return fmt.Errorf("%w refused: a transfer is under way", ErrTransfer)
+	}
+	deadline := time.Now().Add(timeout)
+	ok := false
+	defer func() {
+		if !ok && r.transferring.CompareAndSwap(true, false) && Role(r.role.Load()) == Leader && !r.deposed.Load() {
+			r.ready.Store(true)
+			if r.cfg.OnLead != nil {
+				r.cfg.OnLead(true)
+			}
+			r.log.Warn("replica: leadership transfer abandoned; taking commands again", "to", to)
+		}
+	}()
+	if r.cfg.OnLead != nil {
+		r.cfg.OnLead(false) // no new commands sequenced from here
+	}
+	// Quiet: what was sequenced is committed and durable, and stays so for
+	// a moment (a batch matched when sequencing stopped publishes its
+	// sequence numbers when it ends).
+	var last engine.Seq
+	stable := time.Time{}
+	for {
+		s := r.cfg.Sequenced()
+		done := engine.Seq(r.committedSeq.Load()) >= s && r.cfg.Durable() >= s
+		switch {
+		case !done || s != last:
+			last, stable = s, time.Time{}
+		case stable.IsZero():
+			stable = time.Now()
+		case time.Since(stable) > 20*time.Millisecond:
+			goto quiet
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: the commands in flight were not committed within %v", ErrTransfer, timeout)
+		}
+		select {
+		case <-r.failed:
+			return r.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+quiet:
+	r.ready.Store(false)
+	select {
+	case r.confc <- memberChange{transfer: true, peer: Peer{ID: to}}:
+	case <-r.failed:
+		return r.Err()
+	}
+	r.log.Info("replica: handing the leadership over", "to", to, "seq", last)
+	for r.leader.Load() != to || Role(r.role.Load()) == Leader {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: node %d did not take over within %v", ErrTransfer, to, timeout)
+		}
+		select {
+		case <-r.failed:
+			if errors.Is(r.Err(), ErrDeposed) {
+				// Stepped down when the member campaigned (the vote it
+				// asked for came with a newer term; who won is known to
+				// this replica only after its restart).
+				ok = true
+				return nil
+			}
+			return r.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+	ok = true
+	return nil
+}
