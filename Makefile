@@ -119,8 +119,10 @@ loadtest:
 	./bin/matchload --matchd bin/matchd --fsync=$(FSYNC) --rate $(RATE) --duration $(DURATION) --out $(LOADTEST_OUT)
 
 # The latency report: floors (loopback ping-pong, fdatasync) and a fresh
-# matchd (fsync on, then off) measured in one run, LATENCY_RUNS times:
-# one order in flight, open loop at several rates, capacity at p99 <= 2 ms.
+# matchd (fsync on, then off, then a three-node cluster with fsync on)
+# measured in one run, LATENCY_RUNS times: one order in flight, open loop
+# at several rates, capacity at p99 <= 2 ms (LATENCY_FLAGS=--cluster=false
+# leaves the cluster out).
 # Prints every figure beside its floor, writes LATENCY_OUT/result.json and
 # LATENCY_OUT/latency.svg. LATENCY_FLAGS passes more (see cmd/matchlat).
 LATENCY_RUNS ?= 3

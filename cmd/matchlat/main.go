@@ -4,7 +4,7 @@
 //	matchlat [--matchd bin/matchd] [--config configs/demo.json] [--runs 3]
 //	         [--rates 10000,50000,100000,200000] [--duration 5s] [--warmup 1s]
 //	         [--closed 5000] [--capacity-from 100000] [--capacity-factor 1.25]
-//	         [--capacity-steps 8] [--fsync on,off] [--out latency-out]
+//	         [--capacity-steps 8] [--fsync on,off] [--cluster] [--out latency-out]
 //
 // Each run measures the floors (loopback TCP ping-pong between two
 // processes, closed loop and then paced at each open-loop rate, latency
@@ -18,7 +18,11 @@
 // 2 ms with at least 99% of it achieved. It prints every figure next to its
 // floor and as a ratio to it (medians over the runs, with their range),
 // checks the goals of docs/BENCHMARKS.md, and writes OUT/result.json and
-// OUT/latency.svg. It exits 1 if a run failed or its verification did.
+// OUT/latency.svg. With --cluster (the default) it measures a three-node
+// cluster (three matchd processes with --cluster on loopback, fsync on)
+// the same way, mode cluster-fsync-on, its CPU the three nodes' together,
+// beside the single node: what replication adds. It exits 1 if a run
+// failed or its verification did.
 package main
 
 import (
@@ -52,6 +56,7 @@ type options struct {
 	duration, warmup      time.Duration
 	capFrom, capFactor    float64
 	modes                 []bool // fsync on, off
+	cluster               bool   // also a three-node cluster, fsync on
 	pingN, syncN          int
 	p99Bound, minAchieved float64
 }
@@ -73,6 +78,7 @@ func run(args []string) int {
 	fs.Float64Var(&o.capFactor, "capacity-factor", 1.25, "capacity search: rate multiplier per step")
 	fs.IntVar(&o.steps, "capacity-steps", 8, "capacity search: most steps")
 	fsync := fs.String("fsync", "on,off", "server modes to measure: on, off or both")
+	fs.BoolVar(&o.cluster, "cluster", true, "also measure a three-node cluster (raft, fsync on) on loopback")
 	fs.IntVar(&o.pingN, "ping", 20000, "ping-pong round trips per run")
 	fs.IntVar(&o.syncN, "syncs", 2000, "fdatasync samples per run")
 	version := fs.Bool("version", false, "print the build and exit")
@@ -203,14 +209,24 @@ func oneRun(o *options) (*runResult, error) {
 	fmt.Printf("floors: ping-pong p50 %.1f µs p99 %.1f µs p99.9 %.1f µs; fdatasync p50 %.1f µs p99 %.1f µs p99.9 %.1f µs\n",
 		r.PingPong.P50, r.PingPong.P99, r.PingPong.P999, r.Fdatasync.P50, r.Fdatasync.P99, r.Fdatasync.P999)
 	for _, fsync := range o.modes {
-		m, err := measureMode(o, dataRoot, fsync)
+		m, err := measureMode(o, dataRoot, fsync, false)
 		if err != nil {
 			return r, err
 		}
 		r.Modes[modeName(fsync)] = m
 	}
+	if o.cluster {
+		m, err := measureMode(o, dataRoot, true, true)
+		if err != nil {
+			return r, err
+		}
+		r.Modes[clusterMode] = m
+	}
 	return r, nil
 }
+
+// clusterMode names the three-node cluster's results.
+const clusterMode = "cluster-fsync-on"
 
 func modeName(fsync bool) string {
 	if fsync {
@@ -256,95 +272,156 @@ func echoFloors(n int, rates []float64) (*loadtest.LatencySummary, map[string]*l
 
 func rateKey(rate float64) string { return strconv.FormatFloat(rate, 'f', 0, 64) }
 
-// server is a matchd this run started.
+// server is the matchd processes this run started: one, or a cluster's
+// three. addr is their order addresses, comma-separated (the load
+// generator's sessions go to the leader).
 type server struct {
-	cmd  *exec.Cmd
-	addr string
-	dir  string
-	log  *os.File
+	nodes []*process
+	addr  string
 }
 
-func startServer(o *options, dataRoot string, fsync bool) (*server, error) {
-	dir, err := os.MkdirTemp(dataRoot, modeName(fsync)+"-")
-	if err != nil {
-		return nil, err
-	}
+// process is one matchd.
+type process struct {
+	cmd *exec.Cmd
+	dir string
+	log *os.File
+}
+
+func freeAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	logf, err := os.Create(dir + ".log")
-	if err != nil {
-		return nil, err
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func startServer(o *options, dataRoot string, fsync, cluster bool) (*server, error) {
+	n := 1
+	if cluster {
+		n = 3
 	}
-	cmd := exec.Command(o.matchd, "--config", o.config, "--data", dir, "--listen", addr, "--admin", "", "--web", "",
-		"--fsync="+strconv.FormatBool(fsync))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, err
-	}
-	s := &server{cmd: cmd, addr: addr, dir: dir, log: logf}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return s, nil
+	var orders, peers []string
+	for i := range n {
+		a, err := freeAddr()
+		if err != nil {
+			return nil, err
 		}
-		if time.Now().After(deadline) {
+		p, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		orders = append(orders, a)
+		peers = append(peers, fmt.Sprintf("%d=%s/%s", i+1, p, a))
+	}
+	s := &server{addr: strings.Join(orders, ",")}
+	name := modeName(fsync)
+	if cluster {
+		name = clusterMode
+	}
+	for i := range n {
+		dir, err := os.MkdirTemp(dataRoot, name+"-")
+		if err != nil {
 			s.stop()
-			return nil, fmt.Errorf("matchd did not start on %s (log: %s)", addr, logf.Name())
+			return nil, err
 		}
-		time.Sleep(20 * time.Millisecond)
+		logf, err := os.Create(dir + ".log")
+		if err != nil {
+			s.stop()
+			return nil, err
+		}
+		args := []string{"--config", o.config, "--data", dir, "--listen", orders[i], "--admin", "", "--web", "",
+			"--fsync=" + strconv.FormatBool(fsync)}
+		if cluster {
+			args = append(args, "--cluster", strings.Join(peers, ","), "--node-id", strconv.Itoa(i+1))
+		}
+		cmd := exec.Command(o.matchd, args...)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			logf.Close()
+			s.stop()
+			return nil, err
+		}
+		s.nodes = append(s.nodes, &process{cmd: cmd, dir: dir, log: logf})
 	}
+	deadline := time.Now().Add(20 * time.Second)
+	for _, addr := range orders {
+		for {
+			c, err := net.Dial("tcp", addr)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				s.stop()
+				return nil, fmt.Errorf("matchd did not start on %s (logs beside %s)", addr, dataRoot)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return s, nil
 }
 
-// stop ends the server with SIGTERM and removes its data.
+// stop ends the servers with SIGTERM and removes their data (and their
+// logs, if they stopped cleanly).
 func (s *server) stop() error {
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- s.cmd.Wait() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(30 * time.Second):
-		s.cmd.Process.Kill()
-		err = errors.Join(errors.New("matchd did not stop within 30 s of SIGTERM"), <-done)
+	var errs []error
+	for _, p := range s.nodes {
+		p.cmd.Process.Signal(syscall.SIGTERM)
 	}
-	s.log.Close()
-	os.RemoveAll(s.dir)
-	if err == nil {
-		os.Remove(s.log.Name())
+	for _, p := range s.nodes {
+		done := make(chan error, 1)
+		go func() { done <- p.cmd.Wait() }()
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(30 * time.Second):
+			p.cmd.Process.Kill()
+			err = errors.Join(errors.New("matchd did not stop within 30 s of SIGTERM"), <-done)
+		}
+		p.log.Close()
+		os.RemoveAll(p.dir)
+		if err == nil {
+			os.Remove(p.log.Name())
+		}
+		errs = append(errs, err)
 	}
-	return err
+	return errors.Join(errs...)
 }
 
-// cpu returns the server's user+system CPU time so far, from /proc.
+// cpu returns the servers' user+system CPU time so far, from /proc: for a
+// cluster, the three nodes' together.
 func (s *server) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
-	if err != nil {
-		return 0
+	var total time.Duration
+	for _, p := range s.nodes {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+		if err != nil {
+			continue
+		}
+		// Fields after the command name (which may hold spaces) in parentheses.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+		if len(f) < 13 {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		total += time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
 	}
-	// Fields after the command name (which may hold spaces) in parentheses.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
+	return total
 }
 
 var accounts = []loadtest.Account{{ID: 1, Token: "alice-demo"}, {ID: 2, Token: "bob-demo"}}
 
-// measureMode starts a fresh matchd with fsync on or off and measures it.
-func measureMode(o *options, dataRoot string, fsync bool) (*modeResult, error) {
-	srv, err := startServer(o, dataRoot, fsync)
+// measureMode starts a fresh matchd (or cluster) with fsync on or off
+// and measures it.
+func measureMode(o *options, dataRoot string, fsync, cluster bool) (*modeResult, error) {
+	srv, err := startServer(o, dataRoot, fsync, cluster)
 	if err != nil {
 		return nil, err
+	}
+	name := modeName(fsync)
+	if cluster {
+		name = clusterMode
 	}
 	m := &modeResult{}
 	err = func() error {
@@ -355,7 +432,7 @@ func measureMode(o *options, dataRoot string, fsync bool) (*modeResult, error) {
 		}
 		m.ClosedAccept, m.ClosedCancel = loadtest.Summarize(acc), loadtest.Summarize(cxl)
 		fmt.Printf("%s: one in flight: accept p50 %.1f p99 %.1f p99.9 %.1f µs; cancel p50 %.1f p99 %.1f p99.9 %.1f µs\n",
-			modeName(fsync), m.ClosedAccept.P50, m.ClosedAccept.P99, m.ClosedAccept.P999,
+			name, m.ClosedAccept.P50, m.ClosedAccept.P99, m.ClosedAccept.P999,
 			m.ClosedCancel.P50, m.ClosedCancel.P99, m.ClosedCancel.P999)
 		for i, rate := range o.rates {
 			cfg := loadtest.Config{Addr: srv.addr, Accounts: accounts, Rate: rate, Warmup: o.warmup,
@@ -375,7 +452,7 @@ func measureMode(o *options, dataRoot string, fsync bool) (*modeResult, error) {
 			}
 			m.Open = append(m.Open, ol)
 			fmt.Printf("%s: open loop %7.0f/s: achieved %7.0f/s accept p50 %8.1f p99 %8.1f p99.9 %8.1f µs; generator lateness p99 %.1f µs; server CPU %.2f µs/order %s\n",
-				modeName(fsync), rate, r.Achieved, ol.Accept.P50, ol.Accept.P99, ol.Accept.P999, ol.Lateness.P99,
+				name, rate, r.Achieved, ol.Accept.P50, ol.Accept.P99, ol.Accept.P999, ol.Lateness.P99,
 				ol.CPUPerOrderUs, verdict(r))
 		}
 		if o.capFrom > 0 {
@@ -387,7 +464,7 @@ func measureMode(o *options, dataRoot string, fsync bool) (*modeResult, error) {
 				return fmt.Errorf("capacity: %w", err)
 			}
 			m.Capacity, m.CapacitySteps = best, steps
-			fmt.Printf("%s: capacity (accept p99 <= 2 ms, >= 99%% achieved): %.0f/s\n", modeName(fsync), best)
+			fmt.Printf("%s: capacity (accept p99 <= 2 ms, >= 99%% achieved): %.0f/s\n", name, best)
 		}
 		return nil
 	}()

@@ -228,8 +228,11 @@ func (rep *report) summarize(o *options) {
 	add(rep.figure("floor: 4 KiB append + fdatasync p50", "µs", "", fsP50, nil))
 	add(rep.figure("floor: 4 KiB append + fdatasync p99", "µs", "", fsP99, nil))
 	add(rep.figure("floor: 4 KiB append + fdatasync p99.9", "µs", "", fsP999, nil))
-	for _, on := range []bool{true, false} {
-		name := modeName(on)
+	for _, md := range []struct {
+		name string
+		on   bool
+	}{{modeName(true), true}, {modeName(false), false}, {clusterMode, true}} {
+		name, on := md.name, md.on
 		floors := []pick{ppP50, ppP99, ppP999}
 		fname := "ping-pong"
 		if on {
@@ -294,6 +297,18 @@ func (rep *report) summarize(o *options) {
 		rep.Goals = append(rep.Goals, rep.goal("fsync on, capacity at accept p99 ≤ 2 ms: ≥ 300k/s",
 			mode(on, func(m *modeResult) float64 { return m.Capacity }), fixed(300_000), true))
 	}
+	// What replication adds (issue 16): the cluster's one-in-flight p50
+	// less the single node's, in the same run.
+	added := func(r *runResult) (float64, bool) {
+		c, s := r.Modes[clusterMode], r.Modes[on]
+		if c == nil || s == nil || c.ClosedAccept == nil || s.ClosedAccept == nil {
+			return 0, false
+		}
+		return c.ClosedAccept.P50 - s.ClosedAccept.P50, true
+	}
+	add(rep.figure("cluster, one in flight, order → Accepted p50, added to the single node's", "µs", "", added, nil))
+	rep.Goals = append(rep.Goals, rep.goal("cluster, one in flight: added p50 ≤ fdatasync p50 + 2 × ping-pong p50", added,
+		func(r *runResult) float64 { return r.Fdatasync.P50 + 2*r.PingPong.P50 }, false))
 	var kept []goal
 	for _, g := range rep.Goals {
 		if g.Runs > 0 {
@@ -395,8 +410,9 @@ func (rep *report) writePlot(path string) error {
 		fmt.Fprintf(&sb, `<line x1="%.0f" y1="%.1f" x2="%.0f" y2="%.1f" stroke="%s" stroke-dasharray="6,4"/>`+"\n", left, y(m), w-right, y(m), fl.color)
 		label(fl.color, "6,4", fmt.Sprintf("floor: %s %.0f µs", fl.name, m))
 	}
-	colors := map[string][3]string{"fsync-on": {"#1f77b4", "#2ca02c", "#d62728"}, "fsync-off": {"#9ecae1", "#a1d99b", "#fc9272"}}
-	for _, name := range []string{"fsync-on", "fsync-off"} {
+	colors := map[string][3]string{"fsync-on": {"#1f77b4", "#2ca02c", "#d62728"}, "fsync-off": {"#9ecae1", "#a1d99b", "#fc9272"},
+		clusterMode: {"#9467bd", "#8c564b", "#e377c2"}}
+	for _, name := range []string{"fsync-on", "fsync-off", clusterMode} {
 		for qi, q := range quantiles {
 			var pts []string
 			for i, rate := range rep.Rates {
@@ -416,8 +432,11 @@ func (rep *report) writePlot(path string) error {
 				continue
 			}
 			dash := "none"
-			if name == "fsync-off" {
+			switch name {
+			case "fsync-off":
 				dash = "3,3"
+			case clusterMode:
+				dash = "8,3"
 			}
 			c := colors[name][qi]
 			fmt.Fprintf(&sb, `<polyline fill="none" stroke="%s" stroke-width="2" stroke-dasharray="%s" points="%s"/>`+"\n", c, dash, strings.Join(pts, " "))
