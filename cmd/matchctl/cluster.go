@@ -28,14 +28,8 @@ func clusterStatus(args []string, stdout, stderr io.Writer) int {
 	admin := fs.String("admin", "127.0.0.1:7002", "the nodes' admin addresses, comma-separated")
 	token := fs.String("admin-token", "", "the admin token (matchd --admin-token), if one is set")
 	asJSON := fs.Bool("json", false, "print the nodes' answers as JSON lines")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fmt.Fprint(stdout, "usage:\n", clusterUsage)
-			fs.PrintDefaults()
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args, stdout); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "matchctl: unexpected argument %q\nusage:\n%s", fs.Arg(0), clusterUsage)
@@ -115,14 +109,8 @@ func clusterChange(verb string, args []string, stdout, stderr io.Writer) int {
 	to := fs.Uint64("to", 0, "transfer: the member to lead")
 	peer := fs.String("peer", "", "add: the new node's peer address (its --cluster PEER_ADDR)")
 	client := fs.String("client", "", "add: the new node's order-entry address (its --listen)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fmt.Fprint(stdout, "usage:\n", clusterUsage)
-			fs.PrintDefaults()
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args, stdout); !ok {
+		return code
 	}
 	if transfer {
 		*id = *to
@@ -199,4 +187,19 @@ func clusterChange(verb string, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stderr, "matchctl: no node did it (is --admin every node's admin address, and does one lead?); last answer:", last)
 	return 1
+}
+
+// parseFlags parses a cluster subcommand's flags: ok false means return
+// code (0 after --help, 2 for a bad flag).
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fmt.Fprint(stdout, "usage:\n", clusterUsage)
+			fs.PrintDefaults()
+			return 0, false
+		}
+		return 2, false
+	}
+	return 0, true
 }

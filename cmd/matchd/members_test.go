@@ -32,6 +32,15 @@ func (c *testCluster) memberCall(i int, method, path, body string) (int, map[str
 	return resp.StatusCode, ans
 }
 
+// committed is node i's last committed sequence number (0 if it does not
+// answer).
+func (c *testCluster) committed(i int) float64 {
+	if st := c.status(i); st != nil {
+		return st["committed_seq"].(float64)
+	}
+	return 0
+}
+
 // voters is node i's members that vote, by id.
 func (c *testCluster) voters(i int) []float64 {
 	var ids []float64
@@ -61,19 +70,13 @@ func TestClusterMembership(t *testing.T) {
 	c := newTestCluster(t, 3)
 	lead := c.leader(10 * time.Second)
 	traders, stopTrading := startTraders(t, strings.Join(c.orders, ","), uint64(time.Now().UnixNano()), nil)
-	committed := func(i int) float64 {
-		if st := c.status(i); st != nil {
-			return st["committed_seq"].(float64)
-		}
-		return 0
-	}
 	progress := func(what string) { // the cluster keeps committing orders
 		t.Helper()
-		from := committed(lead)
+		from := c.committed(lead)
 		deadline := time.Now().Add(20 * time.Second)
-		for committed(lead) < from+300 {
+		for c.committed(lead) < from+300 {
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: the leader committed nothing more (at seq %v); the nodes' replica lines:\n%s", what, committed(lead), c.replicaLines())
+				t.Fatalf("%s: the leader committed nothing more (at seq %v); the nodes' replica lines:\n%s", what, c.committed(lead), c.replicaLines())
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -223,16 +226,10 @@ func TestClusterTransfer(t *testing.T) {
 	first := c.leader(10 * time.Second)
 	traders, stopTrading := startTraders(t, strings.Join(c.orders, ","), uint64(time.Now().UnixNano()), nil)
 	admins := strings.Join(c.admins, ",")
-	committed := func(i int) float64 {
-		if st := c.status(i); st != nil {
-			return st["committed_seq"].(float64)
-		}
-		return 0
-	}
 	matchctl(t, "cluster") // built before the clock starts
 	for k, to := range []int{(first + 1) % 3, first} {
 		lead := c.leader(10 * time.Second)
-		for committed(lead) < float64(1000*(k+1)) {
+		for c.committed(lead) < float64(1000*(k+1)) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		start := time.Now()
@@ -262,8 +259,8 @@ func TestClusterTransfer(t *testing.T) {
 	if out, err := matchctl(t, "cluster", "transfer", "--admin", admins); err == nil || !strings.Contains(out, "--to is required") {
 		t.Fatalf("matchctl cluster transfer without --to: %v\n%s", err, out)
 	}
-	from := committed(lead)
-	for committed(lead) < from+300 {
+	from := c.committed(lead)
+	for c.committed(lead) < from+300 {
 		time.Sleep(10 * time.Millisecond)
 	}
 	stopTrading()
