@@ -130,3 +130,19 @@ type netConn = interface {
 	SetReadDeadline(time.Time) error
 	SetWriteDeadline(time.Time) error
 }
+
+// TestCapacitySearchesDown: when the first rate does not hold (here one
+// the generator cannot even offer), the search steps down, by the factor
+// squared, and reports the first rate that holds instead of 0.
+func TestCapacitySearchesDown(t *testing.T) {
+	addr := apitest.Start(t)
+	cfg := Config{Addr: addr, Accounts: []Account{{1, "alice-demo"}, {2, "bob-demo"}}, Rate: 1_000_000,
+		Warmup: 100 * time.Millisecond, Duration: 300 * time.Millisecond, Seed: 3}
+	best, steps, err := Capacity(context.Background(), cfg, 10, time.Second, 0.99, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(steps) != 2 || steps[0].OK || !steps[1].OK || steps[1].Offered != 10_000 || best != 10_000 {
+		t.Fatalf("capacity %.0f after steps %+v; want 1,000,000 refused, then 10,000 held", best, steps)
+	}
+}

@@ -162,11 +162,15 @@ type Step struct {
 // Capacity steps the offered rate up by factor from cfg.Rate until the
 // accept p99 passes p99Bound, the achieved rate falls below minAchieved of the
 // offered one, or verification fails, and returns the highest rate that
-// held (0 if none did).
+// held. If cfg.Rate itself does not hold, it steps down instead, by
+// factor squared, and returns the first rate that holds: the capacity is
+// then below where the search began, and a figure of 0 would say nothing
+// about where. 0 means no rate held in maxSteps steps.
 func Capacity(ctx context.Context, cfg Config, factor float64, p99Bound time.Duration, minAchieved float64, maxSteps int) (float64, []Step, error) {
 	cfg.EnsureDefaults()
 	var best float64
 	var steps []Step
+	down := false
 	for i := 0; i < maxSteps; i++ {
 		r, err := Run(ctx, cfg)
 		if err != nil {
@@ -178,11 +182,20 @@ func Capacity(ctx context.Context, cfg Config, factor float64, p99Bound time.Dur
 		if cfg.Progress != nil {
 			fmt.Fprintf(cfg.Progress, "capacity: offered %.0f/s achieved %.0f/s p99 %.1f µs: %v\n", cfg.Rate, r.Achieved, p99, ok)
 		}
-		if !ok {
-			break
+		switch {
+		case ok && down:
+			return cfg.Rate, steps, nil
+		case ok:
+			best = cfg.Rate
+			cfg.Rate *= factor
+		case i == 0:
+			down = true
+			cfg.Rate /= factor * factor
+		case down:
+			cfg.Rate /= factor * factor
+		default:
+			return best, steps, nil
 		}
-		best = cfg.Rate
-		cfg.Rate *= factor
 	}
 	return best, steps, nil
 }

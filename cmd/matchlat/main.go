@@ -15,10 +15,11 @@
 // rate (two sessions, latency from each order's intended send time, the
 // generator's own lateness beside it, the server's CPU per order from
 // /proc), and the capacity: the highest rate whose accept p99 stays within
-// 2 ms with at least 99% of it achieved. It prints every figure next to its
-// floor and as a ratio to it (medians over the runs, with their range),
-// checks the goals of docs/BENCHMARKS.md, and writes OUT/result.json and
-// OUT/latency.svg. With --cluster (the default) it measures a three-node
+// 2 ms with at least 99% of it achieved (searched up from --capacity-from,
+// or down from it when that rate does not hold). It prints every figure
+// next to its floor and as a ratio to it (medians over the runs, with
+// their range), checks the goals of docs/BENCHMARKS.md, and writes
+// OUT/result.json and OUT/latency.svg. With --cluster (the default) it measures a three-node
 // cluster (three matchd processes with --cluster on loopback, fsync on)
 // the same way, mode cluster-fsync-on, its CPU the three nodes' together,
 // beside the single node: what replication adds. It exits 1 if a run
@@ -74,7 +75,7 @@ func run(args []string) int {
 	rates := fs.String("rates", "10000,50000,100000,200000", "open-loop offered rates, orders/s")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "measured time per open-loop rate")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "warm-up per open-loop rate (excluded)")
-	fs.Float64Var(&o.capFrom, "capacity-from", 100_000, "capacity search: first rate (0 skips the search)")
+	fs.Float64Var(&o.capFrom, "capacity-from", 100_000, "capacity search: first rate (0 skips the search); stepped up while it holds, down (by the factor squared) if it does not")
 	fs.Float64Var(&o.capFactor, "capacity-factor", 1.25, "capacity search: rate multiplier per step")
 	fs.IntVar(&o.steps, "capacity-steps", 8, "capacity search: most steps")
 	fsync := fs.String("fsync", "on,off", "server modes to measure: on, off or both")

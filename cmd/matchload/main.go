@@ -73,7 +73,7 @@ func run(args []string) int {
 	mid := fs.Int64("mid", 10_000, "mid price in ticks (10000 = AAPL 100.00 in the demo config)")
 	inst := fs.Uint("instrument", 1, "instrument id")
 	out := fs.String("out", "", "directory for result.json and latency.svg")
-	capacity := fs.Bool("capacity", false, "search for the highest sustainable rate, starting at --rate")
+	capacity := fs.Bool("capacity", false, "search for the highest sustainable rate, starting at --rate (up while it holds, down if --rate does not)")
 	p99 := fs.Duration("p99", time.Millisecond, "capacity: the accept p99 bound")
 	factor := fs.Float64("factor", 1.5, "capacity: rate multiplier per step")
 	steps := fs.Int("steps", 8, "capacity: most steps")
