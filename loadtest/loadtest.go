@@ -323,12 +323,35 @@ func send(cfg Config, sessions []*session, sched *Schedule, end time.Time) {
 	if failed {
 		return
 	}
-	// Let the last answers arrive, then end the sessions.
-	time.Sleep(500 * time.Millisecond)
+	// Let the last answers arrive, then end the sessions: only once every
+	// session's commands are all answered (at most drainWait), since a
+	// session that logs out while another's orders are still queued
+	// behind it would miss its fills as their maker (seen against an
+	// overloaded cluster, where answers took seconds).
+	deadline := time.Now().Add(drainWait)
+	for time.Now().Before(deadline) && outstanding(sessions) > 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // the fills of the last answered commands
 	for _, s := range sessions {
 		s.conn.Write(wire.AppendEmpty(nil, wire.TypeLogout))
 		s.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	}
+}
+
+// drainWait bounds how long a run waits, after its last command, for the
+// answers to everything it sent.
+const drainWait = 30 * time.Second
+
+// outstanding counts the sessions' commands not answered yet.
+func outstanding(sessions []*session) int {
+	n := 0
+	for _, s := range sessions {
+		s.mu.Lock()
+		n += len(s.sent) + len(s.cxl)
+		s.mu.Unlock()
+	}
+	return n
 }
 
 // next appends one command, chosen by the mix. Called with mu held.

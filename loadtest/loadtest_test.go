@@ -131,14 +131,15 @@ type netConn = interface {
 	SetWriteDeadline(time.Time) error
 }
 
-// TestCapacitySearchesDown: when the first rate does not hold (here one
-// the generator cannot even offer), the search steps down, by the factor
-// squared, and reports the first rate that holds instead of 0.
+// TestCapacitySearchesDown: when the first rate does not hold (here a
+// burst of a million orders a second, whose p99 is hundreds of
+// milliseconds), the search steps down, by the factor squared, and
+// reports the first rate that holds instead of 0.
 func TestCapacitySearchesDown(t *testing.T) {
 	addr := apitest.Start(t)
 	cfg := Config{Addr: addr, Accounts: []Account{{1, "alice-demo"}, {2, "bob-demo"}}, Rate: 1_000_000,
 		Warmup: 100 * time.Millisecond, Duration: 300 * time.Millisecond, Seed: 3}
-	best, steps, err := Capacity(context.Background(), cfg, 10, time.Second, 0.99, 4)
+	best, steps, err := Capacity(context.Background(), cfg, 10, 50*time.Millisecond, 0.99, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
