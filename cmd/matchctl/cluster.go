@@ -81,6 +81,9 @@ func clusterStatus(args []string, stdout, stderr io.Writer) int {
 				}
 			}
 		}
+		if st["leads"] == true {
+			printMembers(stdout, st["members"])
+		}
 	}
 	switch {
 	case answered == 0:
@@ -166,13 +169,11 @@ func clusterChange(verb string, args []string, stdout, stderr io.Writer) int {
 			if transfer {
 				fmt.Fprintf(stdout, "node %d leads\n", *id)
 			}
-			for _, m := range ans.Members {
-				vote := "voter"
-				if m["voter"] != true {
-					vote = "not voting yet"
-				}
-				fmt.Fprintf(stdout, "node %v: peer %v, orders %v, %s\n", m["node"], m["peer"], m["client"], vote)
+			ms := make([]any, len(ans.Members))
+			for i, m := range ans.Members {
+				ms[i] = m
 			}
+			printMembers(stdout, ms)
 			return 0
 		}
 		last = fmt.Sprintf("%s: %s: %s", a, resp.Status, ans.Error)
@@ -202,4 +203,20 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (code int, ok
 		return 2, false
 	}
 	return 0, true
+}
+
+// printMembers prints the member list an admin port answered, a line each.
+func printMembers(w io.Writer, members any) {
+	ms, _ := members.([]any)
+	for _, m := range ms {
+		m, ok := m.(map[string]any)
+		if !ok {
+			continue
+		}
+		vote := "voter"
+		if m["voter"] != true {
+			vote = "not voting yet"
+		}
+		fmt.Fprintf(w, "member node %v: peer %v, orders %v, %s\n", m["node"], m["peer"], m["client"], vote)
+	}
 }

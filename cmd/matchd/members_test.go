@@ -119,7 +119,7 @@ func TestClusterMembership(t *testing.T) {
 	// With matchctl, given every admin address: it finds the leader.
 	admins := strings.Join(c.admins[:3], ",")
 	out, err := matchctl(t, "cluster", "add", "--admin", admins, "--id", "4", "--peer", peer4, "--client", order4)
-	if err != nil || !strings.Contains(out, "node 4: peer "+peer4+", orders "+order4+", voter") {
+	if err != nil || !strings.Contains(out, "member node 4: peer "+peer4+", orders "+order4+", voter") {
 		t.Fatalf("matchctl cluster add: %v\n%s", err, out)
 	}
 	if got := c.voters(lead); !slices.Equal(got, []float64{1, 2, 3, 4}) {
@@ -131,8 +131,12 @@ func TestClusterMembership(t *testing.T) {
 	// Shrink: remove a follower; it learns it and exits.
 	removed := follower
 	out, err = matchctl(t, "cluster", "remove", "--admin", admins, "--id", fmt.Sprint(removed+1))
-	if err != nil || strings.Contains(out, fmt.Sprintf("node %d:", removed+1)) {
+	if err != nil || strings.Contains(out, fmt.Sprintf("member node %d:", removed+1)) {
 		t.Fatalf("matchctl cluster remove: %v\n%s", err, out)
+	}
+	if out, err := matchctl(t, "cluster", "status", "--admin", admins); err != nil || !strings.Contains(out, "member node 4: peer "+peer4) ||
+		strings.Contains(out, fmt.Sprintf("member node %d:", removed+1)) {
+		t.Fatalf("matchctl cluster status after the changes: %v\n%s", err, out)
 	}
 	if out, err := matchctl(t, "cluster", "remove", "--admin", admins); err == nil || !strings.Contains(out, "--id is required") {
 		t.Fatalf("matchctl cluster remove without --id: %v\n%s", err, out)
