@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"time"
 
@@ -71,6 +72,14 @@ func (r *Replica) AddMember(p Peer, timeout time.Duration) error {
 	if p.ID == 0 || p.Addr == "" || p.Client == "" {
 		return fmt.Errorf("%w: a new member needs an id (from 1), a peer address and an order-entry address", ErrMembership)
 	}
+	// A member votes as soon as it is added: one that is not running
+	// would lower the group's fault tolerance (3 of 4 needed) until it
+	// is. Refuse one whose peer address does not answer.
+	c, err := net.DialTimeout("tcp", p.Addr, min(timeout, time.Second))
+	if err != nil {
+		return fmt.Errorf("%w: node %d's peer address %s does not answer (%v): start it with --join first", ErrMembership, p.ID, p.Addr, err)
+	}
+	c.Close()
 	return r.changeMember(memberChange{add: true, peer: p}, timeout)
 }
 

@@ -94,8 +94,11 @@ func TestClusterMembership(t *testing.T) {
 	if code, ans := c.memberCall(lead, "POST", "/api/cluster/members", `{"id": 4, "bogus": 1}`); code != http.StatusBadRequest {
 		t.Fatalf("an add with an unknown field: %d %v", code, ans)
 	}
-	if code, ans := c.memberCall(lead, "POST", "/api/cluster/members", fmt.Sprintf(`{"id": %d, "peer": "127.0.0.1:1", "client": "127.0.0.1:2"}`, follower+1)); code != http.StatusConflict || !strings.Contains(fmt.Sprint(ans["error"]), "member already") {
+	if code, ans := c.memberCall(lead, "POST", "/api/cluster/members", fmt.Sprintf(`{"id": %d, "peer": %q, "client": "127.0.0.1:2"}`, follower+1, c.admins[follower])); code != http.StatusConflict || !strings.Contains(fmt.Sprint(ans["error"]), "member already") {
 		t.Fatalf("adding a member again: %d %v", code, ans)
+	}
+	if code, ans := c.memberCall(lead, "POST", "/api/cluster/members", fmt.Sprintf(`{"id": 7, "peer": %q, "client": "127.0.0.1:2"}`, freeAddr(t))); code != http.StatusConflict || !strings.Contains(fmt.Sprint(ans["error"]), "does not answer") {
+		t.Fatalf("adding a node that is not running: %d %v", code, ans)
 	}
 	if code, ans := c.memberCall(lead, "DELETE", fmt.Sprintf("/api/cluster/members/%d", lead+1), ""); code != http.StatusConflict || !strings.Contains(fmt.Sprint(ans["error"]), "leads") {
 		t.Fatalf("removing the leader: %d %v", code, ans)
@@ -150,7 +153,7 @@ func TestClusterMembership(t *testing.T) {
 		t.Errorf("the removed node did not say why it stopped")
 	}
 	c.servers[removed] = nil
-	if code, ans := c.memberCall(lead, "POST", "/api/cluster/members", fmt.Sprintf(`{"id": %d, "peer": "127.0.0.1:1", "client": "127.0.0.1:2"}`, removed+1)); code != http.StatusConflict || !strings.Contains(fmt.Sprint(ans["error"]), "not used again") {
+	if code, ans := c.memberCall(lead, "POST", "/api/cluster/members", fmt.Sprintf(`{"id": %d, "peer": %q, "client": "127.0.0.1:2"}`, removed+1, c.admins[lead])); code != http.StatusConflict || !strings.Contains(fmt.Sprint(ans["error"]), "not used again") {
 		t.Fatalf("adding a removed id back: %d %v", code, ans)
 	}
 	// Its data directory does not start again.
