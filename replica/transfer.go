@@ -88,9 +88,21 @@ quiet:
 		return r.Err()
 	}
 	r.log.Info("replica: handing the leadership over", "to", to, "seq", last)
+	asked := time.Now()
 	for r.leader.Load() != to || Role(r.role.Load()) == Leader {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%w: node %d did not take over within %v", ErrTransfer, to, timeout)
+		}
+		// Raft gives a transfer up after an election timeout (the member
+		// did not catch up, or is down); its status, refreshed every ten
+		// ticks, then names no transferee: take commands again at once.
+		if time.Since(asked) > 3*time.Duration(r.cfg.ElectionTicks)*r.cfg.Tick {
+			r.statusMu.Lock()
+			pending := r.status.LeadTransferee
+			r.statusMu.Unlock()
+			if pending == 0 && Role(r.role.Load()) == Leader {
+				return fmt.Errorf("%w: node %d did not take over (raft gave the transfer up)", ErrTransfer, to)
+			}
 		}
 		select {
 		case <-r.failed:

@@ -266,6 +266,23 @@ func TestClusterTransfer(t *testing.T) {
 	if out, err := matchctl(t, "cluster", "transfer", "--admin", admins); err == nil || !strings.Contains(out, "--to is required") {
 		t.Fatalf("matchctl cluster transfer without --to: %v\n%s", err, out)
 	}
+	// To a member that is down: raft gives the transfer up, and the leader
+	// takes orders again well within the request's 10 s.
+	down := (lead + 1) % 3
+	c.kill(down)
+	asked := time.Now()
+	if code, ans := c.memberCall(lead, "POST", "/api/cluster/leader", fmt.Sprintf(`{"id": %d}`, down+1)); code != http.StatusGatewayTimeout || !strings.Contains(fmt.Sprint(ans["error"]), "gave the transfer up") {
+		t.Fatalf("a transfer to a member that is down: %d %v", code, ans)
+	}
+	t.Logf("a transfer to a member that is down was given up after %v", time.Since(asked))
+	if time.Since(asked) > 5*time.Second {
+		t.Errorf("the leader took %v to give the transfer up", time.Since(asked))
+	}
+	if got := c.leader(10 * time.Second); got != lead {
+		t.Fatalf("after the abandoned transfer node %d leads, want %d", got+1, lead+1)
+	}
+	c.start(down)
+	c.caughtUp(down)
 	from := c.committed(lead)
 	for c.committed(lead) < from+300 {
 		time.Sleep(10 * time.Millisecond)
