@@ -33,10 +33,10 @@ type Peer struct {
 type Config struct {
 	// ID is this replica's id, one of Peers' (1, 2, 3, …). Required.
 	ID uint64
-	// Peers is every member, this one included. Required. Once the
-	// membership has changed (AddMember, RemoveMember), the list stored in
-	// the raft log is the membership, and Peers only adds addresses for
-	// members it does not know.
+	// Peers is every member, this one included. Required. Once the raft
+	// log has applied a configuration, the membership it stores holds
+	// (AddMember and RemoveMember change it) and Peers only gives this
+	// replica's own addresses.
 	Peers []Peer
 	// Join starts a new replica that joins a running group: a new raft log
 	// is not given a configuration of its own, and the replica waits for
