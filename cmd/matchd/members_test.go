@@ -41,6 +41,28 @@ func (c *testCluster) committed(i int) float64 {
 	return 0
 }
 
+// metrics is node i's /metrics page ("" if it does not answer).
+func (c *testCluster) metrics(i int) string {
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Get("http://" + c.admins[i] + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// grepLines is the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 // voters is node i's members that vote, by id.
 func (c *testCluster) voters(i int) []float64 {
 	var ids []float64
@@ -130,6 +152,9 @@ func TestClusterMembership(t *testing.T) {
 	}
 	c.caughtUp(3)
 	progress("with four members")
+	if m := c.metrics(lead); !strings.Contains(m, `matchd_raft_members{voter="true"} 4`) || !strings.Contains(m, `matchd_raft_members{voter="false"} 0`) {
+		t.Errorf("the leader's metrics after adding node 4:\n%s", grepLines(m, "matchd_raft_members"))
+	}
 
 	// Shrink: remove a follower; it learns it and exits.
 	removed := follower

@@ -207,6 +207,7 @@ type clusterCollector struct {
 	r                                    *replica.Replica
 	role, leads, term, commit, applied   *prometheus.Desc
 	committedSeq, followerMatch, lagDesc *prometheus.Desc
+	members                              *prometheus.Desc
 }
 
 func newClusterCollector(r *replica.Replica) *clusterCollector {
@@ -222,11 +223,12 @@ func newClusterCollector(r *replica.Replica) *clusterCollector {
 		committedSeq:  d("committed_seq", "The last command sequence number known committed on a quorum."),
 		followerMatch: d("follower_match_index", "On the leader: the last index known replicated on each follower.", "follower"),
 		lagDesc:       d("follower_lag_entries", "On the leader: entries committed but not yet known on each follower.", "follower"),
+		members:       d("members", "The members this replica knows, by whether they vote (a member being added does once its change is applied).", "voter"),
 	}
 }
 
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.role, c.leads, c.term, c.commit, c.applied, c.committedSeq, c.followerMatch, c.lagDesc} {
+	for _, d := range []*prometheus.Desc{c.role, c.leads, c.term, c.commit, c.applied, c.committedSeq, c.followerMatch, c.lagDesc, c.members} {
 		ch <- d
 	}
 }
@@ -249,6 +251,16 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.commit, prometheus.GaugeValue, float64(st.Commit))
 	ch <- prometheus.MustNewConstMetric(c.applied, prometheus.GaugeValue, float64(st.Applied))
 	ch <- prometheus.MustNewConstMetric(c.committedSeq, prometheus.GaugeValue, float64(st.CommittedSeq))
+	var voters, others float64
+	for _, m := range c.r.Members() {
+		if m.Voter {
+			voters++
+		} else {
+			others++
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(c.members, prometheus.GaugeValue, voters, "true")
+	ch <- prometheus.MustNewConstMetric(c.members, prometheus.GaugeValue, others, "false")
 	for id, m := range st.Match {
 		f := strconv.FormatUint(id, 10)
 		ch <- prometheus.MustNewConstMetric(c.followerMatch, prometheus.GaugeValue, float64(m), f)
