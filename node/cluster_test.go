@@ -2,10 +2,12 @@ package node_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -197,5 +199,98 @@ func TestClusterReplicates(t *testing.T) {
 	}
 	if hashes[0] != hashes[1] || hashes[1] != hashes[2] {
 		t.Fatalf("replicas differ: %v", hashes)
+	}
+}
+
+// TestClusterMembersInProcess: the membership changes and a leadership
+// transfer with every replica in this process, so that the race detector
+// sees them (cmd/matchd's tests drive the same through real processes). A
+// fourth node joins and catches up, a follower is removed and stops, and
+// the leadership goes to the new node; the client follows it.
+func TestClusterMembersInProcess(t *testing.T) {
+	c := newCluster(t, 3)
+	defer func() {
+		for i := range c.nodes {
+			c.stop(i)
+		}
+	}()
+	lead := c.leader()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := client.Dial(ctx, client.Config{Addr: c.addrs(), Account: 1, Token: "t", Session: "m1", Reconnect: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	submit := func(n int) {
+		t.Helper()
+		for range n {
+			o := wire.NewOrder{Ref: cl.NextRef(), Instrument: 1, Side: engine.Buy, Type: engine.Limit, TIF: engine.GTC, Price: 99, Qty: 1}
+			for try := 0; ; try++ {
+				if _, err := cl.Submit(ctx, o); err == nil {
+					break
+				} else if try == 100 {
+					t.Fatal(err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	}
+	submit(100)
+
+	// A fourth node joins.
+	p4 := replica.Peer{ID: 4, Addr: freePort(t), Client: freePort(t)}
+	cfg := c.cfgs[0]
+	cfg.Dir, cfg.API.Listen, cfg.Logger = t.TempDir(), p4.Client, cfg.Logger.With("node", 4)
+	cfg.Cluster = &replica.Config{ID: 4, Peers: append(slices.Clone(c.cfgs[0].Cluster.Peers), p4), Join: true}
+	c.cfgs, c.nodes = append(c.cfgs, cfg), append(c.nodes, nil)
+	c.start(3)
+	if err := c.nodes[lead].Replica().AddMember(p4, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	want := c.nodes[lead].Pipeline().Durable()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.nodes[3].Pipeline().Durable() < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("node 4 at seq %d, want %d", c.nodes[3].Pipeline().Durable(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	// A follower is removed and stops.
+	gone := (lead + 1) % 3
+	if err := c.nodes[lead].Replica().RemoveMember(uint64(gone+1), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.nodes[gone].Failed():
+		if !errors.Is(c.nodes[gone].Err(), replica.ErrRemoved) {
+			t.Fatalf("the removed node failed with %v", c.nodes[gone].Err())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the removed node did not stop")
+	}
+	c.stop(gone)
+	submit(50)
+
+	// The leadership goes to node 4; the client follows.
+	if err := c.nodes[lead].Replica().TransferLeader(4, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.leader(); got != 3 {
+		t.Fatalf("node %d leads after the transfer, want 4", got+1)
+	}
+	submit(50)
+	if got := cl.Addr(); got != p4.Client {
+		t.Fatalf("the client is at %s, want node 4's %s", got, p4.Client)
+	}
+	var ids []uint64
+	for _, m := range c.nodes[3].Replica().Members() {
+		if m.Voter {
+			ids = append(ids, m.ID)
+		}
+	}
+	if len(ids) != 3 || slices.Contains(ids, uint64(gone+1)) || !slices.Contains(ids, 4) {
+		t.Fatalf("node 4's voters: %v", ids)
 	}
 }
