@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -133,17 +134,30 @@ type netConn = interface {
 
 // TestCapacitySearchesDown: when the first rate does not hold (here a
 // burst of a million orders a second, whose p99 is hundreds of
-// milliseconds), the search steps down, by the factor squared, and
-// reports the first rate that holds instead of 0.
+// milliseconds or more), the search steps down, by the factor squared,
+// and reports the first rate that holds instead of 0. What rate that is
+// depends on the machine (and on the race detector): the test checks the
+// search, not the speed.
 func TestCapacitySearchesDown(t *testing.T) {
 	addr := apitest.Start(t)
 	cfg := Config{Addr: addr, Accounts: []Account{{1, "alice-demo"}, {2, "bob-demo"}}, Rate: 1_000_000,
 		Warmup: 100 * time.Millisecond, Duration: 300 * time.Millisecond, Seed: 3}
-	best, steps, err := Capacity(context.Background(), cfg, 10, 50*time.Millisecond, 0.99, 4)
+	best, steps, err := Capacity(context.Background(), cfg, 10, 100*time.Millisecond, 0.99, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(steps) != 2 || steps[0].OK || !steps[1].OK || steps[1].Offered != 10_000 || best != 10_000 {
-		t.Fatalf("capacity %.0f after steps %+v; want 1,000,000 refused, then 10,000 held", best, steps)
+	if len(steps) < 2 || steps[0].OK {
+		t.Fatalf("steps %+v: want 1,000,000/s refused, then lower rates", steps)
+	}
+	for i, st := range steps {
+		if want := 1_000_000 / math.Pow(100, float64(i)); math.Abs(st.Offered-want) > 1e-6*want {
+			t.Fatalf("step %d offered %.0f/s, want %.0f/s (down by the factor squared): %+v", i, st.Offered, want, steps)
+		}
+		if st.OK != (i == len(steps)-1 && best > 0) {
+			t.Fatalf("step %d: %+v; the search goes on only while a rate fails, and stops at the first that holds", i, steps)
+		}
+	}
+	if best == 0 || best != steps[len(steps)-1].Offered {
+		t.Fatalf("capacity %.0f after %+v: want the first rate that held (100/s holds on any machine)", best, steps)
 	}
 }
