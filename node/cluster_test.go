@@ -73,6 +73,32 @@ func (c *cluster) stop(i int) {
 	}
 }
 
+func (c *cluster) stopAll() {
+	for i := range c.nodes {
+		c.stop(i)
+	}
+}
+
+// submitOrders sends n resting buys through cl, each retried with the
+// same reference while the client moves to a new leader: answered once,
+// with the original outcome.
+func submitOrders(ctx context.Context, t *testing.T, cl *client.Client, n int) {
+	t.Helper()
+	for range n {
+		o := wire.NewOrder{Ref: cl.NextRef(), Instrument: 1, Side: engine.Buy, Type: engine.Limit, TIF: engine.GTC, Price: 99, Qty: 1}
+		for try := 0; ; try++ {
+			_, err := cl.Submit(ctx, o)
+			if err == nil {
+				break
+			}
+			if try == 100 {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
 func (c *cluster) addrs() string {
 	var a []string
 	for _, cfg := range c.cfgs {
@@ -105,11 +131,7 @@ func (c *cluster) leader() int {
 // at the end every replica holds the same state (state hashes equal).
 func TestClusterReplicates(t *testing.T) {
 	c := newCluster(t, 3)
-	defer func() {
-		for i := range c.nodes {
-			c.stop(i)
-		}
-	}()
+	defer c.stopAll()
 	lead := c.leader()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -122,24 +144,7 @@ func TestClusterReplicates(t *testing.T) {
 	if got := cl.Addr(); got != c.cfgs[lead].API.Listen {
 		t.Fatalf("logged in at %s, want the leader's %s", got, c.cfgs[lead].API.Listen)
 	}
-	submit := func(n int) {
-		t.Helper()
-		for range n {
-			o := wire.NewOrder{Ref: cl.NextRef(), Instrument: 1, Side: engine.Buy, Type: engine.Limit, TIF: engine.GTC, Price: 99, Qty: 1}
-			// Sent again, with the same reference, while the client moves to
-			// the new leader: answered once, with the original outcome.
-			for try := 0; ; try++ {
-				_, err := cl.Submit(ctx, o)
-				if err == nil {
-					break
-				}
-				if try == 100 {
-					t.Fatal(err)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-		}
-	}
+	submit := func(n int) { t.Helper(); submitOrders(ctx, t, cl, n) }
 	submit(200)
 	seqs := func() []engine.Seq {
 		var s []engine.Seq
@@ -209,11 +214,7 @@ func TestClusterReplicates(t *testing.T) {
 // the leadership goes to the new node; the client follows it.
 func TestClusterMembersInProcess(t *testing.T) {
 	c := newCluster(t, 3)
-	defer func() {
-		for i := range c.nodes {
-			c.stop(i)
-		}
-	}()
+	defer c.stopAll()
 	lead := c.leader()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -222,20 +223,7 @@ func TestClusterMembersInProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	submit := func(n int) {
-		t.Helper()
-		for range n {
-			o := wire.NewOrder{Ref: cl.NextRef(), Instrument: 1, Side: engine.Buy, Type: engine.Limit, TIF: engine.GTC, Price: 99, Qty: 1}
-			for try := 0; ; try++ {
-				if _, err := cl.Submit(ctx, o); err == nil {
-					break
-				} else if try == 100 {
-					t.Fatal(err)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-		}
-	}
+	submit := func(n int) { t.Helper(); submitOrders(ctx, t, cl, n) }
 	submit(100)
 
 	// A fourth node joins.

@@ -322,8 +322,6 @@ func (ls *logStore) syncOpt() *pebble.WriteOptions {
 	return pebble.NoSync
 }
 
-func isNotFound(err error) bool { return errors.Is(err, pebble.ErrNotFound) }
-
 // quietPebble drops Pebble's informational lines.
 type quietPebble struct{}
 

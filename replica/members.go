@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 )
@@ -53,7 +55,7 @@ func (r *Replica) Members() []Member {
 	for _, p := range m {
 		out = append(out, Member{Peer: p, Voter: voters != nil && slices.Contains(*voters, p.ID)})
 	}
-	slices.SortFunc(out, func(a, b Member) int { return int(a.ID) - int(b.ID) })
+	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 
@@ -232,8 +234,6 @@ func (r *Replica) applyMembers(cc *pb.ConfChange) error {
 		r.dropMember(id)
 		r.log.Info("replica: a member was removed", "node", id)
 	}
-	voters := slices.Clone(r.confState.GetVoters())
-	r.voters.Store(&voters)
 	return r.ls.saveMembers(r.Members(), r.removed)
 }
 
@@ -267,7 +267,7 @@ func (ls *logStore) saveMembers(ms []Member, removed []uint64) error {
 func (ls *logStore) loadMembers() (*storedMembers, error) {
 	v, c, err := ls.db.Get(membersKey)
 	if err != nil {
-		if isNotFound(err) {
+		if errors.Is(err, pebble.ErrNotFound) {
 			return nil, nil
 		}
 		return nil, err

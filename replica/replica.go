@@ -314,9 +314,7 @@ func Open(cfg Config) (*Replica, error) {
 		return nil, err
 	}
 	if _, cs, err := ls.InitialState(); err == nil {
-		r.confState = cs
-		voters := slices.Clone(cs.GetVoters())
-		r.voters.Store(&voters)
+		r.setConf(cs)
 	}
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID: cfg.ID, ElectionTick: cfg.ElectionTicks, HeartbeatTick: cfg.HeartbeatTicks,
@@ -678,7 +676,7 @@ func (r *Replica) handle(rd raft.Ready) error {
 			case pb.EntryConfChange:
 				var cc pb.ConfChange
 				if err := proto.Unmarshal(e.GetData(), &cc); err == nil {
-					r.confState = r.rn.ApplyConfChange(&cc)
+					r.applyConf(&cc)
 					r.confChanged(&cc)
 					if err := r.applyMembers(&cc); err != nil {
 						return err
@@ -687,9 +685,7 @@ func (r *Replica) handle(rd raft.Ready) error {
 			case pb.EntryConfChangeV2:
 				var cc pb.ConfChangeV2
 				if err := proto.Unmarshal(e.GetData(), &cc); err == nil {
-					r.confState = r.rn.ApplyConfChange(&cc)
-					voters := slices.Clone(r.confState.GetVoters())
-					r.voters.Store(&voters)
+					r.applyConf(&cc)
 				}
 			}
 		}
@@ -701,6 +697,18 @@ func (r *Replica) handle(rd raft.Ready) error {
 	}
 	r.rn.Advance(rd)
 	return nil
+}
+
+// applyConf applies a committed configuration change to raft (raft
+// goroutine).
+func (r *Replica) applyConf(cc pb.ConfChangeI) { r.setConf(r.rn.ApplyConfChange(cc)) }
+
+// setConf records the configuration: confState for the raft goroutine,
+// voters for everyone.
+func (r *Replica) setConf(cs *pb.ConfState) {
+	r.confState = cs
+	voters := slices.Clone(cs.GetVoters())
+	r.voters.Store(&voters)
 }
 
 // runApply applies committed entries in order: commands the local state

@@ -55,32 +55,10 @@ func (r *Replica) TransferLeader(to uint64, timeout time.Duration) error {
 	if r.cfg.OnLead != nil {
 		r.cfg.OnLead(false) // no new commands sequenced from here
 	}
-	// Quiet: what was sequenced is committed and durable, and stays so for
-	// a moment (a batch matched when sequencing stopped publishes its
-	// sequence numbers when it ends).
-	var last engine.Seq
-	stable := time.Time{}
-	for {
-		s := r.cfg.Sequenced()
-		done := engine.Seq(r.committedSeq.Load()) >= s && r.cfg.Durable() >= s
-		switch {
-		case !done || s != last:
-			last, stable = s, time.Time{}
-		case stable.IsZero():
-			stable = time.Now()
-		case time.Since(stable) > 20*time.Millisecond:
-			goto quiet
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: the commands in flight were not committed within %v", ErrTransfer, timeout)
-		}
-		select {
-		case <-r.failed:
-			return r.Err()
-		case <-time.After(time.Millisecond):
-		}
+	last, err := r.quiesce(deadline)
+	if err != nil {
+		return err
 	}
-quiet:
 	r.ready.Store(false)
 	select {
 	case r.confc <- memberChange{transfer: true, peer: Peer{ID: to}}:
@@ -119,4 +97,33 @@ quiet:
 	}
 	ok = true
 	return nil
+}
+
+// quiesce waits, once sequencing has stopped, until what was sequenced is
+// committed and durable, and stays so for a moment (a batch matched when
+// sequencing stopped publishes its sequence numbers when it ends); it
+// returns the last sequence number.
+func (r *Replica) quiesce(deadline time.Time) (engine.Seq, error) {
+	var last engine.Seq
+	var stable time.Time
+	for {
+		s := r.cfg.Sequenced()
+		done := engine.Seq(r.committedSeq.Load()) >= s && r.cfg.Durable() >= s
+		switch {
+		case !done || s != last:
+			last, stable = s, time.Time{}
+		case stable.IsZero():
+			stable = time.Now()
+		case time.Since(stable) > 20*time.Millisecond:
+			return last, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("%w: the commands in flight were not committed in time", ErrTransfer)
+		}
+		select {
+		case <-r.failed:
+			return 0, r.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
 }

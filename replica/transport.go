@@ -85,8 +85,8 @@ func newTransport(id uint64, listen string, peers map[uint64]string, log *slog.L
 }
 
 // setPeer starts (or, at a new address, restarts) the writer for peer id.
-// Only the raft goroutine calls it, and send and dropPeer, once the
-// transport runs.
+// Once the transport runs, only the raft goroutine calls setPeer, dropPeer
+// and send (peers is its).
 func (t *transport) setPeer(id uint64, addr string) {
 	if p := t.peers[id]; p != nil {
 		if p.addr == addr {

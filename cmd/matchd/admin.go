@@ -251,8 +251,8 @@ func bookHandler(srv *api.Server, insts []engine.Instrument) http.Handler {
 // memberChangeWait is how long a membership change may take to apply.
 const memberChangeWait = 10 * time.Second
 
-// changeMember runs a membership change and answers with the members, or
-// why it was refused (409: not the leader, a change under way, a bad id;
+// changeMember runs a membership change or a leadership transfer and
+// answers with the members, or why it was refused (409: not the leader, a change under way, a bad id;
 // 504: proposed but not applied in time).
 func (a *admin) changeMember(w http.ResponseWriter, change func(*replica.Replica) error) {
 	rep := a.cluster.Load()

@@ -229,6 +229,15 @@ func oneRun(o *options) (*runResult, error) {
 // clusterMode names the three-node cluster's results.
 const clusterMode = "cluster-fsync-on"
 
+// modeOf names a mode's results: the single node's by fsync, or the
+// cluster's.
+func modeOf(fsync, cluster bool) string {
+	if cluster {
+		return clusterMode
+	}
+	return modeName(fsync)
+}
+
 func modeName(fsync bool) string {
 	if fsync {
 		return "fsync-on"
@@ -316,10 +325,7 @@ func startServer(o *options, dataRoot string, fsync, cluster bool) (*server, err
 		peers = append(peers, fmt.Sprintf("%d=%s/%s", i+1, p, a))
 	}
 	s := &server{addr: strings.Join(orders, ",")}
-	name := modeName(fsync)
-	if cluster {
-		name = clusterMode
-	}
+	name := modeOf(fsync, cluster)
 	for i := range n {
 		dir, err := os.MkdirTemp(dataRoot, name+"-")
 		if err != nil {
@@ -420,10 +426,7 @@ func measureMode(o *options, dataRoot string, fsync, cluster bool) (*modeResult,
 	if err != nil {
 		return nil, err
 	}
-	name := modeName(fsync)
-	if cluster {
-		name = clusterMode
-	}
+	name := modeOf(fsync, cluster)
 	m := &modeResult{}
 	err = func() error {
 		ctx := context.Background()
