@@ -161,3 +161,21 @@ func TestCapacitySearchesDown(t *testing.T) {
 		t.Fatalf("capacity %.0f after %+v: want the first rate that held (100/s holds on any machine)", best, steps)
 	}
 }
+
+// TestOverloadedRunVerifies: a run whose answers come back long after
+// its last command (a burst far beyond what the server sustains) still
+// sees every answer and both sides of every trade: the sessions end only
+// once everything they sent is answered, not after a fixed wait.
+func TestOverloadedRunVerifies(t *testing.T) {
+	addr := apitest.Start(t)
+	cfg := Config{Addr: addr, Accounts: []Account{{1, "alice-demo"}, {2, "bob-demo"}}, Rate: 1_000_000,
+		Warmup: 100 * time.Millisecond, Duration: 400 * time.Millisecond, Seed: 5}
+	r, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.OK() || r.Answered != r.Sent || r.Trades == 0 {
+		t.Fatalf("sent %d, answered %d, trades %d, p99 %.0f µs: %v", r.Sent, r.Answered, r.Trades, r.Latency[KindAccept].P99, r.Errors)
+	}
+	t.Logf("sent %d, accept p99 %.0f µs: all answered, every trade seen by both sides", r.Sent, r.Latency[KindAccept].P99)
+}
