@@ -74,6 +74,23 @@ func cachedWorkload(name string, gen func() (engine.Config, []engine.Command)) w
 
 // replay times applying every command of w to a fresh engine, once per
 // b.N, and reports per-command cost. Engine construction is not timed.
+// noPrefetch (MATCHD_BENCH_NOPREFETCH=1) replays without Engine.Prefetch,
+// to measure what it gains.
+var noPrefetch = os.Getenv("MATCHD_BENCH_NOPREFETCH") != ""
+
+// prefetchQueued tells e that the commands after cmds[j] are queued, as
+// the matching loop does with the rest of its batch.
+func prefetchQueued(e *engine.Engine, cmds []engine.Command, j int) {
+	if noPrefetch {
+		return
+	}
+	for _, k := range engine.PrefetchDistances() {
+		if j+k < len(cmds) {
+			e.Prefetch(&cmds[j+k], k)
+		}
+	}
+}
+
 func replay(b *testing.B, w wl) {
 	out := make([]engine.Event, 0, 4096)
 	var allocs, late uint64
@@ -93,6 +110,7 @@ func replay(b *testing.B, w wl) {
 		b.StartTimer()
 		half := len(w.cmds) / 2
 		for j := range w.cmds[:half] {
+			prefetchQueued(e, w.cmds, j)
 			out = e.Apply(&w.cmds[j], out[:0])
 		}
 		b.StopTimer()
@@ -101,6 +119,7 @@ func replay(b *testing.B, w wl) {
 		b.StartTimer()
 		t0 := time.Now()
 		for j := half; j < len(w.cmds); j++ {
+			prefetchQueued(e, w.cmds, j)
 			out = e.Apply(&w.cmds[j], out[:0])
 		}
 		lateTime += time.Since(t0)

@@ -68,6 +68,13 @@ func (p *Pipeline) match(b *Batch, lo, hi int64) {
 	b.Time = now
 	p.seqOn = p.sequencing.Load() // once a batch, not once a command
 	for s := lo; s < hi; s++ {
+		for _, k := range engine.PrefetchDistances() {
+			if s+int64(k) < hi {
+				if r := p.ring.Slot(s + int64(k)); r.Query.Kind == 0 {
+					p.e.Prefetch(&r.Cmd, k)
+				}
+			}
+		}
 		p.handle(b, p.ring.Slot(s))
 	}
 	p.ring.Release(hi)

@@ -45,7 +45,7 @@ source() {
 }
 geseq=$(source github.com/geseq/orderbook PEERS_GESEQ PEERS_GESEQ_GIT)
 fmstephe=$(source github.com/fmstephe/matching_engine PEERS_FMSTEPHE PEERS_FMSTEPHE_GIT)
-books="matchd geseq fmstephe"
+books="matchd matchd-noprefetch geseq fmstephe"
 extra_req=""
 extra_rep=""
 if [ -n "${PEERS_I25959341:-}${PEERS_I25959341_GIT:-}" ]; then

@@ -39,14 +39,21 @@ type runner func(cfg engine.Config, cmds []engine.Command) (run func() check, er
 // (i25959341.go, x5487.go) add themselves when scripts/peers.sh builds
 // them in.
 var runners = map[string]runner{
-	"matchd":   prepareMatchd,
+	"matchd": func(cfg engine.Config, cmds []engine.Command) (func() check, error) {
+		return prepareMatchd(cfg, cmds, true)
+	},
+	// matchd-noprefetch: the engine applying each command as if none were
+	// queued behind it (no Engine.Prefetch), as it runs at a light load.
+	"matchd-noprefetch": func(cfg engine.Config, cmds []engine.Command) (func() check, error) {
+		return prepareMatchd(cfg, cmds, false)
+	},
 	"geseq":    prepareGeseq,
 	"fmstephe": prepareFmstephe,
 }
 
 func main() {
 	dir := flag.String("cache", os.Getenv("MATCHD_WORKLOAD_CACHE"), "the directory holding the workload files")
-	name := flag.String("engine", "matchd", "the book to time: matchd, geseq, fmstephe, i25959341 or x5487")
+	name := flag.String("engine", "matchd", "the book to time: matchd, matchd-noprefetch, geseq, fmstephe, i25959341 or x5487")
 	wl := flag.String("workload", "A", "A, B or C")
 	distinct := flag.Bool("distinct", false, "give every order its own account (see distinctAccounts)")
 	flag.Parse()
@@ -123,7 +130,11 @@ func distinctAccounts(cmds []engine.Command) []engine.Command {
 	return out
 }
 
-func prepareMatchd(cfg engine.Config, cmds []engine.Command) (func() check, error) {
+// prepareMatchd runs the engine over the workload. With prefetch, it tells
+// the engine, before each command, which commands are queued behind it, as
+// the server's matching loop does for the rest of a batch from its ring
+// (and recovery for the journal it replays).
+func prepareMatchd(cfg engine.Config, cmds []engine.Command, prefetch bool) (func() check, error) {
 	e, err := engine.New(cfg)
 	if err != nil {
 		panic(err)
@@ -132,6 +143,13 @@ func prepareMatchd(cfg engine.Config, cmds []engine.Command) (func() check, erro
 	return func() check {
 		var c check
 		for i := range cmds {
+			if prefetch {
+				for _, k := range engine.PrefetchDistances() {
+					if i+k < len(cmds) {
+						e.Prefetch(&cmds[i+k], k)
+					}
+				}
+			}
 			out = e.Apply(&cmds[i], out[:0])
 			for j := range out {
 				if out[j].Kind == engine.EvFill {
