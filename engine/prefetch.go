@@ -1,7 +1,5 @@
 package engine
 
-import "unsafe"
-
 // Prefetching for queued commands.
 //
 // A cancel in a large book touches lines no cache holds: the order's index
@@ -59,7 +57,7 @@ func (e *Engine) prefetchStage(c *Command, k int) {
 
 func (e *Engine) prefetchSlot(c *Command) {
 	s := &e.orders
-	prefetch(uintptr(unsafe.Pointer(&s.direct[uint64(c.OrderID)&s.dmask])))
+	prefetchInt32(&s.direct[uint64(c.OrderID)&s.dmask])
 }
 
 // peek returns the order in c's direct slot if it is the one c names,
@@ -75,10 +73,11 @@ func (e *Engine) peek(c *Command) *order {
 
 func (e *Engine) prefetchOrder(c *Command) {
 	if o := e.peek(c); o != nil {
-		p := uintptr(unsafe.Pointer(o))
-		prefetch(p)
-		prefetch(p + 64)
-		prefetch(p + unsafe.Sizeof(*o) - 1)
+		// The fields at the order's first, middle and last words: their
+		// lines are all the order's (TestPrefetchCoversOrder).
+		prefetchOrderHead(o)
+		prefetchLink(&o.next)
+		prefetchInt32(&o.ext)
 	}
 }
 
@@ -90,18 +89,18 @@ func (e *Engine) prefetchNeighbours(c *Command) {
 		return
 	}
 	if o.prev != nil {
-		prefetch(uintptr(unsafe.Pointer(&o.prev.next)))
+		prefetchLink(&o.prev.next)
 	}
 	if o.next != nil {
-		prefetch(uintptr(unsafe.Pointer(&o.next.prev)))
+		prefetchLink(&o.next.prev)
 	}
 	if o.aprev != nil {
-		prefetch(uintptr(unsafe.Pointer(&o.aprev.anext)))
+		prefetchLink(&o.aprev.anext)
 	}
 	if o.anext != nil {
-		prefetch(uintptr(unsafe.Pointer(&o.anext.aprev)))
+		prefetchLink(&o.anext.aprev)
 	}
 	if o.level != nil {
-		prefetch(uintptr(unsafe.Pointer(o.level)))
+		prefetchLevel(o.level)
 	}
 }

@@ -2,5 +2,10 @@
 
 package engine
 
-// prefetch is a no-op where the engine has no prefetch instruction.
-func prefetch(addr uintptr) {}
+// The prefetch stubs are no-ops where the engine has no prefetch
+// instruction.
+
+func prefetchInt32(p *int32)     {}
+func prefetchLink(p **order)     {}
+func prefetchOrderHead(o *order) {}
+func prefetchLevel(l *level)     {}
