@@ -6,21 +6,41 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"sync"
 	"testing"
 )
+
+// handed holds every port FreeAddr has returned in this process: free
+// when checked is not enough, since the process a port was picked for
+// may not have bound it yet when the next pick is made.
+var handed struct {
+	sync.Mutex
+	ports map[int]bool
+}
 
 // FreeAddr returns a 127.0.0.1 address with a port free at the time of
 // the call, for a process the test starts next. The port is chosen below
 // Linux's ephemeral range (32768–60999 by default): a port from that
 // range, free when picked, can be taken by an outgoing connection (one
 // replica dialling another) before the process meant to listen on it
-// binds it, which failed a cluster start now and then.
+// binds it, which failed a cluster start now and then. No port is
+// returned twice in one process.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
+	handed.Lock()
+	defer handed.Unlock()
+	if handed.ports == nil {
+		handed.ports = map[int]bool{}
+	}
 	for range 100 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		port := 20000 + rand.IntN(12000)
+		if handed.ports[port] {
+			continue
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		if ln, err := net.Listen("tcp", addr); err == nil {
 			ln.Close()
+			handed.ports[port] = true
 			return addr
 		}
 	}
