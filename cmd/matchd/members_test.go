@@ -32,6 +32,13 @@ func (c *testCluster) memberCall(i int, method, path, body string) (int, map[str
 	return resp.StatusCode, ans
 }
 
+// term returns node i's raft term from its cluster status (0 when it
+// does not answer).
+func (c *testCluster) term(i int) float64 {
+	t, _ := c.status(i)["term"].(float64)
+	return t
+}
+
 // committed is node i's last committed sequence number (0 if it does not
 // answer).
 func (c *testCluster) committed(i int) float64 {
@@ -264,13 +271,27 @@ func TestClusterTransfer(t *testing.T) {
 		for c.committed(lead) < float64(1000*(k+1)) {
 			time.Sleep(10 * time.Millisecond)
 		}
+		// The target may be the leader of the previous round, restarting
+		// as a follower: raft gives a transfer up when the target does not
+		// catch up within an election timeout, so wait until it has.
+		c.caughtUp(to)
+		term0 := c.term(lead)
 		start := time.Now()
 		out, err := matchctl(t, "cluster", "transfer", "--admin", admins, "--to", fmt.Sprint(to+1))
 		if err != nil || !strings.Contains(out, fmt.Sprintf("node %d leads", to+1)) {
 			t.Fatalf("transfer %d to node %d: %v\n%s\nthe nodes' replica lines:\n%s", k+1, to+1, err, out, c.replicaLines())
 		}
 		if got := c.leader(10 * time.Second); got != to {
-			t.Fatalf("transfer %d: node %d leads, want %d", k+1, got+1, to+1)
+			// A transfer takes one term (the target campaigns at once). A
+			// machine loaded enough to stall a node for an election timeout
+			// (100–200 ms) can elect another after it: that is raft working,
+			// told apart by the term. Only a leader in the transfer's own
+			// term that is not its target is a failure.
+			if term := c.term(got); term <= term0+1 {
+				t.Fatalf("transfer %d: node %d leads in term %v (before the transfer: %v), want node %d",
+					k+1, got+1, term, term0, to+1)
+			}
+			t.Logf("transfer %d: node %d leads now, after an election that followed the transfer (a stalled node)", k+1, got+1)
 		}
 		t.Logf("transfer %d: node %d to node %d in %v", k+1, lead+1, to+1, time.Since(start))
 		deadline := time.Now().Add(20 * time.Second)
