@@ -84,11 +84,7 @@ func prefetchQueued(e *engine.Engine, cmds []engine.Command, j int) {
 	if noPrefetch {
 		return
 	}
-	for _, k := range engine.PrefetchDistances() {
-		if j+k < len(cmds) {
-			e.Prefetch(&cmds[j+k], k)
-		}
-	}
+	e.PrefetchAhead(cmds, j)
 }
 
 func replay(b *testing.B, w wl) {

@@ -39,10 +39,38 @@ func PrefetchDistances() [3]int { return [3]int{prefetchNear, prefetchOrder, pre
 // be set yet. Prefetch changes no state, and what Apply does never depends
 // on whether it was called.
 func (e *Engine) Prefetch(c *Command, k int) {
-	if c.Kind == CmdCancel || c.Kind == CmdReplace { // the only kinds it helps so far
+	if prefetches(c) {
 		e.prefetchStage(c, k)
 	}
 }
+
+// PrefetchAhead is Prefetch for a caller whose queue is a slice: cmds[i]
+// is the command about to be applied, the ones after it are queued, and
+// each of those at a prefetch distance gets its stage.
+func (e *Engine) PrefetchAhead(cmds []Command, i int) {
+	if i < 0 || i+prefetchSlot >= len(cmds) {
+		for _, k := range PrefetchDistances() {
+			if i >= 0 && i+k < len(cmds) {
+				e.Prefetch(&cmds[i+k], k)
+			}
+		}
+		return
+	}
+	q := cmds[i : i+prefetchSlot+1] // the common case, unrolled
+	if c := &q[prefetchNear]; prefetches(c) {
+		e.prefetchNeighbours(c)
+	}
+	if c := &q[prefetchOrder]; prefetches(c) {
+		e.prefetchOrder(c)
+	}
+	if c := &q[prefetchSlot]; prefetches(c) {
+		e.prefetchSlot(c)
+	}
+}
+
+// prefetches reports whether prefetching helps c: only cancels and
+// replaces so far.
+func prefetches(c *Command) bool { return c.Kind == CmdCancel || c.Kind == CmdReplace }
 
 func (e *Engine) prefetchStage(c *Command, k int) {
 	switch k {

@@ -61,6 +61,9 @@ func TestPrefetchChangesNothing(t *testing.T) {
 				junk.OrderID = engine.OrderID(r.Uint64N(uint64(2*len(cmds) + 2)))
 				junk.Instrument = engine.InstrumentID(r.IntN(300))
 				told.Prefetch(&junk, engine.PrefetchDistances()[r.IntN(3)])
+				told.PrefetchAhead(cmds, i)
+				told.PrefetchAhead(cmds, i-r.IntN(4)) // behind, and before the start
+				told.PrefetchAhead(cmds, len(cmds)-r.IntN(8))
 				a = plain.Apply(&cmds[i], a[:0])
 				b = told.Apply(&cmds[i], b[:0])
 				if !slices.Equal(a, b) {
@@ -77,8 +80,8 @@ func TestPrefetchChangesNothing(t *testing.T) {
 	}
 }
 
-// TestPrefetchDoesNotAllocate: the prefetching the matching loop does
-// before every command allocates nothing.
+// TestPrefetchDoesNotAllocate: the prefetching the matching loop and
+// recovery do before every command allocates nothing.
 func TestPrefetchDoesNotAllocate(t *testing.T) {
 	cfg, cmds := workload.B(5, 2_000)
 	e, err := engine.New(cfg)
@@ -95,6 +98,7 @@ func TestPrefetchDoesNotAllocate(t *testing.T) {
 		for _, k := range engine.PrefetchDistances() {
 			e.Prefetch(&cmds[i+k], k)
 		}
+		e.PrefetchAhead(cmds, i)
 		i++
 	})
 	if allocs != 0 {

@@ -820,11 +820,7 @@ func (s *Store) RecoverWith(o RecoverOptions) (*engine.Engine, RecoveryStats, er
 	out := make([]engine.Event, 0, 1024)
 	for cmds := range chunks {
 		for i := range cmds {
-			for _, k := range engine.PrefetchDistances() {
-				if i+k < len(cmds) {
-					e.Prefetch(&cmds[i+k], k)
-				}
-			}
+			e.PrefetchAhead(cmds, i)
 			out = e.Apply(&cmds[i], out[:0])
 			if o.Observe != nil {
 				o.Observe(&cmds[i], out)

@@ -67,11 +67,16 @@ func (p *Pipeline) match(b *Batch, lo, hi int64) {
 	p.lastTime = now
 	b.Time = now
 	p.seqOn = p.sequencing.Load() // once a batch, not once a command
+	d := engine.PrefetchDistances()
 	for s := lo; s < hi; s++ {
-		for _, k := range engine.PrefetchDistances() {
-			if s+int64(k) < hi {
-				if r := p.ring.Slot(s + int64(k)); r.Query.Kind == 0 {
-					p.e.Prefetch(&r.Cmd, k)
+		if s+int64(d[2]) < hi { // the common case in a batch, unrolled
+			p.prefetch(s, d[0])
+			p.prefetch(s, d[1])
+			p.prefetch(s, d[2])
+		} else {
+			for _, k := range d {
+				if s+int64(k) < hi {
+					p.prefetch(s, k)
 				}
 			}
 		}
@@ -96,6 +101,13 @@ func (p *Pipeline) match(b *Batch, lo, hi int64) {
 	p.sequenced.Store(uint64(p.seq))
 	p.stats.observeBatch(int(hi - lo))
 	p.stats.publish(&p.counts, int64(p.e.LastTradeID()-p.trades0))
+}
+
+// prefetch tells the engine about the command queued k slots after slot s.
+func (p *Pipeline) prefetch(s int64, k int) {
+	if r := p.ring.Slot(s + int64(k)); r.Query.Kind == 0 {
+		p.e.Prefetch(&r.Cmd, k)
+	}
 }
 
 func (p *Pipeline) handle(b *Batch, r *Request) {

@@ -144,11 +144,7 @@ func prepareMatchd(cfg engine.Config, cmds []engine.Command, prefetch bool) (fun
 		var c check
 		for i := range cmds {
 			if prefetch {
-				for _, k := range engine.PrefetchDistances() {
-					if i+k < len(cmds) {
-						e.Prefetch(&cmds[i+k], k)
-					}
-				}
+				e.PrefetchAhead(cmds, i)
 			}
 			out = e.Apply(&cmds[i], out[:0])
 			for j := range out {
