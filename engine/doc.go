@@ -57,7 +57,12 @@
 //
 // # Performance
 //
-// Orders and levels come from free lists, the order index is an
-// open-addressing table without tombstones, and events go into the caller's
-// buffer: after warm-up Apply allocates nothing.
+// Orders and levels come from free lists, the order index is a table
+// addressed by order ID (with a small open-addressing hash for the orders
+// that outlive their slot), and events go into the caller's
+// buffer: after warm-up Apply allocates nothing. A caller holding queued
+// commands (the matching loop's batch, recovery's replay) tells the
+// engine about them with Prefetch or PrefetchAhead before each Apply, so
+// that the memory a queued cancel will touch is loading while the
+// commands before it are applied; this changes nothing Apply does.
 package engine

@@ -127,3 +127,24 @@ awk '{v[$1" "$2]=v[$1" "$2]" "$3; c[$1" "$2]=$5" "$6} END {for (k in v) print k,
 		for (i=1; i<n; i++) for (j=i; j>0 && a[j]<a[j-1]; j--) { t=a[j]; a[j]=a[j-1]; a[j-1]=t }
 		printf "%s %s median %.1f  runs", $1, $2, a[int((n-1)/2)]; for (i=3; i<3+n; i++) printf " %s", $i
 		printf "  check %s %s\n", $(NF-1), $NF}'
+# Per round, matchd's time over the best peer's in that round: the goal
+# (issue 14) is a ratio, and a busy minute moves both sides of a round.
+grep -v '^distinct' "$out" | awk '
+	{
+		k = $1 " " $2; r = ++n[k]; t[$2 " " r " " $1] = $3; ws[$2] = 1
+		if (r > R) R = r
+		if ($1 !~ /^matchd/ && (!(($2 " " r) in best) || $3 < best[$2 " " r])) { best[$2 " " r] = $3; who[$2 " " r] = $1 }
+	}
+	END {
+		for (w in ws) {
+			m = 0; line = ""
+			for (r = 1; r <= R; r++) {
+				if (!((w " " r) in best) || !((w " " r " matchd") in t)) continue
+				x = t[w " " r " matchd"] / best[w " " r]; a[m++] = x
+				line = line sprintf(" %.2f (%s)", x, who[w " " r])
+			}
+			if (m == 0) continue
+			for (i = 1; i < m; i++) for (j = i; j > 0 && a[j] < a[j-1]; j--) { s = a[j]; a[j] = a[j-1]; a[j-1] = s }
+			printf "%s matchd / best peer, per round:%s  median %.2f\n", w, line, a[int((m-1)/2)]
+		}
+	}' | sort
