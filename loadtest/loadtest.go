@@ -49,6 +49,10 @@ type Config struct {
 	SendQuantum time.Duration
 	// Progress, if set, receives a line a second.
 	Progress io.Writer
+	// DrainWait bounds how long a run waits, after its last command, for
+	// the answers to everything it sent; its sessions heartbeat meanwhile,
+	// so that the server's idle timeout does not end them. Default 30 s.
+	DrainWait time.Duration
 }
 
 // EnsureDefaults fills in zero fields.
@@ -73,6 +77,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.SendQuantum == 0 {
 		c.SendQuantum = 10 * time.Microsecond
+	}
+	if c.DrainWait == 0 {
+		c.DrainWait = 30 * time.Second
 	}
 }
 
@@ -324,13 +331,24 @@ func send(cfg Config, sessions []*session, sched *Schedule, end time.Time) {
 		return
 	}
 	// Let the last answers arrive, then end the sessions: only once every
-	// session's commands are all answered (at most drainWait), since a
+	// session's commands are all answered (at most cfg.DrainWait), since a
 	// session that logs out while another's orders are still queued
 	// behind it would miss its fills as their maker (seen against an
-	// overloaded cluster, where answers took seconds).
-	deadline := time.Now().Add(drainWait)
+	// overloaded cluster, where answers took seconds). The sessions send
+	// nothing else meanwhile, so they heartbeat: a server whose answers
+	// lag by more than its idle timeout would end them otherwise (seen
+	// under the race detector: ByeIdle, and 21,762 orders never answered).
+	deadline := time.Now().Add(cfg.DrainWait)
+	hb := wire.AppendEmpty(nil, wire.TypeHeartbeat)
+	beat := time.Now().Add(heartbeatEvery)
 	for time.Now().Before(deadline) && outstanding(sessions) > 0 {
 		time.Sleep(10 * time.Millisecond)
+		if now := time.Now(); now.After(beat) {
+			for _, s := range sessions {
+				s.conn.Write(hb)
+			}
+			beat = now.Add(heartbeatEvery)
+		}
 	}
 	time.Sleep(100 * time.Millisecond) // the fills of the last answered commands
 	for _, s := range sessions {
@@ -339,9 +357,10 @@ func send(cfg Config, sessions []*session, sched *Schedule, end time.Time) {
 	}
 }
 
-// drainWait bounds how long a run waits, after its last command, for the
-// answers to everything it sent.
-const drainWait = 30 * time.Second
+// heartbeatEvery is how often a session with nothing else to send
+// heartbeats: well within any sane idle timeout (the server's default is
+// 15 s).
+const heartbeatEvery = time.Second
 
 // outstanding counts the sessions' commands not answered yet.
 func outstanding(sessions []*session) int {
