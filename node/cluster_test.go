@@ -73,6 +73,22 @@ func (c *cluster) stop(i int) {
 	}
 }
 
+// restartFailed waits for node i to fail asking for a restart (deposed,
+// or sent a snapshot) and restarts it, as the binary does.
+func (c *cluster) restartFailed(i int) {
+	c.t.Helper()
+	select {
+	case <-c.nodes[i].Failed():
+		if err := c.nodes[i].Err(); !replica.NeedsRestart(err) {
+			c.t.Fatalf("node %d failed with %v, want a restart", i+1, err)
+		}
+	case <-time.After(5 * time.Second):
+		c.t.Fatalf("node %d still serves 5 s after it stopped leading", i+1)
+	}
+	c.stop(i)
+	c.start(i)
+}
+
 func (c *cluster) stopAll() {
 	for i := range c.nodes {
 		c.stop(i)
@@ -261,13 +277,17 @@ func TestClusterMembersInProcess(t *testing.T) {
 	c.stop(gone)
 	submit(50)
 
-	// The leadership goes to node 4; the client follows.
+	// The leadership goes to node 4; the client follows. The old leader
+	// fails as a node and is restarted as a follower, as the binary does
+	// (a failed node that is not restarted keeps its sessions and answers
+	// their orders with nothing: a client sent one order there and waited).
 	if err := c.nodes[lead].Replica().TransferLeader(4, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if got := c.leader(); got != 3 {
 		t.Fatalf("node %d leads after the transfer, want 4", got+1)
 	}
+	c.restartFailed(lead)
 	submit(50)
 	if got := cl.Addr(); got != p4.Client {
 		t.Fatalf("the client is at %s, want node 4's %s", got, p4.Client)
@@ -281,4 +301,30 @@ func TestClusterMembersInProcess(t *testing.T) {
 	if len(ids) != 3 || slices.Contains(ids, uint64(gone+1)) || !slices.Contains(ids, 4) {
 		t.Fatalf("node 4's voters: %v", ids)
 	}
+}
+
+// TestClusterIdleDeposedLeaderFails: a leader that hands the leadership
+// over fails as a node, asking for a restart, even when no command
+// arrives after it; restarted as the binary restarts it, it rejoins as a
+// follower and the client carries on through the new leader.
+func TestClusterIdleDeposedLeaderFails(t *testing.T) {
+	c := newCluster(t, 3)
+	defer c.stopAll()
+	lead := c.leader()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := client.Dial(ctx, client.Config{Addr: c.addrs(), Account: 1, Token: "t", Session: "idle", Reconnect: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	submitOrders(ctx, t, cl, 10)
+	to := (lead + 1) % 3
+	if err := c.nodes[lead].Replica().TransferLeader(uint64(to+1), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c.restartFailed(lead)
+	quick, cancelQuick := context.WithTimeout(ctx, 10*time.Second)
+	defer cancelQuick()
+	submitOrders(quick, t, cl, 10)
 }
