@@ -71,7 +71,7 @@ var policy = map[string][]string{
 	"internal/buildinfo": {},
 	"internal/testnet":   {}, // tests' helpers
 	"replica": {"engine", "persist", "github.com/cockroachdb/pebble/v2", "github.com/cockroachdb/pebble/v2/vfs",
-		"go.etcd.io/raft/v3", "go.etcd.io/raft/v3/raftpb", "google.golang.org/protobuf/proto"},
+		"go.etcd.io/raft/v3", "go.etcd.io/raft/v3/raftpb", "go.etcd.io/raft/v3/tracker", "google.golang.org/protobuf/proto"},
 	"node":        {"engine", "api", "persist", "pipeline", "replica", "github.com/cockroachdb/pebble/v2/vfs"},
 	"api/apitest": {"engine", "api", "api/wire", "node", "github.com/cockroachdb/pebble/v2/vfs"},
 	"loadtest":    {"engine", "api/wire", "github.com/HdrHistogram/hdrhistogram-go", "golang.org/x/sys/unix"},

@@ -489,7 +489,8 @@ func (r *Replica) run() {
 			return
 		case <-t.C:
 			r.rn.Tick()
-			if statusEvery++; statusEvery%10 == 0 {
+			// Every ten ticks; every tick while a transfer waits on it.
+			if statusEvery++; statusEvery%10 == 0 || r.transferring.Load() {
 				st := r.rn.Status()
 				r.statusMu.Lock()
 				r.status = st

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/matchd/matchd/engine"
+	"go.etcd.io/raft/v3/tracker"
 )
 
 // Leadership transfer: an operator moves the leadership to another member
@@ -42,6 +43,10 @@ func (r *Replica) TransferLeader(to uint64, timeout time.Duration) error {
 		return fmt.Errorf("%w refused: a transfer is under way", ErrTransfer)
 	}
 	deadline := time.Now().Add(timeout)
+	if err := r.awaitMember(to, time.Now().Add(min(timeout/2, memberWait))); err != nil {
+		r.transferring.Store(false)
+		return err
+	}
 	ok := false
 	defer func() {
 		if !ok && r.transferring.CompareAndSwap(true, false) && Role(r.role.Load()) == Leader && !r.deposed.Load() {
@@ -97,6 +102,43 @@ func (r *Replica) TransferLeader(to uint64, timeout time.Duration) error {
 	}
 	ok = true
 	return nil
+}
+
+// memberWait bounds how long a transfer waits for its member to be
+// replicating and caught up before it refuses.
+const memberWait = 2 * time.Second
+
+// transferLag is how many entries a member may be behind the commit index
+// and still be asked to take over: raft brings it up to date first, and
+// this many go in a round trip or two.
+const transferLag = 1024
+
+// awaitMember waits, before sequencing stops, until raft replicates to
+// member to and the member is nearly caught up (raft's progress, as of the
+// last status). Raft gives a transfer up after one election timeout: a
+// member that is down, cut off, or still recovering (the previous leader,
+// restarting as a follower) would be asked to take over only to fail,
+// with commands stopped meanwhile. Refused instead, nothing stops.
+func (r *Replica) awaitMember(to uint64, deadline time.Time) error {
+	for {
+		r.statusMu.Lock()
+		pr, known := r.status.Progress[to]
+		commit := r.status.HardState.GetCommit()
+		r.statusMu.Unlock()
+		if known && pr.State == tracker.StateReplicate && pr.Match+transferLag >= commit {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w refused: node %d is not caught up (raft's progress: %s at index %d, commit %d): "+
+				"down, cut off or still recovering; commands were not stopped, retry once it has caught up",
+				ErrTransfer, to, pr.State, pr.Match, commit)
+		}
+		select {
+		case <-r.failed:
+			return r.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // quiesce waits, once sequencing has stopped, until what was sequenced is

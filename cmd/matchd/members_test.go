@@ -32,6 +32,19 @@ func (c *testCluster) memberCall(i int, method, path, body string) (int, map[str
 	return resp.StatusCode, ans
 }
 
+// logCount counts the lines s logged that contain sub.
+func (s *server) logCount(sub string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, l := range s.log {
+		if strings.Contains(l, sub) {
+			n++
+		}
+	}
+	return n
+}
+
 // term returns node i's raft term from its cluster status (0 when it
 // does not answer).
 func (c *testCluster) term(i int) float64 {
@@ -312,17 +325,36 @@ func TestClusterTransfer(t *testing.T) {
 	if out, err := matchctl(t, "cluster", "transfer", "--admin", admins); err == nil || !strings.Contains(out, "--to is required") {
 		t.Fatalf("matchctl cluster transfer without --to: %v\n%s", err, out)
 	}
-	// To a member that is down: raft gives the transfer up, and the leader
-	// takes orders again well within the request's 10 s.
+	// To a member just killed: the leader may not know yet (its view of
+	// raft's progress is refreshed every election timeout), so either it
+	// refuses at once or raft gives the transfer up; either way it takes
+	// orders again well within the request's 10 s.
 	down := (lead + 1) % 3
 	c.kill(down)
 	asked := time.Now()
-	if code, ans := c.memberCall(lead, "POST", "/api/cluster/leader", fmt.Sprintf(`{"id": %d}`, down+1)); code != http.StatusGatewayTimeout || !strings.Contains(fmt.Sprint(ans["error"]), "gave the transfer up") {
-		t.Fatalf("a transfer to a member that is down: %d %v", code, ans)
+	code, ans := c.memberCall(lead, "POST", "/api/cluster/leader", fmt.Sprintf(`{"id": %d}`, down+1))
+	if !(code == http.StatusGatewayTimeout && strings.Contains(fmt.Sprint(ans["error"]), "gave the transfer up")) &&
+		!(code == http.StatusConflict && strings.Contains(fmt.Sprint(ans["error"]), "is not caught up")) {
+		t.Fatalf("a transfer to a member just killed: %d %v", code, ans)
 	}
-	t.Logf("a transfer to a member that is down was given up after %v", time.Since(asked))
+	t.Logf("a transfer to a member just killed: %d after %v", code, time.Since(asked))
 	if time.Since(asked) > 5*time.Second {
 		t.Errorf("the leader took %v to give the transfer up", time.Since(asked))
+	}
+	// Once the leader has seen that the member does not answer, it refuses
+	// before it stops taking commands: no transfer is started, none is
+	// abandoned.
+	time.Sleep(500 * time.Millisecond)
+	abandoned := c.servers[lead].logCount("leadership transfer abandoned")
+	asked = time.Now()
+	code, ans = c.memberCall(lead, "POST", "/api/cluster/leader", fmt.Sprintf(`{"id": %d}`, down+1))
+	if code != http.StatusConflict || !strings.Contains(fmt.Sprint(ans["error"]), "is not caught up") ||
+		!strings.Contains(fmt.Sprint(ans["error"]), "commands were not stopped") {
+		t.Fatalf("a transfer to a member that is down: %d %v", code, ans)
+	}
+	t.Logf("a transfer to a member that is down was refused after %v: %v", time.Since(asked), ans["error"])
+	if n := c.servers[lead].logCount("leadership transfer abandoned"); n != abandoned {
+		t.Errorf("the refused transfer stopped the leader's commands (%d abandoned transfers logged, %d before)", n, abandoned)
 	}
 	if got := c.leader(10 * time.Second); got != lead {
 		t.Fatalf("after the abandoned transfer node %d leads, want %d", got+1, lead+1)
