@@ -115,6 +115,18 @@ func submitOrders(ctx context.Context, t *testing.T, cl *client.Client, n int) {
 	}
 }
 
+// dial logs account 1 in to session name through every node's address,
+// reconnecting (and following the leader) as the leadership moves. The
+// caller closes it.
+func (c *cluster) dial(ctx context.Context, name string) *client.Client {
+	c.t.Helper()
+	cl, err := client.Dial(ctx, client.Config{Addr: c.addrs(), Account: 1, Token: "t", Session: name, Reconnect: true})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return cl
+}
+
 func (c *cluster) addrs() string {
 	var a []string
 	for _, cfg := range c.cfgs {
@@ -234,10 +246,7 @@ func TestClusterMembersInProcess(t *testing.T) {
 	lead := c.leader()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cl, err := client.Dial(ctx, client.Config{Addr: c.addrs(), Account: 1, Token: "t", Session: "m1", Reconnect: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := c.dial(ctx, "m1")
 	defer cl.Close()
 	submit := func(n int) { t.Helper(); submitOrders(ctx, t, cl, n) }
 	submit(100)
@@ -313,10 +322,7 @@ func TestClusterIdleDeposedLeaderFails(t *testing.T) {
 	lead := c.leader()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cl, err := client.Dial(ctx, client.Config{Addr: c.addrs(), Account: 1, Token: "t", Session: "idle", Reconnect: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := c.dial(ctx, "idle")
 	defer cl.Close()
 	submitOrders(ctx, t, cl, 10)
 	to := (lead + 1) % 3

@@ -67,17 +67,10 @@ func (p *Pipeline) match(b *Batch, lo, hi int64) {
 	p.lastTime = now
 	b.Time = now
 	p.seqOn = p.sequencing.Load() // once a batch, not once a command
-	d := engine.PrefetchDistances()
 	for s := lo; s < hi; s++ {
-		if s+int64(d[2]) < hi { // the common case in a batch, unrolled
-			p.prefetch(s, d[0])
-			p.prefetch(s, d[1])
-			p.prefetch(s, d[2])
-		} else {
-			for _, k := range d {
-				if s+int64(k) < hi {
-					p.prefetch(s, k)
-				}
+		for _, k := range engine.PrefetchDistances() {
+			if s+int64(k) < hi {
+				p.prefetch(s, k)
 			}
 		}
 		p.handle(b, p.ring.Slot(s))

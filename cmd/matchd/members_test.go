@@ -325,10 +325,10 @@ func TestClusterTransfer(t *testing.T) {
 	if out, err := matchctl(t, "cluster", "transfer", "--admin", admins); err == nil || !strings.Contains(out, "--to is required") {
 		t.Fatalf("matchctl cluster transfer without --to: %v\n%s", err, out)
 	}
-	// To a member just killed: the leader may not know yet (its view of
-	// raft's progress is refreshed every election timeout), so either it
-	// refuses at once or raft gives the transfer up; either way it takes
-	// orders again well within the request's 10 s.
+	// To a member just killed: raft may still count it as replicating and
+	// caught up, so either the leader refuses (after waiting up to 2 s for
+	// the member) or raft gives the transfer up; either way the leader
+	// takes orders again well within the request's 10 s.
 	down := (lead + 1) % 3
 	c.kill(down)
 	asked := time.Now()
