@@ -7,10 +7,25 @@
 // One Pebble database holds two key spaces, each key a one-byte prefix and
 // the big-endian 8-byte sequence number, so keys sort by sequence:
 //
-//	'j' seq         journal record of the command with that sequence number
+//	'j' seq         a journal group: the records of consecutive commands,
+//	                the last of which has that sequence number
 //	's' seq         header of the snapshot taken after applying command seq
 //	'c' seq index   the snapshot's bytes, in chunks of at most 1 MiB
 //	                (index is a big-endian uint32 from 0)
+//
+// # Journal groups
+//
+// Write stores the commands it is given (at most 1,024 to a group) as one
+// value: their records one after the other, with no header, since a
+// record's version byte gives its length. The key is the last record's
+// sequence number, so the group that holds a sequence number s is the
+// first whose key is at least s, and a journal's last sequence number is
+// its last key. Pebble's cost is mostly per key, and a group costs it
+// about what one record did. A value of one record, as matchd wrote every
+// record before groups, is a group of one: older journals read unchanged.
+// A group is written in one Pebble batch, so it is never torn; a value
+// that does not split into whole records is corruption, reported at the
+// sequence number of the first record it cannot split.
 //
 // # Journal record, version 2 (75 bytes, big-endian)
 //
@@ -94,7 +109,8 @@
 //
 // Snapshots are written by a Snapshotter that keeps a replica engine and
 // catches it up by replaying the journal, so taking one never pauses the
-// matching loop. After a snapshot, journal records covered by the oldest
-// retained snapshot, and older snapshots, are deleted — with point
-// deletions, not DeleteRange (see Store.pruneJournal for why).
+// matching loop. After a snapshot, the journal groups covered by the
+// oldest retained snapshot (a group that straddles it stays whole), and
+// older snapshots, are deleted — with point deletions, not DeleteRange
+// (see Store.pruneJournal for why).
 package persist

@@ -227,13 +227,13 @@ func (s *persistScenario) run(t *testing.T, td *datadriven.TestData) string {
 		seq := engine.Seq(intArg(t, td, "seq", 0))
 		v := AppendRecord(nil, &cmds[seq-1])
 		v[40] ^= 0xff // flip a byte inside the checksummed part
-		if err := s.store.rawSet(seq, v); err != nil {
+		if err := s.store.setRecord(seq, v); err != nil {
 			return "error: " + err.Error()
 		}
 		return fmt.Sprintf("record %d damaged", seq)
 	case "repair":
 		seq := engine.Seq(intArg(t, td, "seq", 0))
-		if err := s.store.rawSet(seq, AppendRecord(nil, &cmds[seq-1])); err != nil {
+		if err := s.store.setRecord(seq, AppendRecord(nil, &cmds[seq-1])); err != nil {
 			return "error: " + err.Error()
 		}
 		return fmt.Sprintf("record %d rewritten", seq)
@@ -245,7 +245,7 @@ func (s *persistScenario) run(t *testing.T, td *datadriven.TestData) string {
 		return fmt.Sprintf("snapshot %d damaged", seq)
 	case "delete":
 		seq := engine.Seq(intArg(t, td, "seq", 0))
-		if err := s.store.db.Delete(key(prefixJournal, seq), nil); err != nil {
+		if err := s.store.setRecord(seq, nil); err != nil {
 			return "error: " + err.Error()
 		}
 		return fmt.Sprintf("record %d deleted", seq)

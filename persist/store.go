@@ -420,20 +420,34 @@ func (s *Store) Close() error {
 	}
 }
 
-// Write stages the journal records of cmds. They are not durable until
-// the Commit that follows has been awaited (or Sync returns nil).
+// Write stages the journal records of cmds, whose sequence numbers must
+// be consecutive, in groups of at most maxGroup records under one key
+// each. They are not durable until the Commit that follows has been
+// awaited (or Sync returns nil).
+//
+// One key per group rather than per command: Pebble's cost is mostly per
+// key (the memtable's skiplist, and again when a memtable is flushed), so
+// a batch of a thousand commands costs it about what one did.
 func (s *Store) Write(cmds []engine.Command) error {
 	if err := s.Err(); err != nil {
 		return err
 	}
-	for i := range cmds {
-		c := &cmds[i]
-		s.kbuf = appendKey(s.kbuf[:0], prefixJournal, c.Seq)
-		s.buf = AppendRecord(s.buf[:0], c)
+	for len(cmds) > 0 {
+		g := cmds[:min(len(cmds), maxGroup)]
+		cmds = cmds[len(g):]
+		s.buf = s.buf[:0]
+		for i := range g {
+			if i > 0 && g[i].Seq != g[i-1].Seq+1 {
+				return fmt.Errorf("persist: write: seq %d follows %d in one write", g[i].Seq, g[i-1].Seq)
+			}
+			s.buf = AppendRecord(s.buf, &g[i])
+		}
+		last := g[len(g)-1].Seq
+		s.kbuf = appendKey(s.kbuf[:0], prefixJournal, last)
 		if err := s.batch.Set(s.kbuf, s.buf, nil); err != nil {
 			return s.fail(err)
 		}
-		s.staged = c.Seq
+		s.staged = last
 	}
 	return nil
 }
@@ -574,17 +588,27 @@ func (s *Store) WriteSnapshot(seq engine.Seq, snap []byte) error {
 	return s.pruneJournal(oldest)
 }
 
-// pruneKeys deletes every key in [lo, hi) with point deletions.
+// pruneKeys deletes every key in [lo, hi) with point deletions, committed
+// in batches of at most pruneBatch keys.
 func (s *Store) pruneKeys(lo, hi []byte) error {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return err
 	}
 	defer it.Close()
+	const pruneBatch = 16 << 10
 	b := s.db.NewBatch()
-	defer b.Close()
+	defer func() { b.Close() }()
+	n := 0
 	for it.First(); it.Valid(); it.Next() {
 		b.Delete(it.Key(), nil)
+		if n++; n == pruneBatch {
+			if err := b.Commit(pebble.NoSync); err != nil {
+				return err
+			}
+			b.Close()
+			b, n = s.db.NewBatch(), 0
+		}
 	}
 	if err := it.Error(); err != nil {
 		return err
@@ -593,29 +617,19 @@ func (s *Store) pruneKeys(lo, hi []byte) error {
 }
 
 // pruneJournal deletes the journal records up to and including seq, with
-// point deletions in batches of pruneBatch keys.
+// point deletions.
 //
 // Not DeleteRange: under sustained writes with large batches, pruning with
 // a range tombstone here made Pebble v2.1.7 lose an sstable that a
 // concurrent iterator still needed ("backing file ... no such file"; the
 // same symptom as cockroachdb/cockroach#157877). Point deletions avoid the
 // delete-only compactions range tombstones enable.
+//
+// It deletes the groups that end at or before seq; a group that straddles
+// seq is kept whole (replay skips what it holds before the snapshot).
 func (s *Store) pruneJournal(seq engine.Seq) error {
-	first, err := s.FirstSeq()
-	if err != nil || first == 0 || first > seq {
-		return err
-	}
-	const pruneBatch = 16 << 10
-	for lo := first; lo <= seq; lo += pruneBatch {
-		b := s.db.NewBatch()
-		for k := lo; k <= seq && k < lo+pruneBatch; k++ {
-			b.Delete(key(prefixJournal, k), nil)
-		}
-		err := b.Commit(pebble.NoSync)
-		b.Close()
-		if err != nil {
-			return fmt.Errorf("persist: prune journal: %w", err)
-		}
+	if err := s.pruneKeys(key(prefixJournal, 0), key(prefixJournal, seq+1)); err != nil {
+		return fmt.Errorf("persist: prune journal: %w", err)
 	}
 	return nil
 }
@@ -670,8 +684,12 @@ func (s *Store) journalEdge(first bool) (engine.Seq, error) {
 		return 0, err
 	}
 	defer it.Close()
-	if (first && it.First()) || (!first && it.Last()) {
+	switch {
+	case !first && it.Last():
 		return seqOfKey(it.Key()), nil
+	case first && it.First():
+		f, _, _ := s.groupStart(seqOfKey(it.Key()), it.Value())
+		return f, nil
 	}
 	return 0, it.Error()
 }
@@ -686,37 +704,81 @@ func (s *Store) Replay(ctx context.Context, from, to engine.Seq, fn func(c *engi
 }
 
 func (s *Store) replay(ctx context.Context, from, to engine.Seq, fn func(c *engine.Command) error) error {
-	upper := key(prefixJournal+1, 0)[:1]
-	if to != 0 {
-		upper = key(prefixJournal, to+1)
-	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: key(prefixJournal, from), UpperBound: upper})
+	// The group holding from is the first whose key (its last record's
+	// sequence number) is at least from.
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: key(prefixJournal, from), UpperBound: []byte{prefixJournal + 1}})
 	if err != nil {
 		return err
 	}
 	defer it.Close()
 	var c engine.Command
 	expect := from
-	for it.First(); it.Valid(); it.Next() {
-		k := seqOfKey(it.Key())
-		if k != expect {
-			return fmt.Errorf("%w: journal has no record for seq %d (next is %d)", ErrCorrupt, expect, k)
-		}
-		if err := DecodeRecord(it.Value(), &c); err != nil {
-			return &RecordError{Seq: k, Err: err, Last: !it.Next()}
-		}
-		if c.Seq != k {
-			return fmt.Errorf("%w: record under key %d says seq %d", ErrCorrupt, k, c.Seq)
-		}
-		if err := fn(&c); err != nil {
-			return err
-		}
-		expect++
-		if expect&0xffff == 0 && ctx.Err() != nil {
-			return ctx.Err()
+	for it.First(); it.Valid() && (to == 0 || expect <= to); it.Next() {
+		k, v := seqOfKey(it.Key()), it.Value()
+		seq, n, _ := s.groupStart(k, v)
+		for i := 0; len(v) > 0 && (to == 0 || seq <= to); i, seq = i+1, seq+1 {
+			l := recordLen(v[0])
+			if i == n { // where the group stops splitting: the rest is one record at most if it is that short
+				_, err := groupShape(v)
+				return &RecordError{Seq: seq, Err: err, Last: len(v) <= recordV3Size && !it.Next()}
+			}
+			rec := v[:l]
+			v = v[l:]
+			if seq < expect {
+				if seq >= from {
+					return fmt.Errorf("%w: the journal holds seq %d twice", ErrCorrupt, seq)
+				}
+				continue // before from, in the first group
+			}
+			if seq != expect {
+				return fmt.Errorf("%w: journal has no record for seq %d (next is %d)", ErrCorrupt, expect, seq)
+			}
+			if err := DecodeRecord(rec, &c); err != nil {
+				return &RecordError{Seq: seq, Err: err, Last: len(v) == 0 && !it.Next()}
+			}
+			if c.Seq != seq {
+				return fmt.Errorf("%w: record %d of the group under key %d says seq %d", ErrCorrupt, seq, k, c.Seq)
+			}
+			if err := fn(&c); err != nil {
+				return err
+			}
+			expect++
+			if expect&0xffff == 0 && ctx.Err() != nil {
+				return ctx.Err()
+			}
 		}
 	}
 	return it.Error()
+}
+
+// groupStart returns the sequence number of the first record of the group
+// v under key k, and how many whole records it holds from the front. ok is
+// false if it does not split into whole records; then the first record's
+// own sequence number says where it begins, or if that record is the
+// damaged one, the group before it does.
+func (s *Store) groupStart(k engine.Seq, v []byte) (first engine.Seq, n int, ok bool) {
+	if first, n, ok = groupFirst(k, v); ok {
+		return first, n, true
+	}
+	var c engine.Command
+	if n > 0 && DecodeRecord(v[:recordLen(v[0])], &c) == nil {
+		return c.Seq, n, false
+	}
+	return s.groupEnd(k) + 1, n, false
+}
+
+// groupEnd returns the key of the journal group before the one under key
+// k (its last sequence number), or 0.
+func (s *Store) groupEnd(k engine.Seq) engine.Seq {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixJournal}, UpperBound: key(prefixJournal, k)})
+	if err != nil {
+		return 0
+	}
+	defer it.Close()
+	if it.Last() {
+		return seqOfKey(it.Key())
+	}
+	return 0
 }
 
 // RecordError is a journal record that does not decode. Last says whether
@@ -887,8 +949,27 @@ func (s *Store) TruncateJournal(from engine.Seq) (removed int, err error) {
 	b := s.db.NewBatch()
 	defer b.Close()
 	for it.First(); it.Valid(); it.Next() {
+		k, v := seqOfKey(it.Key()), it.Value()
+		first, n, ok := s.groupStart(k, v)
+		if first < from { // the group straddles from: keep its records before it
+			keep := int(from - first)
+			if keep > n {
+				it.Close()
+				return 0, fmt.Errorf("%w: truncate: the group under key %d does not split into records before seq %d; "+
+					"truncate from an earlier seq", ErrCorrupt, k, from)
+			}
+			off := 0
+			for range keep {
+				off += recordLen(v[off])
+			}
+			b.Set(key(prefixJournal, from-1), v[:off], nil)
+			n -= keep
+		}
 		b.Delete(it.Key(), nil)
-		removed++
+		if !ok {
+			n++ // the records it no longer splits into count as one
+		}
+		removed += n
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return 0, err
@@ -1002,9 +1083,3 @@ func (s *Store) SnapshotData(seq engine.Seq) ([]byte, error) {
 
 // Metrics returns Pebble's metrics, for operators.
 func (s *Store) Metrics() *pebble.Metrics { return s.db.Metrics() }
-
-// rawSet writes a raw value under a journal key; tests use it to damage the
-// journal.
-func (s *Store) rawSet(seq engine.Seq, v []byte) error {
-	return s.db.Set(key(prefixJournal, seq), v, pebble.Sync)
-}

@@ -34,7 +34,12 @@ func makeStore(t *testing.T, n int) string {
 			st.WriteSnapshot(e.LastSeq(), e.Snapshot(nil))
 		}
 	}
-	st.Write(cmds[n/2+1:])
+	// The second half one record a write, each its own group under its
+	// own key, as matchd wrote every record before groups: the tests damage
+	// records by key, and a journal of both kinds must read as one.
+	for i := n/2 + 1; i < n; i++ {
+		st.Write(cmds[i : i+1])
+	}
 	st.Sync()
 	st.Close()
 	return dir
