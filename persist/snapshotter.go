@@ -37,10 +37,12 @@ func (c *SnapshotterConfig) EnsureDefaults() {
 // Snapshotter takes snapshots without pausing the matching loop. It owns a
 // replica engine, which it catches up to the durable sequence by replaying
 // the journal (the engine is deterministic, so the replica's state is the
-// loop's state at that sequence), and snapshots the replica.
+// loop's state at that sequence), and snapshots the replica. The replica
+// is built from the store, the way recovery builds the engine, when the
+// first snapshot is due.
 type Snapshotter struct {
 	store   *Store
-	replica *engine.Engine
+	replica *engine.Engine // nil until the first snapshot
 	durable func() engine.Seq
 	cfg     SnapshotterConfig
 
@@ -73,17 +75,18 @@ func (sn *Snapshotter) Metrics() SnapshotterMetrics {
 		LastDuration: time.Duration(sn.lastDuration.Load()), Taken: sn.taken.Load(), Failures: sn.failures.Load()}
 }
 
-// NewSnapshotter returns a snapshotter whose replica starts as a copy of e
-// (which must be the engine as recovered, before any new command).
+// NewSnapshotter returns a snapshotter for s, whose engine e has just been
+// recovered from it (before any new command); e's sequence counts as the
+// last snapshot's for Every. The replica is not copied from e: encoding
+// and restoring a large book (1.2 s for a million resting orders on the
+// machine of docs/BENCHMARKS.md) would delay the start of service by as
+// much. The first snapshot builds it from the store instead (its newest
+// readable snapshot and the journal after it), off the order path.
 func NewSnapshotter(s *Store, e *engine.Engine, durable func() engine.Seq, cfg SnapshotterConfig) (*Snapshotter, error) {
 	cfg.EnsureDefaults()
-	replica, err := engine.Restore(e.Snapshot(nil))
-	if err != nil {
-		return nil, err
-	}
-	sn := &Snapshotter{store: s, replica: replica, durable: durable, cfg: cfg,
+	sn := &Snapshotter{store: s, durable: durable, cfg: cfg,
 		stop: make(chan struct{}), done: make(chan struct{})}
-	sn.lastSeq.Store(uint64(replica.LastSeq()))
+	sn.lastSeq.Store(uint64(e.LastSeq()))
 	return sn, nil
 }
 
@@ -119,6 +122,14 @@ func (sn *Snapshotter) Snapshot() (engine.Seq, error) {
 	defer sn.mu.Unlock()
 	start := time.Now()
 	to := sn.durable()
+	if sn.replica == nil {
+		r, _, err := sn.store.newestEngine()
+		if err != nil {
+			sn.failures.Add(1)
+			return 0, err
+		}
+		sn.replica = r
+	}
 	if from := sn.replica.LastSeq() + 1; to >= from {
 		out := make([]engine.Event, 0, 256)
 		err := sn.store.Replay(context.Background(), from, to, func(c *engine.Command) error {

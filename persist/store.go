@@ -841,20 +841,12 @@ func (s *Store) RecoverWith(o RecoverOptions) (*engine.Engine, RecoveryStats, er
 	if o.FromOldest {
 		slices.Reverse(snaps)
 	}
-	var e *engine.Engine
-	for i := len(snaps) - 1; i >= 0 && e == nil; i-- {
-		seq := snaps[i].Seq
-		e, err = s.LoadSnapshot(seq)
-		if err != nil {
-			s.log.Warn("persist: skipping unreadable snapshot", "seq", seq, "err", err)
-			st.SkippedSnapshots++
-			continue
-		}
-		st.SnapshotSeq = seq
+	e, skipped, err := s.loadFirstReadable(snaps)
+	st.SkippedSnapshots = skipped
+	if err != nil {
+		return nil, st, err
 	}
-	if e == nil {
-		return nil, st, fmt.Errorf("%w: no readable snapshot (of %d)", ErrCorrupt, len(snaps))
-	}
+	st.SnapshotSeq = e.LastSeq()
 	// Reading and decoding the journal runs on its own goroutine, a chunk
 	// ahead of applying, so the two overlap.
 	const chunk = 4096
@@ -917,6 +909,30 @@ func (s *Store) RecoverWith(o RecoverOptions) (*engine.Engine, RecoveryStats, er
 		s.durable.Store(uint64(st.LastSeq))
 	}
 	return e, st, nil
+}
+
+// loadFirstReadable returns the engine of the last of snaps that loads,
+// logging and counting those after it that do not.
+func (s *Store) loadFirstReadable(snaps []SnapshotInfo) (*engine.Engine, int, error) {
+	skipped := 0
+	for i := len(snaps) - 1; i >= 0; i-- {
+		e, err := s.LoadSnapshot(snaps[i].Seq)
+		if err == nil {
+			return e, skipped, nil
+		}
+		s.log.Warn("persist: skipping unreadable snapshot", "seq", snaps[i].Seq, "err", err)
+		skipped++
+	}
+	return nil, skipped, fmt.Errorf("%w: no readable snapshot (of %d)", ErrCorrupt, len(snaps))
+}
+
+// newestEngine returns the engine of the newest readable snapshot.
+func (s *Store) newestEngine() (*engine.Engine, int, error) {
+	snaps, err := s.Snapshots()
+	if err != nil {
+		return nil, 0, err
+	}
+	return s.loadFirstReadable(snaps)
 }
 
 // HighWater returns the high-water mark found at Open: every command up
