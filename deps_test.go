@@ -69,7 +69,7 @@ var policy = map[string][]string{
 	"api/client":         {"engine", "api/wire", "units"},
 	"api/web":            {"engine", "api", "api/wire", "units", "github.com/coder/websocket", "github.com/shopspring/decimal", "github.com/tidwall/btree"},
 	"internal/buildinfo": {},
-	"internal/testnet":   {}, // tests' helpers
+	"internal/testnet":   {}, // loopback addresses for tests and cmd/matchlat
 	"replica": {"engine", "persist", "github.com/cockroachdb/pebble/v2", "github.com/cockroachdb/pebble/v2/vfs",
 		"go.etcd.io/raft/v3", "go.etcd.io/raft/v3/raftpb", "go.etcd.io/raft/v3/tracker", "google.golang.org/protobuf/proto"},
 	"node":        {"engine", "api", "persist", "pipeline", "replica", "github.com/cockroachdb/pebble/v2/vfs"},
@@ -81,7 +81,7 @@ var policy = map[string][]string{
 		"github.com/prometheus/client_golang/prometheus/promhttp"},
 	"cmd/matchctl":  {"engine", "units", "api/client", "api/wire", "persist", "internal/buildinfo"},
 	"cmd/matchload": {"engine", "loadtest", "internal/buildinfo"},
-	"cmd/matchlat":  {"loadtest", "internal/buildinfo"},
+	"cmd/matchlat":  {"loadtest", "internal/buildinfo", "internal/testnet"},
 	"":              {}, // the module root: this test only
 }
 

@@ -44,6 +44,7 @@ import (
 	"time"
 
 	"github.com/matchd/matchd/internal/buildinfo"
+	"github.com/matchd/matchd/internal/testnet"
 	"github.com/matchd/matchd/loadtest"
 )
 
@@ -297,15 +298,6 @@ type process struct {
 	log *os.File
 }
 
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
 func startServer(o *options, dataRoot string, fsync, cluster bool) (*server, error) {
 	n := 1
 	if cluster {
@@ -313,11 +305,11 @@ func startServer(o *options, dataRoot string, fsync, cluster bool) (*server, err
 	}
 	var orders, peers []string
 	for i := range n {
-		a, err := freeAddr()
+		a, err := testnet.PickAddr()
 		if err != nil {
 			return nil, err
 		}
-		p, err := freeAddr()
+		p, err := testnet.PickAddr()
 		if err != nil {
 			return nil, err
 		}

@@ -1,5 +1,6 @@
-// Package testnet helps tests that start servers on loopback: it picks
-// the addresses they listen on. Tests only.
+// Package testnet helps tests, and the benchmark tools that start
+// servers of their own (cmd/matchlat), on loopback: it picks the
+// addresses the servers listen on.
 package testnet
 
 import (
@@ -7,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
-	"testing"
 )
 
 // handed holds every port FreeAddr has returned in this process: free
@@ -18,15 +18,34 @@ var handed struct {
 	ports map[int]bool
 }
 
+// TB is the part of testing.TB that FreeAddr uses (so that the package
+// does not link the testing package into the tools that use PickAddr).
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+}
+
 // FreeAddr returns a 127.0.0.1 address with a port free at the time of
-// the call, for a process the test starts next. The port is chosen below
-// Linux's ephemeral range (32768–60999 by default): a port from that
-// range, free when picked, can be taken by an outgoing connection (one
-// replica dialling another) before the process meant to listen on it
-// binds it, which failed a cluster start now and then. No port is
-// returned twice in one process.
-func FreeAddr(t testing.TB) string {
+// the call, for a process the test starts next (see PickAddr); it fails
+// the test if there is none.
+func FreeAddr(t TB) string {
 	t.Helper()
+	addr, err := PickAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// PickAddr returns a 127.0.0.1 address with a port free at the time of
+// the call, for a process started next that must know its address before
+// it starts (a cluster's peers). The port is chosen below Linux's
+// ephemeral range (32768–60999 by default): a port from that range, free
+// when picked, can be taken by an outgoing connection (one replica
+// dialling another) before the process meant to listen on it binds it,
+// which failed a cluster start now and then. No port is returned twice in
+// one process.
+func PickAddr() (string, error) {
 	handed.Lock()
 	defer handed.Unlock()
 	if handed.ports == nil {
@@ -41,13 +60,13 @@ func FreeAddr(t testing.TB) string {
 		if ln, err := net.Listen("tcp", addr); err == nil {
 			ln.Close()
 			handed.ports[port] = true
-			return addr
+			return addr, nil
 		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	defer ln.Close()
-	return ln.Addr().String()
+	return ln.Addr().String(), nil
 }
