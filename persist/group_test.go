@@ -64,18 +64,20 @@ func groupCommands(n int) []engine.Command {
 	return cmds
 }
 
-// TestGroupsReplayFromAnywhere writes commands in writes of many sizes
-// (each its groups of at most maxGroup) and replays every [from, to]
-// window that starts or ends at a group's edge or inside one.
-func TestGroupsReplayFromAnywhere(t *testing.T) {
+// groupStore returns a store in memory whose journal holds cmds, written
+// in writes of the given sizes (the rest in one more), and synced.
+func groupStore(t *testing.T, cmds []engine.Command, writes ...int) *Store {
+	t.Helper()
 	s, err := Open("db", replayConfig(), Options{FS: vfs.NewMem(), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	cmds := groupCommands(3100)
+	t.Cleanup(func() { s.Close() })
 	next := 0
-	for _, n := range []int{1, 2, 1, maxGroup + 3, 7, 2 * maxGroup, 1} {
+	for _, n := range append(writes, len(cmds)-sum(writes)) {
+		if n == 0 {
+			continue
+		}
 		if err := s.Write(cmds[next : next+n]); err != nil {
 			t.Fatal(err)
 		}
@@ -84,6 +86,25 @@ func TestGroupsReplayFromAnywhere(t *testing.T) {
 	if err := s.Sync(); err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+func sum(ns []int) int {
+	t := 0
+	for _, n := range ns {
+		t += n
+	}
+	return t
+}
+
+// TestGroupsReplayFromAnywhere writes commands in writes of many sizes
+// (each its groups of at most maxGroup) and replays every [from, to]
+// window that starts or ends at a group's edge or inside one.
+func TestGroupsReplayFromAnywhere(t *testing.T) {
+	writes := []int{1, 2, 1, maxGroup + 3, 7, 2 * maxGroup, 1}
+	next := sum(writes)
+	cmds := groupCommands(next)
+	s := groupStore(t, cmds, writes...)
 	if first, err := s.FirstSeq(); err != nil || first != 1 {
 		t.Fatalf("FirstSeq = %d, %v", first, err)
 	}
@@ -132,21 +153,8 @@ func TestGroupsRefuseSeqGaps(t *testing.T) {
 // TestTruncateInsideGroup cuts a group in the middle: what is before the
 // cut stays, readable, and the high-water mark follows.
 func TestTruncateInsideGroup(t *testing.T) {
-	s, err := Open("db", replayConfig(), Options{FS: vfs.NewMem(), Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	cmds := groupCommands(300)
-	if err := s.Write(cmds[:100]); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Write(cmds[100:]); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Sync(); err != nil {
-		t.Fatal(err)
-	}
+	s := groupStore(t, cmds, 100)
 	removed, err := s.TruncateJournal(51)
 	if err != nil || removed != 250 {
 		t.Fatalf("TruncateJournal(51) = %d, %v; want 250 removed", removed, err)
@@ -197,21 +205,8 @@ func FuzzGroupShape(f *testing.F) {
 // its group from splitting; replay names that record, in the middle of the
 // journal, and truncating from it leaves the records before it.
 func TestGroupThatDoesNotSplit(t *testing.T) {
-	s, err := Open("db", replayConfig(), Options{FS: vfs.NewMem(), Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	cmds := groupCommands(100)
-	if err := s.Write(cmds[:10]); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Write(cmds[10:]); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Sync(); err != nil {
-		t.Fatal(err)
-	}
+	s := groupStore(t, cmds, 10)
 	rec := AppendRecord(nil, &cmds[59])
 	rec[0] = 9
 	if err := s.setRecord(60, rec); err != nil {
