@@ -136,17 +136,24 @@ func TestGroupsReplayFromAnywhere(t *testing.T) {
 	}
 }
 
-// TestGroupsRefuseSeqGaps: one write is one run of consecutive commands.
+// TestGroupsRefuseSeqGaps: one write is one run of consecutive commands;
+// a write that is not stages nothing, not even its first whole group.
 func TestGroupsRefuseSeqGaps(t *testing.T) {
 	s, err := Open("db", replayConfig(), Options{FS: vfs.NewMem(), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	cmds := groupCommands(3)
-	cmds[2].Seq = 4
+	cmds := groupCommands(maxGroup + 3)
+	cmds[maxGroup+2].Seq++
 	if err := s.Write(cmds); err == nil {
 		t.Fatal("a write with a gap in its sequence numbers was taken")
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if last, err := s.LastSeq(); err != nil || last != 0 {
+		t.Fatalf("the refused write staged records: last seq %d, %v", last, err)
 	}
 }
 

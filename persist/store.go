@@ -432,14 +432,16 @@ func (s *Store) Write(cmds []engine.Command) error {
 	if err := s.Err(); err != nil {
 		return err
 	}
+	for i := 1; i < len(cmds); i++ {
+		if cmds[i].Seq != cmds[i-1].Seq+1 {
+			return fmt.Errorf("persist: write: seq %d follows %d in one write; nothing staged", cmds[i].Seq, cmds[i-1].Seq)
+		}
+	}
 	for len(cmds) > 0 {
 		g := cmds[:min(len(cmds), maxGroup)]
 		cmds = cmds[len(g):]
 		s.buf = s.buf[:0]
 		for i := range g {
-			if i > 0 && g[i].Seq != g[i-1].Seq+1 {
-				return fmt.Errorf("persist: write: seq %d follows %d in one write", g[i].Seq, g[i-1].Seq)
-			}
 			s.buf = AppendRecord(s.buf, &g[i])
 		}
 		last := g[len(g)-1].Seq
