@@ -131,15 +131,28 @@ func (sn *Snapshotter) Snapshot() (engine.Seq, error) {
 		sn.replica = r
 	}
 	if from := sn.replica.LastSeq() + 1; to >= from {
+		// In chunks, so that each command's cache misses are started
+		// while the ones before it apply (engine.PrefetchAhead).
 		out := make([]engine.Event, 0, 256)
+		chunk := make([]engine.Command, 0, 1024)
+		apply := func() {
+			for i := range chunk {
+				sn.replica.PrefetchAhead(chunk, i)
+				out = sn.replica.Apply(&chunk[i], out[:0])
+			}
+			chunk = chunk[:0]
+		}
 		err := sn.store.Replay(context.Background(), from, to, func(c *engine.Command) error {
-			out = sn.replica.Apply(c, out[:0])
+			if chunk = append(chunk, *c); len(chunk) == cap(chunk) {
+				apply()
+			}
 			return nil
 		})
 		if err != nil {
 			sn.failures.Add(1)
 			return 0, err
 		}
+		apply()
 	}
 	seq := sn.replica.LastSeq()
 	data := sn.replica.Snapshot(sn.buf[:0])
