@@ -12,7 +12,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # Fuzz targets as package:Target.
 FUZZ_TARGETS := ./engine:FuzzCommands ./engine:FuzzRestore ./units:FuzzParsePrice ./units:FuzzFormat \
-                ./persist:FuzzDecodeRecord ./persist:FuzzSnapshotHeader ./api/wire:FuzzFrames ./replica:FuzzDecodeEntry
+                ./persist:FuzzDecodeRecord ./persist:FuzzGroupShape ./persist:FuzzSnapshotHeader ./api/wire:FuzzFrames ./replica:FuzzDecodeEntry
 
 CRASH_ITERATIONS ?= 100
 # make loadtest: offered rate, measured duration, fsync, output directory.
