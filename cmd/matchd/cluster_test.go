@@ -140,9 +140,12 @@ func (c *testCluster) converged() {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var seqs []float64
+		var silent []int
 		for i := range c.servers {
 			if st := c.status(i); st != nil {
 				seqs = append(seqs, st["committed_seq"].(float64), st["applied"].(float64))
+			} else {
+				silent = append(silent, i+1)
 			}
 		}
 		if len(seqs) == 2*len(c.servers) {
@@ -155,7 +158,8 @@ func (c *testCluster) converged() {
 			}
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("the replicas did not converge: (committed seq, applied index) %v", seqs)
+			c.t.Fatalf("the replicas did not converge: (committed seq, applied index) %v; not answering: nodes %v; "+
+				"the nodes' replica lines:\n%s", seqs, silent, c.replicaLines())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
