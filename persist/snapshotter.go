@@ -136,10 +136,7 @@ func (sn *Snapshotter) Snapshot() (engine.Seq, error) {
 		out := make([]engine.Event, 0, 256)
 		chunk := make([]engine.Command, 0, 1024)
 		apply := func() {
-			for i := range chunk {
-				sn.replica.PrefetchAhead(chunk, i)
-				out = sn.replica.Apply(&chunk[i], out[:0])
-			}
+			out = applyChunk(sn.replica, chunk, out, nil)
 			chunk = chunk[:0]
 		}
 		err := sn.store.Replay(context.Background(), from, to, func(c *engine.Command) error {

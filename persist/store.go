@@ -875,13 +875,7 @@ func (s *Store) RecoverWith(o RecoverOptions) (*engine.Engine, RecoveryStats, er
 	}()
 	out := make([]engine.Event, 0, 1024)
 	for cmds := range chunks {
-		for i := range cmds {
-			e.PrefetchAhead(cmds, i)
-			out = e.Apply(&cmds[i], out[:0])
-			if o.Observe != nil {
-				o.Observe(&cmds[i], out)
-			}
-		}
+		out = applyChunk(e, cmds, out, o.Observe)
 		st.Replayed += len(cmds)
 		free <- cmds[:0]
 	}
@@ -911,6 +905,20 @@ func (s *Store) RecoverWith(o RecoverOptions) (*engine.Engine, RecoveryStats, er
 		s.durable.Store(uint64(st.LastSeq))
 	}
 	return e, st, nil
+}
+
+// applyChunk applies cmds to e in order, prefetching ahead within them
+// (engine.PrefetchAhead), and calls observe (if set) with each command's
+// events. It returns out, the event buffer, for reuse.
+func applyChunk(e *engine.Engine, cmds []engine.Command, out []engine.Event, observe func(*engine.Command, []engine.Event)) []engine.Event {
+	for i := range cmds {
+		e.PrefetchAhead(cmds, i)
+		out = e.Apply(&cmds[i], out[:0])
+		if observe != nil {
+			observe(&cmds[i], out)
+		}
+	}
+	return out
 }
 
 // loadFirstReadable returns the engine of the last of snaps that loads,
