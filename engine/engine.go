@@ -53,7 +53,8 @@ type Engine struct {
 	// Per-command scratch state.
 	seq     Seq
 	time    int64
-	cs      int32 // the command's session (index in sess), or -1
+	cs      int32    // the command's session (index in sess), or -1
+	ca      *account // the command's account while cs >= 0
 	out     []Event
 	epoch   uint64
 	touched []*book
@@ -166,7 +167,7 @@ func (e *Engine) Apply(cmd *Command, out []Event) []Event {
 	if cmd.Kind == CmdClock {
 		return e.finish()
 	}
-	e.cs = e.sessionOf(e.account(cmd.Account), cmd.Session)
+	e.enterSession(cmd)
 	if e.cs < 0 {
 		e.reject(cmd, RejectTooManySessions)
 		return e.finish()
@@ -371,6 +372,24 @@ func (e *Engine) lookupAccount(id AccountID) *account {
 	return nil
 }
 
+// enterSession sets the command's account and session (e.ca, e.cs),
+// creating them on first use; e.cs is -1 if the account has no room for a
+// new session. The common case, an account seen before with a small ID
+// and the session it used last, takes one call.
+func (e *Engine) enterSession(cmd *Command) {
+	if id := cmd.Account; uint64(id) < uint64(len(e.acctLow)) { // only IDs below acctLowLimit are there
+		if k := e.acctLow[id]; k != 0 {
+			a := e.accts[k-1]
+			if i := a.lastSess; i >= 0 && e.sess[i].name == cmd.Session {
+				e.ca, e.cs = a, i
+				return
+			}
+		}
+	}
+	e.ca = e.account(cmd.Account)
+	e.cs = e.sessionOf(e.ca, cmd.Session)
+}
+
 // account returns the account with the given ID, creating it on first use.
 func (e *Engine) account(id AccountID) *account {
 	if a := e.lookupAccount(id); a != nil {
@@ -504,7 +523,7 @@ func (e *Engine) validateSpecial(c *Command, b *book, a *account) RejectReason {
 }
 
 func (e *Engine) newOrder(c *Command) {
-	a := e.accts[e.sess[e.cs].acct]
+	a := e.ca
 	if c.Ref <= e.sess[e.cs].lastRef {
 		e.reject(c, RejectStaleClientRef)
 		return
@@ -708,7 +727,7 @@ func (e *Engine) retire(o *order) {
 }
 
 func (e *Engine) cancel(c *Command) {
-	a := e.accts[e.sess[e.cs].acct]
+	a := e.ca
 	o := e.orders.get(c.OrderID)
 	if o == nil {
 		e.reject(c, RejectUnknownOrder)
@@ -723,7 +742,7 @@ func (e *Engine) cancel(c *Command) {
 }
 
 func (e *Engine) replace(c *Command) {
-	a := e.accts[e.sess[e.cs].acct]
+	a := e.ca
 	if c.Ref <= e.sess[e.cs].lastRef {
 		e.reject(c, RejectStaleClientRef)
 		return
@@ -861,7 +880,7 @@ func (e *Engine) replace(c *Command) {
 }
 
 func (e *Engine) massCancel(c *Command) {
-	a := e.accts[e.sess[e.cs].acct]
+	a := e.ca
 	if c.Instrument != 0 && e.book(c.Instrument) == nil {
 		e.reject(c, RejectUnknownInstrument)
 		return

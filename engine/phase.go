@@ -32,7 +32,7 @@ func (e *Engine) setPhase(b *book, p Phase, price Price, to int32) {
 
 // phaseCommand applies an operator's CmdPhase.
 func (e *Engine) phaseCommand(c *Command) {
-	a := e.accts[e.sess[e.cs].acct]
+	a := e.ca
 	if !e.operators[a.id] {
 		e.reject(c, RejectNotOperator)
 		return
