@@ -335,14 +335,15 @@ func (e *Engine) emitLevel(t *levelTouch, l *level) {
 // and returns it for the caller to fill in. An Event is large: built
 // where it lives, it is written once, not built aside and copied.
 func (e *Engine) event(k EventKind) *Event {
-	n := len(e.out)
-	if n == cap(e.out) {
-		e.out = append(e.out, Event{})
+	out := e.out
+	if n := len(out); n < cap(out) {
+		out = out[:n+1]
+		out[n] = Event{}
 	} else {
-		e.out = e.out[:n+1]
-		e.out[n] = Event{}
+		out = append(out, Event{})
 	}
-	ev := &e.out[n]
+	e.out = out
+	ev := &out[len(out)-1]
 	ev.Seq, ev.Time, ev.Kind = e.seq, e.time, k
 	return ev
 }
@@ -557,10 +558,12 @@ func (e *Engine) newOrder(c *Command) {
 	e.touch(b)
 	e.nextOrder++
 	o := e.allocOrder()
-	*o = order{
-		handle: o.handle, id: e.nextOrder, ref: c.Ref, price: limit, qty: c.Qty, time: e.time,
-		acct: a.idx, sess: e.cs, bookIdx: int32(b.idx), side: c.Side, typ: c.Type, tif: c.TIF, stp: stp,
-	}
+	// Every field but the handle, one by one: a literal would be built on
+	// the stack and copied (TestNewOrderSetsEveryField).
+	o.id, o.ref, o.price, o.qty, o.filled, o.time = e.nextOrder, c.Ref, limit, c.Qty, 0, e.time
+	o.level, o.prev, o.next, o.aprev, o.anext = nil, nil, nil, nil, nil
+	o.acct, o.sess, o.bookIdx, o.ext = a.idx, e.cs, int32(b.idx), 0
+	o.side, o.typ, o.tif, o.stp = c.Side, c.Type, c.TIF, stp
 	ev := e.event(EvAccepted)
 	ev.Side, ev.Instrument, ev.Account, ev.OrderID, ev.Ref = c.Side, b.inst.ID, a.id, o.id, o.ref
 	ev.Price, ev.Qty, ev.Leaves = o.eventPrice(), c.Qty, c.Qty
