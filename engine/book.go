@@ -217,8 +217,8 @@ type book struct {
 	bids     bookSide
 	asks     bookSide
 
-	epoch  uint64    // Engine.epoch when before was taken
-	before TopOfBook // top of book before the current command
+	epoch     uint64    // Engine.epoch of the last command that touched the book
+	published TopOfBook // its top of book at the end of the last command (the last EvTopOfBook's)
 
 	phase     Phase
 	phaseEnd  int64 // PhaseVolatility: when it uncrosses

@@ -205,7 +205,8 @@ func (e *Engine) finish() []Event {
 		}
 	}
 	for _, b := range e.touched {
-		if t := b.top(); t != b.before {
+		if t := b.top(); t != b.published {
+			b.published = t
 			ev := e.event(EvTopOfBook)
 			ev.Instrument = b.inst.ID
 			ev.BidPrice, ev.BidQty, ev.AskPrice, ev.AskQty = t.BidPrice, t.BidQty, t.AskPrice, t.AskQty
@@ -216,12 +217,12 @@ func (e *Engine) finish() []Event {
 	return out
 }
 
-// touch records b's top of book before the first change the current command
-// makes to it.
+// touch lists b among the books the current command changes, before its
+// first change to it; finish compares their tops of book with the ones
+// they last published.
 func (e *Engine) touch(b *book) {
 	if b.epoch != e.epoch {
 		b.epoch = e.epoch
-		b.before = b.top()
 		e.touched = append(e.touched, b)
 	}
 }
