@@ -219,6 +219,7 @@ type book struct {
 
 	epoch     uint64    // Engine.epoch of the last command that touched the book
 	published TopOfBook // its top of book at the end of the last command (the last EvTopOfBook's)
+	topDirty  bool      // the current command touched a level while it was the best
 
 	phase     Phase
 	phaseEnd  int64 // PhaseVolatility: when it uncrosses

@@ -205,6 +205,10 @@ func (e *Engine) finish() []Event {
 		}
 	}
 	for _, b := range e.touched {
+		if !b.topDirty {
+			continue
+		}
+		b.topDirty = false
 		if t := b.top(); t != b.published {
 			b.published = t
 			ev := e.event(EvTopOfBook)
@@ -231,6 +235,11 @@ func (e *Engine) touch(b *book) {
 // first time the command touches it. A level emptied and made again within
 // one command is recorded twice; emitLevels merges the records.
 func (e *Engine) touchLevel(b *book, side Side, l *level) {
+	if l == b.bids.best || l == b.asks.best {
+		// A best level changes: the top of book may (nothing else
+		// changes it; a level made best is touched once it is).
+		b.topDirty = true
+	}
 	if l.epoch == e.epoch {
 		return
 	}

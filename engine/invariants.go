@@ -8,7 +8,8 @@ import (
 // CheckInvariants walks the whole state and reports every broken invariant:
 // a book crossed at rest, a level whose total or count disagrees with its
 // orders, a FIFO out of arrival order, a cached best level that is not the
-// best, an order index or account list that disagrees with the books. It is
+// best, a top of book other than the one last published, an order index
+// or account list that disagrees with the books. It is
 // for tests and debugging: it costs time proportional to the state.
 func (e *Engine) CheckInvariants() error {
 	var errs []error
@@ -20,6 +21,12 @@ func (e *Engine) CheckInvariants() error {
 	resting, auctions := 0, int32(0)
 	perAcct := map[*account][]int32{}
 	for _, b := range e.books {
+		if t := b.top(); t != b.published {
+			bad("%s: top of book %+v, last published %+v", b.inst.Symbol, t, b.published)
+		}
+		if b.topDirty {
+			bad("%s: top of book marked changed between commands", b.inst.Symbol)
+		}
 		for _, s := range []*bookSide{&b.bids, &b.asks} {
 			var prev, prevLive *level
 			empties, inTree := 0, 0

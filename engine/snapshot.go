@@ -588,8 +588,8 @@ func Restore(data []byte) (*Engine, error) {
 		return nil, fmt.Errorf("%w: accounts list %d orders, books hold %d", ErrBadSnapshot, listed, resting)
 	}
 	e.computeWake()
-	for _, b := range e.books {
-		b.published = b.top()
+	for _, b := range e.books { // as the last command left them
+		b.published, b.topDirty = b.top(), false
 	}
 	if err := e.CheckInvariants(); version >= 3 && err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
