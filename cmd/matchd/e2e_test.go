@@ -612,12 +612,24 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 				seen++
 			}
 		}
-		// Paced by the good subscriber (each command makes at least one
-		// update): it must keep up as a reading client does, not as a
-		// test goroutine descheduled on a loaded machine might not (under
-		// the full race suite it was once cut off for that).
-		for deadline := time.Now().Add(30 * time.Second); goodRead.Load() < snap.FeedSeq+uint64(i+chunk) && time.Now().Before(deadline); {
-			time.Sleep(time.Millisecond)
+		// Paced by the good subscriber: it must keep up as a reading
+		// client does, not as a test goroutine descheduled on a loaded
+		// machine might not (under the full race suite it was cut off for
+		// that). Each command makes one update or more (1.16 on average),
+		// so waiting until it has read one per command let it fall behind
+		// by 0.16 of the updates sent, over 1 MiB by the end; it is
+		// waited for until it has read that many and then stops for 5 ms
+		// (the chunk's updates were sent with its answers, so by then it
+		// has read them all, or nearly).
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+			read := goodRead.Load()
+			if read < snap.FeedSeq+uint64(i+chunk) {
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			if time.Sleep(5 * time.Millisecond); goodRead.Load() == read {
+				break
+			}
 		}
 	}
 	good.send((&wire.Query{Request: 2, Kind: wire.QueryTop, Instrument: aapl}).Append(nil))
