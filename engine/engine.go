@@ -387,19 +387,21 @@ func (e *Engine) lookupAccount(id AccountID) *account {
 // enterSession sets the command's account and session (e.ca, e.cs),
 // creating them on first use; e.cs is -1 if the account has no room for a
 // new session. The common case, an account seen before with a small ID
-// and the session it used last, takes one call.
+// (lookupAccount's first table, read here without the call) and the
+// session it used last, takes this one call.
 func (e *Engine) enterSession(cmd *Command) {
-	if id := cmd.Account; uint64(id) < uint64(len(e.acctLow)) { // only IDs below acctLowLimit are there
-		if k := e.acctLow[id]; k != 0 {
-			a := e.accts[k-1]
-			if i := a.lastSess; i >= 0 && e.sess[i].name == cmd.Session {
-				e.ca, e.cs = a, i
-				return
-			}
-		}
+	var a *account
+	if id := cmd.Account; uint64(id) < uint64(len(e.acctLow)) && e.acctLow[id] != 0 { // only IDs below acctLowLimit are there
+		a = e.accts[e.acctLow[id]-1]
+	} else {
+		a = e.account(id)
 	}
-	e.ca = e.account(cmd.Account)
-	e.cs = e.sessionOf(e.ca, cmd.Session)
+	e.ca = a
+	if i := a.lastSess; i >= 0 && e.sess[i].name == cmd.Session {
+		e.cs = i
+		return
+	}
+	e.cs = e.sessionOf(a, cmd.Session)
 }
 
 // account returns the account with the given ID, creating it on first use.

@@ -29,11 +29,8 @@ type session struct {
 
 // sessionOf returns the index of a's session name in Engine.sess,
 // creating it on first use, or -1 if a already has MaxSessionsPerAccount
-// others.
+// others. (enterSession checks a's last session before it calls this.)
 func (e *Engine) sessionOf(a *account, name SessionID) int32 {
-	if a.lastSess >= 0 && e.sess[a.lastSess].name == name {
-		return a.lastSess
-	}
 	for _, i := range a.sessions {
 		if e.sess[i].name == name {
 			a.lastSess = i
